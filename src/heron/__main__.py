@@ -1,0 +1,5 @@
+import sys
+
+from heron.cli.main import main
+
+sys.exit(main())

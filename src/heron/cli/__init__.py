@@ -1,0 +1,1 @@
+"""Command-line interface: ``heron COMMAND``; one module per command (see :mod:`heron.cli.main`)."""

@@ -1,0 +1,56 @@
+"""Entry point of the ``heron`` command.
+
+Each command lives in its own module ``heron.cli.<name>`` exposing ``add_arguments(parser)`` and
+``run(args) -> int``; :data:`COMMANDS` maps command names to those modules, imported only when
+the command runs (so ``heron --help`` stays fast and import-side-effect free).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("heron.cli.demo", "build a collection of the Python standard library docs and answer questions"),
+    "index": ("heron.cli.index", "build or extend a collection from .txt/.md files, a JSONL file or a BEIR folder"),
+    "search": ("heron.cli.search", "search a collection"),
+    "info": ("heron.cli.info", "describe a collection"),
+    "eval": ("heron.cli.eval", "evaluate retrievers on a BEIR dataset"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="heron", description="heron: a retrieval engine for embedding-based search")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        # arguments are added lazily in main() for the chosen command only
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
+    module = importlib.import_module(COMMANDS[name][0])
+    p = argparse.ArgumentParser(prog=f"heron {name}", description=COMMANDS[name][1])
+    module.add_arguments(p)
+    args = p.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"heron {name}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

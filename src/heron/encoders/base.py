@@ -1,0 +1,47 @@
+"""The encoder protocol shared by every text encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A text encoder producing one L2-normalised vector per text.
+
+    Attributes
+    ----------
+    name:
+        Canonical model identity, stored in a collection manifest and checked on open.
+    dim:
+        Output dimension ``d``.
+    """
+
+    name: str
+    dim: int
+
+    def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Encode queries; returns ``float32`` of shape ``(n, d)``."""
+        ...
+
+    def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Encode documents; returns ``float32`` of shape ``(n, d)``."""
+        ...
+
+
+def check_texts(texts: object, *, what: str = "texts", allow_empty_text: bool = True) -> list[str]:
+    """Validate a batch of texts: a sequence of ``str`` (a single ``str`` becomes a batch of one)."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Sequence) and not hasattr(texts, "__iter__"):
+        raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}")
+    out = list(texts)  # type: ignore[arg-type]
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"{what}[{i}] must be a str, got {type(t).__name__}: {t!r:.60}")
+        if not allow_empty_text and not t.strip():
+            raise ValueError(f"{what}[{i}] is empty; pass non-empty text (an empty query matches nothing)")
+    return out

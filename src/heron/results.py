@@ -1,0 +1,127 @@
+"""The one result type every retriever and stage returns.
+
+A :class:`Results` holds, for a batch of ``n_queries`` queries, the top ``k`` document keys
+and their scores as two arrays of shape ``(n_queries, k)``. Rows with fewer than ``k`` hits are
+padded with key ``-1`` and score ``-inf``. Keys are the collection's internal, never-reused
+``int64`` document keys; :meth:`Results.doc_ids` maps them to the user's string ids.
+This is the seam every later stage (codecs, indexes, rerankers, fusion) plugs into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PAD_KEY = -1
+PAD_SCORE = -np.inf
+
+
+@dataclass(frozen=True)
+class Results:
+    """Batched top-k results.
+
+    Attributes
+    ----------
+    keys:
+        ``int64`` array, shape ``(n_queries, k)``; ``-1`` pads missing hits.
+    scores:
+        ``float32`` array, shape ``(n_queries, k)``, sorted descending per row; ``-inf`` pads.
+    resolver:
+        Optional callable mapping an array of keys to string document ids (set by the collection).
+    info:
+        Free-form diagnostics (strategy chosen, timings) a stage wants to report.
+    """
+
+    keys: np.ndarray
+    scores: np.ndarray
+    resolver: Callable[[np.ndarray], list[str]] | None = field(default=None, compare=False, repr=False)
+    info: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        keys = np.asarray(self.keys)
+        scores = np.asarray(self.scores)
+        if keys.ndim != 2 or keys.shape != scores.shape:
+            raise ValueError(
+                f"Results needs keys and scores of the same 2-d shape, got {keys.shape} and {scores.shape}"
+            )
+        object.__setattr__(self, "keys", keys.astype(np.int64, copy=False))
+        object.__setattr__(self, "scores", scores.astype(np.float32, copy=False))
+
+    @property
+    def n_queries(self) -> int:
+        return int(self.keys.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.keys.shape[1])
+
+    def __len__(self) -> int:
+        return self.n_queries
+
+    def valid(self) -> np.ndarray:
+        """Boolean mask, shape ``(n_queries, k)``, of real (non-padding) hits."""
+        return self.keys != PAD_KEY
+
+    def counts(self) -> np.ndarray:
+        """Number of real hits per query, shape ``(n_queries,)``."""
+        return self.valid().sum(axis=1)
+
+    def cut(self, k: int) -> Results:
+        """Keep the first ``k`` hits of each row (the ``% k`` operator)."""
+        k = check_k(k)
+        keys, scores = self.keys[:, :k], self.scores[:, :k]
+        if keys.shape[1] < k:
+            keys, scores = pad(keys, scores, k)
+        return Results(keys, scores, self.resolver, dict(self.info))
+
+    def with_resolver(self, resolver: Callable[[np.ndarray], list[str]] | None) -> Results:
+        return Results(self.keys, self.scores, resolver, self.info)
+
+    def doc_ids(self) -> list[list[str]]:
+        """String document ids per query (padding dropped)."""
+        if self.resolver is None:
+            raise ValueError("these Results carry no id resolver; search through a Collection to get doc ids")
+        out: list[list[str]] = []
+        for row_keys in self.keys:
+            real = row_keys[row_keys != PAD_KEY]
+            out.append(self.resolver(real) if len(real) else [])
+        return out
+
+    def to_run(self, query_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """A TREC-style run ``{query_id: {doc_id: score}}`` for evaluation."""
+        if len(query_ids) != self.n_queries:
+            raise ValueError(f"got {len(query_ids)} query ids for {self.n_queries} result rows")
+        run: dict[str, dict[str, float]] = {}
+        for qid, ids, row in zip(query_ids, self.doc_ids(), self.scores):
+            run[str(qid)] = {d: float(s) for d, s in zip(ids, row[: len(ids)])}
+        return run
+
+    @staticmethod
+    def empty(n_queries: int, k: int) -> Results:
+        return Results(
+            np.full((n_queries, k), PAD_KEY, dtype=np.int64),
+            np.full((n_queries, k), PAD_SCORE, dtype=np.float32),
+        )
+
+
+def check_k(k: object) -> int:
+    """Validate a cut-off ``k`` (a positive int)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be a positive int, got {k!r} ({type(k).__name__})")
+    if k <= 0:
+        raise ValueError(f"k must be a positive int, got k={k}; ask for at least one hit (k >= 1)")
+    return int(k)
+
+
+def pad(keys: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad ``(n, k0)`` arrays to ``(n, k)`` with ``-1`` / ``-inf``."""
+    n, k0 = keys.shape
+    if k0 >= k:
+        return keys[:, :k], scores[:, :k]
+    pk = np.full((n, k), PAD_KEY, dtype=np.int64)
+    ps = np.full((n, k), PAD_SCORE, dtype=np.float32)
+    pk[:, :k0] = keys
+    ps[:, :k0] = scores
+    return pk, ps
