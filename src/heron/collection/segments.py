@@ -1,0 +1,162 @@
+"""Immutable on-disk segments of per-document arrays.
+
+A segment is a folder ``segments/NNNNNNNN/`` holding ``keys.npy`` (int64, one key per row),
+``segment.json`` (row count and each field's kind and files), and per field:
+
+* ``dense``:  ``NAME.npy`` of shape ``(n, d)``
+* ``sparse``: ``NAME.indptr.npy`` (n+1,), ``NAME.indices.npy`` (nnz,) int32, ``NAME.data.npy`` (nnz,) float32
+* ``ragged``: ``NAME.offsets.npy`` (n+1,) int64, ``NAME.values.npy`` (n_items, d)
+
+Files are written to a temporary folder and renamed into place; once a segment is registered in
+the collection's SQLite store it is never modified, except that a field may be *added* to it
+(again via temp file + rename), so memory-mapped readers always see complete files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def segment_name(seg_id: int) -> str:
+    return f"{seg_id:08d}"
+
+
+def _save(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(arr))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def field_arrays(kind: str, name: str, data: Any, n: int) -> dict[str, np.ndarray]:
+    """Turn a field's data for ``n`` rows into the files that store it."""
+    if kind == "dense":
+        arr = np.asarray(data)
+        if arr.ndim != 2 or arr.shape[0] != n:
+            raise ValueError(f"field {name!r}: expected a 2-d array with {n} rows, got shape {arr.shape}")
+        return {f"{name}.npy": arr}
+    if kind == "sparse":
+        sp = _as_csr(data, n, name)
+        return {
+            f"{name}.indptr.npy": np.asarray(sp.indptr, dtype=np.int64),
+            f"{name}.indices.npy": np.asarray(sp.indices, dtype=np.int32),
+            f"{name}.data.npy": np.asarray(sp.data, dtype=np.float32),
+        }
+    if kind == "ragged":
+        items = list(data)
+        if len(items) != n:
+            raise ValueError(f"field {name!r}: expected {n} ragged rows, got {len(items)}")
+        widths = {np.asarray(x).shape[1] for x in items if np.asarray(x).ndim == 2}
+        if len(widths) > 1:
+            raise ValueError(f"field {name!r}: ragged rows have mixed widths {sorted(widths)}")
+        d = widths.pop() if widths else 0
+        lens = np.array([np.asarray(x).reshape(-1, d).shape[0] if d else 0 for x in items], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        dtype = np.asarray(items[0]).dtype if items else np.float32
+        values = np.concatenate([np.asarray(x, dtype=dtype).reshape(-1, d) for x in items]) if lens.sum() else np.zeros((0, d), dtype=dtype)
+        return {f"{name}.offsets.npy": offsets, f"{name}.values.npy": values}
+    raise ValueError(f"unknown field kind {kind!r}; choose one of dense, sparse, ragged")
+
+
+def _as_csr(data: Any, n: int, name: str) -> Any:
+    from heron._deps import require
+
+    sparse = require("scipy.sparse", purpose="sparse fields")
+    if sparse.issparse(data):
+        sp = sparse.csr_matrix(data)
+    else:
+        raise TypeError(f"field {name!r} is sparse: pass a scipy.sparse matrix, got {type(data).__name__}")
+    if sp.shape[0] != n:
+        raise ValueError(f"field {name!r}: expected {n} sparse rows, got {sp.shape[0]}")
+    sp.sort_indices()
+    return sp
+
+
+def write_segment(root: Path, seg_id: int, keys: np.ndarray, fields: dict[str, tuple[str, Any]]) -> Path:
+    """Write a complete segment atomically; returns its folder."""
+    seg_dir = root / "segments" / segment_name(seg_id)
+    tmp = root / "segments" / f".{segment_name(seg_id)}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    if seg_dir.exists():  # an orphan from a crashed write (never registered)
+        shutil.rmtree(seg_dir)
+    tmp.mkdir(parents=True)
+    n = len(keys)
+    _save(tmp / "keys.npy", np.asarray(keys, dtype=np.int64))
+    meta: dict[str, Any] = {"rows": n, "fields": {}}
+    for name, (kind, data) in fields.items():
+        files = field_arrays(kind, name, data, n)
+        for fname, arr in files.items():
+            _save(tmp / fname, arr)
+        meta["fields"][name] = {"kind": kind, **_field_meta(kind, files)}
+    (tmp / "segment.json").write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, seg_dir)
+    return seg_dir
+
+
+def add_field_to_segment(seg_dir: Path, name: str, kind: str, data: Any) -> None:
+    """Add one field's files to an existing segment (atomic per file, manifest last)."""
+    meta = json.loads((seg_dir / "segment.json").read_text())
+    files = field_arrays(kind, name, data, int(meta["rows"]))
+    for fname, arr in files.items():
+        tmp = seg_dir / f".{fname}.tmp"
+        _save(tmp, arr)
+        os.replace(tmp, seg_dir / fname)
+    meta["fields"][name] = {"kind": kind, **_field_meta(kind, files)}
+    tmpj = seg_dir / ".segment.json.tmp"
+    tmpj.write_text(json.dumps(meta, indent=1))
+    os.replace(tmpj, seg_dir / "segment.json")
+
+
+def _field_meta(kind: str, files: dict[str, np.ndarray]) -> dict[str, Any]:
+    first = next(iter(files.values()))
+    if kind == "dense":
+        return {"dim": int(first.shape[1]), "dtype": str(first.dtype)}
+    if kind == "ragged":
+        vals = [v for k, v in files.items() if k.endswith(".values.npy")][0]
+        return {"dim": int(vals.shape[1]), "dtype": str(vals.dtype), "items": int(vals.shape[0])}
+    return {"nnz": int(len([v for k, v in files.items() if k.endswith(".data.npy")][0]))}
+
+
+class Segment:
+    """Read-only, memory-mapped view of one segment."""
+
+    def __init__(self, seg_dir: Path, seg_id: int) -> None:
+        self.dir = seg_dir
+        self.id = seg_id
+        try:
+            self.meta = json.loads((seg_dir / "segment.json").read_text())
+            self.keys = np.load(seg_dir / "keys.npy", mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"segment {str(seg_dir)!r} is missing or corrupt ({exc}); the collection needs repair (heron compact)") from exc
+        self.rows = int(self.meta["rows"])
+        self._cache: dict[str, Any] = {}
+
+    def has(self, name: str) -> bool:
+        return name in self.meta["fields"]
+
+    def _load(self, fname: str) -> np.ndarray:
+        if fname not in self._cache:
+            self._cache[fname] = np.load(self.dir / fname, mmap_mode="r")
+        return self._cache[fname]
+
+    def dense(self, name: str = "dense") -> np.ndarray:
+        """``(rows, d)`` memory-mapped array of a dense field."""
+        return self._load(f"{name}.npy")
+
+    def sparse(self, name: str, vocab: int = 0) -> Any:
+        from heron._deps import require
+
+        sparse = require("scipy.sparse", purpose="sparse fields")
+        indptr, indices, data = (self._load(f"{name}.{p}.npy") for p in ("indptr", "indices", "data"))
+        vocab = vocab or (int(indices.max()) + 1 if len(indices) else 0)
+        return sparse.csr_matrix((data, indices, indptr), shape=(self.rows, vocab))
+
+    def ragged(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self._load(f"{name}.offsets.npy"), self._load(f"{name}.values.npy")

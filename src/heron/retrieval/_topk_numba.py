@@ -1,0 +1,162 @@
+"""numba kernels behind :func:`heron.retrieval.topk.exact_search` (imported lazily, only with numba).
+
+Every kernel keeps, per query, a binary min-heap of the ``k`` best ``(score, row)`` pairs seen so
+far: the root is the *worst* kept hit, so a new score is compared with one number (the
+threshold) and almost every candidate is rejected by that single comparison. Hits are ordered by
+score descending, ties broken by the smaller row number; padding is ``(-inf, -1)``.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+_JIT = {"nogil": True, "cache": True}
+
+
+@nb.njit(inline="always", **_JIT)
+def _worse(s1: float, i1: int, s2: float, i2: int) -> bool:
+    """Whether hit ``(s1, i1)`` ranks below ``(s2, i2)`` (lower score, or equal score and larger row)."""
+    return s1 < s2 or (s1 == s2 and i1 > i2)
+
+
+@nb.njit(inline="always", **_JIT)
+def _replace_root(hs: np.ndarray, hi: np.ndarray, k: int, s: float, i: int) -> None:
+    """Replace the root (worst hit) of the min-heap ``hs[:k], hi[:k]`` with ``(s, i)`` and sift down."""
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= k:
+            break
+        right = child + 1
+        if right < k and _worse(hs[right], hi[right], hs[child], hi[child]):
+            child = right
+        if _worse(hs[child], hi[child], s, i):
+            hs[pos] = hs[child]
+            hi[pos] = hi[child]
+            pos = child
+        else:
+            break
+    hs[pos] = s
+    hi[pos] = i
+
+
+@nb.njit(inline="always", **_JIT)
+def _sort_heap(hs: np.ndarray, hi: np.ndarray, k: int) -> None:
+    """Heap sort in place: afterwards ``hs[:k]`` is descending (best hit first)."""
+    for end in range(k - 1, 0, -1):
+        s, i = hs[end], hi[end]
+        hs[end] = hs[0]
+        hi[end] = hi[0]
+        # sift (s, i) down from the root of the heap hs[:end]
+        pos = 0
+        while True:
+            child = 2 * pos + 1
+            if child >= end:
+                break
+            right = child + 1
+            if right < end and _worse(hs[right], hi[right], hs[child], hi[child]):
+                child = right
+            if _worse(hs[child], hi[child], s, i):
+                hs[pos] = hs[child]
+                hi[pos] = hi[child]
+                pos = child
+            else:
+                break
+        hs[pos] = s
+        hi[pos] = i
+
+
+@nb.njit(parallel=True, **_JIT)
+def select_block(
+    scores: np.ndarray,
+    row0: int,
+    valid: np.ndarray,
+    has_valid: bool,
+    heap_s: np.ndarray,
+    heap_i: np.ndarray,
+    q0: int,
+) -> None:
+    """Fold a block of scores into the running heaps.
+
+    ``scores`` is ``(m, nb)``: queries ``q0 .. q0+m`` against matrix rows ``row0 .. row0+nb``.
+    Rows arrive in ascending order, so a score equal to the threshold never displaces a kept
+    hit (the kept one has the smaller row).
+    """
+    m, width = scores.shape
+    k = heap_s.shape[1]
+    for a in nb.prange(m):
+        hs = heap_s[q0 + a]
+        hi = heap_i[q0 + a]
+        srow = scores[a]
+        thr = hs[0]
+        for j in range(width):
+            s = srow[j]
+            if s > thr:
+                r = row0 + j
+                if has_valid and not valid[r]:
+                    continue
+                _replace_root(hs, hi, k, s, r)
+                thr = hs[0]
+
+
+@nb.njit(parallel=True, **_JIT)
+def sort_heaps(heap_s: np.ndarray, heap_i: np.ndarray) -> None:
+    """Sort every query's heap in place into descending order."""
+    for a in nb.prange(heap_s.shape[0]):
+        _sort_heap(heap_s[a], heap_i[a], heap_s.shape[1])
+
+
+@nb.njit(parallel=True, fastmath=True, **_JIT)
+def scan(
+    queries: np.ndarray,
+    matrix: np.ndarray,
+    valid: np.ndarray,
+    has_valid: bool,
+    k: int,
+    n_chunks: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fused scan for a few queries: dot products and top-k in one pass over ``matrix``.
+
+    The matrix is read exactly once (memory-bandwidth bound); no score vector is materialised.
+    ``n_chunks`` contiguous row ranges are scanned in parallel, each with its own heaps, which are
+    then merged. Returns sorted ``(scores (m, k), rows (m, k))``.
+    """
+    m, d = queries.shape
+    n = matrix.shape[0]
+    part_s = np.full((n_chunks, m, k), -np.inf, dtype=np.float32)
+    part_i = np.full((n_chunks, m, k), -1, dtype=np.int64)
+    step = (n + n_chunks - 1) // n_chunks
+    for c in nb.prange(n_chunks):
+        lo = c * step
+        hi_row = min(n, lo + step)
+        ps = part_s[c]
+        pi = part_i[c]
+        thr = np.empty(m, dtype=np.float32)
+        for a in range(m):
+            thr[a] = ps[a, 0]
+        for r in range(lo, hi_row):
+            if has_valid and not valid[r]:
+                continue
+            x = matrix[r]
+            for a in range(m):
+                q = queries[a]
+                acc = np.float32(0.0)
+                for t in range(d):
+                    acc += q[t] * x[t]
+                if acc > thr[a]:
+                    _replace_root(ps[a], pi[a], k, acc, r)
+                    thr[a] = ps[a, 0]
+    out_s = np.full((m, k), -np.inf, dtype=np.float32)
+    out_i = np.full((m, k), -1, dtype=np.int64)
+    for a in nb.prange(m):
+        hs = out_s[a]
+        hi = out_i[a]
+        for c in range(n_chunks):
+            for j in range(k):
+                s = part_s[c, a, j]
+                i = part_i[c, a, j]
+                if i >= 0 and _worse(hs[0], hi[0], s, i):
+                    _replace_root(hs, hi, k, s, i)
+        _sort_heap(hs, hi, k)
+    return out_s, out_i
