@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("heron.cli.search", "search a collection"),
     "info": ("heron.cli.info", "describe a collection"),
     "eval": ("heron.cli.eval", "evaluate retrievers on a BEIR dataset"),
+    "bench-multivector": ("heron.cli.bench_multivector", "late-interaction benchmark: exact MaxSim, MUVERA, pooling, token codes"),
 }
 
 

@@ -1,0 +1,49 @@
+"""Save / load fitted state as ``.npy`` arrays + one JSON manifest (no pickle), version-checked."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+
+
+def save_state(path: str | os.PathLike, kind: str, version: int, params: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` as ``NAME.npy`` and a manifest ``{kind, format_version, params, arrays}``."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        np.save(p / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+    manifest = {"kind": kind, "format_version": version, "params": params, "arrays": sorted(arrays)}
+    tmp = p / f"{MANIFEST}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp, p / MANIFEST)
+    return p
+
+
+def load_state(path: str | os.PathLike, kind: str, version: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read what :func:`save_state` wrote; refuse another kind or format version."""
+    p = Path(path)
+    mf = p / MANIFEST
+    if not mf.is_file():
+        raise FileNotFoundError(f"no {kind} at {str(p)!r}: {MANIFEST} is missing (was it saved with .save()?)")
+    manifest = json.loads(mf.read_text())
+    if manifest.get("kind") != kind:
+        raise ValueError(f"{str(p)!r} holds a {manifest.get('kind')!r}, not a {kind!r}")
+    if manifest.get("format_version") != version:
+        raise ValueError(
+            f"{str(p)!r} has {kind} format version {manifest.get('format_version')!r}; this heron reads version {version}: refit and save it again"
+        )
+    arrays = {n: np.load(p / f"{n}.npy", allow_pickle=False) for n in manifest["arrays"]}
+    return manifest["params"], arrays
+
+
+def check_query_model(what: str, model: str | None, dim: int, encoder_name: str | None, vectors: np.ndarray) -> None:
+    """Refuse queries from another model or of another dimension than ``what`` was trained for."""
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise ValueError(f"{what} was trained for {dim}-dimensional query vectors of {model!r}; got shape {vectors.shape}")
+    if model is not None and encoder_name is not None and encoder_name != model:
+        raise ValueError(f"{what} was trained for model {model!r}, not {encoder_name!r}; train one for {encoder_name!r}")

@@ -1,0 +1,261 @@
+"""numba kernels behind the codec scans (imported lazily: only when numba is installed).
+
+Every kernel returns the top ``K`` rows of a code matrix per query without materialising the
+``(n_queries, n)`` score matrix: each (query block, row chunk) task keeps a candidate buffer of
+``2K`` entries behind a running threshold and compacts it when full (the bucket/threshold idea of
+faiss' ``HeapWithBuckets``). Query blocks are tiled over rows so a tile of codes is read once from
+memory per block of queries. Results of the row chunks are merged by :func:`merge_chunks`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _popcount64(typingctx, x):  # pragma: no cover - compiled
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        fn = builder.module.declare_intrinsic("llvm.ctpop", [args[0].type])
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _compact_f(bs, bi, cnt, K):  # pragma: no cover - compiled
+    """Keep the ``K`` largest of ``bs[:cnt]`` at the front; return (K, K-th largest)."""
+    tmp = bs[:cnt].copy()
+    kth = np.partition(tmp, cnt - K)[cnt - K]
+    cs = bs[:cnt].copy()
+    ci = bi[:cnt].copy()
+    j = 0
+    for t in range(cnt):
+        if cs[t] > kth:
+            bs[j] = cs[t]
+            bi[j] = ci[t]
+            j += 1
+    for t in range(cnt):
+        if j >= K:
+            break
+        if cs[t] == kth:
+            bs[j] = cs[t]
+            bi[j] = ci[t]
+            j += 1
+    return j, kth
+
+
+@njit(cache=True, nogil=True)
+def _compact_i(bd, bi, cnt, K, nbins):  # pragma: no cover - compiled
+    """Keep the ``K`` smallest integer distances of ``bd[:cnt]``; return (K, new strict bound)."""
+    hist = np.zeros(nbins + 1, dtype=np.int64)
+    for t in range(cnt):
+        hist[bd[t]] += 1
+    acc = 0
+    kth = 0
+    for v in range(nbins + 1):
+        acc += hist[v]
+        if acc >= K:
+            kth = v
+            break
+    cd = bd[:cnt].copy()
+    ci = bi[:cnt].copy()
+    j = 0
+    for t in range(cnt):
+        if cd[t] < kth:
+            bd[j] = cd[t]
+            bi[j] = ci[t]
+            j += 1
+    for t in range(cnt):
+        if j >= K:
+            break
+        if cd[t] == kth:
+            bd[j] = cd[t]
+            bi[j] = ci[t]
+            j += 1
+    return j, kth
+
+
+@njit(cache=True, nogil=True)
+def _emit_f(bs, bi, cnt, K, out_s, out_i):  # pragma: no cover - compiled
+    order = np.argsort(-bs[:cnt], kind="mergesort")
+    m = min(K, cnt)
+    for t in range(m):
+        out_s[t] = bs[order[t]]
+        out_i[t] = bi[order[t]]
+    for t in range(m, K):
+        out_s[t] = -np.inf
+        out_i[t] = -1
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compiled
+    """Top-``K`` smallest Hamming distances. ``q`` ``(nq, w)`` / ``db`` ``(n, w)`` uint64.
+
+    Returns ``(dist (nq, nchunks*K) int32, rows (nq, nchunks*K) int64)`` per chunk, ascending
+    within a chunk, padded with ``nbits+1`` / ``-1``.
+    """
+    nq, w = q.shape
+    n = db.shape[0]
+    nbits = w * 64
+    nqb = (nq + qblock - 1) // qblock
+    out_d = np.empty((nq, nchunks * K), dtype=np.int32)
+    out_i = np.empty((nq, nchunks * K), dtype=np.int64)
+    cap = 2 * K
+    for task in prange(nqb * nchunks):
+        b = task // nchunks
+        c = task % nchunks
+        q0 = b * qblock
+        q1 = min(nq, q0 + qblock)
+        r0 = c * n // nchunks
+        r1 = (c + 1) * n // nchunks
+        nb = q1 - q0
+        bd = np.empty((nb, cap), dtype=np.int32)
+        bi = np.empty((nb, cap), dtype=np.int64)
+        cnt = np.zeros(nb, dtype=np.int64)
+        thr = np.full(nb, nbits + 1, dtype=np.int64)
+        for t0 in range(r0, r1, tile):
+            t1 = min(r1, t0 + tile)
+            for qq in range(nb):
+                qi = q0 + qq
+                th = thr[qq]
+                ct = cnt[qq]
+                for r in range(t0, t1):
+                    d = 0
+                    for j in range(w):
+                        d += _popcount64(q[qi, j] ^ db[r, j])
+                    if d < th:
+                        bd[qq, ct] = d
+                        bi[qq, ct] = r
+                        ct += 1
+                        if ct == cap:
+                            ct, th = _compact_i(bd[qq], bi[qq], ct, K, nbits)
+                cnt[qq] = ct
+                thr[qq] = th
+        for qq in range(nb):
+            ct = cnt[qq]
+            order = np.argsort(bd[qq, :ct], kind="mergesort")
+            m = min(K, ct)
+            base = c * K
+            for t in range(m):
+                out_d[q0 + qq, base + t] = bd[qq, order[t]]
+                out_i[q0 + qq, base + t] = bi[qq, order[t]]
+            for t in range(m, K):
+                out_d[q0 + qq, base + t] = nbits + 1
+                out_i[q0 + qq, base + t] = -1
+    return out_d, out_i
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def lut_topk(lut, codes, K, nchunks, qblock, tile):  # pragma: no cover - compiled
+    """Top-``K`` of ``score[q, r] = sum_m lut[q, m, codes[r, m]]`` (asymmetric table scan).
+
+    ``lut`` ``(nq, M, 256)`` float32, ``codes`` ``(n, M)`` uint8. Returns per-chunk top lists
+    ``(scores (nq, nchunks*K), rows (nq, nchunks*K))``, descending within a chunk.
+    """
+    nq, M, _ = lut.shape
+    n = codes.shape[0]
+    nqb = (nq + qblock - 1) // qblock
+    out_s = np.empty((nq, nchunks * K), dtype=np.float32)
+    out_i = np.empty((nq, nchunks * K), dtype=np.int64)
+    cap = 2 * K
+    for task in prange(nqb * nchunks):
+        b = task // nchunks
+        c = task % nchunks
+        q0 = b * qblock
+        q1 = min(nq, q0 + qblock)
+        r0 = c * n // nchunks
+        r1 = (c + 1) * n // nchunks
+        nb = q1 - q0
+        bs = np.empty((nb, cap), dtype=np.float32)
+        bi = np.empty((nb, cap), dtype=np.int64)
+        cnt = np.zeros(nb, dtype=np.int64)
+        thr = np.full(nb, -np.inf, dtype=np.float32)
+        for t0 in range(r0, r1, tile):
+            t1 = min(r1, t0 + tile)
+            for qq in range(nb):
+                qi = q0 + qq
+                th = thr[qq]
+                ct = cnt[qq]
+                for r in range(t0, t1):
+                    s = np.float32(0.0)
+                    for m in range(M):
+                        s += lut[qi, m, codes[r, m]]
+                    if s > th:
+                        bs[qq, ct] = s
+                        bi[qq, ct] = r
+                        ct += 1
+                        if ct == cap:
+                            ct, th = _compact_f(bs[qq], bi[qq], ct, K)
+                cnt[qq] = ct
+                thr[qq] = th
+        for qq in range(nb):
+            _emit_f(bs[qq], bi[qq], cnt[qq], K, out_s[q0 + qq, c * K : (c + 1) * K], out_i[q0 + qq, c * K : (c + 1) * K])
+    return out_s, out_i
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def u8dot_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compiled
+    """Top-``K`` of ``score[q, r] = sum_j qw[q, j] * codes[r, j]`` with uint8 ``codes`` ``(n, d)``."""
+    nq, d = qw.shape
+    n = codes.shape[0]
+    nqb = (nq + qblock - 1) // qblock
+    out_s = np.empty((nq, nchunks * K), dtype=np.float32)
+    out_i = np.empty((nq, nchunks * K), dtype=np.int64)
+    cap = 2 * K
+    for task in prange(nqb * nchunks):
+        b = task // nchunks
+        c = task % nchunks
+        q0 = b * qblock
+        q1 = min(nq, q0 + qblock)
+        r0 = c * n // nchunks
+        r1 = (c + 1) * n // nchunks
+        nb = q1 - q0
+        bs = np.empty((nb, cap), dtype=np.float32)
+        bi = np.empty((nb, cap), dtype=np.int64)
+        cnt = np.zeros(nb, dtype=np.int64)
+        thr = np.full(nb, -np.inf, dtype=np.float32)
+        for t0 in range(r0, r1, tile):
+            t1 = min(r1, t0 + tile)
+            for qq in range(nb):
+                qi = q0 + qq
+                th = thr[qq]
+                ct = cnt[qq]
+                for r in range(t0, t1):
+                    s = np.float32(0.0)
+                    for j in range(d):
+                        s += qw[qi, j] * np.float32(codes[r, j])
+                    if s > th:
+                        bs[qq, ct] = s
+                        bi[qq, ct] = r
+                        ct += 1
+                        if ct == cap:
+                            ct, th = _compact_f(bs[qq], bi[qq], ct, K)
+                cnt[qq] = ct
+                thr[qq] = th
+        for qq in range(nb):
+            _emit_f(bs[qq], bi[qq], cnt[qq], K, out_s[q0 + qq, c * K : (c + 1) * K], out_i[q0 + qq, c * K : (c + 1) * K])
+    return out_s, out_i
+
+
+@njit(parallel=True, cache=True)
+def hamming_matrix(q, db):  # pragma: no cover - compiled
+    """All Hamming distances ``(nq, n)`` int32 between uint64 words ``q`` ``(nq, w)`` and ``db``."""
+    nq, w = q.shape
+    n = db.shape[0]
+    out = np.empty((nq, n), dtype=np.int32)
+    for r in prange(n):
+        for qi in range(nq):
+            d = 0
+            for j in range(w):
+                d += _popcount64(q[qi, j] ^ db[r, j])
+            out[qi, r] = d
+    return out
+
+
+def threads() -> int:
+    return int(numba.get_num_threads())

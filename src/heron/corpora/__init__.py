@@ -1,0 +1,1 @@
+"""Built-in corpora that exist on every machine without downloads."""

@@ -1,0 +1,5 @@
+"""Serve new-model queries against an index built by an old model: learned maps B -> A."""
+
+from heron.drift.maps import DriftMap, MappedQueryEncoder, fit_drift_map
+
+__all__ = ["DriftMap", "MappedQueryEncoder", "fit_drift_map"]

@@ -1,0 +1,186 @@
+"""Query drift compensation: map new-model (B) query embeddings into an old model's (A) space.
+
+Goswami et al., "Query Drift Compensation: Enabling Compatibility in Continual Learning of
+Retrieval Embedding Models", CoLLAs 2025. An index embedded with model A answers queries embedded
+by model B through a map ``f: R^{d_B} -> R^{d_A}`` fitted on unlabelled corpus text embedded by
+both models (``X_B f ~= X_A``):
+
+* ``"lstsq"``: affine ridge least squares ``f(x) = x W + b``;
+* ``"procrustes"``: orthogonal Procrustes ``f(x) = x R``, ``R = U V^T`` from the SVD of
+  ``X_B^T X_A`` (Schönemann, Psychometrika 1966); needs ``d_A == d_B``; keeps norms and angles;
+* ``"mlp"``: one hidden layer (ReLU) plus the affine path, trained by Adam on cosine loss.
+
+Mapped queries are L2-normalised. The map is stored as ``.npy`` + a JSON manifest naming the
+source and target models and dimensions; applying it to vectors of another model or dimension is
+refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from heron._state import load_state, save_state
+
+FORMAT_VERSION = 1
+KINDS = ("lstsq", "procrustes", "mlp")
+MIN_PAIRS = 50
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class DriftMap:
+    """A fitted map from ``source_model`` vectors to ``target_model`` vectors.
+
+    Build with :func:`fit_drift_map` or :meth:`load`.
+    """
+
+    def __init__(self, *, kind: str, source_model: str, target_model: str, arrays: dict[str, np.ndarray], params: dict | None = None) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.kind, self.source_model, self.target_model = kind, source_model, target_model
+        self.arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
+        self.params = dict(params or {})
+        self.source_dim = int(self.arrays["W"].shape[0]) if kind != "mlp" else int(self.arrays["W1"].shape[0])
+        self.target_dim = int(self.arrays["W"].shape[1])
+
+    def apply(self, x: np.ndarray, *, model: str | None = None) -> np.ndarray:
+        """Map ``(n, d_source)`` vectors of ``model`` (checked) to normalised ``(n, d_target)``."""
+        x = np.asarray(x, dtype=np.float32)
+        if model is not None and model != self.source_model:
+            raise ValueError(f"this drift map takes vectors of {self.source_model!r}, not {model!r}; fit one for {model!r} (heron migrate --new-model {model})")
+        if x.ndim != 2 or x.shape[1] != self.source_dim:
+            raise ValueError(f"this drift map takes ({self.source_dim})-dimensional vectors of {self.source_model!r}; got shape {x.shape}")
+        a = self.arrays
+        y = x @ a["W"]
+        if "b" in a:
+            y = y + a["b"]
+        if self.kind == "mlp":
+            y = y + np.maximum(x @ a["W1"] + a["b1"], 0.0) @ a["W2"]
+        return _normalise(y)
+
+    def save(self, path: str | os.PathLike) -> None:
+        params = {**self.params, "kind": self.kind, "source_model": self.source_model, "target_model": self.target_model, "source_dim": self.source_dim, "target_dim": self.target_dim}
+        save_state(path, "DriftMap", FORMAT_VERSION, params, self.arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, source_model: str | None = None, target_model: str | None = None) -> DriftMap:
+        """Load a stored map; refuse one for other models than asked."""
+        params, arrays = load_state(path, "DriftMap", FORMAT_VERSION)
+        for want, key in ((source_model, "source_model"), (target_model, "target_model")):
+            if want is not None and params[key] != want:
+                raise ValueError(f"the drift map at {str(path)!r} has {key} {params[key]!r}, not {want!r}")
+        extra = {k: v for k, v in params.items() if k not in ("kind", "source_model", "target_model", "source_dim", "target_dim")}
+        return cls(kind=params["kind"], source_model=params["source_model"], target_model=params["target_model"], arrays=arrays, params=extra)
+
+
+def fit_drift_map(
+    source: np.ndarray,
+    target: np.ndarray,
+    *,
+    kind: str = "lstsq",
+    source_model: str,
+    target_model: str,
+    l2: float = 1e-2,
+    hidden: int = 512,
+    epochs: int = 300,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> DriftMap:
+    """Fit a map ``source -> target`` on paired embeddings of the same texts.
+
+    Parameters
+    ----------
+    source: ``(n, d_B)`` new-model embeddings of corpus texts.
+    target: ``(n, d_A)`` old-model embeddings of the same texts (what the index holds).
+    kind: ``"lstsq"``, ``"procrustes"`` or ``"mlp"``.
+    source_model, target_model: model names stored with the map.
+    l2: ridge penalty (lstsq, mlp).
+    hidden, epochs, learning_rate, seed: MLP settings.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    xs = np.asarray(source, dtype=np.float64)
+    xt = np.asarray(target, dtype=np.float64)
+    if xs.ndim != 2 or xt.ndim != 2 or len(xs) != len(xt):
+        raise ValueError(f"source and target must be (n, d) embeddings of the same n texts, got {xs.shape} and {xt.shape}")
+    if len(xs) < MIN_PAIRS:
+        raise ValueError(f"fitting a drift map needs at least {MIN_PAIRS} texts embedded by both models; got {len(xs)}")
+    params = {"n_pairs": len(xs), "l2": l2}
+    if kind == "procrustes":
+        if xs.shape[1] != xt.shape[1]:
+            raise ValueError(f"procrustes needs equal dimensions, got {xs.shape[1]} -> {xt.shape[1]}; use kind='lstsq'")
+        u, _, vt = np.linalg.svd(xs.T @ xt)
+        return DriftMap(kind=kind, source_model=source_model, target_model=target_model, arrays={"W": u @ vt}, params=params)
+    x1 = np.hstack([xs, np.ones((len(xs), 1))])
+    reg = l2 * np.eye(x1.shape[1])
+    reg[-1, -1] = 0
+    wb = np.linalg.solve(x1.T @ x1 + reg, x1.T @ xt)
+    arrays = {"W": wb[:-1], "b": wb[-1]}
+    if kind == "lstsq":
+        return DriftMap(kind=kind, source_model=source_model, target_model=target_model, arrays=arrays, params=params)
+    return _fit_mlp(xs, xt, arrays, source_model, target_model, params | {"hidden": hidden, "epochs": epochs}, hidden, epochs, learning_rate, l2, seed)
+
+
+def _fit_mlp(xs, xt, arrays, source_model, target_model, params, hidden, epochs, lr, l2, seed) -> DriftMap:
+    rng = np.random.default_rng(seed)
+    d_in, d_out = xs.shape[1], xt.shape[1]
+    p = {
+        "W": arrays["W"].copy(), "b": arrays["b"].copy(),
+        "W1": rng.normal(0, 1 / np.sqrt(d_in), (d_in, hidden)), "b1": np.zeros(hidden),
+        "W2": np.zeros((hidden, d_out)),
+    }
+    m = {k: np.zeros_like(v) for k, v in p.items()}
+    v = {k: np.zeros_like(x) for k, x in p.items()}
+    tn = xt / np.maximum(np.linalg.norm(xt, axis=1, keepdims=True), 1e-12)
+    n = len(xs)
+    for t in range(1, epochs + 1):
+        h = np.maximum(xs @ p["W1"] + p["b1"], 0)
+        y = xs @ p["W"] + p["b"] + h @ p["W2"]
+        norm = np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+        yn = y / norm
+        cos = (yn * tn).sum(1, keepdims=True)
+        gy = -(tn - yn * cos) / norm / n  # d(-mean cos)/dy
+        gh = (gy @ p["W2"].T) * (h > 0)
+        g = {
+            "W": xs.T @ gy + l2 * p["W"] / n, "b": gy.sum(0),
+            "W1": xs.T @ gh + l2 * p["W1"] / n, "b1": gh.sum(0), "W2": h.T @ gy + l2 * p["W2"] / n,
+        }
+        for k in p:
+            m[k] = 0.9 * m[k] + 0.1 * g[k]
+            v[k] = 0.999 * v[k] + 0.001 * g[k] ** 2
+            p[k] -= lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(v[k] / (1 - 0.999**t)) + 1e-8)
+    return DriftMap(kind="mlp", source_model=source_model, target_model=target_model, arrays=p, params=params)
+
+
+class MappedQueryEncoder:
+    """Encode queries with the new model and map them into the old model's space.
+
+    Acts as the old model's query encoder for retrievers over the old index: ``name`` is the
+    target model's, so stages that check the model accept it.
+
+    Parameters
+    ----------
+    encoder: the new model (``name``, ``dim``, ``encode_queries``).
+    drift_map: a :class:`DriftMap` from ``encoder.name`` to the index's model.
+    """
+
+    def __init__(self, encoder: object, drift_map: DriftMap) -> None:
+        src = getattr(encoder, "name", None)
+        if src != drift_map.source_model:
+            raise ValueError(f"the drift map maps {drift_map.source_model!r} queries, but the encoder is {src!r}")
+        if int(getattr(encoder, "dim", drift_map.source_dim)) != drift_map.source_dim:
+            raise ValueError(f"the drift map takes {drift_map.source_dim}-d vectors, the encoder makes {encoder.dim}-d ones")  # type: ignore[attr-defined]
+        self.encoder, self.map = encoder, drift_map
+        self.name, self.dim = drift_map.target_model, drift_map.target_dim
+        self.source_name = src
+
+    def encode_queries(self, texts: Sequence[str], **kw: object) -> np.ndarray:
+        return self.map.apply(self.encoder.encode_queries(texts, **kw), model=self.source_name)  # type: ignore[attr-defined]
+
+    def encode_documents(self, texts: Sequence[str], **kw: object) -> np.ndarray:
+        raise ValueError("a MappedQueryEncoder only encodes queries; documents stay in the old index (re-embed them with the new model to switch)")

@@ -1,0 +1,317 @@
+"""ONNX Runtime backend for sentence-transformers models (``SentenceTransformerEncoder(backend="onnx")``).
+
+The Hugging Face transformer underneath a ``SentenceTransformer`` is exported once with
+``torch.onnx.export`` (dynamic batch and sequence axes) and cached under
+``$HERON_CACHE/onnx/<model>-<key>/model.onnx``, the key hashing the model path, the bytes of its
+weights file, the opset and this module's export format version, so a changed checkpoint is
+re-exported. Inference runs the exported graph with ONNX Runtime (Bai et al., ONNX Runtime,
+https://onnxruntime.ai) on all cores; tokenisation and truncation are the sentence-transformers
+model's own (its ``preprocess``/``tokenize``), and the pooling is read from the model's
+``Pooling`` module and re-implemented in numpy (mean, mean of sqrt length, CLS, max), so the
+vectors equal the PyTorch path's to float rounding (about 1e-6).
+
+Texts are batched in order of token length (``sort_by_length=True``), so each batch is padded
+only to its own longest text; results come back in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heron._deps import require
+
+#: Version of the exported artefact's layout; part of the cache key and checked on load.
+EXPORT_FORMAT_VERSION = 1
+OPSET = 17
+POOLING_MODES = ("mean", "mean_sqrt_len_tokens", "cls", "max")
+_MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class OnnxRuntimeEncoder:
+    """Run a sentence-transformers model's transformer with ONNX Runtime; pool in numpy.
+
+    Parameters
+    ----------
+    st_model:
+        A loaded ``sentence_transformers.SentenceTransformer`` made of a ``Transformer``, a
+        ``Pooling`` and optionally a ``Normalize`` module (normalising is left to the caller).
+    path:
+        The path or name the model was loaded from (part of the export cache key).
+    threads:
+        ONNX Runtime intra-op threads; default: the cores this process may run on.
+    cache_dir:
+        Where exports are kept; default ``$HERON_CACHE/onnx``.
+    """
+
+    def __init__(
+        self,
+        st_model: Any,
+        path: str,
+        *,
+        threads: int | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        ort = require("onnxruntime", purpose="the ONNX Runtime encoder backend")
+        self._st = st_model
+        self._transformer, pooling = _split_modules(st_model)
+        self.pooling_modes = pooling_modes(pooling)
+        self.onnx_path = export_onnx(st_model, path, cache_dir=cache_dir)
+        self.input_names = json.loads((self.onnx_path.parent / "manifest.json").read_text())["inputs"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads) if threads else _cores()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 64,
+        max_length: int | None = None,
+        progress: bool = False,
+        sort_by_length: bool = True,
+    ) -> np.ndarray:
+        """Pooled, **un-normalised** sentence vectors.
+
+        Parameters
+        ----------
+        texts:
+            ``n`` strings.
+        batch_size:
+            Texts per forward pass.
+        max_length:
+            Word pieces kept per text (longer texts are truncated); default the model's
+            ``max_seq_length``.
+        progress:
+            Show a progress bar over batches.
+        sort_by_length:
+            Batch texts in order of token length (less padding); output order is unchanged.
+
+        Returns
+        -------
+        ``(n, d)`` float32.
+        """
+        texts = list(texts)
+        n = len(texts)
+        dim = self._st.get_embedding_dimension() if hasattr(self._st, "get_embedding_dimension") else self._st.get_sentence_embedding_dimension()
+        out = np.zeros((n, int(dim)), dtype=np.float32)
+        if n == 0:
+            return out
+        max_length = int(max_length or self._st.max_seq_length)
+        if sort_by_length:
+            tok = self._transformer.tokenizer
+            lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
+            order = np.argsort(-np.asarray(lengths), kind="stable")
+        else:
+            order = np.arange(n)
+        starts = range(0, n, batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="encoding (onnx)", unit="batch")
+        for s in starts:
+            idx = order[s : s + batch_size]
+            feats = self._tokenize([texts[i] for i in idx], max_length)
+            tokens = self._session.run(None, {k: feats[k] for k in self.input_names})[0]
+            out[idx] = pool(tokens, feats["attention_mask"], self.pooling_modes)
+        return out
+
+    def _tokenize(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
+        """The sentence-transformers model's own tokenisation (same truncation and special tokens)."""
+        if hasattr(self._st, "preprocess"):
+            feats = self._st.preprocess(texts, max_length=max_length)
+        else:  # sentence-transformers < 5
+            feats = self._st.tokenize(texts)
+        return {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.int64) for k, v in feats.items() if k in _MODEL_INPUTS}
+
+
+# ---------------------------------------------------------------------------------- pooling
+def pooling_modes(pooling: Any) -> tuple[str, ...]:
+    """The pooling modes of a sentence-transformers ``Pooling`` module, from its config."""
+    cfg = pooling.get_config_dict()
+    if "pooling_mode" in cfg:  # sentence-transformers >= 5
+        modes = cfg["pooling_mode"]
+        modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    else:  # older configs: one boolean per mode
+        legacy = {
+            "pooling_mode_cls_token": "cls",
+            "pooling_mode_max_tokens": "max",
+            "pooling_mode_mean_tokens": "mean",
+            "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+            "pooling_mode_weightedmean_tokens": "weightedmean",
+            "pooling_mode_lasttoken": "lasttoken",
+        }
+        modes = tuple(m for key, m in legacy.items() if cfg.get(key))
+    bad = [m for m in modes if m not in POOLING_MODES]
+    if not modes or bad:
+        raise ValueError(
+            f"pooling mode(s) {bad or modes!r} are not supported by the ONNX backend "
+            f"(supported: {POOLING_MODES}); use backend='torch' for this model"
+        )
+    return modes
+
+
+def pool(tokens: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """Pool token vectors ``(b, t, d)`` under attention ``mask`` ``(b, t)`` into ``(b, d * len(modes))``,
+    as sentence-transformers' ``Pooling`` does."""
+    tokens = np.asarray(tokens, dtype=np.float32)
+    m = mask.astype(np.float32)[:, :, None]
+    parts = []
+    for mode in modes:
+        if mode in ("mean", "mean_sqrt_len_tokens"):
+            total = (tokens * m).sum(axis=1)
+            count = np.maximum(m.sum(axis=1), np.float32(1e-9))
+            parts.append(total / (count if mode == "mean" else np.sqrt(count)))
+        elif mode == "cls":
+            first = mask.argmax(axis=1)
+            parts.append(tokens[np.arange(tokens.shape[0]), first])
+        elif mode == "max":
+            parts.append(np.where(m > 0, tokens, -np.inf).max(axis=1))
+        else:  # pragma: no cover - rejected by pooling_modes
+            raise ValueError(f"unknown pooling mode {mode!r}")
+    return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------------- export
+def export_onnx(st_model: Any, path: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Export (once, cached) the transformer under ``st_model`` to ONNX; return the ``.onnx`` path.
+
+    The export folder holds ``model.onnx`` and ``manifest.json`` (format version, model path,
+    weights hash, opset, input names); a folder whose manifest does not match is re-exported.
+    Writes are atomic (temporary file, then rename), so concurrent processes never read a
+    half-written model.
+    """
+    torch = require("torch", purpose="exporting the encoder to ONNX")
+    require("onnx", purpose="exporting the encoder to ONNX")
+    transformer, _ = _split_modules(st_model)
+    hf = _hf_model(transformer)
+    weights = weights_hash(path, hf)
+    model_id = str(Path(path).resolve()) if os.path.isdir(path) else str(path)
+    key = hashlib.sha1(f"{model_id}\x1f{weights}\x1f{OPSET}\x1f{EXPORT_FORMAT_VERSION}".encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(model_id).name or model_id)[:60]
+    root = Path(cache_dir) if cache_dir is not None else _default_cache() / "onnx"
+    folder = root / f"{safe}-{key}"
+    onnx_path, manifest_path = folder / "model.onnx", folder / "manifest.json"
+    manifest = {
+        "format": "heron-onnx-encoder",
+        "format_version": EXPORT_FORMAT_VERSION,
+        "model": model_id,
+        "weights_sha1": weights,
+        "opset": OPSET,
+    }
+    if onnx_path.exists() and manifest_path.exists():
+        found = json.loads(manifest_path.read_text())
+        if all(found.get(k) == v for k, v in manifest.items()) and found.get("inputs"):
+            return onnx_path
+    folder.mkdir(parents=True, exist_ok=True)
+
+    sample = ["an example text", "another, somewhat longer example text"]
+    feats = st_model.preprocess(sample) if hasattr(st_model, "preprocess") else st_model.tokenize(sample)
+    accepted = set(_forward_params(hf))
+    names = [k for k in _MODEL_INPUTS if k in feats and k in accepted]
+    wrapper = _TokenEmbeddings(torch, hf, names).eval()
+    tmp = folder / f"model.tmp{os.getpid()}.onnx"
+    was_training = hf.training
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper,
+                tuple(feats[k] for k in names),
+                str(tmp),
+                dynamo=False,
+                input_names=names,
+                output_names=["token_embeddings"],
+                dynamic_axes={k: {0: "batch", 1: "sequence"} for k in [*names, "token_embeddings"]},
+                opset_version=OPSET,
+            )
+        os.replace(tmp, onnx_path)
+    finally:
+        hf.train(was_training)  # the exporter restores the wrapper's mode, recursively
+        tmp.unlink(missing_ok=True)
+    manifest["inputs"] = names
+    tmp_m = folder / f"manifest.tmp{os.getpid()}.json"
+    tmp_m.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp_m, manifest_path)
+    return onnx_path
+
+
+def weights_hash(path: str, hf_model: Any) -> str:
+    """SHA-1 of the model's weights file in ``path`` (or of its parameters when there is none)."""
+    h = hashlib.sha1()
+    folder = Path(path) if os.path.isdir(path) else None
+    files = [folder / f for f in _WEIGHT_FILES if (folder / f).is_file()] if folder else []
+    if folder and not files:
+        files = sorted(folder.glob("model-*.safetensors"))
+    if files:
+        for f in files:
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+        return h.hexdigest()
+    for name, tensor in sorted(hf_model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _split_modules(st_model: Any) -> tuple[Any, Any]:
+    """``(Transformer, Pooling)`` modules of ``st_model``; anything else (Dense, ...) is refused."""
+    mods = list(st_model)
+    kinds = [type(m).__name__ for m in mods]
+    if len(mods) < 2 or kinds[0] != "Transformer" or kinds[1] != "Pooling" or any(k != "Normalize" for k in kinds[2:]):
+        raise ValueError(
+            f"the ONNX backend supports models made of Transformer, Pooling[, Normalize]; "
+            f"this one is {kinds}; use backend='torch'"
+        )
+    return mods[0], mods[1]
+
+
+def _hf_model(transformer: Any) -> Any:
+    for attr in ("auto_model", "model"):
+        m = getattr(transformer, attr, None)
+        if m is not None:
+            return m
+    raise ValueError("could not find the Hugging Face model inside the Transformer module; use backend='torch'")
+
+
+def _forward_params(hf: Any) -> list[str]:
+    import inspect
+
+    return list(inspect.signature(hf.forward).parameters)
+
+
+class _TokenEmbeddings:
+    """``torch.nn.Module`` factory: positional inputs -> last hidden state (built lazily, torch is optional)."""
+
+    def __new__(cls, torch: Any, hf: Any, names: list[str]) -> Any:
+        class TokenEmbeddings(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = hf
+                self.names = names
+
+            def forward(self, *inputs: Any) -> Any:
+                out = self.model(**dict(zip(self.names, inputs)), return_dict=True)
+                return out.last_hidden_state
+
+        return TokenEmbeddings()
+
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("HERON_CACHE", Path.home() / ".cache" / "heron"))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,141 @@
+"""Evaluate named retrievers (or pipelines) on a BEIR dataset.
+
+``evaluate_dataset("scifact", ["dense", "bm25", "hybrid:dense+bm25"])`` builds (once, cached
+under ``$HERON_CACHE/collections``) a collection of the corpus, runs each retriever on the
+split's queries and scores the runs with ir-measures.
+
+Retriever specs
+---------------
+``NAME``                 a registered retriever (``dense``, ``bm25``, ``splade``, ...)
+``NAME?key=value&...``   with parameters (numbers parsed), e.g. ``compressed?codec=bin&oversample=10``
+``hybrid:A+B+...``       reciprocal-rank fusion of the named retrievers
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heron.eval.beir import BeirDataset, load_beir
+from heron.eval.cache import cache_dir, dataset_embeddings
+from heron.eval.metrics import DEFAULT_MEASURES, evaluate
+from heron.pipeline import RRF, Queries, Stage
+
+#: hooks for ``hybrid:`` specs; a package may register a smarter fusion (e.g. fitted weights)
+HYBRID_BUILDERS: dict[str, Callable[..., Stage]] = {}
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"name?k=v&k2=v2"`` into ``(name, params)``."""
+    name, _, query = spec.partition("?")
+    params: dict[str, Any] = {}
+    for part in filter(None, query.split("&")):
+        k, eq, v = part.partition("=")
+        if not eq:
+            raise ValueError(f"bad retriever parameter {part!r} in {spec!r}; write name?key=value&key2=value2")
+        params[k] = _parse_value(v)
+    return name, params
+
+
+def _parse_value(v: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(v.lower(), v)
+
+
+def build_stage(collection: Any, spec: str, *, depth: int = 1000, dataset: BeirDataset | None = None) -> Stage:
+    """A pipeline stage for a retriever spec over ``collection``."""
+    if spec.startswith("hybrid:"):
+        parts = [p for p in spec[len("hybrid:"):].split("+") if p]
+        if len(parts) < 2:
+            raise ValueError(f"hybrid needs at least two retrievers, e.g. hybrid:dense+bm25; got {spec!r}")
+        method, _, _ = spec.partition("?")
+        for prefix, builder in HYBRID_BUILDERS.items():
+            if spec.startswith(prefix):
+                return builder(collection, spec, depth=depth, dataset=dataset)
+        return RRF(*[build_stage(collection, p, depth=depth, dataset=dataset) for p in parts], depth=depth)
+    name, params = parse_spec(spec)
+    params.setdefault("depth", depth)
+    return collection.retriever(name, **params)
+
+
+def dataset_collection(dataset: BeirDataset, *, model: str | None = None, progress: bool = True) -> Any:
+    """A collection of ``dataset``'s corpus (title + text), built once and cached.
+
+    Dense vectors come from the embedding cache, so they are identical to those the benchmarks use.
+    """
+    from heron.collection import Collection
+    from heron.encoders import DEFAULT_MODEL, load_encoder
+
+    enc = load_encoder(model or DEFAULT_MODEL)
+    import hashlib
+
+    tag = hashlib.sha1("\x1f".join([enc.name, str(dataset.path), *dataset.doc_ids]).encode()).hexdigest()[:12]
+    root = cache_dir() / "collections" / f"{dataset.name}-{tag}"
+    done = root / ".complete"
+    if done.exists():
+        return Collection.open(root, encoder=enc)
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
+    emb = dataset_embeddings(dataset, enc, split=next(iter(dataset.qrels)), progress=progress)
+    coll = Collection.create(root, encoder=enc)
+    coll.add(dataset.documents(), ids=dataset.doc_ids, vectors=emb["doc_emb"], metadata=[{"title": t} for t in dataset.titles])
+    done.write_text("ok")
+    return coll
+
+
+def evaluate_dataset(
+    dataset: str | Path | BeirDataset,
+    retrievers: Sequence[str] = ("dense",),
+    *,
+    split: str = "test",
+    measures: Sequence[str] = DEFAULT_MEASURES,
+    depth: int = 1000,
+    model: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run and score each retriever; returns a JSON-able report."""
+    ds = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset)
+    qids, qtexts, qrels = ds.split(split)
+    coll = dataset_collection(ds, model=model, progress=progress)
+    enc = coll.encoder
+    qvec = dataset_embeddings(ds, enc, split=split, progress=progress)["query_emb"]
+    report: dict[str, Any] = {"dataset": ds.name, "split": split, "queries": len(qids), "documents": len(coll), "model": coll.model, "results": {}}
+    for spec in retrievers:
+        stage = build_stage(coll, spec, depth=depth, dataset=ds)
+        queries = Queries(qtexts, qids, vectors={enc.name: qvec})
+        t0 = time.perf_counter()
+        res = stage.search(queries, depth)
+        elapsed = time.perf_counter() - t0
+        run = res.to_run(qids)
+        scores = evaluate(qrels, run, measures)
+        report["results"][spec] = {**scores, "seconds": elapsed, "queries_per_second": len(qids) / max(elapsed, 1e-9)}
+    return report
+
+
+def format_table(report: dict[str, Any], measures: Sequence[str] = DEFAULT_MEASURES) -> str:
+    """A markdown table of a report."""
+    from heron.eval.metrics import LABELS
+
+    head = ["retriever", *[LABELS.get(m, m) for m in measures], "q/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for spec, row in report["results"].items():
+        cells = [spec, *[f"{100 * row[m]:.2f}" for m in measures], f"{row['queries_per_second']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(report, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)))
+    return p

@@ -1,0 +1,55 @@
+"""Read documents to index from a folder of text files, a JSONL file, or a BEIR folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+TEXT_SUFFIXES = (".txt", ".md", ".rst")
+
+
+def iter_documents(path: str | Path) -> Iterator[tuple[str, str, dict]]:
+    """Yield ``(id, text, metadata)`` from ``path``.
+
+    * a BEIR folder (holds ``corpus.jsonl``): one document per corpus row, title + text;
+    * a ``.jsonl`` file: rows with ``text`` (and optional ``id``/``_id``, ``title``, ``metadata``);
+    * a folder of ``.txt``/``.md``/``.rst`` files: one document per file, id = relative path.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"nothing to index at {str(p)!r}; pass a folder of .txt/.md files, a .jsonl file or a BEIR folder")
+    if p.is_dir() and (p / "corpus.jsonl").is_file():
+        yield from _jsonl(p / "corpus.jsonl")
+    elif p.is_file() and p.suffix == ".jsonl":
+        yield from _jsonl(p)
+    elif p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+        if not files:
+            raise ValueError(f"folder {str(p)!r} holds no {'/'.join(TEXT_SUFFIXES)} files to index")
+        for f in files:
+            text = f.read_text(encoding="utf-8", errors="replace")
+            if text.strip():
+                yield str(f.relative_to(p)), text, {"path": str(f.relative_to(p))}
+    else:
+        raise ValueError(f"cannot index {str(p)!r}: expected a folder, a .jsonl file or a BEIR folder")
+
+
+def _jsonl(path: Path) -> Iterator[tuple[str, str, dict]]:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict) or "text" not in row:
+                raise ValueError(f"{path}:{n}: each row needs a 'text' field")
+            doc_id = str(row.get("_id", row.get("id", n)))
+            title = str(row.get("title") or "")
+            text = (title + " " + str(row["text"])).strip() if title else str(row["text"])
+            meta = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
+            if title:
+                meta = {**meta, "title": title}
+            yield doc_id, text, meta

@@ -1,0 +1,63 @@
+"""The command line: index a folder, search it (text and JSON), info, and errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def heron(*args, check=True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "heron", *args], capture_output=True, text=True, env=env)
+    if check and out.returncode != 0:
+        raise AssertionError(out.stderr)
+    return out
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "gzip.md").write_text("Use the gzip module to read compressed files line by line.")
+    (docs / "argparse.txt").write_text("argparse parses command line arguments and options.")
+    (docs / "sub").mkdir()
+    (docs / "sub" / "json.md").write_text("json.loads turns a JSON string into Python objects.")
+    out = heron("index", str(docs), "--collection", str(root / "c"), "--bm25")
+    assert "indexed 3 documents" in out.stdout
+    return root / "c"
+
+
+def test_search_text_and_json(indexed):
+    out = heron("search", str(indexed), "how to parse command line options", "-k", "2")
+    assert "argparse.txt" in out.stdout.splitlines()[2]
+    data = json.loads(heron("search", str(indexed), "decompress a file", "-k", "1", "--json").stdout)
+    assert data["results"][0]["hits"][0]["id"] == "gzip.md"
+    data = json.loads(heron("search", str(indexed), "JSON string", "-k", "3", "--retriever", "bm25", "--json").stdout)
+    assert data["results"][0]["hits"][0]["id"] == "sub/json.md"
+
+
+def test_reindex_replaces(indexed, tmp_path):
+    heron("index", str(indexed.parent / "docs"), "--collection", str(indexed))
+    info = json.loads(heron("info", str(indexed), "--json").stdout)
+    assert info["documents"] == 3 and info["model"].endswith("all-MiniLM-L6-v2")
+
+
+def test_cli_errors(indexed, tmp_path):
+    out = heron("search", str(indexed), "x", "-k", "0", check=False)
+    assert out.returncode == 2 and "k must be a positive int" in out.stderr
+    out = heron("info", str(tmp_path / "nope"), check=False)
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    out = heron("search", str(indexed), "x", "--retriever", "zzz", check=False)
+    assert out.returncode == 2 and "unknown retriever" in out.stderr
+    out = heron("frobnicate", check=False)
+    assert out.returncode != 0
+
+
+def test_demo_small(tmp_path):
+    q = "read exactly n bytes from a stream"
+    out = heron("demo", "--collection", str(tmp_path / "demo"), "--limit", "300", "-k", "2", q)
+    assert "corpus: 300 docstrings" in out.stdout
+    assert "StreamReader.readexactly" in out.stdout.split(f"Q: {q}")[1]

@@ -1,0 +1,299 @@
+"""Multi-vector late interaction: ragged storage, exact MaxSim, MUVERA, pooling, token codes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from heron.multivector.maxsim import (
+    MaxSim,
+    exact_maxsim_search,
+    maxsim,
+    maxsim_batch,
+    maxsim_rerank_rows,
+)
+from heron.multivector.muvera import FDEEncoder, MuveraRetriever
+from heron.multivector.pooling import PooledRetriever, pool_tokens
+from heron.multivector.ragged import RaggedArray, RaggedWriter
+from heron.multivector.tokencodes import CodedTokens, TokenCodec, prune_tokens, salience_keep_mask
+from heron.pipeline import Queries
+from heron.results import Results
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def corpus(seed: int = 0, n: int = 30, d: int = 16, max_len: int = 20, empty: bool = True):
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(0 if empty else 1, max_len, size=n)
+    return [
+        unit(rng.normal(size=(int(m), d))) if m else np.zeros((0, d), np.float32) for m in lens
+    ], rng
+
+
+# ---------------------------------------------------------------------------------- ragged
+def test_ragged_save_open_delete_compact(tmp_path):
+    docs, _ = corpus()
+    r = RaggedArray.from_list(docs, keys=np.arange(100, 130))
+    assert r.lengths().tolist() == [len(d) for d in docs]
+    r.save(tmp_path / "t")
+    o = RaggedArray.open(tmp_path / "t")
+    assert isinstance(o.values, np.memmap)
+    assert np.array_equal(o.offsets, r.offsets) and np.array_equal(o.keys, r.keys)
+    for i in range(len(docs)):
+        np.testing.assert_allclose(o[i], docs[i], atol=1e-3)
+    assert o.delete([105, 999, 107]) == 2
+    again = RaggedArray.open(tmp_path / "t")
+    assert again.deleted.sum() == 2 and again.rows_of([105, 106]).tolist() == [-1, 6]
+    c = again.compact()
+    assert len(c) == 28 and 105 not in c.keys and 107 not in c.keys
+    np.testing.assert_allclose(
+        RaggedArray.open(tmp_path / "t")[c.rows_of([110])[0]], docs[10], atol=1e-3
+    )
+
+
+def test_ragged_writer_streams_and_checks_dim(tmp_path):
+    docs, _ = corpus(1)
+    w = RaggedWriter(tmp_path / "w", dim=16)
+    w.append(docs[:10])
+    w.append(docs[10:])
+    r = w.close()
+    assert len(r) == len(docs) and r.values.dtype == np.float16
+    with pytest.raises(ValueError, match="mismatched token dimension"):
+        RaggedWriter(tmp_path / "x", dim=8).append([np.zeros((3, 16))])
+    with pytest.raises(ValueError, match="mismatched token dimension"):
+        RaggedArray.from_list([np.zeros((2, 4)), np.zeros((2, 5))], dim=4)
+
+
+def test_ragged_open_checks_version(tmp_path):
+    RaggedArray.from_list([np.ones((1, 2))]).save(tmp_path / "r")
+    m = tmp_path / "r" / "manifest.json"
+    m.write_text(m.read_text().replace('"version": 1', '"version": 99'))
+    with pytest.raises(ValueError, match="version 99"):
+        RaggedArray.open(tmp_path / "r")
+
+
+# ---------------------------------------------------------------------------------- MaxSim
+def test_maxsim_hand_checkable():
+    q = np.array([[1, 0], [0, 1]], np.float32)
+    d = np.array([[1, 0], [0.6, 0.8]], np.float32)
+    assert maxsim(q, d) == pytest.approx(1.0 + 0.8)
+
+
+@given(seed=st.integers(0, 10_000), block=st.integers(1, 64))
+@settings(max_examples=25, deadline=None)
+def test_maxsim_equals_naive_loop(seed, block):
+    docs, rng = corpus(seed, n=12, d=8, max_len=9)
+    r = RaggedArray.from_list(docs, dtype="float32")
+    qs = [unit(rng.normal(size=(int(m), 8))) for m in rng.integers(1, 6, size=4)]
+    naive = np.array(
+        [
+            [sum(max(float(qi @ dj) for dj in d) for qi in q) if len(d) else -np.inf for d in docs]
+            for q in qs
+        ]
+    )
+    got = maxsim_batch(qs, r.values, r.offsets, block_tokens=block)
+    np.testing.assert_allclose(got, naive, rtol=1e-5, atol=1e-5)
+    rows = np.array([3, -1, 0, 11])
+    np.testing.assert_allclose(
+        maxsim_rerank_rows(qs[0], r, rows, block_tokens=block),
+        np.where(rows >= 0, naive[0][rows], -np.inf),
+        rtol=1e-5,
+    )
+    s, top = exact_maxsim_search(qs, r, 5)
+    for i in range(len(qs)):
+        ok = top[i] >= 0
+        np.testing.assert_allclose(
+            s[i][ok], np.sort(naive[i][np.isfinite(naive[i])])[::-1][: ok.sum()], rtol=1e-5
+        )
+
+
+def test_maxsim_stage_rerank_and_retrieve():
+    docs, rng = corpus(2, empty=False)
+    r = RaggedArray.from_list(docs, keys=np.arange(50, 80), dtype="float32")
+    qs = [docs[7][:3] + 0.01, docs[20][:2]]
+    q = Queries(["a", "b"])
+    q.put("tokens", qs)
+    full = MaxSim(docs=r).with_depth(5).transform(q)
+    assert full.keys[0, 0] == 57 and full.keys[1, 0] == 70
+    cand = Results(np.array([[51, 57, 99], [70, 52, -1]]), np.zeros((2, 3), np.float32))
+    rr = (MaxSim(docs=r) % 2).compile().transform(q, cand)
+    assert rr.keys.tolist()[0][0] == 57 and rr.keys.shape == (2, 2)
+    assert 99 not in rr.keys[0][: int(np.isfinite(rr.scores[0]).sum())]
+    with pytest.raises(ValueError, match="token dimension"):
+        q2 = Queries(["x"])
+        q2.put("tokens", [np.ones((2, 3), np.float32)])
+        MaxSim(docs=r).transform(q2)
+
+
+# ---------------------------------------------------------------------------------- MUVERA
+def fit_residual(est: np.ndarray, ch: np.ndarray) -> float:
+    """Relative error of the best affine fit of ``est`` to the Chamfer scores (scale-free)."""
+    a = np.vstack([est.ravel(), np.ones(est.size)]).T
+    coef, *_ = np.linalg.lstsq(a, ch.ravel(), rcond=None)
+    return float(np.linalg.norm(a @ coef - ch.ravel()) / np.linalg.norm(ch.ravel() - ch.mean()))
+
+
+@given(seed=st.integers(0, 10_000))
+@settings(max_examples=8, deadline=None)
+def test_fde_approximates_chamfer_better_with_more_reps(seed):
+    rng = np.random.default_rng(seed)
+    d = 16
+    docs = [unit(rng.normal(size=(int(m), d))) for m in rng.integers(3, 12, size=40)]
+    qs = [unit(docs[i][:3] + 0.2 * rng.normal(size=(3, d))) for i in range(8)]
+    ch = np.array([[maxsim(q, x) for x in docs] for q in qs])
+    errs, devs = [], []
+    ref = None
+    for r in (1, 8, 64):
+        enc = FDEEncoder(dim=d, k_sim=3, d_proj=d, r_reps=r, seed=seed)
+        est = enc.encode_queries(qs) @ enc.encode_documents(docs).T / r
+        errs.append(fit_residual(est, ch))
+        if ref is None:
+            big = FDEEncoder(dim=d, k_sim=3, d_proj=d, r_reps=512, seed=seed + 1)
+            ref = big.encode_queries(qs) @ big.encode_documents(docs).T / 512
+        devs.append(float(np.abs(est - ref).mean()))
+    assert errs[2] < errs[0] and errs[2] < 0.75
+    assert devs[2] < devs[1] < devs[0]
+
+
+def test_fde_blocks_are_sums_and_averages_and_fill():
+    rng = np.random.default_rng(3)
+    x = unit(rng.normal(size=(5, 8)))
+    enc = FDEEncoder(dim=8, k_sim=2, d_proj=8, r_reps=1, seed=3)
+    codes = ((x @ enc.hyperplanes[0]) > 0) @ np.array([1, 2])
+    fd = enc.encode_documents([x])[0].reshape(4, 8)
+    fq = enc.encode_queries([x])[0].reshape(4, 8)
+    for k in range(4):
+        m = codes == k
+        if m.any():
+            np.testing.assert_allclose(fd[k], x[m].mean(0), atol=1e-6)
+            np.testing.assert_allclose(fq[k], x[m].sum(0), atol=1e-6)
+        else:
+            ham = [bin(int(c) ^ k).count("1") for c in codes]
+            np.testing.assert_allclose(fd[k], x[int(np.argmin(ham))], atol=1e-6)
+            assert not fq[k].any()
+    nofill = (
+        FDEEncoder(dim=8, k_sim=2, d_proj=8, r_reps=1, seed=3, fill_empty=False)
+        .encode_documents([x])[0]
+        .reshape(4, 8)
+    )
+    assert all(not nofill[k].any() for k in range(4) if not (codes == k).any())
+
+
+def test_fde_dimensions_projection_and_guards():
+    enc = FDEEncoder(dim=32, k_sim=3, d_proj=8, r_reps=4, d_final=50)
+    assert enc.inner_dimension == 4 * 8 * 8 and enc.dimension == 50
+    out = enc.encode_documents([np.ones((3, 32), np.float32), np.zeros((0, 32), np.float32)])
+    assert out.shape == (2, 50) and not out[1].any()
+    with pytest.raises(ValueError, match=r"explodes.*1310720.*bytes per document"):
+        FDEEncoder(dim=128, k_sim=10, d_proj=32, r_reps=40)
+    with pytest.raises(ValueError, match="d_proj"):
+        FDEEncoder(dim=8, d_proj=16)
+    with pytest.raises(ValueError, match="does not match"):
+        enc.encode_queries([np.ones((2, 31), np.float32)])
+
+
+def test_muvera_retriever_finds_exact_top(tmp_path):
+    docs, rng = corpus(4, n=60, d=32, max_len=15, empty=True)
+    r = RaggedArray.from_list(docs, dtype="float32")
+    enc = FDEEncoder(dim=32, k_sim=3, d_proj=16, r_reps=16)
+    fdes = enc.encode_documents(r)
+    qs = [
+        unit(docs[i][:3] + 0.05 * rng.normal(size=(min(3, len(docs[i])), 32)))
+        for i in range(60)
+        if len(docs[i]) >= 3
+    ][:8]
+    q = Queries([str(i) for i in range(len(qs))])
+    q.put("tokens", qs)
+    _, exact = exact_maxsim_search(qs, r, 5)
+    got = (
+        MuveraRetriever(encoder=enc, doc_fdes=fdes, docs=r, candidates=30)
+        .with_depth(5)
+        .transform(q)
+    )
+    assert (got.keys[:, 0] == exact[:, 0]).mean() >= 0.75
+    enc.save(tmp_path / "fde.json")
+    np.testing.assert_allclose(FDEEncoder.load(tmp_path / "fde.json").encode_documents(r), fdes)
+
+
+# ---------------------------------------------------------------------------------- pooling
+@pytest.mark.parametrize("method", ["window", "kmeans", "mean"])
+def test_pooling_caps_vectors_and_keeps_rows(method):
+    docs, rng = corpus(5, n=25, d=16, max_len=30)
+    r = RaggedArray.from_list(docs, dtype="float32")
+    p = pool_tokens(r, method=method, n_vectors=4)
+    assert len(p) == len(r) and (p.lengths() <= (1 if method == "mean" else 4)).all()
+    assert ((p.lengths() == 0) == (r.lengths() == 0)).all()
+    if method == "mean":
+        i = int(np.argmax(r.lengths()))
+        np.testing.assert_allclose(p[i][0], unit(r[i].mean(0, keepdims=True))[0], atol=1e-5)
+    qs = [docs[i][:2] for i in range(25) if len(docs[i]) >= 2][:3]
+    q = Queries(["a"] * len(qs))
+    q.put("tokens", qs)
+    res = PooledRetriever(pooled=p, docs=r, candidates=10).with_depth(3).transform(q)
+    assert res.keys.shape == (len(qs), 3)
+
+
+def test_window_pooling_is_window_means():
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    r = RaggedArray.from_list([x], dtype="float32")
+    p = pool_tokens(r, method="window", n_vectors=3, normalize=False)
+    np.testing.assert_allclose(p[0], [[1, 2], [5, 6], [9, 10]])
+
+
+# ---------------------------------------------------------------------------------- token codes
+@pytest.mark.parametrize("bits", [0, 1, 2, 8])
+def test_codes_round_trip_and_lut_maxsim(tmp_path, bits):
+    docs, rng = corpus(6, n=40, d=16, max_len=25)
+    r = RaggedArray.from_list(docs, dtype="float32")
+    codec = TokenCodec(n_centroids=32, residual_bits=bits, seed=1).fit(r)
+    assert codec.bytes_per_token == 1 + (16 * bits + 7) // 8
+    ct = CodedTokens.encode(codec, r)
+    dec = codec.decode(ct.codes, ct.residuals)
+    codes2, _ = codec.encode(dec)
+    assert (codes2 == ct.codes).mean() > 0.97  # encode -> decode -> encode is stable
+    err = np.linalg.norm(dec - r.values, axis=1).mean()
+    assert err < {0: 0.95, 1: 0.6, 2: 0.4, 8: 0.05}[bits]
+    qs = [unit(rng.normal(size=(3, 16))) for _ in range(4)]
+    np.testing.assert_allclose(
+        ct.maxsim_batch(qs), maxsim_batch(qs, dec, r.offsets), rtol=1e-4, atol=1e-4
+    )
+    ct.save(tmp_path / "c")
+    back = CodedTokens.open(tmp_path / "c")
+    np.testing.assert_array_equal(back.codes, ct.codes)
+    np.testing.assert_allclose(
+        back.maxsim_rows(qs[0], np.array([2, -1, 5])), ct.maxsim_rows(qs[0], np.array([2, -1, 5]))
+    )
+
+
+def test_codec_errors():
+    with pytest.raises(ValueError, match="1..256"):
+        TokenCodec(n_centroids=300)
+    with pytest.raises(ValueError, match="not fitted"):
+        TokenCodec().encode(np.ones((2, 4)))
+    c = TokenCodec(n_centroids=4).fit(unit(np.random.default_rng(0).normal(size=(50, 8))))
+    with pytest.raises(ValueError, match="mismatched token dimension"):
+        c.encode(np.ones((2, 5)))
+
+
+def test_salience_pruning_keeps_fraction_and_one_token():
+    docs, _ = corpus(7, n=30, d=16, max_len=20)
+    r = RaggedArray.from_list(docs, dtype="float32")
+    codec = TokenCodec(n_centroids=16).fit(r)
+    codes, _ = codec.encode(r.values)
+    keep = salience_keep_mask(r, 0.5, codes=codes)
+    pr = prune_tokens(r, keep)
+    lens = r.lengths()
+    assert (pr.lengths() == np.where(lens > 0, np.maximum(1, np.ceil(lens * 0.5)), 0)).all()
+    # kept tokens are the rarest centroids of each document
+    df = np.bincount(
+        np.unique(np.repeat(np.arange(len(r)), lens) * 256 + codes) % 256, minlength=256
+    )
+    i = int(np.argmax(lens))
+    s = slice(r.offsets[i], r.offsets[i + 1])
+    assert df[codes[s][keep[s]]].max() <= df[codes[s][~keep[s]]].min()
+    with pytest.raises(ValueError, match="fraction"):
+        salience_keep_mask(r, 1.0, codes=codes)

@@ -1,0 +1,186 @@
+"""Exact top-k search against a naive argsort oracle, for the numba and numpy strategies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from heron._deps import has
+from heron.retrieval import topk
+from heron.retrieval.topk import exact_search
+
+METHODS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not has("numba"), reason="numba not installed"))]
+
+
+def oracle(queries: np.ndarray, matrix: np.ndarray, k: int, valid: np.ndarray | None = None):
+    """Full sort of every score: descending, ties to the smaller row, -inf/NaN/masked dropped."""
+    scores = queries.astype(np.float64) @ matrix.astype(np.float64).T
+    if valid is not None:
+        scores[:, ~valid] = -np.inf
+    out_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    out_i = np.full((len(queries), k), -1, dtype=np.int64)
+    rows = np.arange(matrix.shape[0])
+    for a, s in enumerate(scores):
+        order = np.lexsort((rows, -s))
+        order = order[np.isfinite(s[order])][:k]
+        out_s[a, : len(order)] = s[order]
+        out_i[a, : len(order)] = order
+    return out_s, out_i
+
+
+def integer_data(n: int, d: int, nq: int, seed: int = 0):
+    """Small-integer vectors: every dot product is exact in float32 and ties are frequent."""
+    rng = np.random.default_rng(seed)
+    return (
+        rng.integers(-2, 3, size=(nq, d)).astype(np.float32),
+        rng.integers(-2, 3, size=(n, d)).astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("nq", [1, 3, 40])  # scan strategy (few queries) and blocked strategy
+@pytest.mark.parametrize("k", [1, 10, 257])
+def test_matches_oracle_with_ties(method, nq, k):
+    q, m = integer_data(3000, 12, nq)
+    s, i = exact_search(q, m, k, method=method, block_size=700)
+    os_, oi = oracle(q, m, k)
+    np.testing.assert_array_equal(i, oi)
+    np.testing.assert_array_equal(s, os_)
+    assert s.dtype == np.float32 and i.dtype == np.int64 and s.shape == i.shape == (nq, k)
+
+
+def test_hand_checked_ties_go_to_smaller_row():
+    m = np.array([[1.0], [3.0], [2.0], [3.0], [3.0]], dtype=np.float32)
+    for nq in (1, 6):
+        s, i = exact_search(np.ones((nq, 1), dtype=np.float32), m, 4)
+        assert i[0].tolist() == [1, 3, 4, 2]
+        assert s[0].tolist() == [3.0, 3.0, 3.0, 2.0]
+        s, i = exact_search(np.ones((nq, 1), dtype=np.float32), m, 4, method="numpy", block_size=2)
+        assert i[0].tolist() == [1, 3, 4, 2]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("nq", [2, 33])
+def test_float_data_matches_oracle(method, nq):
+    rng = np.random.default_rng(1)
+    m = rng.standard_normal((5000, 64), dtype=np.float32)
+    q = rng.standard_normal((nq, 64), dtype=np.float32)
+    s, i = exact_search(q, m, 20, method=method, block_size=1024)
+    os_, oi = oracle(q, m, 20)
+    np.testing.assert_array_equal(i, oi)
+    np.testing.assert_allclose(s, os_, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("nq", [1, 9])
+def test_valid_mask(method, nq):
+    q, m = integer_data(2000, 8, nq, seed=2)
+    valid = np.random.default_rng(3).random(2000) < 0.3
+    s, i = exact_search(q, m, 15, valid=valid, method=method, block_size=333)
+    os_, oi = oracle(q, m, 15, valid)
+    np.testing.assert_array_equal(i, oi)
+    np.testing.assert_array_equal(s, os_)
+    assert valid[i[i >= 0]].all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("nq", [1, 7])
+def test_k_larger_than_n_and_all_masked(method, nq):
+    q, m = integer_data(5, 4, nq, seed=4)
+    s, i = exact_search(q, m, 8, method=method)
+    assert (i[:, 5:] == -1).all() and np.isneginf(s[:, 5:]).all()
+    assert sorted(i[0, :5].tolist()) == [0, 1, 2, 3, 4]
+    valid = np.array([False, True, False, False, True])
+    s, i = exact_search(q, m, 8, valid=valid, method=method)
+    assert (i[:, 2:] == -1).all() and sorted(i[0, :2].tolist()) == [1, 4]
+    s, i = exact_search(q, m, 3, valid=np.zeros(5, dtype=bool), method=method)
+    assert (i == -1).all() and np.isneginf(s).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_empty_inputs(method):
+    s, i = exact_search(np.zeros((0, 4), np.float32), np.ones((3, 4), np.float32), 2, method=method)
+    assert s.shape == i.shape == (0, 2)
+    s, i = exact_search(np.ones((2, 4), np.float32), np.zeros((0, 4), np.float32), 2, method=method)
+    assert (i == -1).all() and np.isneginf(s).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("nq", [1, 12])
+def test_nan_rows_never_returned(method, nq):
+    q, m = integer_data(100, 4, nq, seed=5)
+    m[[3, 50]] = np.nan
+    s, i = exact_search(q, m, 100, method=method)
+    assert not np.isin(i, [3, 50]).any() and (i[:, -2:] == -1).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("nq", [1, 12])
+def test_float16_matrix(method, nq):
+    q, m = integer_data(1500, 16, nq, seed=6)
+    m16 = m.astype(np.float16)
+    s, i = exact_search(q, m16, 10, method=method, block_size=400)
+    os_, oi = oracle(q, m, 10)
+    np.testing.assert_array_equal(i, oi)
+    np.testing.assert_array_equal(s, os_)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("nq", [1, 12])
+def test_memmap_matrix(tmp_path, dtype, nq):
+    q, m = integer_data(2500, 16, nq, seed=7)
+    path = tmp_path / "m.npy"
+    np.save(path, m.astype(dtype))
+    mm = np.load(path, mmap_mode="r")
+    assert isinstance(mm, np.memmap)
+    valid = np.arange(2500) % 3 != 0
+    s, i = exact_search(q, mm, 10, valid=valid, block_size=1000)
+    os_, oi = oracle(q, m, 10, valid)
+    np.testing.assert_array_equal(i, oi)
+    np.testing.assert_array_equal(s, os_)
+
+
+def test_non_contiguous_matrix_and_queries():
+    q, m = integer_data(1000, 16, 6, seed=8)
+    s, i = exact_search(q[:, ::2], m[:, ::2], 5)
+    os_, oi = oracle(np.ascontiguousarray(q[:, ::2]), np.ascontiguousarray(m[:, ::2]), 5)
+    np.testing.assert_array_equal(i, oi)
+    s, i = exact_search(q[:1, ::2], m[:, ::2], 5)
+    np.testing.assert_array_equal(i, oi[:1])
+
+
+def test_methods_agree_across_scan_threshold():
+    q, m = integer_data(4000, 8, topk.SCAN_MAX_QUERIES + 1, seed=9)
+    a = exact_search(q, m, 30)
+    b = exact_search(q[: topk.SCAN_MAX_QUERIES], m, 30)
+    np.testing.assert_array_equal(a[1][:-1], b[1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"k": 0}, ValueError, "k must be a positive int"),
+        ({"k": 2.5}, ValueError, "k must be a positive int"),
+        ({"method": "gpu"}, ValueError, "method must be one of"),
+        ({"block_size": 0}, ValueError, "block_size"),
+        ({"valid": np.ones(3, dtype=bool)}, ValueError, "valid must be a boolean mask of shape"),
+        ({"valid": np.ones(10, dtype=np.int8)}, ValueError, "valid must be a boolean mask"),
+    ],
+)
+def test_bad_arguments(kwargs, exc, match):
+    args = {"queries": np.ones((2, 4), np.float32), "matrix": np.ones((10, 4), np.float32), "k": 3}
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        exact_search(args.pop("queries"), args.pop("matrix"), args.pop("k"), **args)
+
+
+def test_bad_shapes_and_dtypes():
+    m = np.ones((10, 4), np.float32)
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        exact_search(np.ones((2, 5), np.float32), m, 3)
+    with pytest.raises(ValueError, match="queries must be 2-D"):
+        exact_search(np.ones(4, np.float32), m, 3)
+    with pytest.raises(TypeError, match="float32 or float16"):
+        exact_search(np.ones((2, 4), np.float32), m.astype(np.float64), 3)
+    with pytest.raises(ValueError, match="2-D numpy array"):
+        exact_search(np.ones((2, 4), np.float32), [[1.0] * 4], 3)
