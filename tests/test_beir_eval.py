@@ -10,7 +10,11 @@ from heron.eval.metrics import evaluate
 
 def make_beir(root, *, qrels_rows=None):
     root.mkdir(parents=True, exist_ok=True)
-    docs = [("d1", "Cats", "cats purr and sleep"), ("d2", "Dogs", "dogs bark loudly"), ("d3", "", "fish swim in water")]
+    docs = [
+        ("d1", "Cats", "cats purr and sleep"),
+        ("d2", "Dogs", "dogs bark loudly"),
+        ("d3", "", "fish swim in water"),
+    ]
     with open(root / "corpus.jsonl", "w") as f:
         for i, t, x in docs:
             f.write(json.dumps({"_id": i, "title": t, "text": x}) + "\n")
@@ -29,7 +33,10 @@ def make_beir(root, *, qrels_rows=None):
 def test_load_tiny(tmp_path):
     ds = load_beir(make_beir(tmp_path / "tiny"))
     assert ds.doc_ids == ["d1", "d2", "d3"]
-    assert ds.documents()[0] == "Cats cats purr and sleep" and ds.documents()[2] == "fish swim in water"
+    assert (
+        ds.documents()[0] == "Cats cats purr and sleep"
+        and ds.documents()[2] == "fish swim in water"
+    )
     qids, texts, qrels = ds.split("test")
     assert qids == ["q1", "q2"] and qrels["q1"] == {"d1": 1}
     with pytest.raises(ValueError, match="no qrels split 'train'"):
@@ -64,7 +71,9 @@ def test_eval_tiny_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("HERON_CACHE", str(tmp_path / "cache"))
     from heron.eval.runner import evaluate_dataset, format_table
 
-    rep = evaluate_dataset(make_beir(tmp_path / "tiny"), ["dense", "bm25", "hybrid:dense+bm25"], progress=False)
+    rep = evaluate_dataset(
+        make_beir(tmp_path / "tiny"), ["dense", "bm25", "hybrid:dense+bm25"], progress=False
+    )
     assert rep["results"]["dense"]["RR@10"] == 1.0
     assert rep["results"]["bm25"]["RR@10"] == 1.0
     assert "hybrid:dense+bm25" in format_table(rep)

@@ -10,7 +10,9 @@ import pytest
 
 def heron(*args, check=True):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "heron", *args], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "heron", *args], capture_output=True, text=True, env=env
+    )
     if check and out.returncode != 0:
         raise AssertionError(out.stderr)
     return out
@@ -33,9 +35,15 @@ def indexed(tmp_path_factory):
 def test_search_text_and_json(indexed):
     out = heron("search", str(indexed), "how to parse command line options", "-k", "2")
     assert "argparse.txt" in out.stdout.splitlines()[2]
-    data = json.loads(heron("search", str(indexed), "decompress a file", "-k", "1", "--json").stdout)
+    data = json.loads(
+        heron("search", str(indexed), "decompress a file", "-k", "1", "--json").stdout
+    )
     assert data["results"][0]["hits"][0]["id"] == "gzip.md"
-    data = json.loads(heron("search", str(indexed), "JSON string", "-k", "3", "--retriever", "bm25", "--json").stdout)
+    data = json.loads(
+        heron(
+            "search", str(indexed), "JSON string", "-k", "3", "--retriever", "bm25", "--json"
+        ).stdout
+    )
     assert data["results"][0]["hits"][0]["id"] == "sub/json.md"
 
 

@@ -27,7 +27,12 @@ def coll(tmp_path):
 def test_add_reopen_same_results(coll, tmp_path):
     rng = np.random.default_rng(1)
     v = unit(rng, 50)
-    coll.add([f"doc {i}" for i in range(50)], ids=[f"d{i}" for i in range(50)], vectors=v, metadata=[{"i": i} for i in range(50)])
+    coll.add(
+        [f"doc {i}" for i in range(50)],
+        ids=[f"d{i}" for i in range(50)],
+        vectors=v,
+        metadata=[{"i": i} for i in range(50)],
+    )
     q = unit(rng, 5)
     r1 = coll.retriever("dense").search(_q(q), 10)
     again = Collection.open(tmp_path / "c")
@@ -126,7 +131,9 @@ def test_text_dedupe_reuses_embeddings(tmp_path, encoder):
 
 def test_bm25_respects_deletes(tmp_path, encoder):
     c = Collection.create(tmp_path / "b", encoder=encoder)
-    c.add(["the quick brown fox", "a lazy dog sleeps", "fox hunting in winter"], ids=["a", "b", "c"])
+    c.add(
+        ["the quick brown fox", "a lazy dog sleeps", "fox hunting in winter"], ids=["a", "b", "c"]
+    )
     assert set(c.search("fox", k=3, retriever="bm25").doc_ids()[0]) == {"a", "c"}
     c.delete(["c"])
     assert c.search("fox", k=3, retriever="bm25").doc_ids()[0] == ["a"]
@@ -151,7 +158,9 @@ while True:
 def test_sigkill_mid_write_leaves_last_commit(tmp_path):
     path = tmp_path / "k"
     Collection.create(path, model="none", dim=8)
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
     seen = 0
     deadline = time.time() + 60
     while seen < 3 and time.time() < deadline:
@@ -166,7 +175,9 @@ def test_sigkill_mid_write_leaves_last_commit(tmp_path):
     assert n % 500 == 0 and n >= 1500
     snap = c.snapshot()
     assert len(snap) == n and snap.dense().shape == (n, 8)
-    c.add(["after"], ids=["after"], vectors=np.ones((1, 8), np.float32))  # writable again, orphans cleaned
+    c.add(
+        ["after"], ids=["after"], vectors=np.ones((1, 8), np.float32)
+    )  # writable again, orphans cleaned
     assert len(c) == n + 1
     names = {p.name for p in (path / "segments").iterdir()}
     assert not any(x.startswith(".") for x in names)
@@ -210,17 +221,38 @@ def test_process_reader_sees_commits(tmp_path):
     c = Collection.create(path, model="none", dim=8)
     c.add(["a"], ids=["a"], vectors=np.ones((1, 8), np.float32))
     code = "import sys; from heron.collection import Collection; print(len(Collection.open(sys.argv[1])))"
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "1"
 
 
 def test_fields_sparse_and_ragged(tmp_path):
     sp = pytest.importorskip("scipy.sparse")
-    c = Collection.create(tmp_path / "f", model="none", dim=4, fields={"lex": {"kind": "sparse", "vocab": 10}, "tok": {"kind": "ragged", "dim": 4}})
-    m = sp.csr_matrix(np.array([[0, 1.0, 0, 0, 0, 0, 0, 0, 0, 2.0], [3.0, 0, 0, 0, 0, 0, 0, 0, 0, 0]], dtype=np.float32))
+    c = Collection.create(
+        tmp_path / "f",
+        model="none",
+        dim=4,
+        fields={"lex": {"kind": "sparse", "vocab": 10}, "tok": {"kind": "ragged", "dim": 4}},
+    )
+    m = sp.csr_matrix(
+        np.array(
+            [[0, 1.0, 0, 0, 0, 0, 0, 0, 0, 2.0], [3.0, 0, 0, 0, 0, 0, 0, 0, 0, 0]], dtype=np.float32
+        )
+    )
     toks = [np.ones((2, 4), np.float32), np.zeros((3, 4), np.float32)]
-    c.add(["a", "b"], ids=["a", "b"], vectors=np.eye(4, dtype=np.float32)[:2], fields={"lex": m, "tok": toks})
-    c.add(["c"], ids=["c"], vectors=np.eye(4, dtype=np.float32)[2:3], fields={"lex": m[:1], "tok": toks[:1]})
+    c.add(
+        ["a", "b"],
+        ids=["a", "b"],
+        vectors=np.eye(4, dtype=np.float32)[:2],
+        fields={"lex": m, "tok": toks},
+    )
+    c.add(
+        ["c"],
+        ids=["c"],
+        vectors=np.eye(4, dtype=np.float32)[2:3],
+        fields={"lex": m[:1], "tok": toks[:1]},
+    )
     c.delete(["a"])
     snap = Collection.open(tmp_path / "f").snapshot()
     lex = snap.field("lex")
@@ -228,7 +260,12 @@ def test_fields_sparse_and_ragged(tmp_path):
     offsets, values = snap.field("tok")
     assert offsets.tolist() == [0, 3, 5] and values.shape == (5, 4)
     with pytest.raises(ValueError, match="unknown field"):
-        c.add(["d"], ids=["d"], vectors=np.eye(4, dtype=np.float32)[:1], fields={"lex": m[:1], "tok": toks[:1], "zzz": 1})
+        c.add(
+            ["d"],
+            ids=["d"],
+            vectors=np.eye(4, dtype=np.float32)[:1],
+            fields={"lex": m[:1], "tok": toks[:1], "zzz": 1},
+        )
 
 
 def test_import_has_no_side_effects():

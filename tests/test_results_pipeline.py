@@ -11,7 +11,8 @@ def fixed(keys, scores, name="fixed"):
     res = Results(np.array(keys), np.array(scores, dtype=np.float32))
 
     class Fixed(Stage):
-        def __init__(self, depth=len(keys[0])):
+        def __init__(self, depth=None):
+            depth = len(keys[0]) if depth is None else depth
             self.depth = depth
             self.name = name
 

@@ -42,4 +42,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'heron' has no attribute {name!r}")
 
 
-__all__ = ["Collection", "Document", "Queries", "RRF", "Results", "Stage", "__version__", "load_beir", "load_encoder"]
+__all__ = [
+    "Collection",
+    "Document",
+    "Queries",
+    "RRF",
+    "Results",
+    "Stage",
+    "__version__",
+    "load_beir",
+    "load_encoder",
+]

@@ -18,7 +18,9 @@ def iter_documents(path: str | Path) -> Iterator[tuple[str, str, dict]]:
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"nothing to index at {str(p)!r}; pass a folder of .txt/.md files, a .jsonl file or a BEIR folder")
+        raise FileNotFoundError(
+            f"nothing to index at {str(p)!r}; pass a folder of .txt/.md files, a .jsonl file or a BEIR folder"
+        )
     if p.is_dir() and (p / "corpus.jsonl").is_file():
         yield from _jsonl(p / "corpus.jsonl")
     elif p.is_file() and p.suffix == ".jsonl":
@@ -32,7 +34,9 @@ def iter_documents(path: str | Path) -> Iterator[tuple[str, str, dict]]:
             if text.strip():
                 yield str(f.relative_to(p)), text, {"path": str(f.relative_to(p))}
     else:
-        raise ValueError(f"cannot index {str(p)!r}: expected a folder, a .jsonl file or a BEIR folder")
+        raise ValueError(
+            f"cannot index {str(p)!r}: expected a folder, a .jsonl file or a BEIR folder"
+        )
 
 
 def _jsonl(path: Path) -> Iterator[tuple[str, str, dict]]:

@@ -41,15 +41,25 @@ class Queries:
     vectors: optional precomputed embeddings ``{encoder_name: (n_queries, d)}``.
     """
 
-    def __init__(self, texts: Sequence[str] | str, ids: Sequence[str] | None = None, *, vectors: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        texts: Sequence[str] | str,
+        ids: Sequence[str] | None = None,
+        *,
+        vectors: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.texts = check_texts(texts, what="queries")
-        self.ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(self.texts))]
+        self.ids = (
+            [str(i) for i in ids] if ids is not None else [str(i) for i in range(len(self.texts))]
+        )
         if len(self.ids) != len(self.texts):
             raise ValueError(f"got {len(self.ids)} query ids for {len(self.texts)} queries")
         self._vectors: dict[str, Any] = dict(vectors or {})
         for name, v in self._vectors.items():
             if not isinstance(v, np.ndarray) or v.ndim < 1 or len(v) != len(self.texts):
-                raise ValueError(f"precomputed query vectors for {name!r} must have one row per query ({len(self.texts)})")
+                raise ValueError(
+                    f"precomputed query vectors for {name!r} must have one row per query ({len(self.texts)})"
+                )
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -183,13 +193,21 @@ class RRF(Stage):
     depth: hits kept after fusion (default: the largest input depth).
     """
 
-    def __init__(self, *stages: Stage, weights: Sequence[float] | None = None, c: float = 60.0, depth: int | None = None) -> None:
+    def __init__(
+        self,
+        *stages: Stage,
+        weights: Sequence[float] | None = None,
+        c: float = 60.0,
+        depth: int | None = None,
+    ) -> None:
         if len(stages) < 2:
             raise ValueError(f"RRF needs at least two stages, got {len(stages)}")
         if weights is not None:
             weights = [float(w) for w in weights]
             if len(weights) != len(stages) or any(w < 0 for w in weights):
-                raise ValueError(f"RRF needs one non-negative weight per stage ({len(stages)}), got {weights}")
+                raise ValueError(
+                    f"RRF needs one non-negative weight per stage ({len(stages)}), got {weights}"
+                )
         if c < 0:
             raise ValueError(f"RRF rank constant c must be >= 0, got {c}")
         self.stages, self.weights, self.c = list(stages), weights, float(c)
@@ -202,7 +220,9 @@ class RRF(Stage):
         return fuse_rrf(runs, w, self.c, self.depth)
 
     def compile(self) -> Stage:
-        return RRF(*[s.compile() for s in self.stages], weights=self.weights, c=self.c, depth=self.depth)
+        return RRF(
+            *[s.compile() for s in self.stages], weights=self.weights, c=self.c, depth=self.depth
+        )
 
     def with_depth(self, k: int) -> Stage:
         return RRF(*self.stages, weights=self.weights, c=self.c, depth=k)
@@ -217,7 +237,9 @@ def fuse_rrf(runs: Sequence[Results], weights: Sequence[float], c: float, depth:
     scores_out = np.full((n, depth), -np.inf, dtype=np.float32)
     for qi in range(n):
         ks = np.concatenate([r.keys[qi] for r in runs])
-        contrib = np.concatenate([wt / (c + 1.0 + np.arange(r.k, dtype=np.float64)) for r, wt in zip(runs, weights)])
+        contrib = np.concatenate(
+            [wt / (c + 1.0 + np.arange(r.k, dtype=np.float64)) for r, wt in zip(runs, weights)]
+        )
         valid = ks != PAD_KEY
         ks, contrib = ks[valid], contrib[valid]
         if len(ks) == 0:
@@ -239,7 +261,9 @@ def rescore(candidates: Results, scores: np.ndarray, depth: int | None = None) -
     """
     scores = np.asarray(scores, dtype=np.float32)
     if scores.shape != candidates.keys.shape:
-        raise ValueError(f"rescore needs scores of shape {candidates.keys.shape}, got {scores.shape}")
+        raise ValueError(
+            f"rescore needs scores of shape {candidates.keys.shape}, got {scores.shape}"
+        )
     s = np.where(candidates.valid(), scores, -np.inf)
     order = np.argsort(-s, axis=1, kind="stable")
     keys = np.take_along_axis(candidates.keys, order, axis=1)

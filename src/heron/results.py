@@ -36,7 +36,9 @@ class Results:
 
     keys: np.ndarray
     scores: np.ndarray
-    resolver: Callable[[np.ndarray], list[str]] | None = field(default=None, compare=False, repr=False)
+    resolver: Callable[[np.ndarray], list[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
     info: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -82,7 +84,9 @@ class Results:
     def doc_ids(self) -> list[list[str]]:
         """String document ids per query (padding dropped)."""
         if self.resolver is None:
-            raise ValueError("these Results carry no id resolver; search through a Collection to get doc ids")
+            raise ValueError(
+                "these Results carry no id resolver; search through a Collection to get doc ids"
+            )
         out: list[list[str]] = []
         for row_keys in self.keys:
             real = row_keys[row_keys != PAD_KEY]

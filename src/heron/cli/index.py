@@ -8,8 +8,14 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="folder of .txt/.md files, a .jsonl file, or a BEIR folder")
-    p.add_argument("--collection", "-c", default=None, help="collection folder (default: PATH.heron)")
-    p.add_argument("--model", default=None, help="dense model name or path for a new collection (default all-MiniLM-L6-v2)")
+    p.add_argument(
+        "--collection", "-c", default=None, help="collection folder (default: PATH.heron)"
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="dense model name or path for a new collection (default all-MiniLM-L6-v2)",
+    )
     p.add_argument("--batch", type=int, default=2048, help="documents per commit (default 2048)")
     p.add_argument("--bm25", action="store_true", help="also build the BM25 index now")
 
@@ -45,5 +51,7 @@ def run(args: argparse.Namespace) -> int:
         from heron.retrieval.bm25 import bm25_index
 
         bm25_index(coll)
-    print(f"indexed {total} documents into {out} in {time.perf_counter() - t0:.1f}s ({len(coll)} in the collection)")
+    print(
+        f"indexed {total} documents into {out} in {time.perf_counter() - t0:.1f}s ({len(coll)} in the collection)"
+    )
     return 0

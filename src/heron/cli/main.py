@@ -14,17 +14,28 @@ from collections.abc import Sequence
 
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("heron.cli.demo", "build a collection of the Python standard library docs and answer questions"),
-    "index": ("heron.cli.index", "build or extend a collection from .txt/.md files, a JSONL file or a BEIR folder"),
+    "demo": (
+        "heron.cli.demo",
+        "build a collection of the Python standard library docs and answer questions",
+    ),
+    "index": (
+        "heron.cli.index",
+        "build or extend a collection from .txt/.md files, a JSONL file or a BEIR folder",
+    ),
     "search": ("heron.cli.search", "search a collection"),
     "info": ("heron.cli.info", "describe a collection"),
     "eval": ("heron.cli.eval", "evaluate retrievers on a BEIR dataset"),
-    "bench-multivector": ("heron.cli.bench_multivector", "late-interaction benchmark: exact MaxSim, MUVERA, pooling, token codes"),
+    "bench-multivector": (
+        "heron.cli.bench_multivector",
+        "late-interaction benchmark: exact MaxSim, MUVERA, pooling, token codes",
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="heron", description="heron: a retrieval engine for embedding-based search")
+    parser = argparse.ArgumentParser(
+        prog="heron", description="heron: a retrieval engine for embedding-based search"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)

@@ -11,7 +11,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("collection", help="collection folder")
     p.add_argument("query", nargs="+", help="query text(s)")
     p.add_argument("-k", type=int, default=10, help="hits per query (default 10)")
-    p.add_argument("--retriever", "-r", default="dense", help="retriever spec: dense, bm25, hybrid:dense+bm25, NAME?param=value")
+    p.add_argument(
+        "--retriever",
+        "-r",
+        default="dense",
+        help="retriever spec: dense, bm25, hybrid:dense+bm25, NAME?param=value",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -31,8 +36,15 @@ def run(args: argparse.Namespace) -> int:
     for qi, q in enumerate(args.query):
         keys = res.keys[qi][res.keys[qi] >= 0]
         ids, texts = snap.ids(keys), snap.texts(keys)
-        out.append({"query": q, "hits": [{"rank": r + 1, "id": i, "score": float(s), "text": t}
-                                          for r, (i, s, t) in enumerate(zip(ids, res.scores[qi], texts))]})
+        out.append(
+            {
+                "query": q,
+                "hits": [
+                    {"rank": r + 1, "id": i, "score": float(s), "text": t}
+                    for r, (i, s, t) in enumerate(zip(ids, res.scores[qi], texts))
+                ],
+            }
+        )
     if args.json:
         print(json.dumps({"results": out, "milliseconds": ms}, indent=2))
         return 0

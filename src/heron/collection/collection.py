@@ -34,11 +34,11 @@ import numpy as np
 
 from heron.collection.manifest import (
     FIELD_KINDS,
+    MANIFEST,
     CollectionError,
     new_manifest,
     read_manifest,
     write_json_atomic,
-    MANIFEST,
 )
 from heron.collection.segments import Segment, add_field_to_segment, segment_name, write_segment
 from heron.collection.snapshot import SegmentView, Snapshot
@@ -67,7 +67,9 @@ class Collection:
     Parameters are set at creation and stored in the manifest; see :meth:`create`.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], store: Store, encoder: Any = None) -> None:
+    def __init__(
+        self, path: Path, manifest: dict[str, Any], store: Store, encoder: Any = None
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.store = store
@@ -104,14 +106,20 @@ class Collection:
         if (root / MANIFEST).exists():
             if exist_ok:
                 return cls.open(root, encoder=encoder)
-            raise FileExistsError(f"a collection already exists at {str(root)!r}; open it with Collection.open(path) or pass exist_ok=True")
+            raise FileExistsError(
+                f"a collection already exists at {str(root)!r}; open it with Collection.open(path) or pass exist_ok=True"
+            )
         if root.exists() and any(root.iterdir()):
-            raise FileExistsError(f"{str(root)!r} exists and is not empty; pick a new folder for the collection")
+            raise FileExistsError(
+                f"{str(root)!r} exists and is not empty; pick a new folder for the collection"
+            )
         if encoder is not None:
             model_name, d = encoder.name, int(encoder.dim)
         elif model == "none":
             if not isinstance(dim, int) or dim <= 0:
-                raise ValueError(f"model='none' needs the vector dimension: pass dim=<positive int>, got {dim!r}")
+                raise ValueError(
+                    f"model='none' needs the vector dimension: pass dim=<positive int>, got {dim!r}"
+                )
             model_name, d = "none", dim
         else:
             from heron.encoders import DEFAULT_MODEL, load_encoder
@@ -119,8 +127,12 @@ class Collection:
             encoder = load_encoder(model or DEFAULT_MODEL)
             model_name, d = encoder.name, int(encoder.dim)
         if dim is not None and dim != d:
-            raise ValueError(f"dim={dim} does not match the model's dimension {d}; drop dim or pick the matching model")
-        all_fields: dict[str, dict[str, Any]] = {"dense": {"kind": "dense", "dim": d, "encoder": model_name}}
+            raise ValueError(
+                f"dim={dim} does not match the model's dimension {d}; drop dim or pick the matching model"
+            )
+        all_fields: dict[str, dict[str, Any]] = {
+            "dense": {"kind": "dense", "dim": d, "encoder": model_name}
+        }
         for name, spec in (fields or {}).items():
             all_fields[name] = _check_field_spec(name, spec)
         root.mkdir(parents=True, exist_ok=True)
@@ -174,7 +186,9 @@ class Collection:
         """The dense encoder (loaded on first use)."""
         if self._encoder is None:
             if self.model == "none":
-                raise ValueError("this collection stores precomputed vectors (model='none'); pass query vectors, not text")
+                raise ValueError(
+                    "this collection stores precomputed vectors (model='none'); pass query vectors, not text"
+                )
             from heron.encoders import load_encoder
 
             self._encoder = load_encoder(self.model)
@@ -197,12 +211,18 @@ class Collection:
             write_json_atomic(self.path / MANIFEST, self.manifest)
 
     def __len__(self) -> int:
-        (n,) = self.store.connect().execute("SELECT COUNT(*) FROM docs WHERE deleted = 0").fetchone()
+        (n,) = (
+            self.store.connect().execute("SELECT COUNT(*) FROM docs WHERE deleted = 0").fetchone()
+        )
         return int(n)
 
     @property
     def generation(self) -> int:
-        (g,) = self.store.connect().execute("SELECT value FROM state WHERE name='generation'").fetchone()
+        (g,) = (
+            self.store.connect()
+            .execute("SELECT value FROM state WHERE name='generation'")
+            .fetchone()
+        )
         return int(g)
 
     # ------------------------------------------------------------------ reading
@@ -242,7 +262,9 @@ class Collection:
         con = self.store.connect()
         out: list[Document | None] = []
         for i in ids:
-            row = con.execute("SELECT key, id, text, metadata FROM docs WHERE id = ? AND deleted = 0", (i,)).fetchone()
+            row = con.execute(
+                "SELECT key, id, text, metadata FROM docs WHERE id = ? AND deleted = 0", (i,)
+            ).fetchone()
             out.append(Document(row[1], row[2], json.loads(row[3]), int(row[0])) if row else None)
         return out
 
@@ -253,7 +275,10 @@ class Collection:
         con = self.store.connect()
         last = -1
         while True:
-            rows = con.execute("SELECT key, id, text, metadata FROM docs WHERE deleted = 0 AND key > ? ORDER BY key LIMIT ?", (last, batch)).fetchall()
+            rows = con.execute(
+                "SELECT key, id, text, metadata FROM docs WHERE deleted = 0 AND key > ? ORDER BY key LIMIT ?",
+                (last, batch),
+            ).fetchall()
             if not rows:
                 return
             for k, i, t, m in rows:
@@ -262,6 +287,7 @@ class Collection:
 
     def resolver(self) -> Any:
         """A function mapping keys to string ids (used by :class:`Results`)."""
+
         def resolve(keys: np.ndarray) -> list[str]:
             return self.snapshot().ids(keys)
 
@@ -280,7 +306,10 @@ class Collection:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _cleanup_orphans(self) -> None:
-        registered = {segment_name(s) for (s,) in self.store.connect().execute("SELECT id FROM segments").fetchall()}
+        registered = {
+            segment_name(s)
+            for (s,) in self.store.connect().execute("SELECT id FROM segments").fetchall()
+        }
         seg_root = self.path / "segments"
         for p in seg_root.iterdir() if seg_root.exists() else []:
             if p.name.startswith(".") or p.name not in registered:
@@ -307,7 +336,15 @@ class Collection:
         fields: precomputed data of extra fields ``{name: data}``; other fields are encoded.
         progress: show a progress bar while encoding (default: when more than 256 texts).
         """
-        return self._write(texts, ids=ids, metadata=metadata, vectors=vectors, fields=fields, progress=progress, replace=False)
+        return self._write(
+            texts,
+            ids=ids,
+            metadata=metadata,
+            vectors=vectors,
+            fields=fields,
+            progress=progress,
+            replace=False,
+        )
 
     def upsert(
         self,
@@ -322,7 +359,15 @@ class Collection:
         """Insert or replace documents by id (old versions are deleted in the same commit)."""
         if ids is None:
             raise ValueError("upsert needs ids=[...] naming the documents to insert or replace")
-        return self._write(texts, ids=ids, metadata=metadata, vectors=vectors, fields=fields, progress=progress, replace=True)
+        return self._write(
+            texts,
+            ids=ids,
+            metadata=metadata,
+            vectors=vectors,
+            fields=fields,
+            progress=progress,
+            replace=True,
+        )
 
     def delete(self, ids: Sequence[str] | str) -> int:
         """Delete documents by id; returns how many were deleted (unknown ids are ignored)."""
@@ -334,7 +379,10 @@ class Collection:
                 n = 0
                 for start in range(0, len(ids), 900):
                     chunk = ids[start : start + 900]
-                    cur = con.execute(f"UPDATE docs SET deleted = 1 WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})", chunk)
+                    cur = con.execute(
+                        f"UPDATE docs SET deleted = 1 WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
                     n += cur.rowcount
                 if n:
                     con.execute("UPDATE state SET value = value + 1 WHERE name='generation'")
@@ -344,7 +392,9 @@ class Collection:
                 raise
         return n
 
-    def _write(self, texts, *, ids, metadata, vectors, fields, progress, replace: bool) -> np.ndarray:
+    def _write(
+        self, texts, *, ids, metadata, vectors, fields, progress, replace: bool
+    ) -> np.ndarray:
         texts = check_texts(texts, what="texts")
         n = len(texts)
         if ids is None:
@@ -366,7 +416,9 @@ class Collection:
         if ids_l is not None and not replace:
             existing = self._live_ids(ids_l)
             if existing:
-                raise ValueError(f"id(s) already in the collection: {sorted(existing)[:5]}; use upsert() to replace them")
+                raise ValueError(
+                    f"id(s) already in the collection: {sorted(existing)[:5]}; use upsert() to replace them"
+                )
         dense = self._dense_for(texts, hashes, vectors, progress)
         field_data: dict[str, tuple[str, Any]] = {"dense": ("dense", dense)}
         fields = dict(fields or {})
@@ -378,7 +430,9 @@ class Collection:
             else:
                 field_data[name] = (spec["kind"], self._field_encoder(name).encode_documents(texts))
         if fields:
-            raise ValueError(f"unknown field(s) {sorted(fields)}; the collection's fields are {sorted(self.fields)} (add one with add_field)")
+            raise ValueError(
+                f"unknown field(s) {sorted(fields)}; the collection's fields are {sorted(self.fields)} (add one with add_field)"
+            )
         with self._writer():
             con = self.store.connect()
             con.execute("BEGIN IMMEDIATE")
@@ -386,7 +440,9 @@ class Collection:
                 if ids_l is not None and not replace:
                     existing = self._live_ids(ids_l)
                     if existing:
-                        raise ValueError(f"id(s) already in the collection: {sorted(existing)[:5]}; use upsert() to replace them")
+                        raise ValueError(
+                            f"id(s) already in the collection: {sorted(existing)[:5]}; use upsert() to replace them"
+                        )
                 (seq,) = con.execute("SELECT COALESCE(MAX(key), 0) FROM docs").fetchone()
                 seq2 = con.execute("SELECT seq FROM sqlite_sequence WHERE name='docs'").fetchone()
                 start = max(int(seq), int(seq2[0]) if seq2 else 0) + 1
@@ -396,13 +452,30 @@ class Collection:
                 if replace:
                     for s0 in range(0, n, 900):
                         chunk = ids_l[s0 : s0 + 900]
-                        con.execute(f"UPDATE docs SET deleted = 1 WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})", chunk)
+                        con.execute(
+                            f"UPDATE docs SET deleted = 1 WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})",
+                            chunk,
+                        )
                 ids_final = ids_l if ids_l is not None else [str(int(k)) for k in keys]
                 con.executemany(
                     "INSERT INTO docs(key, id, text, metadata, hash, segment, row) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(int(keys[r]), ids_final[r], texts[r], json.dumps(metas[r]), hashes[r], int(sid), r) for r in range(n)],
+                    [
+                        (
+                            int(keys[r]),
+                            ids_final[r],
+                            texts[r],
+                            json.dumps(metas[r]),
+                            hashes[r],
+                            int(sid),
+                            r,
+                        )
+                        for r in range(n)
+                    ],
                 )
-                con.execute("INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)", (int(sid), n, json.dumps(sorted(field_data))))
+                con.execute(
+                    "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
+                    (int(sid), n, json.dumps(sorted(field_data))),
+                )
                 con.execute("UPDATE state SET value = value + 1 WHERE name='generation'")
                 con.execute("COMMIT")
             except BaseException:
@@ -415,18 +488,27 @@ class Collection:
         found: set[str] = set()
         for s0 in range(0, len(ids), 900):
             chunk = ids[s0 : s0 + 900]
-            rows = con.execute(f"SELECT id FROM docs WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            rows = con.execute(
+                f"SELECT id FROM docs WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
             found.update(r[0] for r in rows)
         return found
 
-    def _dense_for(self, texts: list[str], hashes: list[str], vectors: np.ndarray | None, progress: bool | None) -> np.ndarray:
+    def _dense_for(
+        self, texts: list[str], hashes: list[str], vectors: np.ndarray | None, progress: bool | None
+    ) -> np.ndarray:
         n = len(texts)
         if vectors is not None:
             v = np.asarray(vectors)
             if v.ndim != 2 or v.shape != (n, self.dim):
-                raise ValueError(f"vectors must have shape ({n}, {self.dim}) (one row per text, the collection's dimension), got {v.shape}")
+                raise ValueError(
+                    f"vectors must have shape ({n}, {self.dim}) (one row per text, the collection's dimension), got {v.shape}"
+                )
             if not np.isfinite(v).all():
-                raise ValueError("vectors contain NaN or inf; fix the embeddings before adding them")
+                raise ValueError(
+                    "vectors contain NaN or inf; fix the embeddings before adding them"
+                )
             return np.ascontiguousarray(v, dtype=np.float32)
         # reuse stored embeddings of identical texts (same model: one collection, one model)
         out = np.empty((n, self.dim), dtype=np.float32)
@@ -502,7 +584,9 @@ class Collection:
                 seg = Segment(seg_dir, sid)
                 if seg.has(name):
                     continue
-                rows = con.execute("SELECT row, text FROM docs WHERE segment = ? ORDER BY row", (sid,)).fetchall()
+                rows = con.execute(
+                    "SELECT row, text FROM docs WHERE segment = ? ORDER BY row", (sid,)
+                ).fetchall()
                 texts = [t for _, t in rows]
                 add_field_to_segment(seg_dir, name, spec["kind"], enc(texts))
                 self._segments.pop(sid, None)
@@ -537,10 +621,18 @@ class Collection:
             write_segment(self.path, int(sid), snap.keys, field_data)
             con.execute("BEGIN IMMEDIATE")
             try:
-                con.executemany("UPDATE docs SET segment = ?, row = ? WHERE key = ?", [(int(sid), r, int(k)) for r, k in enumerate(snap.keys)])
+                con.executemany(
+                    "UPDATE docs SET segment = ?, row = ? WHERE key = ?",
+                    [(int(sid), r, int(k)) for r, k in enumerate(snap.keys)],
+                )
                 con.execute("DELETE FROM docs WHERE deleted = 1")
-                con.execute(f"DELETE FROM segments WHERE id IN ({','.join('?' * len(old))})", old) if old else None
-                con.execute("INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)", (int(sid), len(snap.keys), json.dumps(sorted(field_data))))
+                con.execute(
+                    f"DELETE FROM segments WHERE id IN ({','.join('?' * len(old))})", old
+                ) if old else None
+                con.execute(
+                    "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
+                    (int(sid), len(snap.keys), json.dumps(sorted(field_data))),
+                )
                 con.execute("UPDATE state SET value = value + 1 WHERE name='generation'")
                 con.execute("COMMIT")
             except BaseException:
@@ -566,7 +658,9 @@ class Collection:
             "generation": snap.generation,
             "fields": self.fields,
             "config": self.config,
-            "indexes": sorted(p.name for p in (self.path / "indexes").iterdir()) if (self.path / "indexes").exists() else [],
+            "indexes": sorted(p.name for p in (self.path / "indexes").iterdir())
+            if (self.path / "indexes").exists()
+            else [],
             "bytes_on_disk": size,
         }
 
@@ -577,7 +671,14 @@ class Collection:
 
         return get_retriever(self, name, **params)
 
-    def search(self, queries: Sequence[str] | str | Any, k: int = 10, *, retriever: str = "dense", **params: Any) -> Results:
+    def search(
+        self,
+        queries: Sequence[str] | str | Any,
+        k: int = 10,
+        *,
+        retriever: str = "dense",
+        **params: Any,
+    ) -> Results:
         """Search with a named retriever; returns :class:`Results` of shape ``(n_queries, k)``."""
         from heron.results import check_k
 
@@ -601,7 +702,9 @@ def _check_metadata(metadata: Any, n: int) -> list[dict]:
         return [{} for _ in range(n)]
     metas = list(metadata)
     if len(metas) != n:
-        raise ValueError(f"got {len(metas)} metadata entries for {n} texts; pass one dict (or None) per text")
+        raise ValueError(
+            f"got {len(metas)} metadata entries for {n} texts; pass one dict (or None) per text"
+        )
     out = []
     for i, m in enumerate(metas):
         if m is None:
@@ -611,7 +714,9 @@ def _check_metadata(metadata: Any, n: int) -> list[dict]:
         try:
             json.dumps(dict(m))
         except TypeError as exc:
-            raise TypeError(f"metadata[{i}] is not JSON-serialisable ({exc}); use str/int/float/bool/list/dict values") from exc
+            raise TypeError(
+                f"metadata[{i}] is not JSON-serialisable ({exc}); use str/int/float/bool/list/dict values"
+            ) from exc
         out.append(dict(m))
     return out
 

@@ -24,7 +24,9 @@ def register_field_encoder(name: str, factory: Callable[[dict[str, Any]], Any]) 
 def field_encoder(spec: dict[str, Any]) -> Any:
     name = spec.get("encoder")
     if not name:
-        raise ValueError(f"field spec {spec} names no encoder; pass its data with add(..., fields={{name: data}})")
+        raise ValueError(
+            f"field spec {spec} names no encoder; pass its data with add(..., fields={{name: data}})"
+        )
     if name not in _FACTORIES:
         for mod in PLUGIN_MODULES:
             try:

@@ -36,15 +36,23 @@ def read_manifest(root: Path) -> dict[str, Any]:
     """Read and validate ``root/heron.json``."""
     path = root / MANIFEST
     if not root.is_dir():
-        raise CollectionError(f"no collection at {str(root)!r}: folder does not exist; create one with Collection.create(path) or `heron index`")
+        raise CollectionError(
+            f"no collection at {str(root)!r}: folder does not exist; create one with Collection.create(path) or `heron index`"
+        )
     if not path.is_file():
-        raise CollectionError(f"{str(root)!r} is not a heron collection: {MANIFEST} is missing; create one with Collection.create(path)")
+        raise CollectionError(
+            f"{str(root)!r} is not a heron collection: {MANIFEST} is missing; create one with Collection.create(path)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CollectionError(f"collection manifest {str(path)!r} is corrupt ({exc}); restore it from a backup or rebuild the collection") from exc
+        raise CollectionError(
+            f"collection manifest {str(path)!r} is corrupt ({exc}); restore it from a backup or rebuild the collection"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CollectionError(f"{str(path)!r} is not a heron collection manifest (format={data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r})")
+        raise CollectionError(
+            f"{str(path)!r} is not a heron collection manifest (format={data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r})"
+        )
     version = data.get("version")
     if version != VERSION:
         raise CollectionError(
@@ -53,7 +61,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
         )
     for key in ("model", "dim", "fields"):
         if key not in data:
-            raise CollectionError(f"collection manifest {str(path)!r} lacks {key!r}; it is corrupt, rebuild the collection")
+            raise CollectionError(
+                f"collection manifest {str(path)!r} lacks {key!r}; it is corrupt, rebuild the collection"
+            )
     return data
 
 

@@ -39,7 +39,9 @@ def field_arrays(kind: str, name: str, data: Any, n: int) -> dict[str, np.ndarra
     if kind == "dense":
         arr = np.asarray(data)
         if arr.ndim != 2 or arr.shape[0] != n:
-            raise ValueError(f"field {name!r}: expected a 2-d array with {n} rows, got shape {arr.shape}")
+            raise ValueError(
+                f"field {name!r}: expected a 2-d array with {n} rows, got shape {arr.shape}"
+            )
         return {f"{name}.npy": arr}
     if kind == "sparse":
         sp = _as_csr(data, n, name)
@@ -56,10 +58,16 @@ def field_arrays(kind: str, name: str, data: Any, n: int) -> dict[str, np.ndarra
         if len(widths) > 1:
             raise ValueError(f"field {name!r}: ragged rows have mixed widths {sorted(widths)}")
         d = widths.pop() if widths else 0
-        lens = np.array([np.asarray(x).reshape(-1, d).shape[0] if d else 0 for x in items], dtype=np.int64)
+        lens = np.array(
+            [np.asarray(x).reshape(-1, d).shape[0] if d else 0 for x in items], dtype=np.int64
+        )
         offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
         dtype = np.asarray(items[0]).dtype if items else np.float32
-        values = np.concatenate([np.asarray(x, dtype=dtype).reshape(-1, d) for x in items]) if lens.sum() else np.zeros((0, d), dtype=dtype)
+        values = (
+            np.concatenate([np.asarray(x, dtype=dtype).reshape(-1, d) for x in items])
+            if lens.sum()
+            else np.zeros((0, d), dtype=dtype)
+        )
         return {f"{name}.offsets.npy": offsets, f"{name}.values.npy": values}
     raise ValueError(f"unknown field kind {kind!r}; choose one of dense, sparse, ragged")
 
@@ -71,14 +79,18 @@ def _as_csr(data: Any, n: int, name: str) -> Any:
     if sparse.issparse(data):
         sp = sparse.csr_matrix(data)
     else:
-        raise TypeError(f"field {name!r} is sparse: pass a scipy.sparse matrix, got {type(data).__name__}")
+        raise TypeError(
+            f"field {name!r} is sparse: pass a scipy.sparse matrix, got {type(data).__name__}"
+        )
     if sp.shape[0] != n:
         raise ValueError(f"field {name!r}: expected {n} sparse rows, got {sp.shape[0]}")
     sp.sort_indices()
     return sp
 
 
-def write_segment(root: Path, seg_id: int, keys: np.ndarray, fields: dict[str, tuple[str, Any]]) -> Path:
+def write_segment(
+    root: Path, seg_id: int, keys: np.ndarray, fields: dict[str, tuple[str, Any]]
+) -> Path:
     """Write a complete segment atomically; returns its folder."""
     seg_dir = root / "segments" / segment_name(seg_id)
     tmp = root / "segments" / f".{segment_name(seg_id)}.tmp"
@@ -134,7 +146,9 @@ class Segment:
             self.meta = json.loads((seg_dir / "segment.json").read_text())
             self.keys = np.load(seg_dir / "keys.npy", mmap_mode="r")
         except (OSError, ValueError) as exc:
-            raise ValueError(f"segment {str(seg_dir)!r} is missing or corrupt ({exc}); the collection needs repair (heron compact)") from exc
+            raise ValueError(
+                f"segment {str(seg_dir)!r} is missing or corrupt ({exc}); the collection needs repair (heron compact)"
+            ) from exc
         self.rows = int(self.meta["rows"])
         self._cache: dict[str, Any] = {}
 
@@ -154,7 +168,9 @@ class Segment:
         from heron._deps import require
 
         sparse = require("scipy.sparse", purpose="sparse fields")
-        indptr, indices, data = (self._load(f"{name}.{p}.npy") for p in ("indptr", "indices", "data"))
+        indptr, indices, data = (
+            self._load(f"{name}.{p}.npy") for p in ("indptr", "indices", "data")
+        )
         vocab = vocab or (int(indices.max()) + 1 if len(indices) else 0)
         return sparse.csr_matrix((data, indices, indptr), shape=(self.rows, vocab))
 

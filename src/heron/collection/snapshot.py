@@ -42,7 +42,9 @@ class Snapshot:
     keys: ``int64`` ``(n_live,)`` live document keys, aligned with rows of :meth:`dense`.
     """
 
-    def __init__(self, collection: Collection, generation: int, segments: list[SegmentView]) -> None:
+    def __init__(
+        self, collection: Collection, generation: int, segments: list[SegmentView]
+    ) -> None:
         self.collection = collection
         self.generation = generation
         self.segments = segments
@@ -63,7 +65,10 @@ class Snapshot:
             if len(views) == 1 and views[0].all_live:
                 arr = views[0].segment.dense(field)
             elif not views:
-                arr = np.zeros((0, self.collection.fields[field].get("dim", self.collection.dim)), dtype=np.float32)
+                arr = np.zeros(
+                    (0, self.collection.fields[field].get("dim", self.collection.dim)),
+                    dtype=np.float32,
+                )
             else:
                 arr = np.concatenate([np.asarray(sv.segment.dense(field))[sv.live] for sv in views])
             self._cache[ck] = arr
@@ -73,7 +78,9 @@ class Snapshot:
         """A field's data for the live rows: dense array, scipy CSR, or ``(offsets, values)``."""
         spec = self.collection.fields.get(name)
         if spec is None:
-            raise ValueError(f"collection has no field {name!r}; fields: {sorted(self.collection.fields)}")
+            raise ValueError(
+                f"collection has no field {name!r}; fields: {sorted(self.collection.fields)}"
+            )
         kind = spec["kind"]
         if kind == "dense":
             return self.dense(name)
@@ -91,7 +98,12 @@ class Snapshot:
                 out = sparse.csr_matrix((0, vocab), dtype=np.float32)
             else:
                 width = max(m.shape[1] for m in mats)
-                mats = [m if m.shape[1] == width else sparse.csr_matrix((m.data, m.indices, m.indptr), shape=(m.shape[0], width)) for m in mats]
+                mats = [
+                    m
+                    if m.shape[1] == width
+                    else sparse.csr_matrix((m.data, m.indices, m.indptr), shape=(m.shape[0], width))
+                    for m in mats
+                ]
                 out = sparse.vstack(mats, format="csr")
         else:
             offs, vals = [], []
@@ -103,7 +115,11 @@ class Snapshot:
                     vals.append(np.asarray(v[o[r] : o[r + 1]]))
                     offs.append(base + o[r + 1] - o[r])
                     base = offs[-1]
-            offsets = np.concatenate([[0], np.asarray(offs, dtype=np.int64)]) if offs else np.zeros(1, dtype=np.int64)
+            offsets = (
+                np.concatenate([[0], np.asarray(offs, dtype=np.int64)])
+                if offs
+                else np.zeros(1, dtype=np.int64)
+            )
             dim = int(spec.get("dim", 0))
             values = np.concatenate(vals) if vals else np.zeros((0, dim), dtype=np.float32)
             out = (offsets.astype(np.int64), values)
@@ -111,9 +127,13 @@ class Snapshot:
         return out
 
     def _check_field(self, name: str, kind: str) -> None:
-        missing = [sv.segment.id for sv in self.segments if sv.live.any() and not sv.segment.has(name)]
+        missing = [
+            sv.segment.id for sv in self.segments if sv.live.any() and not sv.segment.has(name)
+        ]
         if missing:
-            raise ValueError(f"field {name!r} ({kind}) is missing from segment(s) {missing[:5]}; run coll.backfill({name!r}) to compute it")
+            raise ValueError(
+                f"field {name!r} ({kind}) is missing from segment(s) {missing[:5]}; run coll.backfill({name!r}) to compute it"
+            )
 
     # -- documents ------------------------------------------------------------
     def _select(self, column: str, keys: Sequence[int] | np.ndarray) -> list[Any]:
@@ -150,5 +170,9 @@ class Snapshot:
         keys = np.asarray(keys, dtype=np.int64)
         pos = np.searchsorted(sorted_keys, keys)
         pos = np.clip(pos, 0, max(len(sorted_keys) - 1, 0))
-        ok = (len(sorted_keys) > 0) & (sorted_keys[pos] == keys) if len(sorted_keys) else np.zeros(keys.shape, bool)
+        ok = (
+            (len(sorted_keys) > 0) & (sorted_keys[pos] == keys)
+            if len(sorted_keys)
+            else np.zeros(keys.shape, bool)
+        )
         return np.where(ok, order[pos] if len(order) else -1, -1)

@@ -46,7 +46,9 @@ class Store:
     def __init__(self, root: Path, *, create: bool = False) -> None:
         self.path = root / DB
         if not create and not self.path.is_file():
-            raise ValueError(f"collection {str(root)!r} is corrupt: {DB} is missing; rebuild the collection")
+            raise ValueError(
+                f"collection {str(root)!r} is corrupt: {DB} is missing; rebuild the collection"
+            )
         self._local = threading.local()
         con = self.connect()
         if create:
@@ -55,12 +57,16 @@ class Store:
             try:
                 con.execute("SELECT value FROM state WHERE name='generation'").fetchone()
             except sqlite3.DatabaseError as exc:
-                raise ValueError(f"collection database {str(self.path)!r} is corrupt ({exc}); rebuild the collection") from exc
+                raise ValueError(
+                    f"collection database {str(self.path)!r} is corrupt ({exc}); rebuild the collection"
+                ) from exc
 
     def connect(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            con = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA busy_timeout=60000")

@@ -8,7 +8,12 @@ Every encoder exposes ``name`` (stored in a collection's manifest), ``dim``,
 from __future__ import annotations
 
 from heron.encoders.base import Encoder, check_texts
-from heron.encoders.dense import DEFAULT_MODEL, SentenceTransformerEncoder, load_encoder, resolve_model
+from heron.encoders.dense import (
+    DEFAULT_MODEL,
+    SentenceTransformerEncoder,
+    load_encoder,
+    resolve_model,
+)
 
 __all__ = [
     "DEFAULT_MODEL",

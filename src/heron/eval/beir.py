@@ -77,7 +77,9 @@ class BeirDataset:
     def split(self, split: str = "test") -> tuple[list[str], list[str], dict[str, dict[str, int]]]:
         """``(query_ids, query_texts, qrels)`` for the queries judged in ``split``."""
         if split not in self.qrels:
-            raise ValueError(f"dataset {self.name!r} has no qrels split {split!r}; available: {sorted(self.qrels)}")
+            raise ValueError(
+                f"dataset {self.name!r} has no qrels split {split!r}; available: {sorted(self.qrels)}"
+            )
         qrels = self.qrels[split]
         text = dict(zip(self.query_ids, self.queries))
         ids = [q for q in self.query_ids if q in qrels]
@@ -93,14 +95,20 @@ def _read_jsonl(path: Path, what: str) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg}); each line of {what} must be one JSON object") from exc
+                raise ValueError(
+                    f"{path}:{n}: not valid JSON ({exc.msg}); each line of {what} must be one JSON object"
+                ) from exc
             if "_id" not in row:
-                raise ValueError(f"{path}:{n}: a {what} row needs an '_id' field, got keys {sorted(row)}")
+                raise ValueError(
+                    f"{path}:{n}: a {what} row needs an '_id' field, got keys {sorted(row)}"
+                )
             rows.append(row)
     return rows
 
 
-def load_beir(path: str | os.PathLike, *, splits: tuple[str, ...] | None = None, strict: bool = True) -> BeirDataset:
+def load_beir(
+    path: str | os.PathLike, *, splits: tuple[str, ...] | None = None, strict: bool = True
+) -> BeirDataset:
     """Load a BEIR folder.
 
     Parameters
@@ -115,10 +123,14 @@ def load_beir(path: str | os.PathLike, *, splits: tuple[str, ...] | None = None,
     root = resolve_dataset(path)
     for need in ("corpus.jsonl", "queries.jsonl"):
         if not (root / need).is_file():
-            raise FileNotFoundError(f"BEIR folder {str(root)!r} is missing {need}; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/SPLIT.tsv")
+            raise FileNotFoundError(
+                f"BEIR folder {str(root)!r} is missing {need}; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/SPLIT.tsv"
+            )
     qdir = root / "qrels"
     if not qdir.is_dir() or not any(qdir.glob("*.tsv")):
-        raise FileNotFoundError(f"BEIR folder {str(root)!r} has no qrels/*.tsv; add qrels/test.tsv (query-id, corpus-id, score)")
+        raise FileNotFoundError(
+            f"BEIR folder {str(root)!r} has no qrels/*.tsv; add qrels/test.tsv (query-id, corpus-id, score)"
+        )
     corpus = _read_jsonl(root / "corpus.jsonl", "corpus")
     queries = _read_jsonl(root / "queries.jsonl", "queries")
     doc_ids = [str(r["_id"]) for r in corpus]
@@ -131,7 +143,9 @@ def load_beir(path: str | os.PathLike, *, splits: tuple[str, ...] | None = None,
         files = [f for f in files if f.stem in splits]
         missing = set(splits) - {f.stem for f in files}
         if missing:
-            raise FileNotFoundError(f"BEIR folder {str(root)!r} has no qrels for split(s) {sorted(missing)}")
+            raise FileNotFoundError(
+                f"BEIR folder {str(root)!r} has no qrels for split(s) {sorted(missing)}"
+            )
     for f in files:
         split: dict[str, dict[str, int]] = {}
         with open(f, encoding="utf-8") as fh:
@@ -142,12 +156,16 @@ def load_beir(path: str | os.PathLike, *, splits: tuple[str, ...] | None = None,
                 if len(parts) < 3:
                     if not line.strip():
                         continue
-                    raise ValueError(f"{f}:{n}: a qrels row needs 3 tab-separated fields (query-id, corpus-id, score), got {line.strip()!r}")
+                    raise ValueError(
+                        f"{f}:{n}: a qrels row needs 3 tab-separated fields (query-id, corpus-id, score), got {line.strip()!r}"
+                    )
                 q, d, s = parts[0], parts[1], parts[2]
                 if d not in known_docs or q not in known_q:
                     if strict:
                         bad = f"document {d!r}" if d not in known_docs else f"query {q!r}"
-                        raise ValueError(f"{f}:{n}: qrels row names unknown {bad}; fix the qrels or load with strict=False to drop such rows")
+                        raise ValueError(
+                            f"{f}:{n}: qrels row names unknown {bad}; fix the qrels or load with strict=False to drop such rows"
+                        )
                     continue
                 try:
                     split.setdefault(q, {})[d] = int(float(s))

@@ -43,7 +43,13 @@ def cached_array(
     tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
     np.save(tmp, arr)
     os.replace(tmp, path)
-    side = {"name": name, "rows": len(ids), "shape": list(arr.shape), "dtype": str(arr.dtype), **(meta or {})}
+    side = {
+        "name": name,
+        "rows": len(ids),
+        "shape": list(arr.shape),
+        "dtype": str(arr.dtype),
+        **(meta or {}),
+    }
     path.with_suffix(".json").write_text(json.dumps(side, indent=1))
     return arr
 
@@ -57,6 +63,23 @@ def dataset_embeddings(dataset, encoder, *, split: str = "test", progress: bool 
     qids, qtexts, qrels = dataset.split(split)
     docs = dataset.documents()
     tag = f"{dataset.name}-{encoder.name}"
-    doc_emb = cached_array(f"{tag}-docs", dataset.doc_ids, lambda: encoder.encode_documents(docs, progress=progress), meta={"model": encoder.name})
-    q_emb = cached_array(f"{tag}-queries-{split}", qids, lambda: encoder.encode_queries(qtexts), meta={"model": encoder.name})
-    return {"doc_ids": dataset.doc_ids, "doc_emb": doc_emb, "query_ids": qids, "queries": qtexts, "query_emb": q_emb, "qrels": qrels}
+    doc_emb = cached_array(
+        f"{tag}-docs",
+        dataset.doc_ids,
+        lambda: encoder.encode_documents(docs, progress=progress),
+        meta={"model": encoder.name},
+    )
+    q_emb = cached_array(
+        f"{tag}-queries-{split}",
+        qids,
+        lambda: encoder.encode_queries(qtexts),
+        meta={"model": encoder.name},
+    )
+    return {
+        "doc_ids": dataset.doc_ids,
+        "doc_emb": doc_emb,
+        "query_ids": qids,
+        "queries": qtexts,
+        "query_emb": q_emb,
+        "qrels": qrels,
+    }

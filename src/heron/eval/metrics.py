@@ -49,6 +49,8 @@ def per_query(
     irm = require("ir_measures", purpose="evaluation")
     m = irm.parse_measure(measure)
     out = {q: 0.0 for q in qrels}
-    for row in irm.iter_calc([m], {q: dict(d) for q, d in qrels.items()}, {q: dict(r) for q, r in run.items() if r}):
+    for row in irm.iter_calc(
+        [m], {q: dict(d) for q, d in qrels.items()}, {q: dict(r) for q, r in run.items() if r}
+    ):
         out[row.query_id] = float(row.value)
     return out

@@ -37,7 +37,9 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     for part in filter(None, query.split("&")):
         k, eq, v = part.partition("=")
         if not eq:
-            raise ValueError(f"bad retriever parameter {part!r} in {spec!r}; write name?key=value&key2=value2")
+            raise ValueError(
+                f"bad retriever parameter {part!r} in {spec!r}; write name?key=value&key2=value2"
+            )
         params[k] = _parse_value(v)
     return name, params
 
@@ -51,23 +53,31 @@ def _parse_value(v: str) -> Any:
     return {"true": True, "false": False}.get(v.lower(), v)
 
 
-def build_stage(collection: Any, spec: str, *, depth: int = 1000, dataset: BeirDataset | None = None) -> Stage:
+def build_stage(
+    collection: Any, spec: str, *, depth: int = 1000, dataset: BeirDataset | None = None
+) -> Stage:
     """A pipeline stage for a retriever spec over ``collection``."""
     if spec.startswith("hybrid:"):
-        parts = [p for p in spec[len("hybrid:"):].split("+") if p]
+        parts = [p for p in spec[len("hybrid:") :].split("+") if p]
         if len(parts) < 2:
-            raise ValueError(f"hybrid needs at least two retrievers, e.g. hybrid:dense+bm25; got {spec!r}")
+            raise ValueError(
+                f"hybrid needs at least two retrievers, e.g. hybrid:dense+bm25; got {spec!r}"
+            )
         method, _, _ = spec.partition("?")
         for prefix, builder in HYBRID_BUILDERS.items():
             if spec.startswith(prefix):
                 return builder(collection, spec, depth=depth, dataset=dataset)
-        return RRF(*[build_stage(collection, p, depth=depth, dataset=dataset) for p in parts], depth=depth)
+        return RRF(
+            *[build_stage(collection, p, depth=depth, dataset=dataset) for p in parts], depth=depth
+        )
     name, params = parse_spec(spec)
     params.setdefault("depth", depth)
     return collection.retriever(name, **params)
 
 
-def dataset_collection(dataset: BeirDataset, *, model: str | None = None, progress: bool = True) -> Any:
+def dataset_collection(
+    dataset: BeirDataset, *, model: str | None = None, progress: bool = True
+) -> Any:
     """A collection of ``dataset``'s corpus (title + text), built once and cached.
 
     Dense vectors come from the embedding cache, so they are identical to those the benchmarks use.
@@ -78,7 +88,9 @@ def dataset_collection(dataset: BeirDataset, *, model: str | None = None, progre
     enc = load_encoder(model or DEFAULT_MODEL)
     import hashlib
 
-    tag = hashlib.sha1("\x1f".join([enc.name, str(dataset.path), *dataset.doc_ids]).encode()).hexdigest()[:12]
+    tag = hashlib.sha1(
+        "\x1f".join([enc.name, str(dataset.path), *dataset.doc_ids]).encode()
+    ).hexdigest()[:12]
     root = cache_dir() / "collections" / f"{dataset.name}-{tag}"
     done = root / ".complete"
     if done.exists():
@@ -88,7 +100,12 @@ def dataset_collection(dataset: BeirDataset, *, model: str | None = None, progre
     shutil.rmtree(root, ignore_errors=True)
     emb = dataset_embeddings(dataset, enc, split=next(iter(dataset.qrels)), progress=progress)
     coll = Collection.create(root, encoder=enc)
-    coll.add(dataset.documents(), ids=dataset.doc_ids, vectors=emb["doc_emb"], metadata=[{"title": t} for t in dataset.titles])
+    coll.add(
+        dataset.documents(),
+        ids=dataset.doc_ids,
+        vectors=emb["doc_emb"],
+        metadata=[{"title": t} for t in dataset.titles],
+    )
     done.write_text("ok")
     return coll
 
@@ -109,7 +126,14 @@ def evaluate_dataset(
     coll = dataset_collection(ds, model=model, progress=progress)
     enc = coll.encoder
     qvec = dataset_embeddings(ds, enc, split=split, progress=progress)["query_emb"]
-    report: dict[str, Any] = {"dataset": ds.name, "split": split, "queries": len(qids), "documents": len(coll), "model": coll.model, "results": {}}
+    report: dict[str, Any] = {
+        "dataset": ds.name,
+        "split": split,
+        "queries": len(qids),
+        "documents": len(coll),
+        "model": coll.model,
+        "results": {},
+    }
     for spec in retrievers:
         stage = build_stage(coll, spec, depth=depth, dataset=ds)
         queries = Queries(qtexts, qids, vectors={enc.name: qvec})
@@ -118,7 +142,11 @@ def evaluate_dataset(
         elapsed = time.perf_counter() - t0
         run = res.to_run(qids)
         scores = evaluate(qrels, run, measures)
-        report["results"][spec] = {**scores, "seconds": elapsed, "queries_per_second": len(qids) / max(elapsed, 1e-9)}
+        report["results"][spec] = {
+            **scores,
+            "seconds": elapsed,
+            "queries_per_second": len(qids) / max(elapsed, 1e-9),
+        }
     return report
 
 
@@ -129,7 +157,11 @@ def format_table(report: dict[str, Any], measures: Sequence[str] = DEFAULT_MEASU
     head = ["retriever", *[LABELS.get(m, m) for m in measures], "q/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for spec, row in report["results"].items():
-        cells = [spec, *[f"{100 * row[m]:.2f}" for m in measures], f"{row['queries_per_second']:.0f}"]
+        cells = [
+            spec,
+            *[f"{100 * row[m]:.2f}" for m in measures],
+            f"{row['queries_per_second']:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -137,5 +169,9 @@ def format_table(report: dict[str, Any], measures: Sequence[str] = DEFAULT_MEASU
 def write_report(report: dict[str, Any], path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(report, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)))
+    p.write_text(
+        json.dumps(
+            report, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)
+        )
+    )
     return p

@@ -48,22 +48,40 @@ class BM25Index:
     stemmer: Snowball language or ``None``.
     """
 
-    def __init__(self, *, k1: float = 1.2, b: float = 0.75, method: str = "lucene", stopwords: str | None = "en", stemmer: str | None = "english") -> None:
+    def __init__(
+        self,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+        method: str = "lucene",
+        stopwords: str | None = "en",
+        stemmer: str | None = "english",
+    ) -> None:
         if k1 < 0 or not 0 <= b <= 1:
             raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
-        self.params = {"k1": float(k1), "b": float(b), "method": method, "stopwords": stopwords, "stemmer": stemmer}
+        self.params = {
+            "k1": float(k1),
+            "b": float(b),
+            "method": method,
+            "stopwords": stopwords,
+            "stemmer": stemmer,
+        }
         self.keys = np.zeros(0, dtype=np.int64)
         self._bm25: Any = None
 
     def _tokenize(self, texts: list[str], *, show: bool = False) -> Any:
         bm25s = require("bm25s", purpose="BM25")
         st = _stemmer(self.params["stemmer"]) if self.params["stemmer"] else None
-        return bm25s.tokenize(texts, stopwords=self.params["stopwords"], stemmer=st, show_progress=show)
+        return bm25s.tokenize(
+            texts, stopwords=self.params["stopwords"], stemmer=st, show_progress=show
+        )
 
     def build(self, texts: list[str], keys: np.ndarray, *, progress: bool = False) -> BM25Index:
         bm25s = require("bm25s", purpose="BM25")
         self.keys = np.asarray(keys, dtype=np.int64)
-        self._bm25 = bm25s.BM25(k1=self.params["k1"], b=self.params["b"], method=self.params["method"])
+        self._bm25 = bm25s.BM25(
+            k1=self.params["k1"], b=self.params["b"], method=self.params["method"]
+        )
         if texts:
             self._bm25.index(self._tokenize(texts, show=progress), show_progress=progress)
         return self
@@ -100,14 +118,25 @@ class BM25Index:
         folder.mkdir(parents=True, exist_ok=True)
         self._bm25.save(str(folder / "bm25s"))
         np.save(folder / "keys.npy", self.keys)
-        (folder / "bm25.json").write_text(json.dumps({"format": "heron-bm25", "version": FORMAT_VERSION, "params": self.params, "docs": int(len(self.keys))}))
+        (folder / "bm25.json").write_text(
+            json.dumps(
+                {
+                    "format": "heron-bm25",
+                    "version": FORMAT_VERSION,
+                    "params": self.params,
+                    "docs": int(len(self.keys)),
+                }
+            )
+        )
 
     @classmethod
     def load(cls, folder: Path, *, mmap: bool = True) -> BM25Index:
         bm25s = require("bm25s", purpose="BM25")
         meta = json.loads((folder / "bm25.json").read_text())
         if meta.get("format") != "heron-bm25" or meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"BM25 index at {str(folder)!r} has format {meta.get('format')!r} v{meta.get('version')!r}; expected heron-bm25 v{FORMAT_VERSION}. Delete it to rebuild")
+            raise ValueError(
+                f"BM25 index at {str(folder)!r} has format {meta.get('format')!r} v{meta.get('version')!r}; expected heron-bm25 v{FORMAT_VERSION}. Delete it to rebuild"
+            )
         idx = cls(**meta["params"])
         idx.keys = np.load(folder / "keys.npy")
         idx._bm25 = bm25s.BM25.load(str(folder / "bm25s"), mmap=mmap)

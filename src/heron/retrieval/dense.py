@@ -22,18 +22,24 @@ def query_vectors(collection: Any, queries: Queries) -> np.ndarray:
         v = queries.embed(collection.encoder)
     v = np.asarray(v, dtype=np.float32)
     if v.ndim != 2 or v.shape[1] != collection.dim:
-        raise ValueError(f"query vectors have shape {v.shape}; the collection's dimension is {collection.dim}")
+        raise ValueError(
+            f"query vectors have shape {v.shape}; the collection's dimension is {collection.dim}"
+        )
     return v
 
 
-def search_segments(snapshot: Any, q: np.ndarray, k: int, field: str = "dense") -> tuple[np.ndarray, np.ndarray]:
+def search_segments(
+    snapshot: Any, q: np.ndarray, k: int, field: str = "dense"
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` over every segment of a snapshot; returns ``(keys, scores)`` ``(nq, k)``."""
     nq = q.shape[0]
     all_k, all_s = [np.full((nq, 0), PAD_KEY, np.int64)], [np.full((nq, 0), -np.inf, np.float32)]
     for sv in snapshot.segments:
         if not sv.live.any():
             continue
-        s, rows = exact_search(q, sv.segment.dense(field), k, valid=None if sv.all_live else sv.live)
+        s, rows = exact_search(
+            q, sv.segment.dense(field), k, valid=None if sv.all_live else sv.live
+        )
         keys = np.where(rows >= 0, np.asarray(sv.segment.keys)[np.maximum(rows, 0)], PAD_KEY)
         all_k.append(keys)
         all_s.append(s)
@@ -71,7 +77,12 @@ class DenseRetriever(Stage):
         if candidates is not None:
             return rescore_exact(snap, q, candidates, self.field)
         keys, scores = search_segments(snap, q, self.depth, self.field)
-        return Results(keys, scores, self.collection.resolver(), {"retriever": "dense", "generation": snap.generation})
+        return Results(
+            keys,
+            scores,
+            self.collection.resolver(),
+            {"retriever": "dense", "generation": snap.generation},
+        )
 
 
 def rescore_exact(snap: Any, q: np.ndarray, candidates: Results, field: str = "dense") -> Results:

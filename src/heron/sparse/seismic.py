@@ -83,6 +83,7 @@ def _kernels() -> dict:
         cnt = np.zeros(vocab, dtype=np.int64)
         fill = np.zeros(vocab, dtype=np.int64)
         n_col = 0
+        hist = np.zeros(256, dtype=np.float64)
         head = np.full(vocab, -1, dtype=np.int64)
         acc = np.zeros(vocab, dtype=np.float32)
         seen = np.zeros(vocab, dtype=np.bool_)
@@ -183,14 +184,18 @@ def _kernels() -> dict:
                     acc[u] = 0.0
                     seen[u] = False
                 thr = np.float32(-1.0)
-                if summary_energy < 1.0:
-                    sv = np.sort(vals)
+                if summary_energy < 1.0 and mx > 0:
+                    # α cut without sorting: a 256-bin histogram of mass by value, walked downward
+                    hist[:] = 0.0
+                    for z in range(nt):
+                        hb = int(vals[z] / mx * 255.999)
+                        hist[hb] += vals[z]
                     run = 0.0
-                    z = nt - 1
-                    while z >= 0 and run < summary_energy * total:
-                        run += sv[z]
-                        z -= 1
-                    thr = sv[z + 1]
+                    hb = 255
+                    while hb > 0 and run + hist[hb] < summary_energy * total:
+                        run += hist[hb]
+                        hb -= 1
+                    thr = np.float32(hb * mx / 255.999)
                 if quantize:
                     scale = np.float32(mx / 255.0 * (1.0 + 1e-5)) if mx > 0 else np.float32(1.0)
                 else:
