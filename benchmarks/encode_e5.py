@@ -52,6 +52,13 @@ def load_e5_corpus(ds, model: str, *, allow_partial: bool = True) -> tuple[np.nd
     return np.concatenate(rows), np.concatenate(vecs)
 
 
+def snippets(ds, n: int, words: int) -> tuple[list[str], list[str]]:
+    """``(ids, texts)``: the first ``words`` words of ``n`` random documents (seed 1)."""
+    docs = ds.documents()
+    idx = np.random.default_rng(1).permutation(len(docs))[:n]
+    return [f"{ds.doc_ids[i]}#snip{words}" for i in idx], [" ".join(docs[i].split()[:words]) for i in idx]
+
+
 def _missing() -> np.ndarray:
     raise LookupError("chunk not encoded yet")
 
@@ -61,6 +68,8 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
     ap.add_argument("--max-chunks", type=int, default=10**9, help="stop each dataset after this many corpus chunks")
     ap.add_argument("--threads", type=int, default=1, help="engine threads (1 is fastest on a shared, loaded machine)")
+    ap.add_argument("--snippets", type=int, default=0, help="also encode the first --snippet-words words of this many random documents (cheap drift-map fitting text)")
+    ap.add_argument("--snippet-words", type=int, default=48)
     args = ap.parse_args()
     enc = E5Encoder(num_threads=args.threads)
     dsets = [load_beir(n) for n in args.datasets]
@@ -69,6 +78,11 @@ def main() -> None:
         for split in ("test", "train"):
             qids, qtexts, _ = ds.split(split)
             cached_array(f"{tag}-queries-{split}", qids, lambda t=qtexts: enc.encode_queries(t, progress=True), meta={"model": enc.name})
+    for ds in dsets if args.snippets else []:
+        ids, texts = snippets(ds, args.snippets, args.snippet_words)
+        t0 = time.perf_counter()
+        cached_array(f"{ds.name}-{enc.name}-snippets", ids, lambda t=texts: enc.encode_documents(t, progress=True), meta={"model": enc.name})
+        print(f"{ds.name}: {len(ids)} snippets in {time.perf_counter() - t0:.0f} s", flush=True)
     for ds in dsets:
         tag = f"{ds.name}-{enc.name}"
         docs = ds.documents()

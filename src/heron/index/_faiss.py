@@ -1,0 +1,98 @@
+"""Small helpers shared by the faiss-backed indexes: import, selectors, file I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heron._deps import require
+
+
+def faiss_module() -> Any:
+    return require("faiss", purpose="approximate indexes (ivf, hnsw)")
+
+
+class BitmapSelector:
+    """A faiss ``IDSelectorBitmap`` over labels that keeps its bitmap alive.
+
+    faiss reads bit ``i & 7`` of byte ``i >> 3`` (little bit order), as ``np.packbits(...,
+    bitorder="little")`` writes it.
+    """
+
+    def __init__(self, mask: np.ndarray) -> None:
+        faiss = faiss_module()
+        self.bits = np.packbits(np.asarray(mask, dtype=bool), bitorder="little")
+        self.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(self.bits))
+
+
+def write(index: Any, path: Path, *, binary: bool = False) -> None:
+    faiss = faiss_module()
+    tmp = path.with_name(path.name + ".tmp")
+    (faiss.write_index_binary if binary else faiss.write_index)(index, str(tmp))
+    tmp.replace(path)
+
+
+def read(path: Path, *, binary: bool = False) -> Any:
+    faiss = faiss_module()
+    return (faiss.read_index_binary if binary else faiss.read_index)(str(path))
+
+
+def float_scalar_type(codec: str) -> Any | None:
+    """faiss ``ScalarQuantizer`` type for a heron float/int codec name (``None`` for fp32)."""
+    faiss = faiss_module()
+    return {
+        "fp16": faiss.ScalarQuantizer.QT_fp16,
+        "bf16": getattr(faiss.ScalarQuantizer, "QT_bf16", faiss.ScalarQuantizer.QT_fp16),
+        "int8": faiss.ScalarQuantizer.QT_8bit,
+        "int4": faiss.ScalarQuantizer.QT_4bit,
+    }.get(codec)
+
+
+def pq_m(codec: str) -> int | None:
+    """Number of PQ sub-quantizers of a ``pq<M>`` codec name (``None`` otherwise)."""
+    if codec.startswith("pq") and codec[2:].isdigit() and int(codec[2:]) > 0:
+        return int(codec[2:])
+    return None
+
+
+def is_binary(codec: str) -> bool:
+    return codec in ("bin", "bin-ham")
+
+
+def valid_float_codec(codec: str) -> bool:
+    return codec in ("fp32", "fp16", "bf16", "int8", "int4") or pq_m(codec) is not None
+
+
+def binary_codec(x: np.ndarray) -> Any:
+    """A heron 1-bit codec (centred, ITQ-rotated signs, Hamming scoring) fitted on ``x``."""
+    from heron.codecs.spec import parse_spec
+
+    return parse_spec("bin-ham").fit(x)
+
+
+def hamming_to_score(dist: np.ndarray, nbits: int) -> np.ndarray:
+    """Hamming distances to the dot product of the two sign vectors (``nbits - 2 * dist``)."""
+    out = (nbits - 2 * np.asarray(dist, dtype=np.float32)).astype(np.float32)
+    return out
+
+
+def postfilter(
+    search: Any, q: np.ndarray, depth: int, mask: np.ndarray, selectivity: float, cap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Oversample ``depth / selectivity`` candidates from ``search(q, n)`` and keep allowed ones.
+
+    Used where the library has no in-search filter (binary indexes). Rows that end with fewer
+    than ``depth`` allowed hits are padded; the caller falls back to exact for them.
+    """
+    n = int(min(cap, max(depth, np.ceil(depth / max(selectivity, 1e-9) * 1.5))))
+    s, lab = search(q, n)
+    ok = (lab >= 0) & mask[np.maximum(lab, 0)]
+    out_s = np.full((len(q), depth), -np.inf, np.float32)
+    out_l = np.full((len(q), depth), -1, np.int64)
+    for i in range(len(q)):
+        r = np.flatnonzero(ok[i])[:depth]
+        out_s[i, : len(r)] = s[i, r]
+        out_l[i, : len(r)] = lab[i, r]
+    return out_s, out_l

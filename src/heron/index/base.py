@@ -1,0 +1,473 @@
+"""The contract every approximate (and exact) index of heron follows.
+
+An index maps document *keys* (the collection's never-reused ``int64`` keys) to vectors and
+answers top-k inner-product queries. Internally each vector gets a *label* (its insertion
+position, ``0..n-1``); the library structure (faiss) only ever sees labels, heron maps them back
+to keys, so deleting is a tombstone on the label and a compaction rebuilds with fresh labels.
+
+Every index keeps a *rescoring copy* of the float vectors (``vectors.npy``, memory-mapped, rows
+aligned with labels) so that compressed first stages are re-scored exactly (the oversample +
+rescore recipe of :mod:`heron.codecs.search`) and restrictive filters are answered by an exact
+scan over the matching rows.
+
+Persistence: a folder with ``index.json`` (format, version, kind, parameters, codec spec, count,
+dimension, model, collection generation), ``keys.npy``, ``dead.npy`` and the library's own file;
+:func:`read_manifest` checks the version and :func:`check_compatible` refuses an index whose
+count, dimension, codec or model does not match what the caller expects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+FORMAT = "heron.index"
+#: version of the on-disk index folder; bumped when the layout changes
+FORMAT_VERSION = 1
+MANIFEST = "index.json"
+
+
+class IndexMismatchError(ValueError):
+    """A saved index does not match the vectors it is asked to serve (never silently used)."""
+
+
+def as_vectors(x: Any, *, dim: int | None = None, what: str = "vectors") -> np.ndarray:
+    """Validate ``(n, d)`` float vectors; returns C-contiguous float32."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{what} must be a numpy array of shape (n, d), got {type(x).__name__}")
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"{what} must be 2-d (n, d), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{what} must be floating point, got dtype {x.dtype}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(
+            f"{what} have dimension {x.shape[1]}, the index holds dimension {dim}; "
+            "use vectors of the same model or rebuild the index"
+        )
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def as_keys(keys: Any, n: int | None = None) -> np.ndarray:
+    """Validate document keys: 1-d non-negative integers, unique; returns int64."""
+    k = np.asarray(keys)
+    if k.ndim != 1 or (k.size and not np.issubdtype(k.dtype, np.integer)):
+        raise TypeError(f"keys must be a 1-d integer array, got shape {k.shape} dtype {k.dtype}")
+    k = k.astype(np.int64)
+    if n is not None and len(k) != n:
+        raise ValueError(f"got {len(k)} keys for {n} vectors; pass one key per vector")
+    if k.size and k.min() < 0:
+        raise ValueError("keys must be >= 0 (-1 is the padding key)")
+    if len(np.unique(k)) != len(k):
+        raise ValueError("keys must be unique; use upsert (remove then add) to replace a vector")
+    return k
+
+
+def check_param(name: str, value: Any, *, low: int = 1) -> int:
+    """A positive int parameter (``nlist``, ``nprobe``, ``M``, ``ef_search`` ...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"index parameter {name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` columns per row of ``scores`` ``(nq, m)``: ``(scores, cols)`` padded ``-inf``/``-1``."""
+    nq, m = scores.shape
+    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+    out_c = np.full((nq, k), -1, dtype=np.int64)
+    kk = min(k, m)
+    if kk == 0:
+        return out_s, out_c
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < m else np.tile(np.arange(m), (nq, 1))
+    ps = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-ps, axis=1, kind="stable")
+    out_s[:, :kk] = np.take_along_axis(ps, order, axis=1)
+    out_c[:, :kk] = np.take_along_axis(part, order, axis=1)
+    out_c[~np.isfinite(out_s)] = -1
+    return out_s, out_c
+
+
+class AnnIndex:
+    """Base class: labels, keys, tombstones, the rescoring copy, persistence.
+
+    Subclasses set :attr:`kind` and implement ``_build``, ``_add``, ``_search_labels`` and
+    ``_save_structure`` / ``_load_structure``.
+
+    Parameters
+    ----------
+    codec:
+        Codec spec of the stored codes (``"fp32"``, ``"fp16"``, ``"int8"``, ``"int4"``,
+        ``"pq<M>"``, ``"bin"`` ...; see :mod:`heron.codecs.spec`).
+    oversample:
+        Default rescoring factor: ``ceil(oversample * k)`` candidates are re-scored exactly from
+        the float copy (``0`` returns the compressed scores as they are).
+    exact_below:
+        Selectivity (fraction of the index's vectors matching a filter) under which a filtered
+        search scans the matching rows exactly instead of walking the index.
+    """
+
+    kind: ClassVar[str] = "base"
+    #: codecs this index type stores natively (others raise with the list)
+    codecs: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def __init__(self, *, codec: str = "fp32", oversample: float | None = None, exact_below: float = 0.02) -> None:
+        names = self._codec_names()
+        if not isinstance(codec, str) or (names and codec.lower() not in names):
+            raise ValueError(
+                f"index {self.kind!r} does not store codec {codec!r}; choose one of {list(self.codecs)}"
+            )
+        self.codec = codec.lower()
+        if oversample is None:
+            oversample = 0.0 if self.codec == "fp32" else 4.0
+        if not isinstance(oversample, (int, float)) or isinstance(oversample, bool) or oversample < 0:
+            raise ValueError(f"oversample must be a number >= 0 (0 disables rescoring), got {oversample!r}")
+        if not isinstance(exact_below, (int, float)) or not 0 <= exact_below <= 1:
+            raise ValueError(f"exact_below must be a fraction in [0, 1], got {exact_below!r}")
+        self.oversample = float(oversample)
+        self.exact_below = float(exact_below)
+        self.dim: int | None = None
+        self.keys = np.zeros(0, dtype=np.int64)  # label -> key
+        self.dead = np.zeros(0, dtype=bool)  # tombstones by label
+        self._vec_parts: list[np.ndarray] = []  # rescoring copy, rows aligned with labels
+        self._order: tuple[np.ndarray, np.ndarray] | None = None
+        self.meta: dict[str, Any] = {}
+
+    @classmethod
+    def _codec_names(cls) -> tuple[str, ...]:
+        return tuple(cls.codecs)
+
+    # ------------------------------------------------------------------ params
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters (persisted in the manifest)."""
+        return {"codec": self.codec, "oversample": self.oversample, "exact_below": self.exact_below}
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def ntotal(self) -> int:
+        """Labels ever added (live + tombstoned)."""
+        return int(len(self.keys))
+
+    def __len__(self) -> int:
+        return int(self.ntotal - self.dead.sum())
+
+    @property
+    def n_dead(self) -> int:
+        return int(self.dead.sum())
+
+    def memory_bytes(self) -> int:
+        """Bytes of the in-memory search structure (excludes the memory-mapped float copy)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ mutations
+    def build(self, vectors: np.ndarray, keys: np.ndarray) -> AnnIndex:
+        """Train (where the structure learns anything) and add ``vectors`` ``(n, d)`` under ``keys`` ``(n,)``."""
+        x = as_vectors(vectors)
+        k = as_keys(keys, len(x))
+        if len(x) == 0:
+            raise ValueError("cannot build an index over 0 vectors; add documents first")
+        self.dim = int(x.shape[1])
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.dead = np.zeros(0, dtype=bool)
+        self._vec_parts = []
+        self._build(x)
+        self.meta["trained_on"] = int(len(x))
+        self._append(x, k)
+        return self
+
+    def add(self, vectors: np.ndarray, keys: np.ndarray) -> None:
+        """Add vectors incrementally (no retraining); a key already live raises."""
+        if self.dim is None:
+            raise ValueError("the index is not built; call build(vectors, keys) first")
+        x = as_vectors(vectors, dim=self.dim)
+        k = as_keys(keys, len(x))
+        if len(k) and self.contains(k).any():
+            raise ValueError("some keys are already in the index; remove them first (upsert = remove + add)")
+        if len(x):
+            self._append(x, k)
+
+    def _append(self, x: np.ndarray, k: np.ndarray) -> None:
+        self._add(x)
+        self.keys = np.concatenate([self.keys, k])
+        self.dead = np.concatenate([self.dead, np.zeros(len(k), dtype=bool)])
+        self._vec_parts.append(x)
+        self._order = None
+
+    def remove(self, keys: np.ndarray) -> int:
+        """Tombstone ``keys``; returns how many live vectors were removed (unknown keys ignored)."""
+        labels = self.labels_of(np.asarray(keys, dtype=np.int64))
+        labels = labels[labels >= 0]
+        labels = labels[~self.dead[labels]]
+        self.dead[labels] = True
+        return int(len(labels))
+
+    def upsert(self, vectors: np.ndarray, keys: np.ndarray) -> None:
+        """Replace (or insert) the vectors of ``keys``: tombstone the old label, add a new one."""
+        self.remove(keys)
+        self.add(vectors, keys)
+
+    # ------------------------------------------------------------------ lookups
+    def labels_of(self, keys: np.ndarray) -> np.ndarray:
+        """Live-or-dead label of each key (the newest one), ``-1`` where absent."""
+        if self._order is None:
+            # newest label wins for a key re-added after removal: stable sort on (key, -label)
+            order = np.lexsort((-np.arange(self.ntotal), self.keys))
+            sk = self.keys[order]
+            first = np.ones(len(sk), dtype=bool)
+            first[1:] = sk[1:] != sk[:-1]
+            self._order = (order[first], sk[first])
+        order, sk = self._order
+        keys = np.asarray(keys, dtype=np.int64)
+        if not len(sk):
+            return np.full(keys.shape, -1, dtype=np.int64)
+        pos = np.clip(np.searchsorted(sk, keys), 0, len(sk) - 1)
+        return np.where(sk[pos] == keys, order[pos], -1).astype(np.int64)
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each key is live in the index."""
+        lab = self.labels_of(keys)
+        return (lab >= 0) & ~self.dead[np.maximum(lab, 0)] if self.ntotal else np.zeros(len(lab), bool)
+
+    def live_keys(self) -> np.ndarray:
+        return self.keys[~self.dead]
+
+    def vectors_of(self, labels: np.ndarray) -> np.ndarray:
+        """Float rows of the rescoring copy for ``labels`` (any shape of non-negative ints)."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(self._vec_parts) == 1:
+            return np.asarray(self._vec_parts[0][labels.ravel()], dtype=np.float32).reshape(*labels.shape, -1)
+        ends = np.cumsum([len(p) for p in self._vec_parts])
+        flat = labels.ravel()
+        out = np.empty((len(flat), self.dim or 0), dtype=np.float32)
+        part = np.searchsorted(ends, flat, side="right")
+        starts = ends - np.array([len(p) for p in self._vec_parts])
+        for pi in np.unique(part):
+            sel = part == pi
+            out[sel] = self._vec_parts[pi][flat[sel] - starts[pi]]
+        return out.reshape(*labels.shape, -1)
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        allowed: np.ndarray | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Top ``k`` keys per query by inner product.
+
+        Parameters
+        ----------
+        queries: ``(nq, d)`` float32.
+        k: hits per query.
+        allowed: optional int64 keys a filter matched; only those (and only live ones) come back.
+        params: search-time parameters (``nprobe`` / ``ef_search`` / ``oversample`` / ``exact_below``).
+
+        Returns
+        -------
+        ``(scores (nq, k) float32, keys (nq, k) int64, info)`` sorted descending, padded
+        ``-inf`` / ``-1``; ``info["strategy"]`` names how the search ran.
+        """
+        from heron.results import check_k
+
+        k = check_k(k)
+        if self.dim is None:
+            raise ValueError("the index is not built; call build(vectors, keys) first")
+        q = as_vectors(queries, dim=self.dim, what="queries")
+        params = dict(params or {})
+        oversample = float(params.pop("oversample", self.oversample))
+        exact_below = float(params.pop("exact_below", self.exact_below))
+        self._check_search_params(params)
+        mask: np.ndarray | None = None
+        if allowed is not None:
+            lab = self.labels_of(np.asarray(allowed, dtype=np.int64))
+            mask = np.zeros(self.ntotal, dtype=bool)
+            mask[lab[lab >= 0]] = True
+            mask &= ~self.dead
+        elif self.dead.any():
+            mask = ~self.dead
+        n_ok = self.ntotal if mask is None else int(mask.sum())
+        info: dict[str, Any] = {"index": self.kind, "codec": self.codec, "matching": n_ok}
+        if n_ok == 0:
+            info["strategy"] = "empty"
+            return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64), info
+        selectivity = n_ok / max(self.ntotal, 1)
+        info["selectivity"] = round(selectivity, 6)
+        if mask is not None and (allowed is not None and (selectivity < exact_below or n_ok <= 4 * k)):
+            info["strategy"] = "exact-over-matching"
+            s, lab = self._exact(q, np.flatnonzero(mask), k)
+        else:
+            depth = k if oversample <= 0 else max(k, int(np.ceil(oversample * k)))
+            s, lab, strategy = self._search_labels(q, depth, mask, selectivity, params)
+            info["strategy"] = strategy + (f"+rescore(x{oversample:g})" if oversample > 0 else "")
+            if oversample > 0:
+                s, lab = self._rescore(q, lab, k)
+            else:
+                s, lab = s[:, :k], lab[:, :k]
+            if s.shape[1] < k:
+                s = np.concatenate([s, np.full((len(q), k - s.shape[1]), -np.inf, np.float32)], axis=1)
+                lab = np.concatenate([lab, np.full((len(q), k - lab.shape[1]), -1, np.int64)], axis=1)
+        keys = np.where(lab >= 0, self.keys[np.maximum(lab, 0)], -1)
+        return s.astype(np.float32, copy=False), keys, info
+
+    def _check_search_params(self, params: dict[str, Any]) -> None:
+        allowed = self.search_params()
+        for name in params:
+            if name not in allowed:
+                raise ValueError(
+                    f"unknown search parameter {name!r} for index {self.kind!r}; valid: {sorted(allowed) + ['oversample', 'exact_below']}"
+                )
+
+    def search_params(self) -> tuple[str, ...]:
+        return ()
+
+    def _exact(self, q: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scan over ``labels`` from the float copy (blocked)."""
+        best_s = np.full((len(q), 0), -np.inf, np.float32)
+        best_l = np.full((len(q), 0), -1, np.int64)
+        for s0 in range(0, len(labels), 65536):
+            lab = labels[s0 : s0 + 65536]
+            sc = q @ self.vectors_of(lab).T
+            ts, tc = topk_rows(sc, k)
+            tl = np.where(tc >= 0, lab[np.maximum(tc, 0)], -1)
+            cs, cl = np.concatenate([best_s, ts], 1), np.concatenate([best_l, tl], 1)
+            ms, mc = topk_rows(cs, k)
+            best_s, best_l = ms, np.where(mc >= 0, np.take_along_axis(cl, np.maximum(mc, 0), 1), -1)
+        if best_s.shape[1] < k:
+            best_s, best_l = topk_rows(best_s, k)[0], np.pad(best_l, ((0, 0), (0, k - best_l.shape[1])), constant_values=-1)
+        return best_s, best_l
+
+    def _rescore(self, q: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner products of each query with its candidate labels; top ``k``."""
+        valid = labels >= 0
+        vec = self.vectors_of(np.maximum(labels, 0))  # (nq, K, d)
+        sc = np.einsum("qd,qkd->qk", q, vec, optimize=True)
+        sc = np.where(valid, sc, -np.inf).astype(np.float32)
+        ts, tc = topk_rows(sc, k)
+        return ts, np.where(tc >= 0, np.take_along_axis(labels, np.maximum(tc, 0), 1), -1)
+
+    def _search_labels(
+        self, q: np.ndarray, depth: int, mask: np.ndarray | None, selectivity: float, params: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        raise NotImplementedError
+
+    def _build(self, x: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _add(self, x: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, folder: str | os.PathLike, *, generation: int | None = None, model: str | None = None) -> Path:
+        """Write the index to ``folder`` (arrays, the library's file, ``index.json`` last)."""
+        if self.dim is None:
+            raise ValueError("the index is not built; nothing to save")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        vec_all = self._vec_parts[0] if len(self._vec_parts) == 1 else np.concatenate(self._vec_parts)
+        np.save(folder / "vectors.npy", np.asarray(vec_all, dtype=np.float32))
+        np.save(folder / "keys.npy", self.keys)
+        np.save(folder / "dead.npy", self.dead)
+        self._save_structure(folder)
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "kind": self.kind,
+            "params": self.params(),
+            "codec": self.codec,
+            "dim": self.dim,
+            "count": self.ntotal,
+            "live": len(self),
+            "model": model,
+            "generation": generation,
+            "meta": self.meta,
+        }
+        tmp = folder / f"{MANIFEST}.tmp{os.getpid()}"
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        os.replace(tmp, folder / MANIFEST)
+        return folder
+
+    def _save_structure(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    def _load_structure(self, folder: Path) -> None:
+        raise NotImplementedError
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read and check ``index.json`` of a saved index."""
+    mf = Path(folder) / MANIFEST
+    if not mf.is_file():
+        raise FileNotFoundError(f"no saved index at {str(folder)!r} (missing {MANIFEST}); build one first")
+    manifest = json.loads(mf.read_text())
+    if manifest.get("format") != FORMAT:
+        raise IndexMismatchError(f"{mf} is not a heron index manifest (format={manifest.get('format')!r})")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index at {str(folder)!r} has format version {manifest.get('version')!r}; this heron reads "
+            f"version {FORMAT_VERSION}; rebuild it"
+        )
+    return manifest
+
+
+def check_compatible(
+    manifest: dict[str, Any],
+    *,
+    dim: int | None = None,
+    codec: str | None = None,
+    model: str | None = None,
+    kind: str | None = None,
+    max_generation: int | None = None,
+) -> None:
+    """Raise :class:`IndexMismatchError` naming the first field that differs from what is expected."""
+    checks = [("kind", kind), ("dim", dim), ("codec", codec), ("model", model)]
+    for name, want in checks:
+        have = manifest.get(name)
+        if want is None or (name == "model" and have is None):
+            continue
+        if have != want:
+            raise IndexMismatchError(
+                f"saved index has {name}={have!r} but {want!r} is expected; rebuild the index"
+            )
+    gen = manifest.get("generation")
+    if max_generation is not None and gen is not None and gen > max_generation:
+        raise IndexMismatchError(
+            f"saved index is at collection generation {gen}, newer than the collection ({max_generation}); "
+            "it belongs to another collection state; rebuild the index"
+        )
+
+
+def load_index(folder: str | os.PathLike, *, mmap: bool = True, **expect: Any) -> AnnIndex:
+    """Open an index saved with :meth:`AnnIndex.save`; ``expect`` is passed to :func:`check_compatible`.
+
+    The stored arrays are checked against the manifest's ``count`` and ``dim`` (a truncated or
+    swapped file raises :class:`IndexMismatchError`).
+    """
+    from heron.index import INDEX_TYPES
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    check_compatible(manifest, **expect)
+    cls = INDEX_TYPES.get(manifest["kind"])
+    if cls is None:
+        raise IndexMismatchError(f"saved index kind {manifest['kind']!r} is unknown; choose one of {sorted(INDEX_TYPES)}")
+    idx = cls(**manifest["params"])
+    idx.dim = int(manifest["dim"])
+    idx.keys = np.load(folder / "keys.npy")
+    idx.dead = np.load(folder / "dead.npy").astype(bool)
+    vec = np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None)
+    n = int(manifest["count"])
+    if len(idx.keys) != n or len(idx.dead) != n or vec.shape != (n, idx.dim):
+        raise IndexMismatchError(
+            f"index at {str(folder)!r} is inconsistent: manifest says {n} x {idx.dim}, files hold "
+            f"{len(idx.keys)} keys and vectors {vec.shape}; rebuild the index"
+        )
+    idx._vec_parts = [vec]
+    idx.meta = dict(manifest.get("meta") or {})
+    idx._load_structure(folder)
+    return idx

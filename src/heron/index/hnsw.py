@@ -1,0 +1,186 @@
+"""HNSW graphs over float, scalar-quantised, PQ or 1-bit codes (faiss).
+
+Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search using Hierarchical
+Navigable Small World graphs", TPAMI 2018. Parameters keep the paper's names:
+
+* ``M`` — neighbours per node (``2M`` on layer 0): more memory (``~8 * M`` bytes a vector for
+  the links) and a slower build for higher recall at a given ``ef``;
+* ``ef_construction`` — candidate list while inserting: a slower build, a better graph;
+* ``ef_search`` — candidate list while searching: the recall / latency knob at query time.
+
+The graph stores the codec's codes: ``fp32`` (``IndexHNSWFlat``), ``fp16`` / ``int8`` /
+``int4`` (``IndexHNSWSQ``), ``pq<M>`` (``IndexHNSWPQ``) or ``bin`` — heron's 1-bit ITQ codes in a
+Hamming graph (``IndexBinaryHNSW``). Compressed codes are re-scored from the float copy
+(``oversample``). Filters run inside the graph walk with a faiss ``IDSelectorBitmap`` (the
+binary graph has none: it oversamples and post-filters), and very selective filters switch to an
+exact scan of the matching rows (see :class:`~heron.index.base.AnnIndex`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from heron.index import _faiss as F
+from heron.index.base import AnnIndex, IndexMismatchError, check_param
+
+
+class HNSWIndex(AnnIndex):
+    """Hierarchical navigable small-world graph (faiss).
+
+    Parameters
+    ----------
+    M: graph degree (paper's ``M``).
+    ef_construction: build-time candidate list (paper's ``efConstruction``).
+    ef_search: default search-time candidate list (paper's ``ef``).
+    codec: ``"fp32"``, ``"fp16"``, ``"int8"``, ``"int4"``, ``"pq<m>"`` or ``"bin"`` (Hamming graph).
+    oversample, exact_below: see :class:`~heron.index.base.AnnIndex`.
+    """
+
+    kind: ClassVar[str] = "hnsw"
+    codecs: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8", "int4", "pq<m>", "bin")
+
+    def __init__(
+        self,
+        *,
+        M: int = 32,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        codec: str = "fp32",
+        oversample: float | None = None,
+        exact_below: float = 0.02,
+    ) -> None:
+        codec = codec.lower() if isinstance(codec, str) else codec
+        if isinstance(codec, str) and codec == "bin-ham":
+            codec = "bin"
+        if not isinstance(codec, str) or not (F.valid_float_codec(codec) or F.is_binary(codec)):
+            raise ValueError(f"index 'hnsw' does not store codec {codec!r}; choose one of {list(self.codecs)}")
+        self.M = check_param("M", M, low=2)
+        self.ef_construction = check_param("ef_construction", ef_construction)
+        self.ef_search = check_param("ef_search", ef_search)
+        self._index: Any = None
+        self._bin: Any = None  # heron binary codec for the Hamming graph
+        super().__init__(codec=codec, oversample=oversample, exact_below=exact_below)
+
+    @classmethod
+    def _codec_names(cls) -> tuple[str, ...]:  # validated in __init__
+        return ()
+
+    def __init_subclass__(cls, **kw: Any) -> None:  # pragma: no cover
+        super().__init_subclass__(**kw)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "M": self.M, "ef_construction": self.ef_construction, "ef_search": self.ef_search}
+
+    def search_params(self) -> tuple[str, ...]:
+        return ("ef_search",)
+
+    @property
+    def binary(self) -> bool:
+        return F.is_binary(self.codec)
+
+    # -- structure ------------------------------------------------------------
+    def _build(self, x: np.ndarray) -> None:
+        faiss = F.faiss_module()
+        d = x.shape[1]
+        if self.binary:
+            self._bin = F.binary_codec(x)
+            nbits = self._bin.width * 8
+            self._index = faiss.IndexBinaryHNSW(nbits, self.M)
+        elif self.codec == "fp32":
+            self._index = faiss.IndexHNSWFlat(d, self.M, faiss.METRIC_INNER_PRODUCT)
+        elif F.pq_m(self.codec):
+            m = F.pq_m(self.codec)
+            if d % m:
+                raise ValueError(f"codec {self.codec!r}: dimension {d} is not divisible by {m}; pick pq<m> with m dividing {d}")
+            self._index = faiss.IndexHNSWPQ(d, m, self.M, 8, faiss.METRIC_INNER_PRODUCT)
+        else:
+            self._index = faiss.IndexHNSWSQ(d, F.float_scalar_type(self.codec), self.M, faiss.METRIC_INNER_PRODUCT)
+        self._index.hnsw.efConstruction = self.ef_construction
+        if not self.binary and not self._index.is_trained:
+            rng = np.random.default_rng(0)
+            sample = x if len(x) <= 100_000 else x[np.sort(rng.choice(len(x), 100_000, replace=False))]
+            self._index.train(sample)
+
+    def _add(self, x: np.ndarray) -> None:
+        if self.binary:
+            self._index.add(self._bin.encode(x))
+        else:
+            self._index.add(x)
+
+    def memory_bytes(self) -> int:
+        if self._index is None:
+            return 0
+        n = self._index.ntotal
+        levels = self._index.hnsw.levels.size() if hasattr(self._index.hnsw.levels, "size") else n
+        links = self._index.hnsw.neighbors.size() * 4 if hasattr(self._index.hnsw.neighbors, "size") else 0
+        code = self._index.code_size if hasattr(self._index, "code_size") else 0
+        if self.binary:
+            code = self._index.code_size
+        return int(n * code + links + levels * 4 + self.keys.nbytes + self.dead.nbytes)
+
+    def _raw_search(self, q: np.ndarray, depth: int, ef: int, sel: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        faiss = F.faiss_module()
+        if self.binary:
+            self._index.hnsw.efSearch = ef
+            dist, lab = self._index.search(self._bin.query_codes(q), depth)
+            s = F.hamming_to_score(dist, self._bin.width * 8)
+            s[lab < 0] = -np.inf
+            return s, lab
+        if sel is None:
+            self._index.hnsw.efSearch = ef
+            s, lab = self._index.search(q, depth)
+        else:
+            p = faiss.SearchParametersHNSW()
+            p.efSearch = ef
+            p.sel = sel
+            s, lab = self._index.search(q, depth, params=p)
+        s[lab < 0] = -np.inf
+        return s, lab
+
+    def _search_labels(
+        self, q: np.ndarray, depth: int, mask: np.ndarray | None, selectivity: float, params: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        ef = check_param("ef_search", params.get("ef_search", self.ef_search))
+        ef = max(ef, depth)
+        name = "hnsw-bin" if self.binary else "hnsw"
+        if mask is None:
+            s, lab = self._raw_search(q, depth, ef)
+            return s, lab, name
+        # a filter (or tombstones) narrows the graph walk: widen ef by 1/selectivity (bounded)
+        ef_f = int(min(max(ef, ef / max(selectivity, 1e-9)), max(ef, 1024)))
+        if self.binary:
+            s, lab = F.postfilter(lambda qq, n: self._raw_search(qq, n, max(ef_f, n)), q, depth, mask, selectivity, cap=max(4096, depth))
+            self._fill_short_rows(q, s, lab, mask, depth)
+            return s, lab, f"{name}+postfilter(ef={ef_f})"
+        sel = F.BitmapSelector(mask)
+        s, lab = self._raw_search(q, depth, ef_f, sel.sel)
+        self._fill_short_rows(q, s, lab, mask, depth)
+        return s, lab, f"{name}+selector(ef={ef_f})"
+
+    def _fill_short_rows(self, q: np.ndarray, s: np.ndarray, lab: np.ndarray, mask: np.ndarray, depth: int) -> None:
+        """Rows with fewer than ``depth`` hits while more match are answered exactly (k comes back)."""
+        want = min(depth, int(mask.sum()))
+        short = np.flatnonzero((lab >= 0).sum(axis=1) < want)
+        if len(short):
+            es, el = self._exact(q[short], np.flatnonzero(mask), depth)
+            s[short], lab[short] = es, el
+
+    # -- persistence ------------------------------------------------------------
+    def _save_structure(self, folder: Path) -> None:
+        F.write(self._index, folder / "faiss.index", binary=self.binary)
+        if self.binary:
+            self._bin.save(folder / "codec")
+
+    def _load_structure(self, folder: Path) -> None:
+        self._index = F.read(folder / "faiss.index", binary=self.binary)
+        if self.binary:
+            from heron.codecs.base import load_codec
+
+            self._bin = load_codec(folder / "codec", dim=self.dim)
+        if self._index.ntotal != self.ntotal:
+            raise IndexMismatchError(
+                f"index at {str(folder)!r}: the graph holds {self._index.ntotal} vectors but the manifest says {self.ntotal}; rebuild the index"
+            )

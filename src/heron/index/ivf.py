@@ -1,0 +1,178 @@
+"""Inverted-file indexes (IVF) over float, scalar-quantised, PQ or 1-bit codes (faiss).
+
+Jégou, Douze & Schmid, "Product Quantization for Nearest Neighbor Search", TPAMI 2011 (IVFADC);
+Sivic & Zisserman, "Video Google", ICCV 2003 (the inverted file). Parameters keep the papers'
+names:
+
+* ``nlist`` — number of coarse k-means cells: more cells, shorter lists, but each probe covers
+  less of the data (default ``4 * sqrt(n)``, at most ``n / 39`` so every cell trains);
+* ``nprobe`` — cells scanned per query: the recall / latency knob at query time.
+
+Lists store the codec's codes: ``fp32`` (``IndexIVFFlat``), ``fp16`` / ``int8`` / ``int4``
+(``IndexIVFScalarQuantizer``), ``pq<m>`` (``IndexIVFPQ``) or ``bin`` — heron's 1-bit ITQ codes in
+a Hamming inverted file (``IndexBinaryIVF``); compressed codes are re-scored from the float copy
+(``oversample``). The coarse quantizer is trained once, on the vectors given to ``build``; as the
+collection grows past them :func:`heron.index.drift.recall_drift` measures the loss and advises a
+retrain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from heron.index import _faiss as F
+from heron.index.base import AnnIndex, IndexMismatchError, check_param
+
+
+class IVFIndex(AnnIndex):
+    """Inverted file with a flat coarse quantizer (faiss).
+
+    Parameters
+    ----------
+    nlist: number of cells (``None``: ``4 * sqrt(n)`` at build time).
+    nprobe: default number of cells probed per query.
+    codec: ``"fp32"``, ``"fp16"``, ``"int8"``, ``"int4"``, ``"pq<m>"`` or ``"bin"`` (Hamming IVF).
+    oversample, exact_below: see :class:`~heron.index.base.AnnIndex`.
+    """
+
+    kind: ClassVar[str] = "ivf"
+    codecs: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8", "int4", "pq<m>", "bin")
+
+    def __init__(
+        self,
+        *,
+        nlist: int | None = None,
+        nprobe: int = 16,
+        codec: str = "fp32",
+        oversample: float | None = None,
+        exact_below: float = 0.02,
+    ) -> None:
+        codec = codec.lower() if isinstance(codec, str) else codec
+        if isinstance(codec, str) and codec == "bin-ham":
+            codec = "bin"
+        if not isinstance(codec, str) or not (F.valid_float_codec(codec) or F.is_binary(codec)):
+            raise ValueError(f"index 'ivf' does not store codec {codec!r}; choose one of {list(self.codecs)}")
+        self.nlist = None if nlist is None else check_param("nlist", nlist)
+        self.nprobe = check_param("nprobe", nprobe)
+        self._index: Any = None
+        self._bin: Any = None
+        super().__init__(codec=codec, oversample=oversample, exact_below=exact_below)
+
+    @classmethod
+    def _codec_names(cls) -> tuple[str, ...]:
+        return ()
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "nlist": self.nlist, "nprobe": self.nprobe}
+
+    def search_params(self) -> tuple[str, ...]:
+        return ("nprobe",)
+
+    @property
+    def binary(self) -> bool:
+        return F.is_binary(self.codec)
+
+    def _build(self, x: np.ndarray) -> None:
+        faiss = F.faiss_module()
+        n, d = x.shape
+        auto = max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))
+        nlist = self.nlist or auto
+        if nlist > n:
+            raise ValueError(f"nlist={nlist} is larger than the {n} vectors to train on; use nlist <= {max(1, n // 39)}")
+        self.nlist = nlist
+        rng = np.random.default_rng(0)
+        cap = max(256 * nlist, 50_000)
+        sample = x if n <= cap else x[np.sort(rng.choice(n, cap, replace=False))]
+        if self.binary:
+            self._bin = F.binary_codec(x)
+            nbits = self._bin.width * 8
+            self._index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(nbits), nbits, nlist)
+            self._index.train(self._bin.encode(sample))
+            return
+        quant = faiss.IndexFlatIP(d)
+        ip = faiss.METRIC_INNER_PRODUCT
+        if self.codec == "fp32":
+            idx = faiss.IndexIVFFlat(quant, d, nlist, ip)
+        elif F.pq_m(self.codec):
+            m = F.pq_m(self.codec)
+            if d % m:
+                raise ValueError(f"codec {self.codec!r}: dimension {d} is not divisible by {m}; pick pq<m> with m dividing {d}")
+            idx = faiss.IndexIVFPQ(quant, d, nlist, m, 8, ip)
+        else:
+            idx = faiss.IndexIVFScalarQuantizer(quant, d, nlist, F.float_scalar_type(self.codec), ip)
+        idx.cp.min_points_per_centroid = 1
+        idx.train(sample)
+        self._index = idx
+        self._quant = quant
+
+    def _add(self, x: np.ndarray) -> None:
+        self._index.add(self._bin.encode(x) if self.binary else x)
+
+    def memory_bytes(self) -> int:
+        if self._index is None:
+            return 0
+        n = self._index.ntotal
+        code = self._index.code_size
+        centroids = self.nlist * (self._bin.width if self.binary else (self.dim or 0) * 4)
+        return int(n * (code + 8) + centroids + self.keys.nbytes + self.dead.nbytes)
+
+    def _raw_search(self, q: np.ndarray, depth: int, nprobe: int, sel: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        faiss = F.faiss_module()
+        nprobe = min(nprobe, self.nlist or nprobe)
+        if self.binary:
+            self._index.nprobe = nprobe
+            dist, lab = self._index.search(self._bin.query_codes(q), depth)
+            s = F.hamming_to_score(dist, self._bin.width * 8)
+        elif sel is None:
+            self._index.nprobe = nprobe
+            s, lab = self._index.search(q, depth)
+        else:
+            p = faiss.SearchParametersIVF()
+            p.nprobe = nprobe
+            p.sel = sel
+            s, lab = self._index.search(q, depth, params=p)
+        s = np.asarray(s, dtype=np.float32)
+        s[lab < 0] = -np.inf
+        return s, lab
+
+    def _search_labels(
+        self, q: np.ndarray, depth: int, mask: np.ndarray | None, selectivity: float, params: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        nprobe = check_param("nprobe", params.get("nprobe", self.nprobe))
+        name = "ivf-bin" if self.binary else "ivf"
+        if mask is None:
+            s, lab = self._raw_search(q, depth, nprobe)
+            return s, lab, name
+        if self.binary:
+            s, lab = F.postfilter(lambda qq, n: self._raw_search(qq, n, nprobe), q, depth, mask, selectivity, cap=max(4096, depth))
+            strategy = f"{name}+postfilter"
+        else:
+            sel = F.BitmapSelector(mask)
+            s, lab = self._raw_search(q, depth, nprobe, sel.sel)
+            strategy = f"{name}+selector"
+        want = min(depth, int(mask.sum()))
+        short = np.flatnonzero((lab >= 0).sum(axis=1) < want)
+        if len(short):
+            es, el = self._exact(q[short], np.flatnonzero(mask), depth)
+            s[short], lab[short] = es, el
+            strategy += f"+exact-fallback({len(short)})"
+        return s, lab, strategy
+
+    def _save_structure(self, folder: Path) -> None:
+        F.write(self._index, folder / "faiss.index", binary=self.binary)
+        if self.binary:
+            self._bin.save(folder / "codec")
+
+    def _load_structure(self, folder: Path) -> None:
+        self._index = F.read(folder / "faiss.index", binary=self.binary)
+        if self.binary:
+            from heron.codecs.base import load_codec
+
+            self._bin = load_codec(folder / "codec", dim=self.dim)
+        if self._index.ntotal != self.ntotal:
+            raise IndexMismatchError(
+                f"index at {str(folder)!r}: the inverted file holds {self._index.ntotal} vectors but the manifest says {self.ntotal}; rebuild the index"
+            )
