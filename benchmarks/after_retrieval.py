@@ -107,11 +107,11 @@ def part_rerank(d: dict, out: dict) -> dict:
     qtr = Queries(tr["queries"], tr["query_ids"], vectors={MINILM: tr["query_emb"]})
     first_tr = search_vectors(tr["query_emb"], kv, DEPTH)
     grid = [(k, b) for k in (3, 5, 10) for b in (0.25, 0.5, 1.0)]
-    scored = [(ndcg(ids, Rocchio(encoder=enc, vectors=kv, num_feedback=k, beta=b)(qtr, first_tr), tr["query_ids"], tr["qrels"]), k, b) for k, b in grid]
+    scored = [(ndcg(ids, Rocchio(encoder=enc, vectors=kv, num_feedback=k, beta=b).transform(qtr, first_tr), tr["query_ids"], tr["qrels"]), k, b) for k, b in grid]
     _, k, b = max(scored)
     st = Rocchio(encoder=enc, vectors=kv, num_feedback=k, beta=b)
     t0 = time.perf_counter()
-    r = st(q, first)
+    r = st.transform(q, first)
     res[f"rocchio(k={k},beta={b}; chosen on train)"] = {"ndcg@10": ndcg(ids, r, te["query_ids"], te["qrels"]), "ms_per_query": (time.perf_counter() - t0) / len(q) * 1e3 + dense_ms}
     for K in (3, 5):
         memo: dict = {}
@@ -119,7 +119,7 @@ def part_rerank(d: dict, out: dict) -> dict:
             st = E2Rank(encoder=enc, vectors=kv, texts=texts, num_feedback=K, alpha=alpha)
             st._memo = memo
             t0 = time.perf_counter()
-            r = st(q, first)
+            r = st.transform(q, first)
             ms = (time.perf_counter() - t0) / len(q) * 1e3
             res[f"e2rank(K={K},alpha={alpha})"] = {"ndcg@10": ndcg(ids, r, te["query_ids"], te["qrels"]), "ms_per_query": ms + dense_ms, "note": "" if alpha == 0.0 else "prompt embeddings memoised from alpha=0 run; latency excludes encoding"}
     out["rerank"] = res
@@ -157,7 +157,7 @@ def part_dimsel(d: dict, out: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------- 4. drift
-def part_drift(d: dict, out: dict) -> dict:
+def _encode_e5_module():
     import importlib.util
     import sys
 
@@ -165,47 +165,85 @@ def part_drift(d: dict, out: dict) -> dict:
     mod = importlib.util.module_from_spec(spec)
     sys.modules["encode_e5"] = mod
     spec.loader.exec_module(mod)
-    te, ids, kv, ds = d["te"], d["ids"], d["kv"], d["ds"]
-    e5te = dataset_embeddings(ds, _Named(E5), split="test", progress=False) if _cached_queries(ds) else None
-    rows, vecs = mod.load_e5_corpus(ds, E5)
-    if e5te is None or len(rows) < 200:
-        out["drift"] = {"skipped": "e5 embeddings not cached; run benchmarks/encode_e5.py"}
+    return mod
+
+
+def _missing():
+    raise LookupError("not cached")
+
+
+def part_drift(d: dict, out: dict, snippets: int = 192, snippet_words: int = 40, cost_passages: int = 16) -> dict:
+    """New-model (e5) queries against the MiniLM index: unmapped, mapped (fitted on unlabelled
+    corpus snippets, on unlabelled train-query text, on both), and the re-index alternative."""
+    from heron.encoders.dense import load_encoder
+    from heron.eval.cache import cached_array
+
+    mod = _encode_e5_module()
+    te, tr, ids, kv, ds = d["te"], d["tr"], d["ids"], d["kv"], d["ds"]
+    try:
+        e5te = {"query_emb": e5_queries(ds, "test")}
+        e5tr = {"query_emb": e5_queries(ds, "train")}
+        sn_ids, sn_texts = mod.snippets(ds, snippets, snippet_words)
+        sn_e5 = cached_array(f"{ds.name}-{E5}-snippets", sn_ids, _missing)
+    except LookupError:
+        e5te = None
+    if e5te is None or e5tr is None:
+        out["drift"] = {"skipped": "e5 embeddings not cached; run benchmarks/encode_e5.py --snippets 192 --snippet-words 40 --max-chunks 0"}
         return out
+    minilm = load_encoder()
+    sn_mini = cached_array(f"{ds.name}-{MINILM}-snippets{snippet_words}", sn_ids, lambda: minilm.encode_documents(sn_texts), meta={"model": MINILM})
     qe5 = e5te["query_emb"]
-    res = {"n_fit_passages": int(len(rows)), "minilm_native": {"ndcg@10": ndcg(ids, search_vectors(te["query_emb"], kv, DEPTH), te["query_ids"], te["qrels"])}}
-    res["e5_unmapped"] = {"ndcg@10": ndcg(ids, search_vectors(qe5, kv, DEPTH), te["query_ids"], te["qrels"])}
-    target = te["doc_emb"][rows]
-    for kind in ("lstsq", "procrustes", "mlp"):
-        t0 = time.perf_counter()
-        mp = fit_drift_map(vecs, target, kind=kind, source_model=E5, target_model=MINILM)
-        fit_s = time.perf_counter() - t0
-        nd = ndcg(ids, search_vectors(mp.apply(qe5, model=E5), kv, DEPTH), te["query_ids"], te["qrels"])
-        res[f"e5_mapped_{kind}"] = {"ndcg@10": nd, "recovery": nd / res["minilm_native"]["ndcg@10"], "fit_seconds": fit_s}
-    timing = cache_dir() / f"{ds.name}-{E5}-docs-encode-seconds.json".replace("/", "_")
-    tfile = cache_dir() / (f"{ds.name}-{E5}".replace("/", "_") + "-docs-encode-seconds.json")
-    for cand in (timing, tfile, cache_dir() / f"{ds.name}-{E5}-docs-encode-seconds.json"):
-        if cand.exists():
-            t = json.loads(cand.read_text())
-            n, s = sum(v["n"] for v in t.values()), sum(v["seconds"] for v in t.values())
-            res["reindex_cost"] = {"passages_per_second": n / s, "estimated_corpus_seconds": len(ids) * s / n, "measured_on_passages": n}
-            break
+    base = ndcg(ids, search_vectors(te["query_emb"], kv, DEPTH), te["query_ids"], te["qrels"])
+    res: dict = {"minilm_native (old model, old index)": {"ndcg@10": base}}
+    res["e5_unmapped (new queries, old index)"] = {"ndcg@10": ndcg(ids, search_vectors(qe5, kv, DEPTH), te["query_ids"], te["qrels"])}
+    fit_sets = {
+        f"corpus snippets (n={len(sn_ids)})": (sn_e5, sn_mini),
+        f"train-query text (n={len(e5tr['query_emb'])}, no labels used)": (e5tr["query_emb"], tr["query_emb"]),
+        "snippets + train-query text": (np.vstack([sn_e5, e5tr["query_emb"]]), np.vstack([sn_mini, tr["query_emb"]])),
+    }
+    rows, vecs = mod.load_e5_corpus(ds, E5)
+    if len(rows) >= 200:
+        fit_sets[f"full corpus passages (n={len(rows)})"] = (vecs, te["doc_emb"][rows])
+    for label, (xb, xa) in fit_sets.items():
+        for kind in ("lstsq", "procrustes", "mlp"):
+            t0 = time.perf_counter()
+            mp = fit_drift_map(xb, xa, kind=kind, source_model=E5, target_model=MINILM, l2=1.0 if kind != "procrustes" else 0.0, hidden=256, epochs=200)
+            fit_s = time.perf_counter() - t0
+            nd = ndcg(ids, search_vectors(mp.apply(qe5, model=E5), kv, DEPTH), te["query_ids"], te["qrels"])
+            res[f"e5_mapped_{kind} [{label}]"] = {"ndcg@10": nd, "recovery": nd / base, "fit_seconds": fit_s}
+    # re-index alternative: encode cost measured in-process against MiniLM on the same passages
+    from heron.encoders.e5 import E5Encoder
+
+    sample = ds.documents()[:cost_passages]
+    e5 = E5Encoder(num_threads=1)
+    t0 = time.perf_counter()
+    e5.encode_documents(sample)
+    t_e5 = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    minilm.encode_documents(sample)
+    t_mini = time.perf_counter() - t0
+    res["reindex_cost"] = {
+        "e5_passages_per_second_now": cost_passages / t_e5,
+        "e5_over_minilm_encode_time_ratio": t_e5 / t_mini,
+        "estimated_e5_corpus_seconds_now": len(ids) * t_e5 / cost_passages,
+        "note": "measured on the shared, loaded 2-core machine; MiniLM on the same passages as reference",
+    }
     if len(rows) == len(ids):
         full = np.zeros_like(vecs)
         full[rows] = vecs
         res["e5_reindexed_native"] = {"ndcg@10": ndcg(ids, search_vectors(qe5, KeyedVectors(np.arange(len(ids)), full), DEPTH), te["query_ids"], te["qrels"])}
     else:
-        res["e5_reindexed_native"] = {"skipped": f"only {len(rows)}/{len(ids)} passages encoded with e5 so far"}
+        res["e5_reindexed_native"] = {"skipped": f"only {len(rows)}/{len(ids)} passages encoded with e5 (full-corpus encode did not fit this session)"}
     out["drift"] = res
     return out
 
 
-def _cached_queries(ds) -> bool:
-    from heron.eval.cache import _key
+def e5_queries(ds, split: str) -> np.ndarray:
+    """Cached e5 query embeddings of ``split`` (``LookupError`` if benchmarks/encode_e5.py has not run)."""
+    from heron.eval.cache import cached_array
 
-    qids, _, _ = ds.split("test")
-    name = f"{ds.name}-{E5}-queries-test"
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:80]
-    return (cache_dir() / f"{safe}-{_key(name, *qids)}.npy").exists()
+    qids, _, _ = ds.split(split)
+    return cached_array(f"{ds.name}-{E5}-queries-{split}", qids, _missing)
 
 
 # ---------------------------------------------------------------------------- report

@@ -84,15 +84,21 @@ def _compare(ours_i, ours_s, ref_i, ref_s) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--d", type=int, default=384)
     parser.add_argument("--nq", type=int, default=1000, help="queries in the batched run")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reps", type=int, default=3, help="repetitions of the batched run (each side)")
+    parser.add_argument(
+        "--reps", type=int, default=3, help="repetitions of the batched run (each side)"
+    )
     parser.add_argument("--single", type=int, default=30, help="single queries timed (each side)")
-    parser.add_argument("--numpy", action="store_true", help="also time heron's pure-numpy fallback")
+    parser.add_argument(
+        "--numpy", action="store_true", help="also time heron's pure-numpy fallback"
+    )
     parser.add_argument("--out", type=Path, default=Path("out/exact_search"))
     args = parser.parse_args(argv)
 
@@ -147,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         s_i_faiss.append(fi[0])
         s_s_heron.append(hs[0])
         s_s_faiss.append(fs[0])
-    single_cmp = _compare(np.array(s_i_heron), np.array(s_s_heron), np.array(s_i_faiss), np.array(s_s_faiss))
+    single_cmp = _compare(
+        np.array(s_i_heron), np.array(s_s_heron), np.array(s_i_faiss), np.array(s_s_faiss)
+    )
 
     gb = matrix.nbytes / 1e9
     qps_h = args.nq / min(t_heron)
@@ -191,14 +199,40 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "exact_search.json").write_text(json.dumps(report, indent=2))
     b, s = report["batched"], report["single"]
     rows = [
-        ("batched q/s (best of %d)" % args.reps, f"{qps_h:.1f}", f"{qps_f:.1f}", f"{b['ratio_best']:.2f}x faiss (median {b['ratio_median']:.2f}x); bar >= 0.8x"),
-        ("single query ms (median of %d)" % args.single, f"{s['heron_ms_median']:.1f}", f"{s['faiss_ms_median']:.1f}",
-         f"{s['ratio_to_floor_median']:.2f}x floor ({s['floor_ms_median']:.1f} ms, {s['floor_gb_per_s']:.1f} GB/s); {s['ratio_to_nominal_61ms']:.2f}x of 61 ms; bar <= 1.25x"),
-        ("identical top-%d, batched" % k, f"{batched_cmp['identical']}/{batched_cmp['queries']}", "", f"max |score diff| {batched_cmp['max_abs_score_diff']:.1e}"),
-        ("identical top-%d, single" % k, f"{single_cmp['identical']}/{single_cmp['queries']}", "", f"max |score diff| {single_cmp['max_abs_score_diff']:.1e}"),
+        (
+            f"batched q/s (best of {args.reps})",
+            f"{qps_h:.1f}",
+            f"{qps_f:.1f}",
+            f"{b['ratio_best']:.2f}x faiss (median {b['ratio_median']:.2f}x); bar >= 0.8x",
+        ),
+        (
+            f"single query ms (median of {args.single})",
+            f"{s['heron_ms_median']:.1f}",
+            f"{s['faiss_ms_median']:.1f}",
+            f"{s['ratio_to_floor_median']:.2f}x floor ({s['floor_ms_median']:.1f} ms, {s['floor_gb_per_s']:.1f} GB/s); {s['ratio_to_nominal_61ms']:.2f}x of 61 ms; bar <= 1.25x",
+        ),
+        (
+            f"identical top-{k}, batched",
+            f"{batched_cmp['identical']}/{batched_cmp['queries']}",
+            "",
+            f"max |score diff| {batched_cmp['max_abs_score_diff']:.1e}",
+        ),
+        (
+            f"identical top-{k}, single",
+            f"{single_cmp['identical']}/{single_cmp['queries']}",
+            "",
+            f"max |score diff| {single_cmp['max_abs_score_diff']:.1e}",
+        ),
     ]
     if numpy_t is not None:
-        rows.append(("numpy fallback q/s", f"{args.nq / numpy_t:.1f}", "", f"identical {numpy_cmp['identical']}/{numpy_cmp['queries']}"))
+        rows.append(
+            (
+                "numpy fallback q/s",
+                f"{args.nq / numpy_t:.1f}",
+                "",
+                f"identical {numpy_cmp['identical']}/{numpy_cmp['queries']}",
+            )
+        )
     md = [
         f"# Exact dense search: {args.n:,} x {args.d} float32, k={k}, {report['threads']['numba']} threads",
         "",
@@ -217,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
         ax[0].bar(["heron", "faiss"], [qps_h, qps_f], color=["C0", "C1"])
         ax[0].set_title(f"batched ({args.nq} queries): queries/s")
-        ax[1].bar(["heron", "faiss", "bandwidth floor"], [s["heron_ms_median"], s["faiss_ms_median"], s["floor_ms_median"]], color=["C0", "C1", "C7"])
+        ax[1].bar(
+            ["heron", "faiss", "bandwidth floor"],
+            [s["heron_ms_median"], s["faiss_ms_median"], s["floor_ms_median"]],
+            color=["C0", "C1", "C7"],
+        )
         ax[1].set_title("single query: ms (median)")
         fig.tight_layout()
         fig.savefig(args.out / "exact_search.png", dpi=120)

@@ -245,18 +245,26 @@ def test_window_pooling_is_window_means():
 
 
 # ---------------------------------------------------------------------------------- token codes
-@pytest.mark.parametrize("bits", [0, 1, 2, 8])
-def test_codes_round_trip_and_lut_maxsim(tmp_path, bits):
+@pytest.mark.parametrize(
+    "kw,nbytes,max_err",
+    [
+        ({}, 1, 0.95),
+        ({"residual_bits": 1}, 3, 0.6),
+        ({"residual_bits": 2}, 5, 0.4),
+        ({"residual_bits": 8}, 17, 0.05),
+        ({"residual_pq": 8}, 9, 0.1),
+    ],
+)
+def test_codes_round_trip_and_lut_maxsim(tmp_path, kw, nbytes, max_err):
     docs, rng = corpus(6, n=40, d=16, max_len=25)
     r = RaggedArray.from_list(docs, dtype="float32")
-    codec = TokenCodec(n_centroids=32, residual_bits=bits, seed=1).fit(r)
-    assert codec.bytes_per_token == 1 + (16 * bits + 7) // 8
+    codec = TokenCodec(n_centroids=32, seed=1, **kw).fit(r)
+    assert codec.bytes_per_token == nbytes
     ct = CodedTokens.encode(codec, r)
     dec = codec.decode(ct.codes, ct.residuals)
     codes2, _ = codec.encode(dec)
     assert (codes2 == ct.codes).mean() > 0.97  # encode -> decode -> encode is stable
-    err = np.linalg.norm(dec - r.values, axis=1).mean()
-    assert err < {0: 0.95, 1: 0.6, 2: 0.4, 8: 0.05}[bits]
+    assert np.linalg.norm(dec - r.values, axis=1).mean() < max_err
     qs = [unit(rng.normal(size=(3, 16))) for _ in range(4)]
     np.testing.assert_allclose(
         ct.maxsim_batch(qs), maxsim_batch(qs, dec, r.offsets), rtol=1e-4, atol=1e-4
@@ -264,9 +272,9 @@ def test_codes_round_trip_and_lut_maxsim(tmp_path, bits):
     ct.save(tmp_path / "c")
     back = CodedTokens.open(tmp_path / "c")
     np.testing.assert_array_equal(back.codes, ct.codes)
-    np.testing.assert_allclose(
-        back.maxsim_rows(qs[0], np.array([2, -1, 5])), ct.maxsim_rows(qs[0], np.array([2, -1, 5]))
-    )
+    np.testing.assert_allclose(back.codec.decode(back.codes, back.residuals), dec)
+    rows = np.array([2, -1, 5])
+    np.testing.assert_allclose(back.maxsim_rows(qs[0], rows), ct.maxsim_rows(qs[0], rows))
 
 
 def test_codec_errors():
@@ -297,3 +305,13 @@ def test_salience_pruning_keeps_fraction_and_one_token():
     assert df[codes[s][keep[s]]].max() <= df[codes[s][~keep[s]]].min()
     with pytest.raises(ValueError, match="fraction"):
         salience_keep_mask(r, 1.0, codes=codes)
+    red = salience_keep_mask(r, 0.5, salience="redundancy")
+    assert red.sum() == keep.sum()
+
+
+def test_redundancy_pruning_drops_near_duplicates():
+    x = unit(np.array([[1, 0, 0], [1, 0.01, 0], [0, 1, 0], [0, 0, 1]], np.float32))
+    keep = salience_keep_mask(
+        RaggedArray.from_list([x], dtype="float32"), 0.25, salience="redundancy"
+    )
+    assert keep.tolist().count(False) == 1 and not (keep[0] and keep[1])

@@ -99,3 +99,27 @@ def test_muvera_guard_through_collection(coll):
     c, _, _ = coll
     with pytest.raises(ValueError, match="explodes"):
         c.retriever("muvera", k_sim=12, d_proj=16, r_reps=40)
+
+
+@pytest.mark.realdata
+def test_token_field_with_minilm(tmp_path):
+    from heron.multivector.collection import add_token_field
+
+    texts = [
+        "Scurvy is caused by a lack of vitamin C in the diet.",
+        "The Eiffel Tower is in Paris.",
+        "Python is a programming language with dynamic typing.",
+        "",
+        "Vitamin D is made in the skin when exposed to sunlight.",
+    ]
+    c = heron.Collection.create(tmp_path / "m")
+    c.add(texts, ids=["scurvy", "eiffel", "python", "empty", "vitd"])
+    add_token_field(c)
+    assert c.fields["tokens"]["kind"] == "ragged"
+    c.add(["Lemons and limes prevent scurvy."], ids=["lemons"])  # encoded on add
+    pipe = c.retriever("dense") % 6 >> c.retriever("maxsim") % 2
+    hits = pipe.search(["what causes scurvy?"]).doc_ids()[0]
+    assert hits[0] in ("scurvy", "lemons") and "empty" not in hits
+    assert c.retriever("muvera", k_sim=3, d_proj=8, r_reps=4).search(
+        ["scurvy vitamin"], 1
+    ).doc_ids()[0][0] in ("scurvy", "lemons")

@@ -40,7 +40,7 @@ def test_reranker_never_drops_or_duplicates(setup, make):
     keys, scores = first.keys.copy(), first.scores.copy()
     keys[1, 3:], scores[1, 3:] = -1, -np.inf
     first = Results(keys, scores)
-    out = stage(q, first)
+    out = stage.transform(q, first)
     _same_candidates(first, out)
     assert np.all(np.diff(np.where(np.isfinite(out.scores), out.scores, -1e9), axis=1) <= 1e-6)
     # as a pipeline stage
@@ -58,8 +58,8 @@ def test_e2rank_prompt_format_and_memo(setup):
     assert lines[0] == "Q: cat" and len(lines) == 3
     assert lines[1].startswith("[1] ") and len(lines[1].split()) == 3
     calls = enc.calls
-    st(q, first)
-    st(q, first)
+    st.transform(q, first)
+    st.transform(q, first)
     assert enc.calls == calls + 1  # second call served from the memo
 
 
@@ -71,11 +71,11 @@ def test_rerank_bad_input(setup):
         E2Rank(encoder=enc, vectors=kv, texts=texts, alpha=2)
     with pytest.raises(ValueError, match="template"):
         E2Rank(encoder=enc, vectors=kv, texts=texts, template="{query}")
-    with pytest.raises(ValueError, match="different"):
+    with pytest.raises(ValueError, match="were made by"):
         Rocchio(encoder=HashEncoder(name="other"), vectors=kv)
     with pytest.raises(ValueError, match="dimension"):
         Rocchio(encoder=HashEncoder(dim=16), vectors=KeyedVectors(kv.keys, kv.vectors))
     with pytest.raises(ValueError, match="retriever before"):
-        Rocchio(encoder=enc, vectors=kv)(Queries(["x"]), None)
+        Rocchio(encoder=enc, vectors=kv).transform(Queries(["x"]), None)
     with pytest.raises(KeyError):
         kv.lookup(np.array([[5]]))

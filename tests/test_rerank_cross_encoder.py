@@ -38,7 +38,7 @@ def test_cross_encoder_reranks_without_dropping(tiny_cross_encoder):
     ce = CrossEncoderReranker(tiny_cross_encoder, texts=KeyedTexts(DOCS), batch_size=3, max_length=32)
     q = Queries(["python command line", "cat mat"])
     first = (VectorSearch(kv, enc) % 5).search(q)
-    out = ce(q, first)
+    out = ce.transform(q, first)
     for a, b in zip(first.keys, out.keys):
         assert sorted(a.tolist()) == sorted(b.tolist())
     assert np.all(np.diff(out.scores, axis=1) <= 0)

@@ -9,7 +9,10 @@ from heron._deps import has
 from heron.retrieval import topk
 from heron.retrieval.topk import exact_search
 
-METHODS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(not has("numba"), reason="numba not installed"))]
+METHODS = [
+    "numpy",
+    pytest.param("numba", marks=pytest.mark.skipif(not has("numba"), reason="numba not installed")),
+]
 
 
 def oracle(queries: np.ndarray, matrix: np.ndarray, k: int, valid: np.ndarray | None = None):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_MUVERA = ["4,8,20", "5,8,20", "5,16,20", "5,16,20,2560"]
+DEFAULT_MUVERA = ["4,8,20", "5,8,20", "5,16,20", "6,16,20", "5,16,20,2560"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +71,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         nargs="*",
         default=[1],
-        help="residual bits of the coded variants (0 = codes only is always run)",
+        help="scalar residual bits of the coded variants (codes only is always run)",
+    )
+    parser.add_argument(
+        "--residual-pq",
+        type=int,
+        nargs="*",
+        default=[48],
+        help="product-quantised residuals: one-byte sub-quantisers per token (48 -> 49 B/token at d=384)",
     )
     parser.add_argument(
         "--timing-queries",
@@ -244,23 +251,39 @@ def bench(args: argparse.Namespace) -> dict:
         return row
 
     # -- codes, pruning masks (needed by the one-pass scorer) -------------------------------------
-    codecs: dict[int, Any] = {}
-    coded: dict[int, Any] = {}
+    codecs: dict[str, Any] = {}
+    coded: dict[str, Any] = {}
     build: dict[str, float] = {}
-    for bits in sorted({0, *args.residual_bits}):
+    specs = {"0": {}}
+    specs.update({f"{b}bit": {"residual_bits": b} for b in args.residual_bits if b})
+    specs.update({f"pq{m}": {"residual_pq": m} for m in args.residual_pq if m})
+    for tag, kw in tqdm(specs.items(), desc="token codecs", unit="codec"):
         t0 = time.perf_counter()
-        codecs[bits] = TokenCodec(n_centroids=256, residual_bits=bits, seed=0).fit(docs)
-        coded[bits] = CodedTokens.encode(codecs[bits], docs)
-        build[f"codes{bits}"] = time.perf_counter() - t0
-    keep = salience_keep_mask(docs, args.prune, salience="idf", codes=coded[0].codes)
+        codecs[tag] = TokenCodec(n_centroids=256, seed=0, **kw).fit(docs)
+        coded[tag] = CodedTokens.encode(codecs[tag], docs)
+        build[f"codes{tag}"] = time.perf_counter() - t0
+
+    def code_label(tag: str) -> str:
+        if tag == "0":
+            return "1-byte codes (lookup table)"
+        kind = (
+            f"{tag[:-3]}-bit scalar residuals"
+            if tag.endswith("bit")
+            else f"{tag[2:]}-byte PQ residuals"
+        )
+        return f"1-byte codes + {kind} ({codecs[tag].bytes_per_token} B/token)"
+
+    keep = salience_keep_mask(docs, args.prune, salience="idf", codes=coded["0"].codes)
     keep_rnd = salience_keep_mask(docs, args.prune, salience="random")
+    keep_red = salience_keep_mask(docs, args.prune, salience="redundancy")
     variants: dict[str, dict] = {
         "exact": {"source": "float"},
         "prune-idf": {"source": "float", "keep": keep},
+        "prune-redundancy": {"source": "float", "keep": keep_red},
         "prune-random": {"source": "float", "keep": keep_rnd},
     }
     for bits in codecs:
-        src = "codes" if bits == 0 else "decoded"
+        src = "codes" if bits == "0" else "decoded"
         base = {
             "source": src,
             "codec": codecs[bits],
@@ -269,6 +292,7 @@ def bench(args: argparse.Namespace) -> dict:
         }
         variants[f"codes{bits}"] = base
         variants[f"prune-idf+codes{bits}"] = {**base, "keep": keep}
+        variants[f"prune-redundancy+codes{bits}"] = {**base, "keep": keep_red}
     full = multi_pass(qt, docs, variants)
     ex = full["exact"]
     if docs.deleted.any():
@@ -438,15 +462,10 @@ def bench(args: argparse.Namespace) -> dict:
         )
 
     kept = float(keep.sum()) / max(len(docs), 1)
-    for bits in sorted(codecs):
+    for bits in codecs:
         c = coded[bits]
-        label = (
-            "1-byte k-means codes (256 centroids), MaxSim by lookup table"
-            if bits == 0
-            else f"1-byte codes + {bits}-bit residuals ({codecs[bits].bytes_per_token} B/token)"
-        )
         compressed(
-            label,
+            code_label(bits) + ", whole corpus",
             "codes",
             f"codes{bits}",
             c.bytes_per_doc(),
@@ -460,18 +479,25 @@ def bench(args: argparse.Namespace) -> dict:
         kept * docs.dim * 2 + 8,
     )
     compressed(
+        f"prune {args.prune:.0%} of tokens by salience (within-document redundancy), float16",
+        "pruned",
+        "prune-redundancy",
+        kept * docs.dim * 2 + 8,
+    )
+    compressed(
         f"prune {args.prune:.0%} of tokens at random, float16 (baseline)",
         "pruned",
         "prune-random",
         kept * docs.dim * 2 + 8,
     )
-    for bits in sorted(codecs):
-        label = f"prune {args.prune:.0%} (salience) + 1-byte codes" + (
-            f" + {bits}-bit residuals" if bits else " (lookup table)"
-        )
-        compressed(
-            label, "pruned+codes", f"prune-idf+codes{bits}", kept * codecs[bits].bytes_per_token + 8
-        )
+    for sal in ("idf", "redundancy"):
+        for bits in codecs:
+            compressed(
+                f"prune {args.prune:.0%} ({sal}) + " + code_label(bits),
+                "pruned+codes",
+                f"prune-{sal}+codes{bits}",
+                kept * codecs[bits].bytes_per_token + 8,
+            )
 
     report = {
         "dataset": ds.name,

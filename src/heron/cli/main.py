@@ -24,7 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "search": ("heron.cli.search", "search a collection"),
     "info": ("heron.cli.info", "describe a collection"),
+    "tune": ("heron.cli.tune", "sweep ANN index parameters: recall@10 vs queries/second"),
     "eval": ("heron.cli.eval", "evaluate retrievers on a BEIR dataset"),
+    "migrate": ("heron.cli.migrate", "serve a new embedding model against an old index (drift map, re-embed)"),
     "bench-multivector": (
         "heron.cli.bench_multivector",
         "late-interaction benchmark: exact MaxSim, MUVERA, pooling, token codes",

@@ -6,8 +6,9 @@ by model B through a map ``f: R^{d_B} -> R^{d_A}`` fitted on unlabelled corpus t
 both models (``X_B f ~= X_A``):
 
 * ``"lstsq"``: affine ridge least squares ``f(x) = x W + b``;
-* ``"procrustes"``: orthogonal Procrustes ``f(x) = x R``, ``R = U V^T`` from the SVD of
-  ``X_B^T X_A`` (Schönemann, Psychometrika 1966); needs ``d_A == d_B``; keeps norms and angles;
+* ``"procrustes"``: orthogonal Procrustes on centred data, ``f(x) = s (x - mu_B) R + mu_A``,
+  ``R = U V^T`` from the SVD of ``(X_B - mu_B)^T (X_A - mu_A)`` (Schönemann, Psychometrika 1966),
+  ``s`` the ratio of spreads; needs ``d_A == d_B``; keeps angles between centred vectors;
 * ``"mlp"``: one hidden layer (ReLU) plus the affine path, trained by Adam on cosine loss.
 
 Mapped queries are L2-normalised. The map is stored as ``.npy`` + a JSON manifest naming the
@@ -85,7 +86,7 @@ def fit_drift_map(
     kind: str = "lstsq",
     source_model: str,
     target_model: str,
-    l2: float = 1e-2,
+    l2: float = 1e-3,
     hidden: int = 512,
     epochs: int = 300,
     learning_rate: float = 1e-3,
@@ -114,8 +115,13 @@ def fit_drift_map(
     if kind == "procrustes":
         if xs.shape[1] != xt.shape[1]:
             raise ValueError(f"procrustes needs equal dimensions, got {xs.shape[1]} -> {xt.shape[1]}; use kind='lstsq'")
-        u, _, vt = np.linalg.svd(xs.T @ xt)
-        return DriftMap(kind=kind, source_model=source_model, target_model=target_model, arrays={"W": u @ vt}, params=params)
+        mu_s, mu_t = xs.mean(0), xt.mean(0)
+        cs, ct = xs - mu_s, xt - mu_t
+        u, _, vt = np.linalg.svd(cs.T @ ct)
+        r = u @ vt
+        scale = np.linalg.norm(ct) / max(np.linalg.norm(cs), 1e-12)  # match spreads (a scaled rotation)
+        w = scale * r
+        return DriftMap(kind=kind, source_model=source_model, target_model=target_model, arrays={"W": w, "b": mu_t - mu_s @ w}, params=params)
     x1 = np.hstack([xs, np.ones((len(xs), 1))])
     reg = l2 * np.eye(x1.shape[1])
     reg[-1, -1] = 0

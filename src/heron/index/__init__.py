@@ -33,4 +33,13 @@ def make_index(kind: str, **params: Any) -> AnnIndex:
     return cls(**params)
 
 
-__all__ = ["INDEX_TYPES", "AnnIndex", "FlatIndex", "HNSWIndex", "IVFIndex", "IndexMismatchError", "load_index", "make_index"]
+__all__ = [
+    "INDEX_TYPES",
+    "AnnIndex",
+    "FlatIndex",
+    "HNSWIndex",
+    "IVFIndex",
+    "IndexMismatchError",
+    "load_index",
+    "make_index",
+]

@@ -83,7 +83,11 @@ def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     kk = min(k, m)
     if kk == 0:
         return out_s, out_c
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < m else np.tile(np.arange(m), (nq, 1))
+    part = (
+        np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        if kk < m
+        else np.tile(np.arange(m), (nq, 1))
+    )
     ps = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-ps, axis=1, kind="stable")
     out_s[:, :kk] = np.take_along_axis(ps, order, axis=1)
@@ -115,7 +119,9 @@ class AnnIndex:
     #: codecs this index type stores natively (others raise with the list)
     codecs: ClassVar[tuple[str, ...]] = ("fp32",)
 
-    def __init__(self, *, codec: str = "fp32", oversample: float | None = None, exact_below: float = 0.02) -> None:
+    def __init__(
+        self, *, codec: str = "fp32", oversample: float | None = None, exact_below: float = 0.02
+    ) -> None:
         names = self._codec_names()
         if not isinstance(codec, str) or (names and codec.lower() not in names):
             raise ValueError(
@@ -124,8 +130,14 @@ class AnnIndex:
         self.codec = codec.lower()
         if oversample is None:
             oversample = 0.0 if self.codec == "fp32" else 4.0
-        if not isinstance(oversample, (int, float)) or isinstance(oversample, bool) or oversample < 0:
-            raise ValueError(f"oversample must be a number >= 0 (0 disables rescoring), got {oversample!r}")
+        if (
+            not isinstance(oversample, (int, float))
+            or isinstance(oversample, bool)
+            or oversample < 0
+        ):
+            raise ValueError(
+                f"oversample must be a number >= 0 (0 disables rescoring), got {oversample!r}"
+            )
         if not isinstance(exact_below, (int, float)) or not 0 <= exact_below <= 1:
             raise ValueError(f"exact_below must be a fraction in [0, 1], got {exact_below!r}")
         self.oversample = float(oversample)
@@ -186,7 +198,9 @@ class AnnIndex:
         x = as_vectors(vectors, dim=self.dim)
         k = as_keys(keys, len(x))
         if len(k) and self.contains(k).any():
-            raise ValueError("some keys are already in the index; remove them first (upsert = remove + add)")
+            raise ValueError(
+                "some keys are already in the index; remove them first (upsert = remove + add)"
+            )
         if len(x):
             self._append(x, k)
 
@@ -230,7 +244,9 @@ class AnnIndex:
     def contains(self, keys: np.ndarray) -> np.ndarray:
         """Whether each key is live in the index."""
         lab = self.labels_of(keys)
-        return (lab >= 0) & ~self.dead[np.maximum(lab, 0)] if self.ntotal else np.zeros(len(lab), bool)
+        return (
+            (lab >= 0) & ~self.dead[np.maximum(lab, 0)] if self.ntotal else np.zeros(len(lab), bool)
+        )
 
     def live_keys(self) -> np.ndarray:
         return self.keys[~self.dead]
@@ -239,7 +255,9 @@ class AnnIndex:
         """Float rows of the rescoring copy for ``labels`` (any shape of non-negative ints)."""
         labels = np.asarray(labels, dtype=np.int64)
         if len(self._vec_parts) == 1:
-            return np.asarray(self._vec_parts[0][labels.ravel()], dtype=np.float32).reshape(*labels.shape, -1)
+            return np.asarray(self._vec_parts[0][labels.ravel()], dtype=np.float32).reshape(
+                *labels.shape, -1
+            )
         ends = np.cumsum([len(p) for p in self._vec_parts])
         flat = labels.ravel()
         out = np.empty((len(flat), self.dim or 0), dtype=np.float32)
@@ -295,10 +313,16 @@ class AnnIndex:
         info: dict[str, Any] = {"index": self.kind, "codec": self.codec, "matching": n_ok}
         if n_ok == 0:
             info["strategy"] = "empty"
-            return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64), info
+            return (
+                np.full((len(q), k), -np.inf, np.float32),
+                np.full((len(q), k), -1, np.int64),
+                info,
+            )
         selectivity = n_ok / max(self.ntotal, 1)
         info["selectivity"] = round(selectivity, 6)
-        if mask is not None and (allowed is not None and (selectivity < exact_below or n_ok <= 4 * k)):
+        if mask is not None and (
+            allowed is not None and (selectivity < exact_below or n_ok <= 4 * k)
+        ):
             info["strategy"] = "exact-over-matching"
             s, lab = self._exact(q, np.flatnonzero(mask), k)
         else:
@@ -310,8 +334,12 @@ class AnnIndex:
             else:
                 s, lab = s[:, :k], lab[:, :k]
             if s.shape[1] < k:
-                s = np.concatenate([s, np.full((len(q), k - s.shape[1]), -np.inf, np.float32)], axis=1)
-                lab = np.concatenate([lab, np.full((len(q), k - lab.shape[1]), -1, np.int64)], axis=1)
+                s = np.concatenate(
+                    [s, np.full((len(q), k - s.shape[1]), -np.inf, np.float32)], axis=1
+                )
+                lab = np.concatenate(
+                    [lab, np.full((len(q), k - lab.shape[1]), -1, np.int64)], axis=1
+                )
         keys = np.where(lab >= 0, self.keys[np.maximum(lab, 0)], -1)
         return s.astype(np.float32, copy=False), keys, info
 
@@ -339,7 +367,10 @@ class AnnIndex:
             ms, mc = topk_rows(cs, k)
             best_s, best_l = ms, np.where(mc >= 0, np.take_along_axis(cl, np.maximum(mc, 0), 1), -1)
         if best_s.shape[1] < k:
-            best_s, best_l = topk_rows(best_s, k)[0], np.pad(best_l, ((0, 0), (0, k - best_l.shape[1])), constant_values=-1)
+            best_s, best_l = (
+                topk_rows(best_s, k)[0],
+                np.pad(best_l, ((0, 0), (0, k - best_l.shape[1])), constant_values=-1),
+            )
         return best_s, best_l
 
     def _rescore(self, q: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -352,7 +383,12 @@ class AnnIndex:
         return ts, np.where(tc >= 0, np.take_along_axis(labels, np.maximum(tc, 0), 1), -1)
 
     def _search_labels(
-        self, q: np.ndarray, depth: int, mask: np.ndarray | None, selectivity: float, params: dict[str, Any]
+        self,
+        q: np.ndarray,
+        depth: int,
+        mask: np.ndarray | None,
+        selectivity: float,
+        params: dict[str, Any],
     ) -> tuple[np.ndarray, np.ndarray, str]:
         raise NotImplementedError
 
@@ -363,13 +399,17 @@ class AnnIndex:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ persistence
-    def save(self, folder: str | os.PathLike, *, generation: int | None = None, model: str | None = None) -> Path:
+    def save(
+        self, folder: str | os.PathLike, *, generation: int | None = None, model: str | None = None
+    ) -> Path:
         """Write the index to ``folder`` (arrays, the library's file, ``index.json`` last)."""
         if self.dim is None:
             raise ValueError("the index is not built; nothing to save")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        vec_all = self._vec_parts[0] if len(self._vec_parts) == 1 else np.concatenate(self._vec_parts)
+        vec_all = (
+            self._vec_parts[0] if len(self._vec_parts) == 1 else np.concatenate(self._vec_parts)
+        )
         np.save(folder / "vectors.npy", np.asarray(vec_all, dtype=np.float32))
         np.save(folder / "keys.npy", self.keys)
         np.save(folder / "dead.npy", self.dead)
@@ -403,10 +443,14 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     """Read and check ``index.json`` of a saved index."""
     mf = Path(folder) / MANIFEST
     if not mf.is_file():
-        raise FileNotFoundError(f"no saved index at {str(folder)!r} (missing {MANIFEST}); build one first")
+        raise FileNotFoundError(
+            f"no saved index at {str(folder)!r} (missing {MANIFEST}); build one first"
+        )
     manifest = json.loads(mf.read_text())
     if manifest.get("format") != FORMAT:
-        raise IndexMismatchError(f"{mf} is not a heron index manifest (format={manifest.get('format')!r})")
+        raise IndexMismatchError(
+            f"{mf} is not a heron index manifest (format={manifest.get('format')!r})"
+        )
     if manifest.get("version") != FORMAT_VERSION:
         raise IndexMismatchError(
             f"index at {str(folder)!r} has format version {manifest.get('version')!r}; this heron reads "
@@ -455,7 +499,9 @@ def load_index(folder: str | os.PathLike, *, mmap: bool = True, **expect: Any) -
     check_compatible(manifest, **expect)
     cls = INDEX_TYPES.get(manifest["kind"])
     if cls is None:
-        raise IndexMismatchError(f"saved index kind {manifest['kind']!r} is unknown; choose one of {sorted(INDEX_TYPES)}")
+        raise IndexMismatchError(
+            f"saved index kind {manifest['kind']!r} is unknown; choose one of {sorted(INDEX_TYPES)}"
+        )
     idx = cls(**manifest["params"])
     idx.dim = int(manifest["dim"])
     idx.keys = np.load(folder / "keys.npy")

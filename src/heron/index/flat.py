@@ -28,7 +28,9 @@ class FlatIndex(AnnIndex):
     kind: ClassVar[str] = "flat"
     codecs: ClassVar[tuple[str, ...]] = ("fp32", "any heron codec spec")
 
-    def __init__(self, *, codec: str = "fp32", oversample: float | None = None, exact_below: float = 0.02) -> None:
+    def __init__(
+        self, *, codec: str = "fp32", oversample: float | None = None, exact_below: float = 0.02
+    ) -> None:
         from heron.codecs.spec import parse_spec
 
         if not isinstance(codec, str):
@@ -60,10 +62,17 @@ class FlatIndex(AnnIndex):
     def memory_bytes(self) -> int:
         if self._codec is None:
             return int(self.ntotal * (self.dim or 0) * 4 + self.keys.nbytes)
-        return int(sum(c.nbytes for c in self._codes) + self._codec.state_bytes() + self.keys.nbytes)
+        return int(
+            sum(c.nbytes for c in self._codes) + self._codec.state_bytes() + self.keys.nbytes
+        )
 
     def _search_labels(
-        self, q: np.ndarray, depth: int, mask: np.ndarray | None, selectivity: float, params: dict[str, Any]
+        self,
+        q: np.ndarray,
+        depth: int,
+        mask: np.ndarray | None,
+        selectivity: float,
+        params: dict[str, Any],
     ) -> tuple[np.ndarray, np.ndarray, str]:
         labels = np.arange(self.ntotal) if mask is None else np.flatnonzero(mask)
         if self._codec is None:
@@ -79,7 +88,10 @@ class FlatIndex(AnnIndex):
     def _save_structure(self, folder: Path) -> None:
         if self._codec is not None:
             self._codec.save(folder / "codec")
-            np.save(folder / "codes.npy", np.concatenate(self._codes) if self._codes else np.zeros((0, 0), np.uint8))
+            np.save(
+                folder / "codes.npy",
+                np.concatenate(self._codes) if self._codes else np.zeros((0, 0), np.uint8),
+            )
 
     def _load_structure(self, folder: Path) -> None:
         if self.codec == "fp32":
@@ -89,5 +101,7 @@ class FlatIndex(AnnIndex):
         self._codec = load_codec(folder / "codec", dim=self.dim)
         codes = np.load(folder / "codes.npy")
         if len(codes) != self.ntotal:
-            raise IndexMismatchError(f"index at {str(folder)!r}: {len(codes)} codes for {self.ntotal} keys; rebuild the index")
+            raise IndexMismatchError(
+                f"index at {str(folder)!r}: {len(codes)} codes for {self.ntotal} keys; rebuild the index"
+            )
         self._codes = [codes]

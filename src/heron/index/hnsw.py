@@ -56,7 +56,9 @@ class HNSWIndex(AnnIndex):
         if isinstance(codec, str) and codec == "bin-ham":
             codec = "bin"
         if not isinstance(codec, str) or not (F.valid_float_codec(codec) or F.is_binary(codec)):
-            raise ValueError(f"index 'hnsw' does not store codec {codec!r}; choose one of {list(self.codecs)}")
+            raise ValueError(
+                f"index 'hnsw' does not store codec {codec!r}; choose one of {list(self.codecs)}"
+            )
         self.M = check_param("M", M, low=2)
         self.ef_construction = check_param("ef_construction", ef_construction)
         self.ef_search = check_param("ef_search", ef_search)
@@ -72,7 +74,12 @@ class HNSWIndex(AnnIndex):
         super().__init_subclass__(**kw)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "M": self.M, "ef_construction": self.ef_construction, "ef_search": self.ef_search}
+        return {
+            **super().params(),
+            "M": self.M,
+            "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+        }
 
     def search_params(self) -> tuple[str, ...]:
         return ("ef_search",)
@@ -94,14 +101,20 @@ class HNSWIndex(AnnIndex):
         elif F.pq_m(self.codec):
             m = F.pq_m(self.codec)
             if d % m:
-                raise ValueError(f"codec {self.codec!r}: dimension {d} is not divisible by {m}; pick pq<m> with m dividing {d}")
+                raise ValueError(
+                    f"codec {self.codec!r}: dimension {d} is not divisible by {m}; pick pq<m> with m dividing {d}"
+                )
             self._index = faiss.IndexHNSWPQ(d, m, self.M, 8, faiss.METRIC_INNER_PRODUCT)
         else:
-            self._index = faiss.IndexHNSWSQ(d, F.float_scalar_type(self.codec), self.M, faiss.METRIC_INNER_PRODUCT)
+            self._index = faiss.IndexHNSWSQ(
+                d, F.float_scalar_type(self.codec), self.M, faiss.METRIC_INNER_PRODUCT
+            )
         self._index.hnsw.efConstruction = self.ef_construction
         if not self.binary and not self._index.is_trained:
             rng = np.random.default_rng(0)
-            sample = x if len(x) <= 100_000 else x[np.sort(rng.choice(len(x), 100_000, replace=False))]
+            sample = (
+                x if len(x) <= 100_000 else x[np.sort(rng.choice(len(x), 100_000, replace=False))]
+            )
             self._index.train(sample)
 
     def _add(self, x: np.ndarray) -> None:
@@ -115,13 +128,19 @@ class HNSWIndex(AnnIndex):
             return 0
         n = self._index.ntotal
         levels = self._index.hnsw.levels.size() if hasattr(self._index.hnsw.levels, "size") else n
-        links = self._index.hnsw.neighbors.size() * 4 if hasattr(self._index.hnsw.neighbors, "size") else 0
+        links = (
+            self._index.hnsw.neighbors.size() * 4
+            if hasattr(self._index.hnsw.neighbors, "size")
+            else 0
+        )
         code = self._index.code_size if hasattr(self._index, "code_size") else 0
         if self.binary:
             code = self._index.code_size
         return int(n * code + links + levels * 4 + self.keys.nbytes + self.dead.nbytes)
 
-    def _raw_search(self, q: np.ndarray, depth: int, ef: int, sel: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def _raw_search(
+        self, q: np.ndarray, depth: int, ef: int, sel: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         faiss = F.faiss_module()
         if self.binary:
             self._index.hnsw.efSearch = ef
@@ -141,7 +160,12 @@ class HNSWIndex(AnnIndex):
         return s, lab
 
     def _search_labels(
-        self, q: np.ndarray, depth: int, mask: np.ndarray | None, selectivity: float, params: dict[str, Any]
+        self,
+        q: np.ndarray,
+        depth: int,
+        mask: np.ndarray | None,
+        selectivity: float,
+        params: dict[str, Any],
     ) -> tuple[np.ndarray, np.ndarray, str]:
         ef = check_param("ef_search", params.get("ef_search", self.ef_search))
         ef = max(ef, depth)
@@ -152,7 +176,14 @@ class HNSWIndex(AnnIndex):
         # a filter (or tombstones) narrows the graph walk: widen ef by 1/selectivity (bounded)
         ef_f = int(min(max(ef, ef / max(selectivity, 1e-9)), max(ef, 1024)))
         if self.binary:
-            s, lab = F.postfilter(lambda qq, n: self._raw_search(qq, n, max(ef_f, n)), q, depth, mask, selectivity, cap=max(4096, depth))
+            s, lab = F.postfilter(
+                lambda qq, n: self._raw_search(qq, n, max(ef_f, n)),
+                q,
+                depth,
+                mask,
+                selectivity,
+                cap=max(4096, depth),
+            )
             self._fill_short_rows(q, s, lab, mask, depth)
             return s, lab, f"{name}+postfilter(ef={ef_f})"
         sel = F.BitmapSelector(mask)
@@ -160,7 +191,9 @@ class HNSWIndex(AnnIndex):
         self._fill_short_rows(q, s, lab, mask, depth)
         return s, lab, f"{name}+selector(ef={ef_f})"
 
-    def _fill_short_rows(self, q: np.ndarray, s: np.ndarray, lab: np.ndarray, mask: np.ndarray, depth: int) -> None:
+    def _fill_short_rows(
+        self, q: np.ndarray, s: np.ndarray, lab: np.ndarray, mask: np.ndarray, depth: int
+    ) -> None:
         """Rows with fewer than ``depth`` hits while more match are answered exactly (k comes back)."""
         want = min(depth, int(mask.sum()))
         short = np.flatnonzero((lab >= 0).sum(axis=1) < want)

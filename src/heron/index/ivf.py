@@ -54,7 +54,9 @@ class IVFIndex(AnnIndex):
         if isinstance(codec, str) and codec == "bin-ham":
             codec = "bin"
         if not isinstance(codec, str) or not (F.valid_float_codec(codec) or F.is_binary(codec)):
-            raise ValueError(f"index 'ivf' does not store codec {codec!r}; choose one of {list(self.codecs)}")
+            raise ValueError(
+                f"index 'ivf' does not store codec {codec!r}; choose one of {list(self.codecs)}"
+            )
         self.nlist = None if nlist is None else check_param("nlist", nlist)
         self.nprobe = check_param("nprobe", nprobe)
         self._index: Any = None
@@ -81,7 +83,9 @@ class IVFIndex(AnnIndex):
         auto = max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))
         nlist = self.nlist or auto
         if nlist > n:
-            raise ValueError(f"nlist={nlist} is larger than the {n} vectors to train on; use nlist <= {max(1, n // 39)}")
+            raise ValueError(
+                f"nlist={nlist} is larger than the {n} vectors to train on; use nlist <= {max(1, n // 39)}"
+            )
         self.nlist = nlist
         rng = np.random.default_rng(0)
         cap = max(256 * nlist, 50_000)
@@ -99,10 +103,14 @@ class IVFIndex(AnnIndex):
         elif F.pq_m(self.codec):
             m = F.pq_m(self.codec)
             if d % m:
-                raise ValueError(f"codec {self.codec!r}: dimension {d} is not divisible by {m}; pick pq<m> with m dividing {d}")
+                raise ValueError(
+                    f"codec {self.codec!r}: dimension {d} is not divisible by {m}; pick pq<m> with m dividing {d}"
+                )
             idx = faiss.IndexIVFPQ(quant, d, nlist, m, 8, ip)
         else:
-            idx = faiss.IndexIVFScalarQuantizer(quant, d, nlist, F.float_scalar_type(self.codec), ip)
+            idx = faiss.IndexIVFScalarQuantizer(
+                quant, d, nlist, F.float_scalar_type(self.codec), ip
+            )
         idx.cp.min_points_per_centroid = 1
         idx.train(sample)
         self._index = idx
@@ -119,7 +127,9 @@ class IVFIndex(AnnIndex):
         centroids = self.nlist * (self._bin.width if self.binary else (self.dim or 0) * 4)
         return int(n * (code + 8) + centroids + self.keys.nbytes + self.dead.nbytes)
 
-    def _raw_search(self, q: np.ndarray, depth: int, nprobe: int, sel: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def _raw_search(
+        self, q: np.ndarray, depth: int, nprobe: int, sel: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         faiss = F.faiss_module()
         nprobe = min(nprobe, self.nlist or nprobe)
         if self.binary:
@@ -139,7 +149,12 @@ class IVFIndex(AnnIndex):
         return s, lab
 
     def _search_labels(
-        self, q: np.ndarray, depth: int, mask: np.ndarray | None, selectivity: float, params: dict[str, Any]
+        self,
+        q: np.ndarray,
+        depth: int,
+        mask: np.ndarray | None,
+        selectivity: float,
+        params: dict[str, Any],
     ) -> tuple[np.ndarray, np.ndarray, str]:
         nprobe = check_param("nprobe", params.get("nprobe", self.nprobe))
         name = "ivf-bin" if self.binary else "ivf"
@@ -147,7 +162,14 @@ class IVFIndex(AnnIndex):
             s, lab = self._raw_search(q, depth, nprobe)
             return s, lab, name
         if self.binary:
-            s, lab = F.postfilter(lambda qq, n: self._raw_search(qq, n, nprobe), q, depth, mask, selectivity, cap=max(4096, depth))
+            s, lab = F.postfilter(
+                lambda qq, n: self._raw_search(qq, n, nprobe),
+                q,
+                depth,
+                mask,
+                selectivity,
+                cap=max(4096, depth),
+            )
             strategy = f"{name}+postfilter"
         else:
             sel = F.BitmapSelector(mask)

@@ -38,7 +38,10 @@ class TokenCodec:
     Parameters
     ----------
     n_centroids: number of centroids, at most 256 (codes are ``uint8``).
-    residual_bits: bits per dimension of the residual (0 = codes only, 1, 2, 4 or 8).
+    residual_bits: bits per dimension of the residual (0 = codes only, 1, 2, 4 or 8;
+        ColBERTv2's scalar residual compression).
+    residual_pq: instead of ``residual_bits``, product-quantise the residual with this many
+        one-byte sub-quantisers (must divide ``d``; e.g. 48 for d=384 -> 49 bytes per token).
     n_iter: k-means iterations.
     sample: tokens sampled to train the centroids and the residual buckets.
     seed: random seed.
@@ -49,6 +52,7 @@ class TokenCodec:
         *,
         n_centroids: int = 256,
         residual_bits: int = 0,
+        residual_pq: int = 0,
         n_iter: int = 10,
         sample: int = 65536,
         seed: int = 0,
@@ -63,6 +67,14 @@ class TokenCodec:
             )
         if residual_bits not in (0, 1, 2, 4, 8):
             raise ValueError(f"residual_bits must be one of 0, 1, 2, 4, 8, got {residual_bits!r}")
+        if isinstance(residual_pq, bool) or not isinstance(residual_pq, int) or residual_pq < 0:
+            raise ValueError(f"residual_pq must be a non-negative int, got {residual_pq!r}")
+        if residual_pq and residual_bits:
+            raise ValueError(
+                "choose one residual: residual_bits (scalar) or residual_pq (product quantiser)"
+            )
+        self.residual_pq = int(residual_pq)
+        self.pq_centroids: np.ndarray | None = None  # (M, 256, d/M)
         if not isinstance(n_iter, int) or n_iter < 1 or not isinstance(sample, int) or sample < 1:
             raise ValueError(
                 f"n_iter and sample must be positive ints, got n_iter={n_iter!r}, sample={sample!r}"
@@ -79,6 +91,10 @@ class TokenCodec:
         self.weights: np.ndarray | None = None  # (d, 2**b) residual bucket values
 
     # ------------------------------------------------------------------ fitting
+    @property
+    def has_residuals(self) -> bool:
+        return bool(self.residual_bits or self.residual_pq)
+
     @property
     def dim(self) -> int:
         self._check_fitted()
@@ -119,13 +135,24 @@ class TokenCodec:
                 cnt = m.sum(axis=0)
                 w[:, b] = np.where(cnt > 0, (res * m).sum(axis=0) / np.maximum(cnt, 1), 0.0)
             self.weights = w
+        if self.residual_pq:
+            d = xs.shape[1]
+            if d % self.residual_pq:
+                raise ValueError(
+                    f"residual_pq={self.residual_pq} must divide the token dimension {d}"
+                )
+            res = xs - self.centroids[_assign(xs, self.centroids)]
+            sub = res.reshape(len(res), self.residual_pq, d // self.residual_pq)
+            self.pq_centroids = np.stack(
+                [_kmeans_l2(sub[:, m], 256, self.n_iter, rng) for m in range(self.residual_pq)]
+            )
         return self
 
     # ------------------------------------------------------------------ codec contract
     @property
     def bytes_per_token(self) -> int:
-        """Stored bytes per token: 1 (code) + ``ceil(d * residual_bits / 8)``."""
-        return 1 + (-(-self.dim * self.residual_bits // 8))
+        """Stored bytes per token: 1 (code) + ``ceil(d * residual_bits / 8)`` or + ``residual_pq``."""
+        return 1 + (-(-self.dim * self.residual_bits // 8)) + self.residual_pq
 
     def encode(
         self, x: np.ndarray, *, batch: int = 1 << 16
@@ -139,15 +166,21 @@ class TokenCodec:
             )
         codes = np.zeros(len(x), dtype=np.uint8)
         res = (
-            np.zeros((len(x), -(-self.dim * self.residual_bits // 8)), dtype=np.uint8)
-            if self.residual_bits
+            np.zeros((len(x), self.bytes_per_token - 1), dtype=np.uint8)
+            if self.has_residuals
             else None
         )
         for s in range(0, len(x), batch):
             xb = np.asarray(x[s : s + batch], dtype=np.float32)
             a = _assign(xb, self.centroids)  # type: ignore[arg-type]
             codes[s : s + len(xb)] = a
-            if res is not None:
+            if res is not None and self.residual_pq:
+                r = (xb - self.centroids[a]).reshape(len(xb), self.residual_pq, -1)  # type: ignore[index]
+                for m in range(self.residual_pq):
+                    c = self.pq_centroids[m]  # type: ignore[index]
+                    dist = (c * c).sum(1)[None, :] - 2.0 * (r[:, m] @ c.T)
+                    res[s : s + len(xb), m] = np.argmin(dist, axis=1)
+            elif res is not None:
                 bucket = _bucketize(xb - self.centroids[a], self.cutoffs)  # type: ignore[index,arg-type]
                 res[s : s + len(xb)] = _pack(bucket, self.residual_bits)
         return codes, res
@@ -156,6 +189,10 @@ class TokenCodec:
         """Approximate token vectors ``(n, d)`` float32 from codes (and residuals)."""
         self._check_fitted()
         out = self.centroids[np.asarray(codes, dtype=np.int64)]  # type: ignore[index]
+        if self.residual_pq and residuals is not None:
+            r = np.asarray(residuals, dtype=np.int64)
+            parts = self.pq_centroids[np.arange(self.residual_pq)[None, :], r]  # type: ignore[index]
+            return (out + parts.reshape(len(r), -1)).astype(np.float32, copy=False)
         if self.residual_bits and residuals is not None:
             bucket = _unpack(residuals, self.residual_bits, self.dim)
             out = (
@@ -171,6 +208,7 @@ class TokenCodec:
         return {
             "n_centroids": self.n_centroids,
             "residual_bits": self.residual_bits,
+            "residual_pq": self.residual_pq,
             "n_iter": self.n_iter,
             "sample": self.sample,
             "seed": self.seed,
@@ -184,6 +222,8 @@ class TokenCodec:
         if self.residual_bits:
             _atomic_save(p / "cutoffs.npy", self.cutoffs)  # type: ignore[arg-type]
             _atomic_save(p / "weights.npy", self.weights)  # type: ignore[arg-type]
+        if self.residual_pq:
+            _atomic_save(p / "pq_centroids.npy", self.pq_centroids)  # type: ignore[arg-type]
         (p / "codec.json").write_text(
             json.dumps(
                 {"format": FORMAT + ".codec", "version": VERSION, "params": self.params()}, indent=1
@@ -198,7 +238,23 @@ class TokenCodec:
         c.centroids = np.load(p / "centroids.npy")
         if c.residual_bits:
             c.cutoffs, c.weights = np.load(p / "cutoffs.npy"), np.load(p / "weights.npy")
+        if c.residual_pq:
+            c.pq_centroids = np.load(p / "pq_centroids.npy")
         return c
+
+
+def _kmeans_l2(x: np.ndarray, k: int, n_iter: int, rng: np.random.Generator) -> np.ndarray:
+    """Plain (Euclidean) k-means of ``x`` ``(n, ds)`` -> ``(k, ds)`` centroids (PQ codebooks)."""
+    k_eff = min(k, len(x))
+    c = np.zeros((k, x.shape[1]), np.float32)
+    c[:k_eff] = x[rng.choice(len(x), size=k_eff, replace=False)]
+    for _ in range(n_iter):
+        a = np.argmin((c * c).sum(1)[None, :] - 2.0 * (x @ c.T), axis=1)
+        cnt = np.bincount(a, minlength=k)
+        for j in range(x.shape[1]):
+            sums = np.bincount(a, weights=x[:, j], minlength=k)
+            c[:, j] = np.where(cnt > 0, sums / np.maximum(cnt, 1), c[:, j])
+    return c
 
 
 def _read_manifest(path: Path, fmt: str) -> dict:
@@ -326,7 +382,7 @@ class CodedTokens:
     def maxsim_batch(self, queries: Any, *, block_tokens: int = 1 << 16) -> np.ndarray:
         """MaxSim of every query against every document on the codes, ``(n_queries, n_docs)``."""
         qs = as_token_list(queries, self.codec.dim)
-        if self.codec.residual_bits and self.residuals is not None:
+        if self.codec.has_residuals and self.residuals is not None:
             out = np.full((len(qs), len(self)), -np.inf, dtype=np.float32)
             bounds = _doc_blocks(self.offsets, block_tokens)
             for d0, d1 in zip(bounds[:-1], bounds[1:]):
@@ -357,7 +413,7 @@ class CodedTokens:
         local = np.zeros(len(lens) + 1, np.int64)
         np.cumsum(lens, out=local[1:])
         idx = np.repeat(starts - local[:-1], lens) + np.arange(local[-1])
-        if self.codec.residual_bits and self.residuals is not None:
+        if self.codec.has_residuals and self.residuals is not None:
             s = q @ self.codec.decode(self.codes[idx], self.residuals[idx]).T
         else:
             s = (q @ self.codec.centroids.T)[:, self.codes[idx]]  # type: ignore[union-attr]

@@ -12,6 +12,8 @@ import numba as nb
 import numpy as np
 
 _JIT = {"nogil": True, "cache": True}
+#: Scores tested at once against the threshold before any is looked at individually.
+_GROUP = 32
 
 
 @nb.njit(inline="always", **_JIT)
@@ -90,14 +92,23 @@ def select_block(
         hi = heap_i[q0 + a]
         srow = scores[a]
         thr = hs[0]
-        for j in range(width):
-            s = srow[j]
-            if s > thr:
-                r = row0 + j
-                if has_valid and not valid[r]:
-                    continue
-                _replace_root(hs, hi, k, s, r)
-                thr = hs[0]
+        j = 0
+        while j < width:
+            stop = min(j + _GROUP, width)
+            # one vectorised test for a whole group; NaN > thr is False, so NaN never enters
+            hit = False
+            for t in range(j, stop):
+                hit |= srow[t] > thr
+            if hit:
+                for t in range(j, stop):
+                    s = srow[t]
+                    if s > thr:
+                        r = row0 + t
+                        if has_valid and not valid[r]:
+                            continue
+                        _replace_root(hs, hi, k, s, r)
+                        thr = hs[0]
+            j = stop
 
 
 @nb.njit(parallel=True, **_JIT)

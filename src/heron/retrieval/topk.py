@@ -117,7 +117,11 @@ def _check(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise ValueError(f"k must be a positive int, got {k!r}")
-    if isinstance(block_size, bool) or not isinstance(block_size, int | np.integer) or block_size <= 0:
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, int | np.integer)
+        or block_size <= 0
+    ):
         raise ValueError(f"block_size must be a positive int, got {block_size!r}")
     if not isinstance(matrix, np.ndarray) or matrix.ndim != 2:
         raise ValueError(
@@ -125,10 +129,14 @@ def _check(
             f"with shape {getattr(matrix, 'shape', None)}"
         )
     if matrix.dtype not in (np.float32, np.float16):
-        raise TypeError(f"matrix must be float32 or float16, got {matrix.dtype}; convert it with .astype(np.float32)")
+        raise TypeError(
+            f"matrix must be float32 or float16, got {matrix.dtype}; convert it with .astype(np.float32)"
+        )
     q = np.asarray(queries)
     if q.ndim != 2:
-        raise ValueError(f"queries must be 2-D (n_queries, d), got shape {q.shape}; use queries[None, :] for one query")
+        raise ValueError(
+            f"queries must be 2-D (n_queries, d), got shape {q.shape}; use queries[None, :] for one query"
+        )
     if q.shape[1] != matrix.shape[1]:
         raise ValueError(
             f"dimension mismatch: queries have d={q.shape[1]} but the matrix has d={matrix.shape[1]}; "

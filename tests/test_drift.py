@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from heron.drift import DriftMap, MappedQueryEncoder, fit_drift_map
+from tests._after_fixtures import HashEncoder
+
+
+def pairs(n=400, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    b = rng.normal(size=(n, d))
+    rot, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    a = b @ rot
+    return b.astype(np.float32), a.astype(np.float32), rot
+
+
+@pytest.mark.parametrize("kind", ["lstsq", "procrustes", "mlp"])
+def test_map_recovers_rotation_and_reloads_bit_exactly(kind, tmp_path):
+    b, a, _ = pairs()
+    mp = fit_drift_map(b, a, kind=kind, source_model="new", target_model="old", epochs=30, hidden=32)
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    cos = (mp.apply(b, model="new") * an).sum(1)
+    assert cos.mean() > (0.98 if kind != "mlp" else 0.9)
+    mp.save(tmp_path / kind)
+    back = DriftMap.load(tmp_path / kind, source_model="new", target_model="old")
+    assert np.array_equal(back.apply(b), mp.apply(b))
+    for k, v in mp.arrays.items():
+        assert np.array_equal(back.arrays[k], v) and back.arrays[k].dtype == v.dtype
+    assert (back.source_dim, back.target_dim, back.kind) == (16, 16, kind)
+
+
+def test_procrustes_is_orthogonal():
+    b, a, rot = pairs()
+    mp = fit_drift_map(b, a, kind="procrustes", source_model="new", target_model="old")
+    w = mp.arrays["W"]
+    assert np.allclose(w @ w.T, np.eye(16), atol=1e-5) and np.allclose(w, rot, atol=1e-4)
+
+
+def test_wrong_model_or_dim_refused(tmp_path):
+    b, a, _ = pairs()
+    mp = fit_drift_map(b, a, source_model="new", target_model="old")
+    with pytest.raises(ValueError, match="not 'other'"):
+        mp.apply(b, model="other")
+    with pytest.raises(ValueError, match="16"):
+        mp.apply(b[:, :8])
+    mp.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="source_model"):
+        DriftMap.load(tmp_path / "m", source_model="other")
+    with pytest.raises(ValueError, match="at least 50"):
+        fit_drift_map(b[:10], a[:10], source_model="new", target_model="old")
+    with pytest.raises(ValueError, match="equal dimensions"):
+        fit_drift_map(b, a[:, :8], kind="procrustes", source_model="new", target_model="old")
+    with pytest.raises(ValueError, match="not a 'CommonDirectionFilter'|holds a"):
+        from heron.dimsel import CommonDirectionFilter
+
+        CommonDirectionFilter.load(tmp_path / "m")
+
+
+def test_mapped_query_encoder():
+    new = HashEncoder(dim=16, name="new")
+    old = HashEncoder(dim=16, name="old")
+    texts = [f"word{i} word{i + 1} common" for i in range(120)]
+    mp = fit_drift_map(new.encode_documents(texts), old.encode_documents(texts), source_model="new", target_model="old")
+    enc = MappedQueryEncoder(new, mp)
+    assert enc.name == "old" and enc.encode_queries(["word3 word4"]).shape == (1, 16)
+    with pytest.raises(ValueError, match="maps 'new'"):
+        MappedQueryEncoder(old, mp)
+    with pytest.raises(ValueError, match="only encodes queries"):
+        enc.encode_documents(["x"])

@@ -1,0 +1,75 @@
+"""Collection integration of issue 7: drift maps (heron migrate), the 'mapped', 'e2rank',
+'rocchio' and 'calibrated' retrievers. Uses the crude hashing encoder as both models."""
+
+import numpy as np
+import pytest
+
+import heron.drift.collection as dc
+import heron.rerank.collection  # noqa: F401  (registers e2rank / rocchio / calibrated)
+from heron.calibration.collection import calibrate
+from heron.collection import Collection
+from heron.drift import DriftMap
+from tests._after_fixtures import HashEncoder
+
+WORDS = [f"w{i}" for i in range(40)]
+
+
+@pytest.fixture()
+def coll(tmp_path):
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, 6)) for _ in range(150)]
+    c = Collection.create(tmp_path / "c", encoder=HashEncoder(dim=16, name="old"))
+    c.add(texts, ids=[f"d{i}" for i in range(len(texts))])
+    return c
+
+
+def test_migrate_mapped_and_reembed(coll, monkeypatch):
+    new = HashEncoder(dim=16, name="new")
+    with pytest.raises(ValueError, match="no drift map"):
+        coll.retriever("mapped", encoder=new)
+    mp = dc.migrate(coll, new, kind="procrustes", sample=120)
+    assert coll.config["drift"]["maps"]["new"]["n_pairs"] == 120
+    back = dc.load_map(coll, "new")
+    assert isinstance(back, DriftMap) and np.array_equal(back.arrays["W"], mp.arrays["W"])
+    res = coll.retriever("mapped", encoder=new).search(["w1 w2 w3"], 5)
+    assert res.info["mode"] == "drift-map" and res.counts()[0] == 5
+    st = dc.reembed(coll, new, chunk=64, max_chunks=1)
+    assert st == {"model": "new", "done": 64, "total": 150, "complete": False, "generation": st["generation"]}
+    assert coll.retriever("mapped", encoder=new).search(["w1"], 3).info["mode"] == "drift-map"
+    assert dc.reembed(coll, new, chunk=64)["complete"]
+    res = coll.retriever("mapped", encoder=new).search(["w1 w2 w3"], 5)
+    assert res.info["mode"] == "native"
+    q = new.encode_queries(["w1 w2 w3"])[0]
+    texts = coll.snapshot().texts(res.keys[0])
+    assert np.allclose(res.scores[0], new.encode_documents(texts) @ q, atol=1e-5)
+    assert len(res.doc_ids()[0]) == 5
+
+
+def test_migrate_cli(coll, monkeypatch, capsys):
+    from heron.cli.main import main
+
+    monkeypatch.setattr(dc, "load_model", lambda name: HashEncoder(dim=16, name=name))
+    path = str(coll.path)
+    coll.close()
+    assert main(["migrate", path, "--new-model", "newer", "--sample", "100", "--reembed", "--max-chunks", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "lstsq map newer (16d) -> old (16d) on 100 documents" in out and "re-embedded" in out
+    assert main(["migrate", path, "--new-model", "old"]) == 2  # same model: refused
+
+
+def test_rerank_and_calibrated_retrievers(coll):
+    for name in ("e2rank", "rocchio"):
+        res = coll.retriever(name, depth=20).search(["w1 w2"], 10)
+        assert res.keys.shape == (1, 10) and len(set(res.keys[0].tolist())) == 10
+    rng = np.random.default_rng(1)
+    qs = [" ".join(rng.choice(WORDS, 3)) for _ in range(60)]
+    snap = coll.snapshot()
+    ids = snap.ids(snap.keys)
+    texts = snap.texts(snap.keys)
+    qrels = {f"q{i}": {d: 1 for d, t in zip(ids, texts) if len(set(q.split()) & set(t.split())) >= 2} or {ids[0]: 1} for i, q in enumerate(qs)}
+    calibrate(coll, qs, [f"q{i}" for i in range(60)], qrels, depth=20)
+    hi = coll.retriever("calibrated", min_relevance=0.9, depth=20).search(qs[:5], 20)
+    lo = coll.retriever("calibrated", min_relevance=0.0, depth=20).search(qs[:5], 20)
+    assert np.all(hi.counts() <= lo.counts()) and np.all(lo.counts() == 20)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        coll.retriever("calibrated", min_relevance=1.5)

@@ -1,0 +1,132 @@
+"""Indexes: add-then-find-itself, deletes/upserts vs an exact oracle, filters, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from heron.index import IndexMismatchError, load_index, make_index
+from heron.index.base import read_manifest
+
+D = 32
+CONFIGS = [
+    ("flat", {}),
+    ("flat", {"codec": "int8"}),
+    ("ivf", {"nlist": 8, "nprobe": 8}),
+    ("ivf", {"nlist": 8, "nprobe": 8, "codec": "int8"}),
+    ("ivf", {"nlist": 8, "nprobe": 8, "codec": "bin", "oversample": 20}),
+    ("hnsw", {"M": 8, "ef_construction": 40}),
+    ("hnsw", {"M": 8, "ef_construction": 40, "codec": "int8"}),
+    ("hnsw", {"M": 8, "ef_construction": 40, "codec": "bin", "oversample": 20}),
+]
+
+
+def data(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, D)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(("kind", "params"), CONFIGS)
+def test_add_then_find_itself(kind: str, params: dict, tmp_path) -> None:
+    x = data(400)
+    keys = np.arange(400) * 2 + 5
+    idx = make_index(kind, **params).build(x[:300], keys[:300])
+    idx.add(x[300:], keys[300:])
+    s, k, info = idx.search(x, 1)
+    assert (k[:, 0] == keys).mean() >= 0.97, info
+    # save / open round trip gives the same answers
+    idx.save(tmp_path / "ix", generation=3)
+    again = load_index(tmp_path / "ix")
+    s2, k2, _ = again.search(x[:50], 5)
+    s1, k1, _ = idx.search(x[:50], 5)
+    assert (k1 == k2).all()
+    np.testing.assert_allclose(s1, s2, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("kind", "params"), CONFIGS)
+def test_filter_equals_exact_oracle(kind: str, params: dict) -> None:
+    x = data(500, seed=1)
+    keys = np.arange(500)
+    q = data(20, seed=2)
+    idx = make_index(kind, **params).build(x, keys)
+    for frac in (0.5, 0.01):
+        allowed = keys[:: int(1 / frac)]
+        s, k, info = idx.search(q, 5, allowed=allowed)
+        assert np.isin(k[k >= 0], allowed).all()
+        assert (k >= 0).all(), "k hits must come back whenever k documents match"
+        exact = np.argsort(-(q @ x[allowed].T), axis=1)[:, :5]
+        truth = allowed[exact]
+        recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(k, truth)])
+        assert recall >= 0.9, (frac, info, recall)
+        if frac == 0.01:
+            assert info["strategy"] == "exact-over-matching"
+            assert (k == truth).all()
+
+
+def test_mismatch_detected(tmp_path) -> None:
+    x = data(200)
+    idx = make_index("hnsw", M=8).build(x, np.arange(200))
+    idx.save(tmp_path / "ix", generation=1, model="m")
+    with pytest.raises(IndexMismatchError, match="dim"):
+        load_index(tmp_path / "ix", dim=64)
+    with pytest.raises(IndexMismatchError, match="codec"):
+        load_index(tmp_path / "ix", codec="int8")
+    with pytest.raises(IndexMismatchError, match="generation"):
+        load_index(tmp_path / "ix", max_generation=0)
+    np.save(tmp_path / "ix" / "keys.npy", np.arange(150))  # a truncated/swapped file
+    with pytest.raises(IndexMismatchError, match="inconsistent"):
+        load_index(tmp_path / "ix")
+    assert read_manifest(tmp_path / "ix")["count"] == 200
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        make_index("annoy")
+    with pytest.raises(ValueError, match="valid"):
+        make_index("hnsw", efSearch=10)
+    with pytest.raises(ValueError, match="codec"):
+        make_index("ivf", codec="rbin2")
+    idx = make_index("ivf", nlist=4).build(data(100), np.arange(100))
+    with pytest.raises(ValueError, match="unknown search parameter"):
+        idx.search(data(1), 3, params={"ef_search": 5})
+    with pytest.raises(ValueError, match="already"):
+        idx.add(data(1), np.array([3]))
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "delete", "upsert"]), st.integers(0, 59), st.integers(0, 10_000)
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=OPS, kind=st.sampled_from(["flat", "ivf", "hnsw"]))
+def test_random_mutations_match_oracle(ops, kind) -> None:
+    """Random add/delete/upsert sequences: deleted ids never returned, upserts return the new vector."""
+    base = data(60, seed=5)
+    params = {"ivf": {"nlist": 4, "nprobe": 4}, "hnsw": {"M": 8}}.get(kind, {})
+    idx = make_index(kind, **params).build(base[:30], np.arange(30))
+    oracle = {i: base[i] for i in range(30)}
+    for op, key, seed in ops:
+        if op == "delete":
+            idx.remove(np.array([key]))
+            oracle.pop(key, None)
+        else:
+            v = data(1, seed=seed + 100)
+            if op == "add" and key in oracle:
+                continue
+            idx.upsert(v, np.array([key]))
+            oracle[key] = v[0]
+    assert len(idx) == len(oracle)
+    if not oracle:
+        return
+    okeys = np.array(sorted(oracle))
+    ovec = np.stack([oracle[k] for k in okeys])
+    s, k, _ = idx.search(ovec, min(5, len(okeys)))
+    assert np.isin(k[k >= 0], okeys).all(), "a deleted key came back"
+    assert (k[:, 0] == okeys).mean() >= 0.95  # each live vector finds itself (its newest version)

@@ -1,0 +1,171 @@
+"""ANN retrievers inside a collection: filters via SQLite, live updates, compaction, mismatch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import heron
+from heron.index import IndexMismatchError
+from heron.index.collection import compact_index, current_folder, update_index
+from heron.index.filters import compile_filter, matching_keys
+from heron.pipeline import Queries
+
+D = 16
+
+
+def vecs(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, D)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def coll(tmp_path):
+    c = heron.Collection.create(tmp_path / "c", model="none", dim=D)
+    x = vecs(300, 0)
+    meta = [
+        {"year": 2000 + i % 20, "lang": ["en", "de", "fr"][i % 3], "ok": i % 2 == 0}
+        for i in range(300)
+    ]
+    c.add(
+        [f"doc {i}" for i in range(300)],
+        ids=[f"d{i}" for i in range(300)],
+        metadata=meta,
+        vectors=x,
+    )
+    yield c, x, meta
+    c.close()
+
+
+def q(v: np.ndarray) -> Queries:
+    return Queries([f"q{i}" for i in range(len(v))], vectors={"none": v})
+
+
+def cmp(op: str, v, w) -> bool:
+    if op == "$eq":
+        return v == w
+    if op == "$ne":
+        return v != w
+    if op == "$in":
+        return v in w
+    if op == "$nin":
+        return v not in w
+    if v is None:
+        return False
+    return {"$gt": v > w, "$gte": v >= w, "$lt": v < w, "$lte": v <= w}[op]
+
+
+def oracle(meta, flt) -> set[int]:
+    def ok(m, f):
+        out = True
+        for key, val in f.items():
+            if key == "$and":
+                out &= all(ok(m, g) for g in val)
+            elif key == "$or":
+                out &= any(ok(m, g) for g in val)
+            elif key == "$not":
+                out &= not ok(m, val)
+            else:
+                conds = val if isinstance(val, dict) else {"$eq": val}
+                v = m.get(key)
+                for op, w in conds.items():
+                    out &= cmp(op, v, w)
+        return out
+
+    return {i for i, m in enumerate(meta) if ok(m, flt)}
+
+
+FILTERS = [
+    {"year": 2005},
+    {"year": {"$gte": 2010, "$lt": 2013}},
+    {"lang": {"$in": ["de", "fr"]}},
+    {"$or": [{"lang": "en"}, {"year": {"$lte": 2002}}]},
+    {"$not": {"ok": True}, "year": {"$ne": 2001}},
+    {"lang": {"$nin": ["en"]}, "ok": False},
+]
+
+
+@pytest.mark.parametrize("flt", FILTERS)
+def test_filter_sql_equals_oracle(coll, flt) -> None:
+    c, x, meta = coll
+    got = set(matching_keys(c, flt).tolist())
+    keys = c.snapshot().keys
+    assert got == {int(keys[i]) for i in oracle(meta, flt)}
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_filtered_search_equals_exact(coll, kind) -> None:
+    c, x, meta = coll
+    qs = vecs(10, 9)
+    params = {"ivf": {"nlist": 4, "nprobe": 4}, "hnsw": {"M": 8}}.get(kind, {})
+    for flt in FILTERS[:3]:
+        res = c.search(q(qs), 5, retriever=kind, filter=flt, **params)
+        rows = np.array(sorted(oracle(meta, flt)))
+        truth = c.snapshot().keys[rows[np.argsort(-(qs @ x[rows].T), axis=1)[:, :5]]]
+        assert (res.keys == truth).mean() >= 0.95, res.info
+        assert "strategy" in res.info
+
+
+def test_bad_filter_and_params(coll) -> None:
+    c, _, _ = coll
+    with pytest.raises(ValueError, match="operator"):
+        compile_filter({"year": {"$like": 3}})
+    with pytest.raises(ValueError, match="valid"):
+        c.retriever("hnsw", efSearch=3)
+    with pytest.raises(ValueError, match="choose one of"):
+        c.search(q(vecs(1, 1)), 3, retriever="nosuchindex")
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_live_updates_update_compact(coll, kind) -> None:
+    c, x, _ = coll
+    params = {"ivf": {"nlist": 4, "nprobe": 4}, "hnsw": {"M": 8}}[kind]
+    r = c.retriever(kind, **params)
+    r.search(q(x[:3]), 3)  # builds the index
+    c.delete([f"d{i}" for i in range(0, 30)])
+    new = vecs(20, 7)
+    c.upsert([f"new {i}" for i in range(20)], ids=[f"d{i}" for i in range(30, 50)], vectors=new)
+    c.add(["extra"], ids=["zz"], vectors=vecs(1, 8))
+    live = c.snapshot()
+    for stage in (c.retriever(kind, **params), r):
+        res = stage.search(q(np.concatenate([x[:30], new])), 3)
+        assert np.isin(res.keys[res.keys >= 0], live.keys).all(), "deleted key returned"
+        ids = res.doc_ids()
+        assert [row[0] for row in ids[30:]] == [f"d{i}" for i in range(30, 50)], "upsert not found"
+    out = update_index(c, kind)
+    assert out["added"] == 21 and out["tombstoned"] == 50
+    res = c.search(q(new), 1, retriever=kind, **params)
+    assert res.info["delta"] == 0 and [r[0] for r in res.doc_ids()] == [
+        f"d{i}" for i in range(30, 50)
+    ]
+    old = current_folder(c, kind)
+    stats = compact_index(c, kind)
+    assert stats["after"]["count"] == len(c) and current_folder(c, kind) != old and not old.exists()
+
+
+def test_crash_during_compaction_keeps_previous(coll, monkeypatch) -> None:
+    c, x, _ = coll
+    c.search(q(x[:2]), 2, retriever="hnsw", M=8)
+    before = current_folder(c, "hnsw")
+    import heron.index.base as base
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated crash while writing")
+
+    monkeypatch.setattr(base.AnnIndex, "_save_structure", boom, raising=False)
+    monkeypatch.setattr("heron.index.hnsw.HNSWIndex._save_structure", boom)
+    with pytest.raises(RuntimeError):
+        compact_index(c, "hnsw")
+    monkeypatch.undo()
+    assert current_folder(c, "hnsw") == before
+    res = c.search(q(x[:5]), 1, retriever="hnsw", M=8, build="never")
+    assert [r[0] for r in res.doc_ids()] == [f"d{i}" for i in range(5)]
+
+
+def test_mismatching_index_refused_or_rebuilt(coll) -> None:
+    c, x, _ = coll
+    c.search(q(x[:2]), 2, retriever="hnsw", M=8)
+    with pytest.raises(IndexMismatchError, match="M=8"):
+        c.search(q(x[:2]), 2, retriever="hnsw", M=16, build="never")
+    res = c.search(q(x[:2]), 1, retriever="hnsw", M=16)  # rebuilt
+    assert res.doc_ids() == [["d0"], ["d1"]]
