@@ -66,6 +66,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--M", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=100)
+    ap.add_argument("--nprobe", default="8,16,32,64,128,256", help="IVF nprobe sweep")
     ap.add_argument("--out", default="out/ann")
     args = ap.parse_args()
     out = Path(args.out)
@@ -137,7 +138,7 @@ def main() -> None:
         t = time.perf_counter()
         iv = make_index("ivf", nlist=nlist, codec=codec, oversample=over).build(x, keys)
         b = time.perf_counter() - t
-        for nprobe in tqdm([8, 16, 32, 64], desc=f"ivf {codec}"):
+        for nprobe in tqdm([int(v) for v in args.nprobe.split(",")], desc=f"ivf {codec}"):
             p = {"nprobe": nprobe}
             t1 = timed(
                 lambda: [iv.search(q[i : i + 1], k, params=p) for i in range(len(q))], 1

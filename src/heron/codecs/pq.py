@@ -57,6 +57,14 @@ class PQCodec(Codec):
             raise ValueError(f"PQ with M={self.M} sub-quantisers needs M to divide the dimension {d}; choose M from {divisors}")
         faiss = require("faiss", purpose="product quantisation")
         xs = np.ascontiguousarray(self._sample(x))
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # k-means on a sample: one thread avoids oversubscription
+        try:
+            self._train(faiss, xs, d)
+        finally:
+            faiss.omp_set_num_threads(threads)
+
+    def _train(self, faiss: Any, xs: np.ndarray, d: int) -> None:
         if self.opq:
             opq = faiss.OPQMatrix(d, self.M)
             opq.niter = 25
@@ -69,6 +77,8 @@ class PQCodec(Codec):
         pq = faiss.ProductQuantizer(d, self.M, self.nbits)
         pq.cp.seed = self.seed
         pq.cp.max_points_per_centroid = 10_000
+        pq.verbose = False
+        pq.cp.verbose = False
         pq.train(xr)
         self.centroids = faiss.vector_to_array(pq.centroids).reshape(self.M, self.ksub, d // self.M).astype(np.float32)
 

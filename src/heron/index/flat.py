@@ -7,7 +7,6 @@ time, scanned with the codec's own ``topk`` and re-scored from the float copy (`
 
 from __future__ import annotations
 
-import importlib.util  # noqa: F401  (heron._deps.has uses importlib.util without importing it)
 from pathlib import Path
 from typing import Any, ClassVar
 
