@@ -124,7 +124,9 @@ def main() -> None:
     qps = {}
     for name, f in fns.items():
         if name == "numpy_f32":
-            qps[name] = batched(lambda qq: [np_scan(qq[i : i + 100]) for i in range(0, len(qq), 100)], q)
+            qps[name] = batched(
+                lambda qq: [np_scan(qq[i : i + 100]) for i in range(0, len(qq), 100)], q
+            )
         else:
             qps[name] = batched(f, q)
     steps.update()
@@ -137,27 +139,48 @@ def main() -> None:
     steps.close()
     ref_s, ref_b = lat["faiss_flat_f32"], qps["faiss_flat_f32"]
     res = {
-        "n": args.n, "d": args.d, "nq": args.nq, "seed": args.seed,
-        "first_stage_k": K, "oversample": chosen, "recall_by_oversample": os_recall,
+        "n": args.n,
+        "d": args.d,
+        "nq": args.nq,
+        "seed": args.seed,
+        "first_stage_k": K,
+        "oversample": chosen,
+        "recall_by_oversample": os_recall,
         "hamming_distances_match_faiss": same,
-        "latency_ms": lat, "qps": qps,
+        "latency_ms": lat,
+        "qps": qps,
         "single_speedup_vs_faiss_flat": {k: ref_s / v for k, v in lat.items()},
         "single_speedup_vs_numpy": {k: lat["numpy_f32"] / v for k, v in lat.items()},
         "batched_speedup_vs_faiss_flat": {k: v / ref_b for k, v in qps.items()},
-        "binary_vs_faiss_binary": {"single": lat["faiss_binary_flat"] / lat["heron_binary"], "batched": qps["heron_binary"] / qps["faiss_binary_flat"]},
+        "binary_vs_faiss_binary": {
+            "single": lat["faiss_binary_flat"] / lat["heron_binary"],
+            "batched": qps["heron_binary"] / qps["faiss_binary_flat"],
+        },
         "float32_exact_single_ms": min(lat["numpy_f32"], lat["faiss_flat_f32"]),
         "float32_exact_qps": max(qps["numpy_f32"], qps["faiss_flat_f32"]),
     }
     best_s, best_b = res["float32_exact_single_ms"], res["float32_exact_qps"]
-    res["vs_best_float32_exact"] = {k: {"single": best_s / lat[k], "batched": qps[k] / best_b} for k in lat}
+    res["vs_best_float32_exact"] = {
+        k: {"single": best_s / lat[k], "batched": qps[k] / best_b} for k in lat
+    }
     (out / "codecs_speed.json").write_text(json.dumps(res, indent=1))
-    lines = [f"# codecs speed, {args.n} x {args.d} synthetic (seed {args.seed}), {args.nq} queries", "",
-             f"binary first stage depth K={K} (oversample x{chosen}; recall@10 after rescoring {os_recall[chosen]:.4f})", "",
-             "| method | single ms/query | batched q/s | single x vs best f32 | batched x vs best f32 |", "|---|---|---|---|---|"]
+    lines = [
+        f"# codecs speed, {args.n} x {args.d} synthetic (seed {args.seed}), {args.nq} queries",
+        "",
+        f"binary first stage depth K={K} (oversample x{chosen}; recall@10 after rescoring {os_recall[chosen]:.4f})",
+        "",
+        "| method | single ms/query | batched q/s | single x vs best f32 | batched x vs best f32 |",
+        "|---|---|---|---|---|",
+    ]
     for k in lat:
         v = res["vs_best_float32_exact"][k]
-        lines.append(f"| {k} | {lat[k]:.2f} | {qps[k]:.0f} | {v['single']:.1f} | {v['batched']:.2f} |")
-    lines += ["", f"heron binary vs faiss IndexBinaryFlat: single {res['binary_vs_faiss_binary']['single']:.2f}x, batched {res['binary_vs_faiss_binary']['batched']:.2f}x (same codes, same K; distances identical: {same})"]
+        lines.append(
+            f"| {k} | {lat[k]:.2f} | {qps[k]:.0f} | {v['single']:.1f} | {v['batched']:.2f} |"
+        )
+    lines += [
+        "",
+        f"heron binary vs faiss IndexBinaryFlat: single {res['binary_vs_faiss_binary']['single']:.2f}x, batched {res['binary_vs_faiss_binary']['batched']:.2f}x (same codes, same K; distances identical: {same})",
+    ]
     (out / "codecs_speed.md").write_text("\n".join(lines) + "\n")
     f16_path.unlink()
     print("\n".join(lines))

@@ -56,7 +56,9 @@ def snippets(ds, n: int, words: int) -> tuple[list[str], list[str]]:
     """``(ids, texts)``: the first ``words`` words of ``n`` random documents (seed 1)."""
     docs = ds.documents()
     idx = np.random.default_rng(1).permutation(len(docs))[:n]
-    return [f"{ds.doc_ids[i]}#snip{words}" for i in idx], [" ".join(docs[i].split()[:words]) for i in idx]
+    return [f"{ds.doc_ids[i]}#snip{words}" for i in idx], [
+        " ".join(docs[i].split()[:words]) for i in idx
+    ]
 
 
 def _missing() -> np.ndarray:
@@ -66,9 +68,24 @@ def _missing() -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
-    ap.add_argument("--max-chunks", type=int, default=10**9, help="stop each dataset after this many corpus chunks")
-    ap.add_argument("--threads", type=int, default=1, help="engine threads (1 is fastest on a shared, loaded machine)")
-    ap.add_argument("--snippets", type=int, default=0, help="also encode the first --snippet-words words of this many random documents (cheap drift-map fitting text)")
+    ap.add_argument(
+        "--max-chunks",
+        type=int,
+        default=10**9,
+        help="stop each dataset after this many corpus chunks",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="engine threads (1 is fastest on a shared, loaded machine)",
+    )
+    ap.add_argument(
+        "--snippets",
+        type=int,
+        default=0,
+        help="also encode the first --snippet-words words of this many random documents (cheap drift-map fitting text)",
+    )
     ap.add_argument("--snippet-words", type=int, default=48)
     args = ap.parse_args()
     enc = E5Encoder(num_threads=args.threads)
@@ -77,11 +94,21 @@ def main() -> None:
         tag = f"{ds.name}-{enc.name}"
         for split in ("test", "train"):
             qids, qtexts, _ = ds.split(split)
-            cached_array(f"{tag}-queries-{split}", qids, lambda t=qtexts: enc.encode_queries(t, progress=True), meta={"model": enc.name})
+            cached_array(
+                f"{tag}-queries-{split}",
+                qids,
+                lambda t=qtexts: enc.encode_queries(t, progress=True),
+                meta={"model": enc.name},
+            )
     for ds in dsets if args.snippets else []:
         ids, texts = snippets(ds, args.snippets, args.snippet_words)
         t0 = time.perf_counter()
-        cached_array(f"{ds.name}-{enc.name}-snippets", ids, lambda t=texts: enc.encode_documents(t, progress=True), meta={"model": enc.name})
+        cached_array(
+            f"{ds.name}-{enc.name}-snippets",
+            ids,
+            lambda t=texts: enc.encode_documents(t, progress=True),
+            meta={"model": enc.name},
+        )
         print(f"{ds.name}: {len(ids)} snippets in {time.perf_counter() - t0:.0f} s", flush=True)
     for ds in dsets:
         tag = f"{ds.name}-{enc.name}"
@@ -93,20 +120,27 @@ def main() -> None:
             t0 = time.perf_counter()
             done = []
 
-            def compute(idx=idx, done=done):
+            def compute(idx=idx, done=done, docs=docs):
                 done.append(1)
                 return enc.encode_documents([docs[j] for j in idx])
 
-            cached_array(chunk_name(tag, i), [ds.doc_ids[j] for j in idx], compute, meta={"model": enc.name})
+            cached_array(
+                chunk_name(tag, i), [ds.doc_ids[j] for j in idx], compute, meta={"model": enc.name}
+            )
             if done:
                 times[str(i)] = {"n": len(idx), "seconds": time.perf_counter() - t0}
                 log.write_text(json.dumps(times))
-                print(f"{ds.name} chunk {i + 1}/{len(plan)}: {len(idx) / times[str(i)]['seconds']:.1f} passages/s", flush=True)
+                print(
+                    f"{ds.name} chunk {i + 1}/{len(plan)}: {len(idx) / times[str(i)]['seconds']:.1f} passages/s",
+                    flush=True,
+                )
         rows, vecs = load_e5_corpus(ds, enc.name)
         if len(rows) == len(docs):
             full = np.zeros_like(vecs)
             full[rows] = vecs
-            cached_array(f"{tag}-docs", ds.doc_ids, lambda full=full: full, meta={"model": enc.name})
+            cached_array(
+                f"{tag}-docs", ds.doc_ids, lambda full=full: full, meta={"model": enc.name}
+            )
             print(f"{ds.name}: full corpus assembled", flush=True)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         "k": k,
         "nq_batched": args.nq,
         "seed": args.seed,
+        "load_average_1min_at_end": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
         "threads": {"numba": numba.get_num_threads(), "faiss": faiss.omp_get_max_threads()},
         "batched": {
             "heron_seconds": t_heron,
@@ -239,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         "| measure | heron | faiss IndexFlatIP | ratio / note |",
         "|---|---|---|---|",
         *[f"| {' | '.join(r)} |" for r in rows],
+        "",
+        f"1-minute load average at the end: {report['load_average_1min_at_end']:.1f} on "
+        f"{report['cpu_count']} cores (other processes share the machine; compare ratios).",
         "",
     ]
     (args.out / "exact_search.md").write_text("\n".join(md))

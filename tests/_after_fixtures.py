@@ -21,7 +21,9 @@ class HashEncoder:
     def encode_queries(self, texts, **_):
         self.calls += 1
         out = np.stack([sum((self._word(w) for w in t.split()), np.zeros(self.dim)) for t in texts])
-        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(
+            np.float32
+        )
 
     encode_documents = encode_queries
 

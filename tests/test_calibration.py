@@ -1,13 +1,20 @@
 import numpy as np
 import pytest
+from tests._after_fixtures import HashEncoder
 
-from heron.calibration import CosineAdapter, RelevanceThreshold, global_threshold, minmax_threshold, set_prf, topk_cutoff
+from heron.calibration import (
+    CosineAdapter,
+    RelevanceThreshold,
+    global_threshold,
+    minmax_threshold,
+    set_prf,
+    topk_cutoff,
+)
 from heron.calibration.cosine_adapter import check_threshold, threshold_results
 from heron.pipeline import Queries
 from heron.rerank import KeyedVectors
 from heron.rerank.vectors import VectorSearch
 from heron.results import Results
-from tests._after_fixtures import HashEncoder
 
 
 def synthetic(n_q=120, k=30, d=8, seed=0):
@@ -22,7 +29,11 @@ def synthetic(n_q=120, k=30, d=8, seed=0):
     labels[:, :3] = rng.random((n_q, 3)) < 0.7
     scores = np.where(labels, base + 0.15, base)
     order = np.argsort(-scores, axis=1)
-    return q, np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(labels, order, 1)
+    return (
+        q,
+        np.take_along_axis(scores, order, 1).astype(np.float32),
+        np.take_along_axis(labels, order, 1),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +107,13 @@ def test_threshold_stage_variable_length(tmp_path):
     with pytest.raises(ValueError, match="trained for model"):
         RelevanceThreshold(adapter=ad, encoder=HashEncoder(dim=8, name="x"))
     texts = ["alpha beta", "gamma", "delta epsilon zeta", "eta"]
-    lo = (VectorSearch(kv, enc) % 30 >> RelevanceThreshold(adapter=ad, encoder=enc, min_relevance=0.0)).search(Queries(texts))
-    hi = (VectorSearch(kv, enc) % 30 >> RelevanceThreshold(adapter=ad, encoder=enc, min_relevance=0.9, min_hits=1)).search(Queries(texts))
+    lo = (
+        VectorSearch(kv, enc) % 30 >> RelevanceThreshold(adapter=ad, encoder=enc, min_relevance=0.0)
+    ).search(Queries(texts))
+    hi = (
+        VectorSearch(kv, enc) % 30
+        >> RelevanceThreshold(adapter=ad, encoder=enc, min_relevance=0.9, min_hits=1)
+    ).search(Queries(texts))
     assert np.all(lo.counts() == 30)
     assert np.all(hi.counts() >= 1) and np.all(hi.counts() <= lo.counts())
     for r_lo, r_hi, c in zip(lo.keys, hi.keys, hi.counts()):
@@ -112,5 +128,9 @@ def test_baselines_and_set_metrics():
     assert global_threshold(r, 0.55).counts().tolist() == [1, 3]
     assert minmax_threshold(r, 0.5).counts().tolist() == [2, 2]
     m = set_prf([["a", "b"], []], ["q1", "q2"], {"q1": {"a": 1, "c": 1}, "q2": {"d": 2}})
-    assert m["precision"] == pytest.approx(0.25) and m["recall"] == pytest.approx(0.25) and m["avg_count"] == 1.0
+    assert (
+        m["precision"] == pytest.approx(0.25)
+        and m["recall"] == pytest.approx(0.25)
+        and m["avg_count"] == 1.0
+    )
     assert threshold_results(r, np.zeros((2, 4)), 0.5, min_hits=1).counts().tolist() == [1, 1]

@@ -1,11 +1,17 @@
 import numpy as np
 import pytest
+from tests._after_fixtures import HashEncoder
 
-from heron.dimsel import CommonDirectionFilter, DimensionSelector, DimensionSelectRetriever, masked_queries, prf_importance
+from heron.dimsel import (
+    CommonDirectionFilter,
+    DimensionSelector,
+    DimensionSelectRetriever,
+    masked_queries,
+    prf_importance,
+)
 from heron.pipeline import Queries
 from heron.rerank import KeyedVectors
 from heron.rerank.vectors import VectorSearch, search_vectors
-from tests._after_fixtures import HashEncoder
 
 
 def corpus(n=300, d=16, seed=0):
@@ -33,7 +39,9 @@ def test_full_dimension_equals_plain_search_exactly():
     texts = ["alpha beta", "gamma delta", "x y z"]
     plain = VectorSearch(kv, enc, depth=20).search(Queries(texts))
     for selector in (sel, None):
-        got = DimensionSelectRetriever(vectors=kv, encoder=enc, m=16, selector=selector, depth=20).search(Queries(texts))
+        got = DimensionSelectRetriever(
+            vectors=kv, encoder=enc, m=16, selector=selector, depth=20
+        ).search(Queries(texts))
         assert np.array_equal(got.keys, plain.keys) and np.array_equal(got.scores, plain.scores)
     qv = enc.encode_queries(texts)
     assert masked_queries(qv, sel.importance(qv), 16) is not None

@@ -3,13 +3,13 @@
 
 import numpy as np
 import pytest
+from tests._after_fixtures import HashEncoder
 
 import heron.drift.collection as dc
 import heron.rerank.collection  # noqa: F401  (registers e2rank / rocchio / calibrated)
 from heron.calibration.collection import calibrate
 from heron.collection import Collection
 from heron.drift import DriftMap
-from tests._after_fixtures import HashEncoder
 
 WORDS = [f"w{i}" for i in range(40)]
 
@@ -34,7 +34,13 @@ def test_migrate_mapped_and_reembed(coll, monkeypatch):
     res = coll.retriever("mapped", encoder=new).search(["w1 w2 w3"], 5)
     assert res.info["mode"] == "drift-map" and res.counts()[0] == 5
     st = dc.reembed(coll, new, chunk=64, max_chunks=1)
-    assert st == {"model": "new", "done": 64, "total": 150, "complete": False, "generation": st["generation"]}
+    assert st == {
+        "model": "new",
+        "done": 64,
+        "total": 150,
+        "complete": False,
+        "generation": st["generation"],
+    }
     assert coll.retriever("mapped", encoder=new).search(["w1"], 3).info["mode"] == "drift-map"
     assert dc.reembed(coll, new, chunk=64)["complete"]
     res = coll.retriever("mapped", encoder=new).search(["w1 w2 w3"], 5)
@@ -51,7 +57,22 @@ def test_migrate_cli(coll, monkeypatch, capsys):
     monkeypatch.setattr(dc, "load_model", lambda name: HashEncoder(dim=16, name=name))
     path = str(coll.path)
     coll.close()
-    assert main(["migrate", path, "--new-model", "newer", "--sample", "100", "--reembed", "--max-chunks", "1"]) == 0
+    assert (
+        main(
+            [
+                "migrate",
+                path,
+                "--new-model",
+                "newer",
+                "--sample",
+                "100",
+                "--reembed",
+                "--max-chunks",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "lstsq map newer (16d) -> old (16d) on 100 documents" in out and "re-embedded" in out
     assert main(["migrate", path, "--new-model", "old"]) == 2  # same model: refused
@@ -66,7 +87,11 @@ def test_rerank_and_calibrated_retrievers(coll):
     snap = coll.snapshot()
     ids = snap.ids(snap.keys)
     texts = snap.texts(snap.keys)
-    qrels = {f"q{i}": {d: 1 for d, t in zip(ids, texts) if len(set(q.split()) & set(t.split())) >= 2} or {ids[0]: 1} for i, q in enumerate(qs)}
+    qrels = {
+        f"q{i}": {d: 1 for d, t in zip(ids, texts) if len(set(q.split()) & set(t.split())) >= 2}
+        or {ids[0]: 1}
+        for i, q in enumerate(qs)
+    }
     calibrate(coll, qs, [f"q{i}" for i in range(60)], qrels, depth=20)
     hi = coll.retriever("calibrated", min_relevance=0.9, depth=20).search(qs[:5], 20)
     lo = coll.retriever("calibrated", min_relevance=0.0, depth=20).search(qs[:5], 20)

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
+from tests._after_fixtures import DOCS, HashEncoder
 
 from heron.pipeline import Queries
 from heron.rerank import E2Rank, KeyedTexts, KeyedVectors, Rocchio
 from heron.rerank.vectors import VectorSearch
 from heron.results import Results
-from tests._after_fixtures import DOCS, HashEncoder
 
 
 @pytest.fixture()
@@ -29,9 +29,13 @@ def test_reranker_never_drops_or_duplicates(setup, make):
     enc, kv, texts = setup
     stage = {
         "e2rank": lambda: E2Rank(encoder=enc, vectors=kv, texts=texts, num_feedback=2),
-        "e2rank_alpha": lambda: E2Rank(encoder=enc, vectors=kv, texts=texts, num_feedback=3, alpha=0.5),
+        "e2rank_alpha": lambda: E2Rank(
+            encoder=enc, vectors=kv, texts=texts, num_feedback=3, alpha=0.5
+        ),
         "rocchio": lambda: Rocchio(encoder=enc, vectors=kv, num_feedback=2),
-        "rocchio_neg": lambda: Rocchio(encoder=enc, vectors=kv, num_feedback=1, gamma=0.3, num_negative=2),
+        "rocchio_neg": lambda: Rocchio(
+            encoder=enc, vectors=kv, num_feedback=1, gamma=0.3, num_negative=2
+        ),
     }[make]()
     dense = VectorSearch(kv, enc)
     q = Queries(["python command line", "cat on a mat", "numpy"])
@@ -50,7 +54,14 @@ def test_reranker_never_drops_or_duplicates(setup, make):
 
 def test_e2rank_prompt_format_and_memo(setup):
     enc, kv, texts = setup
-    st = E2Rank(encoder=enc, vectors=kv, texts=texts, num_feedback=2, template="Q: {query}\n{docs}", doc_words=2)
+    st = E2Rank(
+        encoder=enc,
+        vectors=kv,
+        texts=texts,
+        num_feedback=2,
+        template="Q: {query}\n{docs}",
+        doc_words=2,
+    )
     q = Queries(["cat"])
     first = (VectorSearch(kv, enc) % 4).search(q)
     (p,) = st.prompts(q, first)

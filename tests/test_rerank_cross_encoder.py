@@ -5,11 +5,11 @@ the test checks the plumbing (loading, batching, padding, re-sorting), not ranki
 
 import numpy as np
 import pytest
+from tests._after_fixtures import DOCS, HashEncoder
 
 from heron.pipeline import Queries
 from heron.rerank import CrossEncoderReranker, KeyedTexts, KeyedVectors
 from heron.rerank.vectors import VectorSearch
-from tests._after_fixtures import DOCS, HashEncoder
 
 pytest.importorskip("sentence_transformers")
 
@@ -20,12 +20,22 @@ def tiny_cross_encoder(tmp_path_factory):
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     path = tmp_path_factory.mktemp("tiny-ce")
-    words = sorted({w for d in DOCS for w in d.split()} | {"python", "cat", "numpy", "command", "line"})
+    words = sorted(
+        {w for d in DOCS for w in d.split()} | {"python", "cat", "numpy", "command", "line"}
+    )
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, max_position_embeddings=64, num_labels=1)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=1,
+    )
     BertForSequenceClassification(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
@@ -35,7 +45,9 @@ def test_cross_encoder_reranks_without_dropping(tiny_cross_encoder):
     enc = HashEncoder()
     keys = np.arange(len(DOCS), dtype=np.int64)
     kv = KeyedVectors(keys, enc.encode_documents(DOCS), model=enc.name)
-    ce = CrossEncoderReranker(tiny_cross_encoder, texts=KeyedTexts(DOCS), batch_size=3, max_length=32)
+    ce = CrossEncoderReranker(
+        tiny_cross_encoder, texts=KeyedTexts(DOCS), batch_size=3, max_length=32
+    )
     q = Queries(["python command line", "cat mat"])
     first = (VectorSearch(kv, enc) % 5).search(q)
     out = ce.transform(q, first)

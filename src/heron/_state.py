@@ -11,7 +11,9 @@ import numpy as np
 MANIFEST = "manifest.json"
 
 
-def save_state(path: str | os.PathLike, kind: str, version: int, params: dict, arrays: dict[str, np.ndarray]) -> Path:
+def save_state(
+    path: str | os.PathLike, kind: str, version: int, params: dict, arrays: dict[str, np.ndarray]
+) -> Path:
     """Write ``arrays`` as ``NAME.npy`` and a manifest ``{kind, format_version, params, arrays}``."""
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
@@ -24,12 +26,16 @@ def save_state(path: str | os.PathLike, kind: str, version: int, params: dict, a
     return p
 
 
-def load_state(path: str | os.PathLike, kind: str, version: int) -> tuple[dict, dict[str, np.ndarray]]:
+def load_state(
+    path: str | os.PathLike, kind: str, version: int
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Read what :func:`save_state` wrote; refuse another kind or format version."""
     p = Path(path)
     mf = p / MANIFEST
     if not mf.is_file():
-        raise FileNotFoundError(f"no {kind} at {str(p)!r}: {MANIFEST} is missing (was it saved with .save()?)")
+        raise FileNotFoundError(
+            f"no {kind} at {str(p)!r}: {MANIFEST} is missing (was it saved with .save()?)"
+        )
     manifest = json.loads(mf.read_text())
     if manifest.get("kind") != kind:
         raise ValueError(f"{str(p)!r} holds a {manifest.get('kind')!r}, not a {kind!r}")
@@ -41,9 +47,15 @@ def load_state(path: str | os.PathLike, kind: str, version: int) -> tuple[dict, 
     return manifest["params"], arrays
 
 
-def check_query_model(what: str, model: str | None, dim: int, encoder_name: str | None, vectors: np.ndarray) -> None:
+def check_query_model(
+    what: str, model: str | None, dim: int, encoder_name: str | None, vectors: np.ndarray
+) -> None:
     """Refuse queries from another model or of another dimension than ``what`` was trained for."""
     if vectors.ndim != 2 or vectors.shape[1] != dim:
-        raise ValueError(f"{what} was trained for {dim}-dimensional query vectors of {model!r}; got shape {vectors.shape}")
+        raise ValueError(
+            f"{what} was trained for {dim}-dimensional query vectors of {model!r}; got shape {vectors.shape}"
+        )
     if model is not None and encoder_name is not None and encoder_name != model:
-        raise ValueError(f"{what} was trained for model {model!r}, not {encoder_name!r}; train one for {encoder_name!r}")
+        raise ValueError(
+            f"{what} was trained for model {model!r}, not {encoder_name!r}; train one for {encoder_name!r}"
+        )

@@ -9,4 +9,12 @@ from heron.bench.pareto import pareto_front
 from heron.bench.recommend import Recommendation, parse_bytes, recommend
 from heron.bench.sweep import DEFAULT_CODECS, DEFAULT_OVERSAMPLES, run_sweep
 
-__all__ = ["DEFAULT_CODECS", "DEFAULT_OVERSAMPLES", "Recommendation", "pareto_front", "parse_bytes", "recommend", "run_sweep"]
+__all__ = [
+    "DEFAULT_CODECS",
+    "DEFAULT_OVERSAMPLES",
+    "Recommendation",
+    "pareto_front",
+    "parse_bytes",
+    "recommend",
+    "run_sweep",
+]

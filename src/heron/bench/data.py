@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def dataset_vectors(dataset: str, *, split: str = "test", model: str | None = None, sample: int | None = None, seed: int = 0) -> dict:
+def dataset_vectors(
+    dataset: str,
+    *,
+    split: str = "test",
+    model: str | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> dict:
     """Embeddings of a BEIR dataset (cached) and an evaluator; sampled when the corpus is large.
 
     Returns a dict with ``doc_emb``, ``query_emb``, ``evaluate`` (``None`` when sampled: the
@@ -24,6 +31,20 @@ def dataset_vectors(dataset: str, *, split: str = "test", model: str | None = No
     if sample is not None and sample < n:
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.choice(n, sample, replace=False))
-        return {"doc_emb": x[rows], "query_emb": q, "evaluate": None, "n_docs": n, "n_sample": sample, "model": enc.name}
+        return {
+            "doc_emb": x[rows],
+            "query_emb": q,
+            "evaluate": None,
+            "n_docs": n,
+            "n_sample": sample,
+            "model": enc.name,
+        }
     ev = beir_evaluator(emb["doc_ids"], emb["query_ids"], emb["qrels"])
-    return {"doc_emb": x, "query_emb": q, "evaluate": ev, "n_docs": n, "n_sample": n, "model": enc.name}
+    return {
+        "doc_emb": x,
+        "query_emb": q,
+        "evaluate": ev,
+        "n_docs": n,
+        "n_sample": n,
+        "model": enc.name,
+    }

@@ -22,6 +22,13 @@ def dominates(a: dict, b: dict, keys: Sequence[tuple[str, str]]) -> bool:
     return better
 
 
-def pareto_front(rows: Sequence[dict], keys: Sequence[tuple[str, str]] = (("memory_bytes", "min"), ("recall10_exact", "max"))) -> list[int]:
+def pareto_front(
+    rows: Sequence[dict],
+    keys: Sequence[tuple[str, str]] = (("memory_bytes", "min"), ("recall10_exact", "max")),
+) -> list[int]:
     """Indices of the rows no other row dominates."""
-    return [i for i, r in enumerate(rows) if not any(dominates(o, r, keys) for j, o in enumerate(rows) if j != i)]
+    return [
+        i
+        for i, r in enumerate(rows)
+        if not any(dominates(o, r, keys) for j, o in enumerate(rows) if j != i)
+    ]

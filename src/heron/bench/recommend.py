@@ -17,7 +17,18 @@ from dataclasses import dataclass, field
 from heron.bench.pareto import pareto_front
 
 QUALITY_METRICS = ("recall10_exact", "ndcg10_retention", "ndcg10")
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_bytes(text: str | int | float) -> int:
@@ -26,7 +37,9 @@ def parse_bytes(text: str | int | float) -> int:
         return int(text)
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
     if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"cannot read memory budget {text!r}; write a number with a unit, e.g. 64MB, 512MiB, 2GB")
+        raise ValueError(
+            f"cannot read memory budget {text!r}; write a number with a unit, e.g. 64MB, 512MiB, 2GB"
+        )
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
@@ -51,7 +64,11 @@ class Recommendation:
         """Collection configuration ``{"spec", "oversample", "rescore"}`` of the pick."""
         if self.row is None:
             return {}
-        return {"spec": self.row["codec"], "oversample": self.row["oversample"], "rescore": self.row["rescore"]}
+        return {
+            "spec": self.row["codec"],
+            "oversample": self.row["oversample"],
+            "rescore": self.row["rescore"],
+        }
 
 
 def recommend(
@@ -78,7 +95,9 @@ def recommend(
     if not rows:
         raise ValueError("no measured configurations to choose from; run `heron bench` first")
     if metric not in rows[0]:
-        raise ValueError(f"the measurements have no {metric!r} (no relevance judgements?); use --metric recall10_exact")
+        raise ValueError(
+            f"the measurements have no {metric!r} (no relevance judgements?); use --metric recall10_exact"
+        )
     rec = Recommendation(None)
     sample_n = rows[0]["n_docs"]
     scale = 1.0
@@ -105,7 +124,9 @@ def recommend(
             why.append("latency")
         if not why:
             ok.append(r)
-    keys = [("memory_bytes", "min"), (metric, "max")] + ([("latency_ms", "min")] if latency_ms is not None else [])
+    keys = [("memory_bytes", "min"), (metric, "max")] + (
+        [("latency_ms", "min")] if latency_ms is not None else []
+    )
     rec.frontier = [cands[i] for i in pareto_front(cands, keys)]
     cons = []
     if memory is not None:
@@ -135,10 +156,16 @@ def recommend(
         f"constraints: {', '.join(cons) or 'none'}; {len(ok)} of {len(cands)} measured configurations meet them, {len(front)} of those are Pareto-optimal (memory, {metric}{', latency' if latency_ms is not None else ''})",
         f"picked {goal}: {pick['codec']} with oversample {pick['oversample']} (rescore {pick['rescore']})",
         f"measured: {metric} {pick[metric]:.4f}, recall@10 of exact top-10 {pick['recall10_exact']:.4f}"
-        + (f", nDCG@10 {pick['ndcg10']:.4f} ({100 * pick['ndcg10_retention']:.1f}% of float32)" if "ndcg10" in pick else "")
+        + (
+            f", nDCG@10 {pick['ndcg10']:.4f} ({100 * pick['ndcg10_retention']:.1f}% of float32)"
+            if "ndcg10" in pick
+            else ""
+        )
         + f", {pick['bytes_per_vector']:.0f} bytes/vector ({pick['compression']:.0f}x smaller than float32), index {_fmt_bytes(pick['memory_bytes'])}, {pick['latency_ms']:.2f} ms/query",
     ]
     others = sorted((r for r in front if r is not pick), key=lambda r: -r[metric])[:3]
     for r in others:
-        rec.explanation.append(f"runner-up on the frontier: {r['codec']} x{r['oversample']}: {metric} {r[metric]:.4f} at {_fmt_bytes(r['memory_bytes'])}, {r['latency_ms']:.2f} ms/query")
+        rec.explanation.append(
+            f"runner-up on the frontier: {r['codec']} x{r['oversample']}: {metric} {r[metric]:.4f} at {_fmt_bytes(r['memory_bytes'])}, {r['latency_ms']:.2f} ms/query"
+        )
     return rec

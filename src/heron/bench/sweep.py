@@ -17,10 +17,29 @@ from heron.codecs.base import topk_from_scores
 from heron.codecs.search import TwoStageSearcher, rescore_rows
 
 DEFAULT_CODECS = (
-    "fp32", "fp16", "bf16", "fp8", "fp8e5m2", "int8", "int4",
-    "bin", "bin-ham", "rbin2", "rbin2-sym", "rbin3",
-    "pca192+fp16", "pca192+fp8", "pca192+int8", "pca96+fp8", "mrl192+fp16", "srp192+fp16",
-    "pq48", "opq48", "dpq48", "pq24", "dpq24",
+    "fp32",
+    "fp16",
+    "bf16",
+    "fp8",
+    "fp8e5m2",
+    "int8",
+    "int4",
+    "bin",
+    "bin-ham",
+    "rbin2",
+    "rbin2-sym",
+    "rbin3",
+    "pca192+fp16",
+    "pca192+fp8",
+    "pca192+int8",
+    "pca96+fp8",
+    "mrl192+fp16",
+    "srp192+fp16",
+    "pq48",
+    "opq48",
+    "dpq48",
+    "pq24",
+    "dpq24",
 )
 DEFAULT_OVERSAMPLES = (0, 2, 4, 5, 10)
 
@@ -34,7 +53,9 @@ def _exact(q: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
 
 def _recall(rows: np.ndarray, gt: np.ndarray) -> float:
     k = gt.shape[1]
-    return float(np.mean([len(set(r[:k].tolist()) & set(g.tolist())) / k for r, g in zip(rows, gt)]))
+    return float(
+        np.mean([len(set(r[:k].tolist()) & set(g.tolist())) / k for r, g in zip(rows, gt)])
+    )
 
 
 def run_sweep(
@@ -86,8 +107,12 @@ def run_sweep(
             if os_ == 0:
                 r10, r100 = first[:, :10], first[:, :100]
             else:
-                r10 = rescore_rows(q, first[:, : min(depth, int(np.ceil(os_ * 10)))], rescore, 10)[1]
-                r100 = rescore_rows(q, first[:, : min(depth, int(np.ceil(os_ * 100)))], rescore, 100)[1]
+                r10 = rescore_rows(q, first[:, : min(depth, int(np.ceil(os_ * 10)))], rescore, 10)[
+                    1
+                ]
+                r100 = rescore_rows(
+                    q, first[:, : min(depth, int(np.ceil(os_ * 100)))], rescore, 100
+                )[1]
             t0 = time.perf_counter()
             searcher.search(q, 10, oversample=os_)
             batched_s = time.perf_counter() - t0
@@ -116,7 +141,11 @@ def run_sweep(
                 m100 = evaluate(r100)
                 row["ndcg10"] = m10["nDCG@10"]
                 row["recall100"] = m100["R@100"]
-                row["ndcg10_retention"] = m10["nDCG@10"] / base_eval["nDCG@10"] if base_eval.get("nDCG@10") else float("nan")
+                row["ndcg10_retention"] = (
+                    m10["nDCG@10"] / base_eval["nDCG@10"]
+                    if base_eval.get("nDCG@10")
+                    else float("nan")
+                )
             rows.append(row)
     return rows
 
@@ -137,7 +166,9 @@ def beir_evaluator(doc_ids: Sequence[str], query_ids: Sequence[str], qrels: dict
     return fn
 
 
-def write_report(rows: list[dict], out: str, *, title: str, meta: dict | None = None) -> dict[str, str]:
+def write_report(
+    rows: list[dict], out: str, *, title: str, meta: dict | None = None
+) -> dict[str, str]:
     """Write ``report.json``, ``report.csv``, ``report.md`` and ``pareto.png`` into ``out``."""
     import csv
     import json
@@ -150,8 +181,25 @@ def write_report(rows: list[dict], out: str, *, title: str, meta: dict | None = 
     front = set(pareto_front(rows))
     for i, r in enumerate(rows):
         r["pareto"] = i in front
-    (folder / "report.json").write_text(json.dumps({"title": title, "meta": meta or {}, "rows": rows}, indent=1))
-    cols = ["codec", "oversample", "rescore", "recall10_exact", "ndcg10", "ndcg10_retention", "recall100", "bytes_per_vector", "compression", "memory_bytes", "qps", "latency_ms", "fit_s", "pareto"]
+    (folder / "report.json").write_text(
+        json.dumps({"title": title, "meta": meta or {}, "rows": rows}, indent=1)
+    )
+    cols = [
+        "codec",
+        "oversample",
+        "rescore",
+        "recall10_exact",
+        "ndcg10",
+        "ndcg10_retention",
+        "recall100",
+        "bytes_per_vector",
+        "compression",
+        "memory_bytes",
+        "qps",
+        "latency_ms",
+        "fit_s",
+        "pareto",
+    ]
     with open(folder / "report.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -161,10 +209,21 @@ def write_report(rows: list[dict], out: str, *, title: str, meta: dict | None = 
         cells = []
         for c in cols:
             v = r.get(c, "")
-            cells.append(f"{v:.4f}" if isinstance(v, float) and c in ("recall10_exact", "ndcg10", "ndcg10_retention", "recall100") else f"{v:.1f}" if isinstance(v, float) else str(v))
+            cells.append(
+                f"{v:.4f}"
+                if isinstance(v, float)
+                and c in ("recall10_exact", "ndcg10", "ndcg10_retention", "recall100")
+                else f"{v:.1f}"
+                if isinstance(v, float)
+                else str(v)
+            )
         lines.append("| " + " | ".join(cells) + " |")
     (folder / "report.md").write_text("\n".join(lines) + "\n")
-    paths = {"json": str(folder / "report.json"), "csv": str(folder / "report.csv"), "md": str(folder / "report.md")}
+    paths = {
+        "json": str(folder / "report.json"),
+        "csv": str(folder / "report.csv"),
+        "md": str(folder / "report.md"),
+    }
     try:
         import matplotlib
 
@@ -180,7 +239,13 @@ def write_report(rows: list[dict], out: str, *, title: str, meta: dict | None = 
     ax.plot(bpv[fr], qual[fr], "o-", color="C3", label="Pareto frontier")
     for i in fr:
         r = rows[i]
-        ax.annotate(f"{r['codec']} x{r['oversample']}", (bpv[i], qual[i]), fontsize=7, xytext=(3, -8), textcoords="offset points")
+        ax.annotate(
+            f"{r['codec']} x{r['oversample']}",
+            (bpv[i], qual[i]),
+            fontsize=7,
+            xytext=(3, -8),
+            textcoords="offset points",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("bytes per vector in memory (log)")
     ax.set_ylabel("recall@10 of the float32-exact top-10")

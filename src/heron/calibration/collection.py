@@ -19,7 +19,15 @@ from heron.pipeline import Queries
 INDEX = "calibration"
 
 
-def calibrate(coll: Any, queries: Sequence[str], query_ids: Sequence[str], qrels: Mapping[str, Mapping[str, int]], *, depth: int = 100, **params: Any) -> CosineAdapter:
+def calibrate(
+    coll: Any,
+    queries: Sequence[str],
+    query_ids: Sequence[str],
+    qrels: Mapping[str, Mapping[str, int]],
+    *,
+    depth: int = 100,
+    **params: Any,
+) -> CosineAdapter:
     """Fit the adapter on ``queries`` (judged in ``qrels``) over this collection and store it."""
     q = Queries(list(queries), list(query_ids))
     first = (coll.retriever("dense") % depth).search(q)
@@ -32,9 +40,15 @@ def calibrate(coll: Any, queries: Sequence[str], query_ids: Sequence[str], qrels
     return adapter
 
 
-def threshold_stage(coll: Any, *, min_relevance: float = 0.5, min_hits: int = 0) -> RelevanceThreshold:
+def threshold_stage(
+    coll: Any, *, min_relevance: float = 0.5, min_hits: int = 0
+) -> RelevanceThreshold:
     """The stored adapter as a threshold stage (put after ``coll.retriever('dense') % depth``)."""
     if INDEX not in coll.config:
-        raise ValueError("this collection has no calibration; fit one with heron.calibration.collection.calibrate(coll, queries, ids, qrels)")
+        raise ValueError(
+            "this collection has no calibration; fit one with heron.calibration.collection.calibrate(coll, queries, ids, qrels)"
+        )
     adapter = CosineAdapter.load(coll.path / "indexes" / INDEX)
-    return RelevanceThreshold(adapter=adapter, encoder=coll.encoder, min_relevance=min_relevance, min_hits=min_hits)
+    return RelevanceThreshold(
+        adapter=adapter, encoder=coll.encoder, min_relevance=min_relevance, min_hits=min_hits
+    )

@@ -78,7 +78,11 @@ def relative_scores(scores: np.ndarray, spread_rank: int) -> np.ndarray:
     return np.where(fin, (s - s1[:, None]) / spread[:, None], -np.inf)
 
 
-def label_candidates(keys_or_ids: Sequence[Sequence], query_ids: Sequence[str], qrels: Mapping[str, Mapping[str, int]]) -> np.ndarray:
+def label_candidates(
+    keys_or_ids: Sequence[Sequence],
+    query_ids: Sequence[str],
+    qrels: Mapping[str, Mapping[str, int]],
+) -> np.ndarray:
     """Binary labels ``(n_queries, k)``: whether each candidate id is judged relevant (> 0)."""
     out = np.zeros((len(query_ids), max((len(r) for r in keys_or_ids), default=0)), dtype=bool)
     for i, (q, row) in enumerate(zip(query_ids, keys_or_ids)):
@@ -132,7 +136,9 @@ class CosineAdapter:
         spread_rank: int = 100,
     ) -> None:
         if score_transform not in TRANSFORMS:
-            raise ValueError(f"score_transform must be one of {TRANSFORMS}, got {score_transform!r}")
+            raise ValueError(
+                f"score_transform must be one of {TRANSFORMS}, got {score_transform!r}"
+            )
         if not isinstance(spread_rank, int) or spread_rank < 2:
             raise ValueError(f"spread_rank must be an int >= 2, got {spread_rank!r}")
         self.score_transform, self.spread_rank = score_transform, spread_rank
@@ -140,8 +146,16 @@ class CosineAdapter:
         if not features or any(f not in FEATURES for f in features):
             raise ValueError(f"features must be a non-empty subset of {FEATURES}, got {features}")
         if l2 < 0 or epochs < 1 or learning_rate <= 0:
-            raise ValueError(f"need l2 >= 0, epochs >= 1, learning_rate > 0; got {l2}, {epochs}, {learning_rate}")
-        self.features, self.l2, self.epochs, self.learning_rate, self.seed = features, float(l2), int(epochs), float(learning_rate), int(seed)
+            raise ValueError(
+                f"need l2 >= 0, epochs >= 1, learning_rate > 0; got {l2}, {epochs}, {learning_rate}"
+            )
+        self.features, self.l2, self.epochs, self.learning_rate, self.seed = (
+            features,
+            float(l2),
+            int(epochs),
+            float(learning_rate),
+            int(seed),
+        )
         self.model: str | None = None
         self.dim: int | None = None
         self._p: dict[str, np.ndarray] = {}
@@ -162,7 +176,14 @@ class CosineAdapter:
         return relative_scores(s, self.spread_rank) if self.score_transform == "relative" else s
 
     # ------------------------------------------------------------------ fit
-    def fit(self, query_vectors: np.ndarray, scores: np.ndarray, labels: np.ndarray, *, model: str | None = None) -> CosineAdapter:
+    def fit(
+        self,
+        query_vectors: np.ndarray,
+        scores: np.ndarray,
+        labels: np.ndarray,
+        *,
+        model: str | None = None,
+    ) -> CosineAdapter:
         """Fit on labelled first-stage candidates.
 
         Parameters
@@ -176,7 +197,9 @@ class CosineAdapter:
         s = np.asarray(scores, dtype=np.float64)
         y = np.asarray(labels, dtype=bool)
         if q.ndim != 2 or s.ndim != 2 or s.shape != y.shape or len(q) != len(s):
-            raise ValueError(f"need query_vectors (n, d), scores and labels (n, k); got {q.shape}, {s.shape}, {y.shape}")
+            raise ValueError(
+                f"need query_vectors (n, d), scores and labels (n, k); got {q.shape}, {s.shape}, {y.shape}"
+            )
         valid = np.isfinite(s)
         s = self._transform(s)
         n_pairs, n_pos = int(valid.sum()), int((y & valid).sum())
@@ -197,7 +220,12 @@ class CosineAdapter:
         f = phi.shape[1]
         rng = np.random.default_rng(self.seed)
         prior = np.log(n_pos / (n_pairs - n_pos))
-        params = {"u": rng.normal(0, 0.01, f), "u0": np.array([np.log(np.expm1(1.0))]), "v": rng.normal(0, 0.01, f), "v0": np.array([prior])}
+        params = {
+            "u": rng.normal(0, 0.01, f),
+            "u0": np.array([np.log(np.expm1(1.0))]),
+            "v": rng.normal(0, 0.01, f),
+            "v0": np.array([prior]),
+        }
         m = {k: np.zeros_like(v) for k, v in params.items()}
         v2 = {k: np.zeros_like(v) for k, v in params.items()}
         b1, b2, eps = 0.9, 0.999, 1e-8
@@ -218,16 +246,22 @@ class CosineAdapter:
             for k in params:
                 m[k] = b1 * m[k] + (1 - b1) * grads[k]
                 v2[k] = b2 * v2[k] + (1 - b2) * grads[k] ** 2
-                params[k] -= self.learning_rate * (m[k] / (1 - b1**t)) / (np.sqrt(v2[k] / (1 - b2**t)) + eps)
+                params[k] -= (
+                    self.learning_rate * (m[k] / (1 - b1**t)) / (np.sqrt(v2[k] / (1 - b2**t)) + eps)
+                )
         self._p.update(params)
         return self
 
     # ------------------------------------------------------------------ apply
     def _check(self) -> None:
         if not self._p:
-            raise ValueError("this CosineAdapter is not fitted; call fit(...) or CosineAdapter.load(path)")
+            raise ValueError(
+                "this CosineAdapter is not fitted; call fit(...) or CosineAdapter.load(path)"
+            )
 
-    def mapping(self, query_vectors: np.ndarray, scores: np.ndarray, *, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def mapping(
+        self, query_vectors: np.ndarray, scores: np.ndarray, *, model: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-query ``(a, b)`` of ``p = sigmoid(a * z + b)``, each ``(n_queries,)``."""
         self._check()
         q = np.asarray(query_vectors)
@@ -237,7 +271,9 @@ class CosineAdapter:
         b = phi @ self._p["v"] + self._p["v0"][0]
         return a, b
 
-    def predict(self, query_vectors: np.ndarray, scores: np.ndarray, *, model: str | None = None) -> np.ndarray:
+    def predict(
+        self, query_vectors: np.ndarray, scores: np.ndarray, *, model: str | None = None
+    ) -> np.ndarray:
         """Relevance probabilities ``(n_queries, k)`` of the candidates' raw ``scores`` (pads -> 0).
 
         ``scores`` must be the query's first-stage raw cosine list (descending, ``-inf`` pads):
@@ -255,13 +291,31 @@ class CosineAdapter:
     def save(self, path: str | os.PathLike) -> None:
         """Store as ``.npy`` arrays + ``manifest.json`` (model, dim, features, format version)."""
         self._check()
-        params = {"model": self.model, "dim": self.dim, "features": list(self.features), "l2": self.l2, "epochs": self.epochs, "learning_rate": self.learning_rate, "seed": self.seed, "score_transform": self.score_transform, "spread_rank": self.spread_rank}
+        params = {
+            "model": self.model,
+            "dim": self.dim,
+            "features": list(self.features),
+            "l2": self.l2,
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+            "score_transform": self.score_transform,
+            "spread_rank": self.spread_rank,
+        }
         save_state(path, "CosineAdapter", FORMAT_VERSION, params, self._p)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CosineAdapter:
         params, arrays = load_state(path, "CosineAdapter", FORMAT_VERSION)
-        self = cls(features=params["features"], l2=params["l2"], epochs=params["epochs"], learning_rate=params["learning_rate"], seed=params["seed"], score_transform=params["score_transform"], spread_rank=params["spread_rank"])
+        self = cls(
+            features=params["features"],
+            l2=params["l2"],
+            epochs=params["epochs"],
+            learning_rate=params["learning_rate"],
+            seed=params["seed"],
+            score_transform=params["score_transform"],
+            spread_rank=params["spread_rank"],
+        )
         self.model, self.dim, self._p = params["model"], params["dim"], arrays
         return self
 
@@ -282,7 +336,14 @@ class RelevanceThreshold(Stage):
     min_hits: hits always kept per query whatever their probability (0: a query may get none).
     """
 
-    def __init__(self, *, adapter: CosineAdapter, encoder: object, min_relevance: float = 0.5, min_hits: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        adapter: CosineAdapter,
+        encoder: object,
+        min_relevance: float = 0.5,
+        min_hits: int = 0,
+    ) -> None:
         if isinstance(min_hits, bool) or not isinstance(min_hits, int) or min_hits < 0:
             raise ValueError(f"min_hits must be an int >= 0, got {min_hits!r}")
         self.min_hits = min_hits
@@ -291,20 +352,28 @@ class RelevanceThreshold(Stage):
         self.min_relevance = check_threshold(min_relevance)
         name, dim = getattr(encoder, "name", None), getattr(encoder, "dim", None)
         if adapter.model is not None and name is not None and name != adapter.model:
-            raise ValueError(f"this CosineAdapter was trained for model {adapter.model!r}, not {name!r}; train one for {name!r}")
+            raise ValueError(
+                f"this CosineAdapter was trained for model {adapter.model!r}, not {name!r}; train one for {name!r}"
+            )
         if dim is not None and adapter.dim is not None and int(dim) != adapter.dim:
-            raise ValueError(f"this CosineAdapter was trained for dimension {adapter.dim}, the encoder has {dim}")
+            raise ValueError(
+                f"this CosineAdapter was trained for dimension {adapter.dim}, the encoder has {dim}"
+            )
         self.name = f"RelevanceThreshold({self.min_relevance})"
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         if candidates is None:
-            raise ValueError("RelevanceThreshold filters candidates; put a dense retriever before it")
+            raise ValueError(
+                "RelevanceThreshold filters candidates; put a dense retriever before it"
+            )
         q = query_vectors(queries, self.encoder)
         p = self.adapter.predict(q, candidates.scores, model=getattr(self.encoder, "name", None))
         return threshold_results(candidates, p, self.min_relevance, min_hits=self.min_hits)
 
 
-def threshold_results(candidates: Results, new_scores: np.ndarray, threshold: float, *, min_hits: int = 0) -> Results:
+def threshold_results(
+    candidates: Results, new_scores: np.ndarray, threshold: float, *, min_hits: int = 0
+) -> Results:
     """Keep hits with ``new_scores >= threshold`` (scores monotone with the row order), pad the rest.
 
     ``min_hits`` first hits of each row are kept whatever their score.

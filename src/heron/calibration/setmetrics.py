@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 
-def set_prf(ids: Sequence[Sequence[str]], query_ids: Sequence[str], qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
+def set_prf(
+    ids: Sequence[Sequence[str]], query_ids: Sequence[str], qrels: Mapping[str, Mapping[str, int]]
+) -> dict[str, float]:
     """Macro-averaged precision, recall and F1 of returned sets against relevant sets (rel > 0).
 
     An empty returned set has precision 0 (so returning nothing is never free), recall 0, F1 0.
@@ -26,13 +28,17 @@ def set_prf(ids: Sequence[Sequence[str]], query_ids: Sequence[str], qrels: Mappi
         f.append(2 * pi * ri / (pi + ri) if pi + ri > 0 else 0.0)
     mp, mr = tp_all / max(ret_all, 1), tp_all / max(rel_all, 1)
     return {
-        "precision": float(np.mean(p)), "recall": float(np.mean(r)), "f1": float(np.mean(f)),
+        "precision": float(np.mean(p)),
+        "recall": float(np.mean(r)),
+        "f1": float(np.mean(f)),
         "micro_f1": 2 * mp * mr / (mp + mr) if mp + mr > 0 else 0.0,
         "avg_count": float(np.mean([len(g) for g in ids])),
     }
 
 
-def match_count(avg_count: Callable[[float], float], target: float, lo: float, hi: float, *, iters: int = 40) -> float:
+def match_count(
+    avg_count: Callable[[float], float], target: float, lo: float, hi: float, *, iters: int = 40
+) -> float:
     """Parameter ``t`` in ``[lo, hi]`` whose ``avg_count(t)`` is closest to ``target``.
 
     ``avg_count`` must be non-increasing in ``t`` (a higher threshold returns fewer hits).

@@ -12,18 +12,39 @@ def _floats(text: str) -> list[float]:
     try:
         vals = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,2,4,10, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 0,2,4,10, got {text!r}"
+        ) from exc
     return [int(v) if v == int(v) else v for v in vals]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="BEIR dataset name under $HERON_DATA or a folder")
-    parser.add_argument("--codecs", default=",".join(DEFAULT_CODECS), help="comma-separated codec specs (default: %(default)s)")
-    parser.add_argument("--oversample", type=_floats, default=list(DEFAULT_OVERSAMPLES), help="rescoring factors, 0 = no rescoring (default: 0,2,4,5,10)")
-    parser.add_argument("--rescore", choices=("float16", "float32"), default="float16", help="finer copy used for rescoring")
+    parser.add_argument(
+        "--codecs",
+        default=",".join(DEFAULT_CODECS),
+        help="comma-separated codec specs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--oversample",
+        type=_floats,
+        default=list(DEFAULT_OVERSAMPLES),
+        help="rescoring factors, 0 = no rescoring (default: 0,2,4,5,10)",
+    )
+    parser.add_argument(
+        "--rescore",
+        choices=("float16", "float32"),
+        default="float16",
+        help="finer copy used for rescoring",
+    )
     parser.add_argument("--split", default="test", help="qrels split of the queries")
     parser.add_argument("--model", default=None, help="encoder (default all-MiniLM-L6-v2)")
-    parser.add_argument("--sample", type=int, default=None, help="sweep on this many sampled documents (large corpora)")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        help="sweep on this many sampled documents (large corpora)",
+    )
     parser.add_argument("--out", default=None, help="report folder (default out/bench-DATASET)")
 
 
@@ -39,15 +60,34 @@ def run(args: argparse.Namespace) -> int:
     for s in specs:
         parse_spec(s)  # fail fast on a bad spec, listing the valid ones
     data = dataset_vectors(args.dataset, split=args.split, model=args.model, sample=args.sample)
-    rows = run_sweep(data["doc_emb"], data["query_emb"], codecs=specs, oversamples=args.oversample, rescore_dtype=args.rescore, evaluate=data["evaluate"])
+    rows = run_sweep(
+        data["doc_emb"],
+        data["query_emb"],
+        codecs=specs,
+        oversamples=args.oversample,
+        rescore_dtype=args.rescore,
+        evaluate=data["evaluate"],
+    )
     name = Path(args.dataset).name
     out = args.out or f"out/bench-{name}"
-    meta = {"dataset": name, "model": data["model"], "split": args.split, "n_docs": data["n_docs"], "n_sample": data["n_sample"], "rescore": args.rescore}
+    meta = {
+        "dataset": name,
+        "model": data["model"],
+        "split": args.split,
+        "n_docs": data["n_docs"],
+        "n_sample": data["n_sample"],
+        "rescore": args.rescore,
+    }
     paths = write_report(rows, out, title=f"heron bench {name} ({data['model']})", meta=meta)
     front = pareto_front(rows)
-    print(f"{len(rows)} configurations measured; Pareto frontier (memory vs recall@10 of exact top-10):")
+    print(
+        f"{len(rows)} configurations measured; Pareto frontier (memory vs recall@10 of exact top-10):"
+    )
     for i in sorted(front, key=lambda i: rows[i]["memory_bytes"]):
         r = rows[i]
-        print(f"  {r['codec']:>14} x{r['oversample']:<3} {r['bytes_per_vector']:7.0f} B/vec  recall@10 {r['recall10_exact']:.4f}" + (f"  nDCG@10 {r['ndcg10']:.4f}" if "ndcg10" in r else ""))
+        print(
+            f"  {r['codec']:>14} x{r['oversample']:<3} {r['bytes_per_vector']:7.0f} B/vec  recall@10 {r['recall10_exact']:.4f}"
+            + (f"  nDCG@10 {r['ndcg10']:.4f}" if "ndcg10" in r else "")
+        )
     print(json.dumps(paths))
     return 0

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("heron.cli.info", "describe a collection"),
     "tune": ("heron.cli.tune", "sweep ANN index parameters: recall@10 vs queries/second"),
     "eval": ("heron.cli.eval", "evaluate retrievers on a BEIR dataset"),
+    "bench": ("heron.cli.bench", "sweep vector codecs x rescoring on a BEIR dataset: quality vs memory"),
+    "recommend": ("heron.cli.recommend", "pick the measured best codec configuration for a memory budget"),
     "migrate": ("heron.cli.migrate", "serve a new embedding model against an old index (drift map, re-embed)"),
     "bench-multivector": (
         "heron.cli.bench_multivector",

@@ -194,7 +194,14 @@ def lut_topk(lut, codes, K, nchunks, qblock, tile):  # pragma: no cover - compil
                 cnt[qq] = ct
                 thr[qq] = th
         for qq in range(nb):
-            _emit_f(bs[qq], bi[qq], cnt[qq], K, out_s[q0 + qq, c * K : (c + 1) * K], out_i[q0 + qq, c * K : (c + 1) * K])
+            _emit_f(
+                bs[qq],
+                bi[qq],
+                cnt[qq],
+                K,
+                out_s[q0 + qq, c * K : (c + 1) * K],
+                out_i[q0 + qq, c * K : (c + 1) * K],
+            )
     return out_s, out_i
 
 
@@ -238,7 +245,14 @@ def u8dot_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compi
                 cnt[qq] = ct
                 thr[qq] = th
         for qq in range(nb):
-            _emit_f(bs[qq], bi[qq], cnt[qq], K, out_s[q0 + qq, c * K : (c + 1) * K], out_i[q0 + qq, c * K : (c + 1) * K])
+            _emit_f(
+                bs[qq],
+                bi[qq],
+                cnt[qq],
+                K,
+                out_s[q0 + qq, c * K : (c + 1) * K],
+                out_i[q0 + qq, c * K : (c + 1) * K],
+            )
     return out_s, out_i
 
 

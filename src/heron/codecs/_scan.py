@@ -28,7 +28,9 @@ def _plan(nq: int, n: int, k: int, nthreads: int) -> tuple[int, int]:
     return nchunks, nq
 
 
-def merge_chunks(scores: np.ndarray, rows: np.ndarray, k: int, *, ascending: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def merge_chunks(
+    scores: np.ndarray, rows: np.ndarray, k: int, *, ascending: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge per-chunk top lists ``(nq, nchunks*k)`` into ``(nq, k)`` sorted lists."""
     if scores.shape[1] == k:
         return scores, rows
@@ -37,7 +39,9 @@ def merge_chunks(scores: np.ndarray, rows: np.ndarray, k: int, *, ascending: boo
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
-def hamming_topk(qwords: np.ndarray, dbwords: np.ndarray, k: int, *, tile: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def hamming_topk(
+    qwords: np.ndarray, dbwords: np.ndarray, k: int, *, tile: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """``(dist (nq, k) int32 ascending, rows (nq, k) int64)``; padding ``nbits+1`` / ``-1``."""
     kern = _kernels()
     nchunks, qblock = _plan(len(qwords), len(dbwords), k, kern.threads())
@@ -45,19 +49,27 @@ def hamming_topk(qwords: np.ndarray, dbwords: np.ndarray, k: int, *, tile: int =
     return merge_chunks(d, r, k, ascending=True)
 
 
-def lut_topk(lut: np.ndarray, codes: np.ndarray, k: int, *, tile: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def lut_topk(
+    lut: np.ndarray, codes: np.ndarray, k: int, *, tile: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (nq, k) float32 descending, rows (nq, k))`` of a table scan over uint8 codes."""
     kern = _kernels()
     nchunks, qblock = _plan(len(lut), len(codes), k, kern.threads())
-    s, r = kern.lut_topk(np.ascontiguousarray(lut, dtype=np.float32), codes, int(k), nchunks, qblock, tile)
+    s, r = kern.lut_topk(
+        np.ascontiguousarray(lut, dtype=np.float32), codes, int(k), nchunks, qblock, tile
+    )
     return merge_chunks(s, r, k)
 
 
-def u8dot_topk(qw: np.ndarray, codes: np.ndarray, k: int, *, tile: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def u8dot_topk(
+    qw: np.ndarray, codes: np.ndarray, k: int, *, tile: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """``(scores (nq, k) float32 descending, rows (nq, k))`` of ``qw @ codes.T`` with uint8 codes."""
     kern = _kernels()
     nchunks, qblock = _plan(len(qw), len(codes), k, kern.threads())
-    s, r = kern.u8dot_topk(np.ascontiguousarray(qw, dtype=np.float32), codes, int(k), nchunks, qblock, tile)
+    s, r = kern.u8dot_topk(
+        np.ascontiguousarray(qw, dtype=np.float32), codes, int(k), nchunks, qblock, tile
+    )
     return merge_chunks(s, r, k)
 
 

@@ -34,7 +34,9 @@ def as_matrix(x: Any, *, what: str = "vectors", dim: int | None = None) -> np.nd
     if x.ndim != 2:
         raise ValueError(f"{what} must be 2-d (n, d), got shape {x.shape}")
     if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{what} have dimension {x.shape[1]} but the codec was fitted on dimension {dim}; encode vectors of the fitted model/dimension or refit the codec")
+        raise ValueError(
+            f"{what} have dimension {x.shape[1]} but the codec was fitted on dimension {dim}; encode vectors of the fitted model/dimension or refit the codec"
+        )
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"{what} must be floating point, got dtype {x.dtype}")
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -50,10 +52,14 @@ def topk_from_scores(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         part = np.broadcast_to(np.arange(n), (nq, n)).copy()
     ps = np.take_along_axis(s, part, axis=1)
     order = np.argsort(-ps, axis=1, kind="stable")
-    return np.take_along_axis(ps, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
+    return np.take_along_axis(ps, order, axis=1), np.take_along_axis(part, order, axis=1).astype(
+        np.int64
+    )
 
 
-def merge_topk(best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, i: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def merge_topk(
+    best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, i: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge two sorted top lists per row into the top ``k``."""
     cs = np.concatenate([best_s, s], axis=1)
     ci = np.concatenate([best_i, i], axis=1)
@@ -97,7 +103,9 @@ class Codec:
         """Learn the codec's state on corpus vectors ``x`` ``(n, d)``; returns ``self``."""
         x = as_matrix(x, what="training vectors")
         if x.shape[0] < self.min_train:
-            raise ValueError(f"codec {self.spec!r} needs at least {self.min_train} training vectors, got {x.shape[0]}; fit on more vectors or choose a smaller codec")
+            raise ValueError(
+                f"codec {self.spec!r} needs at least {self.min_train} training vectors, got {x.shape[0]}; fit on more vectors or choose a smaller codec"
+            )
         self._fit(x, **kwargs)
         self.dim = int(x.shape[1])
         return self
@@ -142,7 +150,9 @@ class Codec:
             out[:, s : s + step] = q @ self.decode(codes[s : s + step]).T
         return out
 
-    def topk(self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
+    def topk(
+        self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows of ``codes`` per query by :meth:`score`, without an ``(nq, n)`` matrix.
 
         Returns ``(scores, rows)``, both ``(n_queries, k)``, sorted descending, padded with
@@ -198,16 +208,22 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     folder = Path(path)
     mf = folder / MANIFEST
     if not mf.is_file():
-        raise FileNotFoundError(f"no saved codec at {str(folder)!r} (missing {MANIFEST}); save one with codec.save(path)")
+        raise FileNotFoundError(
+            f"no saved codec at {str(folder)!r} (missing {MANIFEST}); save one with codec.save(path)"
+        )
     manifest = json.loads(mf.read_text())
     if manifest.get("format") != "heron.codec":
         raise ValueError(f"{mf} is not a heron codec manifest (format={manifest.get('format')!r})")
     if manifest.get("version") != FORMAT_VERSION:
-        raise ValueError(f"codec at {str(folder)!r} has format version {manifest.get('version')!r}; this heron reads version {FORMAT_VERSION}; refit and save the codec again")
+        raise ValueError(
+            f"codec at {str(folder)!r} has format version {manifest.get('version')!r}; this heron reads version {FORMAT_VERSION}; refit and save the codec again"
+        )
     return manifest
 
 
-def load_codec(path: str | os.PathLike, *, dim: int | None = None, model: str | None = None) -> Codec:
+def load_codec(
+    path: str | os.PathLike, *, dim: int | None = None, model: str | None = None
+) -> Codec:
     """Load a codec saved with :meth:`Codec.save`.
 
     Parameters
@@ -220,12 +236,18 @@ def load_codec(path: str | os.PathLike, *, dim: int | None = None, model: str | 
 
     manifest = read_manifest(path)
     if dim is not None and manifest["dim"] != dim:
-        raise ValueError(f"codec at {str(path)!r} was fitted on dimension {manifest['dim']}, but the vectors have dimension {dim}; refit the codec for this model")
+        raise ValueError(
+            f"codec at {str(path)!r} was fitted on dimension {manifest['dim']}, but the vectors have dimension {dim}; refit the codec for this model"
+        )
     if model is not None and manifest.get("model") not in (None, model):
-        raise ValueError(f"codec at {str(path)!r} was fitted for model {manifest['model']!r}, not {model!r}; refit the codec for this model")
+        raise ValueError(
+            f"codec at {str(path)!r} was fitted for model {manifest['model']!r}, not {model!r}; refit the codec for this model"
+        )
     codec = parse_spec(manifest["spec"])
     folder = Path(path)
-    arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in manifest["arrays"]}
+    arrays = {
+        name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in manifest["arrays"]
+    }
     codec._load_state(manifest["params"], arrays)
     codec.dim = int(manifest["dim"])
     return codec

@@ -65,7 +65,9 @@ def pack_signs(z: np.ndarray, width: int) -> np.ndarray:
     """Bits ``z >= 0`` packed little-endian into ``(n, width)`` uint8 (zero padded)."""
     bits = np.packbits(z >= 0, axis=1, bitorder="little")
     if bits.shape[1] < width:
-        bits = np.concatenate([bits, np.zeros((len(bits), width - bits.shape[1]), np.uint8)], axis=1)
+        bits = np.concatenate(
+            [bits, np.zeros((len(bits), width - bits.shape[1]), np.uint8)], axis=1
+        )
     return np.ascontiguousarray(bits)
 
 
@@ -80,7 +82,9 @@ def byte_tables(w: np.ndarray, width: int) -> np.ndarray:
     nq, d = w.shape
     wp = np.zeros((nq, width * 8), dtype=np.float32)
     wp[:, :d] = w
-    return np.einsum("qmt,vt->qmv", wp.reshape(nq, width, 8), _SIGNS, optimize=True).astype(np.float32)
+    return np.einsum("qmt,vt->qmv", wp.reshape(nq, width, 8), _SIGNS, optimize=True).astype(
+        np.float32
+    )
 
 
 def code_width(d: int) -> int:
@@ -103,7 +107,16 @@ class BinaryCodec(Codec):
 
     kind = "binary"
 
-    def __init__(self, *, scoring: str = "asym", centre: bool = True, rotation: str = "itq", itq_iters: int = 30, max_train: int = 100_000, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        scoring: str = "asym",
+        centre: bool = True,
+        rotation: str = "itq",
+        itq_iters: int = 30,
+        max_train: int = 100_000,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if scoring not in SCORINGS:
             raise ValueError(f"binary scoring must be one of {SCORINGS}, got {scoring!r}")
@@ -127,7 +140,9 @@ class BinaryCodec(Codec):
 
     def _fit(self, x: np.ndarray, **kwargs: Any) -> None:
         xs = self._sample(x)
-        self.mean = xs.mean(axis=0).astype(np.float32) if self.centre else np.zeros(x.shape[1], np.float32)
+        self.mean = (
+            xs.mean(axis=0).astype(np.float32) if self.centre else np.zeros(x.shape[1], np.float32)
+        )
         xc = xs - self.mean
         self.R = fit_rotation(xc, rotation=self.rotation, iters=self.itq_iters, seed=self.seed)
         self.scale = np.abs(xc @ self.R).mean(axis=0).astype(np.float32)
@@ -164,32 +179,47 @@ class BinaryCodec(Codec):
         if self.scoring == "hamming":
             qc = self.query_codes(q)
             if _scan.fast_available():
-                ham = _scan.hamming_matrix(qc.view(np.uint64), np.ascontiguousarray(codes).view(np.uint64))
+                ham = _scan.hamming_matrix(
+                    qc.view(np.uint64), np.ascontiguousarray(codes).view(np.uint64)
+                )
             else:
                 ham = (unpack_signs(qc, d)[:, None, :] != unpack_signs(codes, d)[None]).sum(-1)
             return (d - 2 * ham).astype(np.float32)
         w = (q @ self.R) * self.scale
         return (w @ unpack_signs(codes, d).T + (q @ self.mean)[:, None]).astype(np.float32)
 
-    def topk(self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
+    def topk(
+        self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768
+    ) -> tuple[np.ndarray, np.ndarray]:
         d = self._check()
         q = as_matrix(queries, what="queries", dim=d)
         if not _scan.fast_available() or len(codes) == 0:
             return super().topk(q, codes, k, block_size=block_size)
         codes = np.ascontiguousarray(codes)
         if self.scoring == "hamming":
-            dist, rows = _scan.hamming_topk(self.query_codes(q).view(np.uint64), codes.view(np.uint64), k)
+            dist, rows = _scan.hamming_topk(
+                self.query_codes(q).view(np.uint64), codes.view(np.uint64), k
+            )
             s = np.where(rows >= 0, d - 2 * dist, -np.inf).astype(np.float32)
             return pad_topk(s, rows, k)
         w = (q @ self.R) * self.scale
         off = (q @ self.mean)[:, None]
-        parts = [_scan.lut_topk(byte_tables(w[i : i + 512], self.width), codes, k) for i in range(0, len(q), 512)]
+        parts = [
+            _scan.lut_topk(byte_tables(w[i : i + 512], self.width), codes, k)
+            for i in range(0, len(q), 512)
+        ]
         s, r = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return pad_topk(s + off, r, k)
 
     # -- state -------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        params = {"scoring": self.scoring, "centre": self.centre, "rotation": self.rotation, "itq_iters": self.itq_iters, "seed": self.seed}
+        params = {
+            "scoring": self.scoring,
+            "centre": self.centre,
+            "rotation": self.rotation,
+            "itq_iters": self.itq_iters,
+            "seed": self.seed,
+        }
         return params, {"mean": self.mean, "R": self.R, "scale": self.scale}
 
     def _load_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:

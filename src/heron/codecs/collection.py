@@ -66,7 +66,15 @@ class CompressedRetriever(Stage):
     depth: hits returned when not cut by ``% k``.
     """
 
-    def __init__(self, collection: Any, *, codec: str | None = None, oversample: float | None = None, rescore: str | None = None, depth: int = 1000) -> None:
+    def __init__(
+        self,
+        collection: Any,
+        *,
+        codec: str | None = None,
+        oversample: float | None = None,
+        rescore: str | None = None,
+        depth: int = 1000,
+    ) -> None:
         cfg = {**DEFAULT_CONFIG, **(collection.config.get("codec") or {})}
         self.collection = collection
         self.spec = codec or cfg["spec"]
@@ -81,14 +89,27 @@ class CompressedRetriever(Stage):
         self.name = f"compressed[{self.spec}]"
 
     def with_depth(self, k: int) -> CompressedRetriever:
-        return CompressedRetriever(self.collection, codec=self.spec, oversample=self.oversample, rescore=self.rescore, depth=k)
+        return CompressedRetriever(
+            self.collection,
+            codec=self.spec,
+            oversample=self.oversample,
+            rescore=self.rescore,
+            depth=k,
+        )
 
     def _index(self, snap: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray | None]:
         folder = Path(self.collection.index_dir(INDEX_NAME))
         state_path = folder / "state.json"
-        want = {"generation": int(snap.generation), "spec": self.spec, "model": self.collection.model, "dim": int(self.collection.dim)}
+        want = {
+            "generation": int(snap.generation),
+            "spec": self.spec,
+            "model": self.collection.model,
+            "dim": int(self.collection.dim),
+        }
         if state_path.is_file() and json.loads(state_path.read_text()) == want:
-            codec = load_codec(folder / "codec", dim=self.collection.dim, model=self.collection.model)
+            codec = load_codec(
+                folder / "codec", dim=self.collection.dim, model=self.collection.model
+            )
             codes = np.load(folder / "codes.npy")
             keys = np.load(folder / "keys.npy")
         else:
@@ -101,7 +122,9 @@ class CompressedRetriever(Stage):
             np.save(folder / "keys.npy", keys)
             np.save(folder / "rescore16.npy", x.astype(np.float16))
             state_path.write_text(json.dumps(want))
-        f16 = np.load(folder / "rescore16.npy", mmap_mode="r") if self.rescore == "float16" else None
+        f16 = (
+            np.load(folder / "rescore16.npy", mmap_mode="r") if self.rescore == "float16" else None
+        )
         return codec, codes, keys, f16
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
@@ -111,7 +134,12 @@ class CompressedRetriever(Stage):
         snap = self.collection.snapshot()
         if candidates is not None:
             return rescore_exact(snap, q, candidates)
-        info = {"retriever": "compressed", "codec": self.spec, "oversample": self.oversample, "generation": snap.generation}
+        info = {
+            "retriever": "compressed",
+            "codec": self.spec,
+            "oversample": self.oversample,
+            "generation": snap.generation,
+        }
         if len(snap.keys) == 0:
             r = Results.empty(len(q), self.depth)
             return Results(r.keys, r.scores, self.collection.resolver(), info)

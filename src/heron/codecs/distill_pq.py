@@ -40,16 +40,38 @@ class DistilledPQCodec(PQCodec):
 
     kind = "dpq"
 
-    def __init__(self, *, M: int = 48, opq: bool = False, epochs: int = 4, n_queries: int = 4096, candidates: int = 100, temperature: float = 0.02, lr: float = 2e-4, batch_size: int = 64, max_train: int = 65536, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        M: int = 48,
+        opq: bool = False,
+        epochs: int = 3,
+        n_queries: int = 2048,
+        candidates: int = 100,
+        temperature: float = 0.02,
+        lr: float = 1e-3,
+        batch_size: int = 64,
+        max_train: int = 65536,
+        seed: int = 0,
+    ) -> None:
         super().__init__(M=M, opq=opq, max_train=max_train, seed=seed)
         if epochs < 0 or candidates < 2 or temperature <= 0 or lr <= 0 or batch_size < 1:
-            raise ValueError(f"bad distillation settings (epochs={epochs}, candidates={candidates}, temperature={temperature}, lr={lr}, batch_size={batch_size}); all must be positive (candidates >= 2)")
+            raise ValueError(
+                f"bad distillation settings (epochs={epochs}, candidates={candidates}, temperature={temperature}, lr={lr}, batch_size={batch_size}); all must be positive (candidates >= 2)"
+            )
         self.epochs, self.n_queries, self.L = int(epochs), int(n_queries), int(candidates)
         self.temperature, self.lr, self.batch_size = float(temperature), float(lr), int(batch_size)
         self.spec = f"d{'opq' if opq else 'pq'}{M}"
         self.history: list[float] = []
 
-    def _fit(self, x: np.ndarray, *, queries: np.ndarray | None = None, progress: bool = False, **kwargs: Any) -> None:
+    def _fit(
+        self,
+        x: np.ndarray,
+        *,
+        queries: np.ndarray | None = None,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super()._fit(x)
         rng = np.random.default_rng(self.seed + 1)
         xs = self._sample(x)
@@ -85,17 +107,30 @@ class DistilledPQCodec(PQCodec):
                 cand = np.concatenate([t_top[b], s_top], axis=1)  # (B, 2L)
                 teacher = np.einsum("bd,bld->bl", qr[b], xr[cand], optimize=True) / self.temperature
                 cc = codes[cand]  # (B, 2L, M)
-                student = np.take_along_axis(lut, cc.transpose(0, 2, 1).astype(np.int64), axis=2).sum(1) / self.temperature
+                student = (
+                    np.take_along_axis(lut, cc.transpose(0, 2, 1).astype(np.int64), axis=2).sum(1)
+                    / self.temperature
+                )
                 pt = np.exp(teacher - teacher.max(1, keepdims=True))
                 pt /= pt.sum(1, keepdims=True)
                 ls = student - student.max(1, keepdims=True)
                 ps = np.exp(ls)
                 ps /= ps.sum(1, keepdims=True)
-                losses.append(float((pt * (np.log(pt + 1e-12) - ls + np.log(np.exp(ls).sum(1, keepdims=True)))).sum(1).mean()))
+                losses.append(
+                    float(
+                        (pt * (np.log(pt + 1e-12) - ls + np.log(np.exp(ls).sum(1, keepdims=True))))
+                        .sum(1)
+                        .mean()
+                    )
+                )
                 g = (ps - pt) / self.temperature / B  # dloss/dstudent_score, (B, 2L)
                 # W[m, b, j] = sum_l g[b, l] [cc[b, l, m] == j]
-                flat = (np.arange(M)[None, None, :] * B + np.arange(B)[:, None, None]) * ksub + cc.astype(np.int64)
-                W = np.bincount(flat.ravel(), weights=np.repeat(g.ravel(), M), minlength=M * B * ksub).reshape(M, B, ksub)
+                flat = (
+                    np.arange(M)[None, None, :] * B + np.arange(B)[:, None, None]
+                ) * ksub + cc.astype(np.int64)
+                W = np.bincount(
+                    flat.ravel(), weights=np.repeat(g.ravel(), M), minlength=M * B * ksub
+                ).reshape(M, B, ksub)
                 grad = np.einsum("mbj,bmd->mjd", W, qsub, optimize=True)
                 step += 1
                 m1 = 0.9 * m1 + 0.1 * grad
@@ -106,5 +141,7 @@ class DistilledPQCodec(PQCodec):
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         params, arrays = super()._state()
-        params.update(epochs=self.epochs, candidates=self.L, temperature=self.temperature, lr=self.lr)
+        params.update(
+            epochs=self.epochs, candidates=self.L, temperature=self.temperature, lr=self.lr
+        )
         return params, arrays

@@ -91,7 +91,9 @@ class FloatCodec(Codec):
 
     def _value_table(self) -> np.ndarray:
         if self._table is None:
-            self._table = np.arange(256, dtype=np.uint8).view(_dtype(self.format)).astype(np.float32)
+            self._table = (
+                np.arange(256, dtype=np.uint8).view(_dtype(self.format)).astype(np.float32)
+            )
         return self._table
 
     def decode(self, codes: np.ndarray) -> np.ndarray:

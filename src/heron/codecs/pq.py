@@ -34,7 +34,9 @@ class PQCodec(Codec):
     ksub = 256
     min_train = 256
 
-    def __init__(self, *, M: int = 48, opq: bool = False, max_train: int = 65536, seed: int = 0) -> None:
+    def __init__(
+        self, *, M: int = 48, opq: bool = False, max_train: int = 65536, seed: int = 0
+    ) -> None:
         super().__init__()
         if isinstance(M, bool) or not isinstance(M, int) or M <= 0:
             raise ValueError(f"PQ needs a positive int number of sub-quantisers M, got {M!r}")
@@ -54,7 +56,9 @@ class PQCodec(Codec):
         d = x.shape[1]
         if d % self.M:
             divisors = [m for m in range(1, d + 1) if d % m == 0]
-            raise ValueError(f"PQ with M={self.M} sub-quantisers needs M to divide the dimension {d}; choose M from {divisors}")
+            raise ValueError(
+                f"PQ with M={self.M} sub-quantisers needs M to divide the dimension {d}; choose M from {divisors}"
+            )
         faiss = require("faiss", purpose="product quantisation")
         xs = np.ascontiguousarray(self._sample(x))
         threads = faiss.omp_get_max_threads()
@@ -80,7 +84,11 @@ class PQCodec(Codec):
         pq.verbose = False
         pq.cp.verbose = False
         pq.train(xr)
-        self.centroids = faiss.vector_to_array(pq.centroids).reshape(self.M, self.ksub, d // self.M).astype(np.float32)
+        self.centroids = (
+            faiss.vector_to_array(pq.centroids)
+            .reshape(self.M, self.ksub, d // self.M)
+            .astype(np.float32)
+        )
 
     @property
     def bytes_per_vector(self) -> float:
@@ -124,16 +132,26 @@ class PQCodec(Codec):
             out += tab[:, m, codes[:, m]]
         return out
 
-    def topk(self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
+    def topk(
+        self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768
+    ) -> tuple[np.ndarray, np.ndarray]:
         d = self._check()
         q = as_matrix(queries, what="queries", dim=d)
         if not _scan.fast_available() or len(codes) == 0:
             return super().topk(q, codes, k, block_size=block_size)
-        parts = [_scan.lut_topk(self.lut(q[i : i + 512]), np.ascontiguousarray(codes), k) for i in range(0, len(q), 512)]
-        return pad_topk(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k)
+        parts = [
+            _scan.lut_topk(self.lut(q[i : i + 512]), np.ascontiguousarray(codes), k)
+            for i in range(0, len(q), 512)
+        ]
+        return pad_topk(
+            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k
+        )
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"M": self.M, "opq": self.opq, "seed": self.seed}, {"R": self.R, "centroids": self.centroids}
+        return {"M": self.M, "opq": self.opq, "seed": self.seed}, {
+            "R": self.R,
+            "centroids": self.centroids,
+        }
 
     def _load_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.R, self.centroids = arrays["R"], arrays["centroids"]

@@ -41,7 +41,15 @@ class ResidualBinaryCodec(Codec):
 
     kind = "rbin"
 
-    def __init__(self, *, bits: int = 2, scoring: str = "asym", rotation: str = "itq", max_train: int = 100_000, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        bits: int = 2,
+        scoring: str = "asym",
+        rotation: str = "itq",
+        max_train: int = 100_000,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
             raise ValueError(f"residual binary bits must be an int in 1..8, got {bits!r}")
@@ -121,7 +129,9 @@ class ResidualBinaryCodec(Codec):
             return self._sym(q, codes)
         return self.decode(codes).dot(q.T).T.astype(np.float32)
 
-    def topk(self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
+    def topk(
+        self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768
+    ) -> tuple[np.ndarray, np.ndarray]:
         d = self._check()
         q = as_matrix(queries, what="queries", dim=d)
         if self.scoring == "sym" or not _scan.fast_available() or len(codes) == 0:
@@ -132,12 +142,19 @@ class ResidualBinaryCodec(Codec):
         parts = []
         for i in range(0, len(q), 256):
             tabs = [byte_tables(qr[i : i + 256] * self.alpha[lvl], w) for lvl in range(self.bits)]
-            parts.append(_scan.lut_topk(np.concatenate(tabs, axis=1), np.ascontiguousarray(codes), k))
+            parts.append(
+                _scan.lut_topk(np.concatenate(tabs, axis=1), np.ascontiguousarray(codes), k)
+            )
         s, r = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return pad_topk(s + off, r, k)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        params = {"bits": self.bits, "scoring": self.scoring, "rotation": self.rotation, "seed": self.seed}
+        params = {
+            "bits": self.bits,
+            "scoring": self.scoring,
+            "rotation": self.rotation,
+            "seed": self.seed,
+        }
         return params, {"mean": self.mean, "R": self.R, "alpha": self.alpha}
 
     def _load_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:

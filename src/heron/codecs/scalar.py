@@ -91,7 +91,9 @@ class ScalarQuantizer(Codec):
         w = q * self.step
         off = (q @ self.lo)[:, None]
         for s in range(0, len(codes), 32768):
-            out[:, s : s + 32768] = w @ self._levels(codes[s : s + 32768]).T.astype(np.float32) + off
+            out[:, s : s + 32768] = (
+                w @ self._levels(codes[s : s + 32768]).T.astype(np.float32) + off
+            )
         return out
 
     def lut(self, queries: np.ndarray) -> np.ndarray:
@@ -104,7 +106,9 @@ class ScalarQuantizer(Codec):
         lo_vals, hi_vals = (v & 15).astype(np.float32), (v >> 4).astype(np.float32)
         return (w[:, 0::2, None] * lo_vals + w[:, 1::2, None] * hi_vals).astype(np.float32)
 
-    def topk(self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
+    def topk(
+        self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768
+    ) -> tuple[np.ndarray, np.ndarray]:
         d = self._check()
         q = as_matrix(queries, what="queries", dim=d)
         if not _scan.fast_available() or len(codes) == 0:
@@ -113,7 +117,9 @@ class ScalarQuantizer(Codec):
         if self.bits == 8:
             s, r = _scan.u8dot_topk(q * self.step, codes, k)
         else:
-            parts = [_scan.lut_topk(self.lut(q[i : i + 256]), codes, k) for i in range(0, len(q), 256)]
+            parts = [
+                _scan.lut_topk(self.lut(q[i : i + 256]), codes, k) for i in range(0, len(q), 256)
+            ]
             s, r = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return pad_topk(s + off, r, k)
 

@@ -22,7 +22,9 @@ from heron.codecs.base import Codec, as_matrix, load_codec, pad_topk
 RESCORE_DTYPES = ("float16", "float32")
 
 
-def rescore_rows(queries: np.ndarray, rows: np.ndarray, matrix: np.ndarray, k: int, *, chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def rescore_rows(
+    queries: np.ndarray, rows: np.ndarray, matrix: np.ndarray, k: int, *, chunk: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner products of each query with its candidate rows; top ``k`` of them.
 
     Parameters
@@ -63,11 +65,17 @@ class TwoStageSearcher:
         for the second stage; ``None`` serves the first stage only.
     """
 
-    def __init__(self, codec: Codec, codes: np.ndarray, *, rescore: np.ndarray | None = None) -> None:
+    def __init__(
+        self, codec: Codec, codes: np.ndarray, *, rescore: np.ndarray | None = None
+    ) -> None:
         if not codec.fitted:
             raise ValueError(f"codec {codec.spec!r} is not fitted; fit it on the corpus first")
-        if rescore is not None and (rescore.ndim != 2 or len(rescore) != len(codes) or rescore.shape[1] != codec.dim):
-            raise ValueError(f"rescore matrix of shape {rescore.shape} does not match {len(codes)} codes of dimension {codec.dim}")
+        if rescore is not None and (
+            rescore.ndim != 2 or len(rescore) != len(codes) or rescore.shape[1] != codec.dim
+        ):
+            raise ValueError(
+                f"rescore matrix of shape {rescore.shape} does not match {len(codes)} codes of dimension {codec.dim}"
+            )
         self.codec, self.codes, self.rescore = codec, codes, rescore
 
     def __len__(self) -> int:
@@ -82,7 +90,9 @@ class TwoStageSearcher:
         """Top ``depth`` rows by the codec's own score: ``(scores, rows)`` ``(nq, depth)``."""
         return self.codec.topk(queries, self.codes, depth)
 
-    def search(self, queries: np.ndarray, k: int, *, oversample: float = 10) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, oversample: float = 10
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` rows per query: ``(scores (nq, k), rows (nq, k))``.
 
         ``oversample`` sets the first stage's depth to ``ceil(oversample * k)`` candidates which
@@ -91,7 +101,9 @@ class TwoStageSearcher:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive int, got {k!r}")
         if not isinstance(oversample, (int, float)) or oversample < 0:
-            raise ValueError(f"oversample must be a number >= 0 (0 disables rescoring), got {oversample!r}")
+            raise ValueError(
+                f"oversample must be a number >= 0 (0 disables rescoring), got {oversample!r}"
+            )
         q = as_matrix(queries, what="queries", dim=self.codec.dim)
         if self.rescore is None or oversample == 0:
             return self.first_stage(q, int(k))
@@ -101,10 +113,22 @@ class TwoStageSearcher:
 
     # -- persistence -------------------------------------------------------------
     @classmethod
-    def build(cls, codec: Codec, x: np.ndarray, folder: str | os.PathLike, *, rescore_dtype: str | None = "float16", model: str | None = None, fit: bool = True, progress: bool = False) -> TwoStageSearcher:
+    def build(
+        cls,
+        codec: Codec,
+        x: np.ndarray,
+        folder: str | os.PathLike,
+        *,
+        rescore_dtype: str | None = "float16",
+        model: str | None = None,
+        fit: bool = True,
+        progress: bool = False,
+    ) -> TwoStageSearcher:
         """Fit (optionally) and encode ``x``, write codec + codes + rescoring copy to ``folder``."""
         if rescore_dtype is not None and rescore_dtype not in RESCORE_DTYPES:
-            raise ValueError(f"rescore_dtype must be one of {RESCORE_DTYPES} or None, got {rescore_dtype!r}")
+            raise ValueError(
+                f"rescore_dtype must be one of {RESCORE_DTYPES} or None, got {rescore_dtype!r}"
+            )
         x = as_matrix(x, what="corpus vectors")
         if fit:
             codec.fit(x)
@@ -115,21 +139,37 @@ class TwoStageSearcher:
         np.save(folder / "codes.npy", codes)
         if rescore_dtype is not None:
             np.save(folder / "rescore.npy", x.astype(rescore_dtype))
-        meta = {"format": "heron.twostage", "version": 1, "n": len(x), "rescore_dtype": rescore_dtype, "model": model}
+        meta = {
+            "format": "heron.twostage",
+            "version": 1,
+            "n": len(x),
+            "rescore_dtype": rescore_dtype,
+            "model": model,
+        }
         (folder / "twostage.json").write_text(json.dumps(meta, indent=1))
         return cls.open(folder, model=model)
 
     @classmethod
-    def open(cls, folder: str | os.PathLike, *, dim: int | None = None, model: str | None = None) -> TwoStageSearcher:
+    def open(
+        cls, folder: str | os.PathLike, *, dim: int | None = None, model: str | None = None
+    ) -> TwoStageSearcher:
         """Open a folder written by :meth:`build` (codes in memory, rescoring copy memory-mapped)."""
         folder = Path(folder)
         meta_path = folder / "twostage.json"
         if not meta_path.is_file():
-            raise FileNotFoundError(f"no two-stage index at {str(folder)!r} (missing twostage.json)")
+            raise FileNotFoundError(
+                f"no two-stage index at {str(folder)!r} (missing twostage.json)"
+            )
         meta = json.loads(meta_path.read_text())
         if meta.get("version") != 1:
-            raise ValueError(f"two-stage index at {str(folder)!r} has version {meta.get('version')!r}; this heron reads version 1; rebuild it")
+            raise ValueError(
+                f"two-stage index at {str(folder)!r} has version {meta.get('version')!r}; this heron reads version 1; rebuild it"
+            )
         codec = load_codec(folder / "codec", dim=dim, model=model)
         codes = np.load(folder / "codes.npy")
-        rescore = np.load(folder / "rescore.npy", mmap_mode="r") if (folder / "rescore.npy").exists() else None
+        rescore = (
+            np.load(folder / "rescore.npy", mmap_mode="r")
+            if (folder / "rescore.npy").exists()
+            else None
+        )
         return cls(codec, codes, rescore=rescore)

@@ -26,7 +26,26 @@ from heron.codecs.scalar import ScalarQuantizer
 from heron.codecs.transforms import TRANSFORMS, Chain
 
 #: every accepted codec form (``<n>`` is a positive integer)
-VALID_CODECS = ("fp32", "fp16", "bf16", "fp8", "fp8e4m3", "fp8e5m2", "int8", "int4", "bin", "bin-ham", "bin-plain", "bin-ham-plain", "rbin<b>", "rbin<b>-sym", "pq<M>", "opq<M>", "dpq<M>", "dopq<M>")
+VALID_CODECS = (
+    "fp32",
+    "fp16",
+    "bf16",
+    "fp8",
+    "fp8e4m3",
+    "fp8e5m2",
+    "int8",
+    "int4",
+    "bin",
+    "bin-ham",
+    "bin-plain",
+    "bin-ham-plain",
+    "rbin<b>",
+    "rbin<b>-sym",
+    "pq<M>",
+    "opq<M>",
+    "dpq<M>",
+    "dopq<M>",
+)
 VALID_TRANSFORMS = ("pca<d>", "mrl<d>", "srp<d>")
 
 _PQ = re.compile(r"^(d?)(o?)pq(\d+)$")
@@ -52,7 +71,11 @@ def _codec(part: str, spec: str) -> Codec:
         return ScalarQuantizer(bits=int(part[3:]))
     if part in ("bin", "bin-ham", "bin-plain", "bin-ham-plain"):
         plain = part.endswith("-plain")
-        return BinaryCodec(scoring="hamming" if "-ham" in part else "asym", centre=not plain, rotation="none" if plain else "itq")
+        return BinaryCodec(
+            scoring="hamming" if "-ham" in part else "asym",
+            centre=not plain,
+            rotation="none" if plain else "itq",
+        )
     m = _RBIN.match(part)
     if m:
         return ResidualBinaryCodec(bits=int(m.group(1)), scoring="sym" if m.group(2) else "asym")
@@ -69,7 +92,9 @@ def _codec(part: str, spec: str) -> Codec:
 def parse_spec(spec: str) -> Codec:
     """An unfitted codec from a spec string such as ``"pca192+fp8"`` (see module docstring)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise TypeError(f"a codec spec must be a non-empty string such as 'int8' or 'pca192+fp8', got {spec!r}")
+        raise TypeError(
+            f"a codec spec must be a non-empty string such as 'int8' or 'pca192+fp8', got {spec!r}"
+        )
     parts = [p.strip().lower() for p in spec.split("+")]
     transforms = []
     for p in parts[:-1]:

@@ -32,7 +32,9 @@ class Transform:
 
     def __init__(self, *, n_components: int) -> None:
         if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components <= 0:
-            raise ValueError(f"{self.kind} needs a positive int number of output dimensions, got {n_components!r}")
+            raise ValueError(
+                f"{self.kind} needs a positive int number of output dimensions, got {n_components!r}"
+            )
         self.n_components = n_components
         self.mean: np.ndarray | None = None
         self.W: np.ndarray | None = None  # (d, d')
@@ -40,7 +42,9 @@ class Transform:
 
     def fit(self, x: np.ndarray) -> Transform:
         if self.n_components > x.shape[1]:
-            raise ValueError(f"{self.spec} asks for {self.n_components} dimensions but the vectors have only {x.shape[1]}; choose n_components <= {x.shape[1]}")
+            raise ValueError(
+                f"{self.spec} asks for {self.n_components} dimensions but the vectors have only {x.shape[1]}; choose n_components <= {x.shape[1]}"
+            )
         self._fit(x)
         return self
 
@@ -52,7 +56,9 @@ class Transform:
 
     def apply_query(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(q @ W, q . mean)``: the transformed query and its per-query offset ``(nq,)``."""
-        return np.ascontiguousarray(q @ self.W, dtype=np.float32), (q @ self.mean).astype(np.float32)
+        return np.ascontiguousarray(q @ self.W, dtype=np.float32), (q @ self.mean).astype(
+            np.float32
+        )
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
         return y @ self.W.T + self.mean
@@ -118,11 +124,22 @@ class SparseRandomProjection(Transform):
         rng = np.random.default_rng(self.seed)
         u = rng.random((d, self.n_components))
         sign = np.where(rng.random((d, self.n_components)) < 0.5, -1.0, 1.0)
-        self.W = np.where(u < p, sign, 0.0).astype(np.float32) / np.float32(np.sqrt(p * self.n_components))
+        self.W = np.where(u < p, sign, 0.0).astype(np.float32) / np.float32(
+            np.sqrt(p * self.n_components)
+        )
         self.mean = np.zeros(d, dtype=np.float32)
 
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        # least-squares reconstruction (the projection is not orthogonal)
+        with single_thread_blas():
+            return (y @ np.linalg.pinv(self.W)).astype(np.float32)
 
-TRANSFORMS: dict[str, type[Transform]] = {"pca": PCA, "mrl": Matryoshka, "srp": SparseRandomProjection}
+
+TRANSFORMS: dict[str, type[Transform]] = {
+    "pca": PCA,
+    "mrl": Matryoshka,
+    "srp": SparseRandomProjection,
+}
 
 
 class Chain(Codec):
@@ -163,7 +180,9 @@ class Chain(Codec):
         return self.codec.bytes_per_vector
 
     def state_bytes(self) -> int:
-        return self.codec.state_bytes() + sum(a.nbytes for t in self.transforms for a in t.arrays().values())
+        return self.codec.state_bytes() + sum(
+            a.nbytes for t in self.transforms for a in t.arrays().values()
+        )
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         d = self._check()
@@ -180,7 +199,9 @@ class Chain(Codec):
         q, off = self.forward_query(as_matrix(queries, what="queries", dim=d))
         return self.codec.score(q, codes) + off[:, None]
 
-    def topk(self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
+    def topk(
+        self, queries: np.ndarray, codes: np.ndarray, k: int, *, block_size: int = 32768
+    ) -> tuple[np.ndarray, np.ndarray]:
         d = self._check()
         q, off = self.forward_query(as_matrix(queries, what="queries", dim=d))
         s, r = self.codec.topk(q, codes, k, block_size=block_size)
@@ -197,5 +218,7 @@ class Chain(Codec):
     def _load_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         for i, t in enumerate(self.transforms):
             t.load({k[len(f"t{i}_") :]: v for k, v in arrays.items() if k.startswith(f"t{i}_")})
-        self.codec._load_state(params["codec"], {k[2:]: v for k, v in arrays.items() if k.startswith("c_")})
+        self.codec._load_state(
+            params["codec"], {k[2:]: v for k, v in arrays.items() if k.startswith("c_")}
+        )
         self.codec.dim = int(params["codec_dim"])

@@ -41,7 +41,9 @@ class CommonDirectionFilter:
         """Fit on corpus embeddings ``x`` ``(n, d)``."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or self.num_directions >= x.shape[1]:
-            raise ValueError(f"need (n, d) embeddings with d > num_directions={self.num_directions}, got {x.shape}")
+            raise ValueError(
+                f"need (n, d) embeddings with d > num_directions={self.num_directions}, got {x.shape}"
+            )
         self.mean = x.mean(0) if self.center else np.zeros(x.shape[1])
         _, _, vt = np.linalg.svd(x - self.mean, full_matrices=True)
         self.basis = vt[self.num_directions :].T.astype(np.float32)
@@ -52,7 +54,9 @@ class CommonDirectionFilter:
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Filtered, re-normalised embeddings ``(n, d - r)``."""
         if self.basis is None or self.mean is None:
-            raise ValueError("this CommonDirectionFilter is not fitted; call fit(corpus_embeddings) first")
+            raise ValueError(
+                "this CommonDirectionFilter is not fitted; call fit(corpus_embeddings) first"
+            )
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.basis.shape[0]:
             raise ValueError(f"expected (n, {self.basis.shape[0]}) embeddings, got {x.shape}")
@@ -62,7 +66,13 @@ class CommonDirectionFilter:
     def save(self, path: str | os.PathLike) -> None:
         if self.basis is None or self.mean is None:
             raise ValueError("cannot save an unfitted CommonDirectionFilter")
-        save_state(path, "CommonDirectionFilter", FORMAT_VERSION, {"num_directions": self.num_directions, "center": self.center, "model": self.model}, {"basis": self.basis, "mean": self.mean})
+        save_state(
+            path,
+            "CommonDirectionFilter",
+            FORMAT_VERSION,
+            {"num_directions": self.num_directions, "center": self.center, "model": self.model},
+            {"basis": self.basis, "mean": self.mean},
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CommonDirectionFilter:

@@ -44,7 +44,9 @@ def masked_queries(q: np.ndarray, importance: np.ndarray, m: int) -> np.ndarray:
     return np.where(mask, q, np.float32(0))
 
 
-def prf_importance(q: np.ndarray, first_stage: Results, vectors: KeyedVectors, num_feedback: int = 5) -> np.ndarray:
+def prf_importance(
+    q: np.ndarray, first_stage: Results, vectors: KeyedVectors, num_feedback: int = 5
+) -> np.ndarray:
     """DIME importance ``q * mean(top-k_fb docs)``, shape ``(n, d)``."""
     docs = vectors.lookup(first_stage.keys[:, :num_feedback])
     cnt = np.maximum(first_stage.valid()[:, :num_feedback].sum(1, keepdims=True), 1)
@@ -69,7 +71,9 @@ class DimensionSelector:
         self.W: np.ndarray | None = None
 
     @staticmethod
-    def oracle(q: np.ndarray, relevant: Sequence[np.ndarray], negatives: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def oracle(
+        q: np.ndarray, relevant: Sequence[np.ndarray], negatives: Sequence[np.ndarray] | None = None
+    ) -> np.ndarray:
         """Oracle importance ``q * (mean(relevant) - mean(negatives))``, shape ``(n, d)``."""
         out = np.zeros_like(np.asarray(q, dtype=np.float64))
         for i, rel in enumerate(relevant):
@@ -116,19 +120,27 @@ class DimensionSelector:
                 rs = set(r)
                 neg.append(doc_vectors[[j for j in top[i] if j not in rs][: self.num_negatives]])
         if len(keep) < MIN_QUERIES:
-            raise ValueError(f"dimension selection needs at least {MIN_QUERIES} training queries with relevant documents; got {len(keep)}")
+            raise ValueError(
+                f"dimension selection needs at least {MIN_QUERIES} training queries with relevant documents; got {len(keep)}"
+            )
         qk = q[keep]
         u = self.oracle(qk, rel, neg if top is not None else None)
         return self.fit(qk, u, model=model)
 
-    def fit(self, query_vectors: np.ndarray, importance: np.ndarray, *, model: str | None = None) -> DimensionSelector:
+    def fit(
+        self, query_vectors: np.ndarray, importance: np.ndarray, *, model: str | None = None
+    ) -> DimensionSelector:
         """Ridge regression ``[q, 1] W ~= importance``; ``importance`` ``(n, d)``."""
         q = np.asarray(query_vectors, dtype=np.float64)
         u = np.asarray(importance, dtype=np.float64)
         if q.shape != u.shape:
-            raise ValueError(f"query_vectors and importance must have the same shape, got {q.shape} and {u.shape}")
+            raise ValueError(
+                f"query_vectors and importance must have the same shape, got {q.shape} and {u.shape}"
+            )
         if len(q) < MIN_QUERIES:
-            raise ValueError(f"dimension selection needs at least {MIN_QUERIES} training queries; got {len(q)}")
+            raise ValueError(
+                f"dimension selection needs at least {MIN_QUERIES} training queries; got {len(q)}"
+            )
         x = np.hstack([q, np.ones((len(q), 1))])
         reg = self.l2 * np.eye(x.shape[1])
         reg[-1, -1] = 0.0
@@ -139,7 +151,9 @@ class DimensionSelector:
     def importance(self, query_vectors: np.ndarray, *, model: str | None = None) -> np.ndarray:
         """Predicted importance ``(n, d)``."""
         if self.W is None:
-            raise ValueError("this DimensionSelector is not fitted; call fit_labels(...) or DimensionSelector.load(path)")
+            raise ValueError(
+                "this DimensionSelector is not fitted; call fit_labels(...) or DimensionSelector.load(path)"
+            )
         q = np.asarray(query_vectors, dtype=np.float32)
         check_query_model("this DimensionSelector", self.model, int(self.dim or 0), model, q)
         return q @ self.W[:-1] + self.W[-1]
@@ -147,7 +161,18 @@ class DimensionSelector:
     def save(self, path: str | os.PathLike) -> None:
         if self.W is None:
             raise ValueError("cannot save an unfitted DimensionSelector")
-        save_state(path, "DimensionSelector", FORMAT_VERSION, {"model": self.model, "dim": self.dim, "l2": self.l2, "num_negatives": self.num_negatives}, {"W": self.W})
+        save_state(
+            path,
+            "DimensionSelector",
+            FORMAT_VERSION,
+            {
+                "model": self.model,
+                "dim": self.dim,
+                "l2": self.l2,
+                "num_negatives": self.num_negatives,
+            },
+            {"W": self.W},
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DimensionSelector:
@@ -170,16 +195,41 @@ class DimensionSelectRetriever(Stage):
     depth: hits returned.
     """
 
-    def __init__(self, *, vectors: KeyedVectors, encoder: object, m: int, selector: DimensionSelector | None = None, num_feedback: int = 5, depth: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        vectors: KeyedVectors,
+        encoder: object,
+        m: int,
+        selector: DimensionSelector | None = None,
+        num_feedback: int = 5,
+        depth: int = 1000,
+    ) -> None:
         if not isinstance(m, int) or m < 1:
             raise ValueError(f"m must be an int >= 1, got {m!r}")
         if selector is not None and selector.dim is not None and selector.dim != vectors.dim:
-            raise ValueError(f"the DimensionSelector was trained for dimension {selector.dim}, the vectors have {vectors.dim}")
-        self.vectors, self.encoder, self.m, self.selector, self.num_feedback, self.depth = vectors, encoder, m, selector, num_feedback, depth
+            raise ValueError(
+                f"the DimensionSelector was trained for dimension {selector.dim}, the vectors have {vectors.dim}"
+            )
+        self.vectors, self.encoder, self.m, self.selector, self.num_feedback, self.depth = (
+            vectors,
+            encoder,
+            m,
+            selector,
+            num_feedback,
+            depth,
+        )
         self.name = f"DimSelect(m={m}, {'learned' if selector else 'prf'})"
 
     def with_depth(self, k: int) -> Stage:
-        return DimensionSelectRetriever(vectors=self.vectors, encoder=self.encoder, m=self.m, selector=self.selector, num_feedback=self.num_feedback, depth=k)
+        return DimensionSelectRetriever(
+            vectors=self.vectors,
+            encoder=self.encoder,
+            m=self.m,
+            selector=self.selector,
+            num_feedback=self.num_feedback,
+            depth=k,
+        )
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         q = query_vectors(queries, self.encoder)
@@ -188,5 +238,10 @@ class DimensionSelectRetriever(Stage):
         if self.selector is not None:
             imp = self.selector.importance(q, model=getattr(self.encoder, "name", None))
         else:
-            imp = prf_importance(q, search_vectors(q, self.vectors, self.num_feedback), self.vectors, self.num_feedback)
+            imp = prf_importance(
+                q,
+                search_vectors(q, self.vectors, self.num_feedback),
+                self.vectors,
+                self.num_feedback,
+            )
         return search_vectors(masked_queries(q, imp, self.m), self.vectors, self.depth)

@@ -34,7 +34,16 @@ def load_model(name: str) -> Any:
     return load_encoder(name)
 
 
-def migrate(coll: Any, new_encoder: Any, *, kind: str = "lstsq", sample: int = 2000, seed: int = 0, max_words: int | None = None, progress: bool = False) -> DriftMap:
+def migrate(
+    coll: Any,
+    new_encoder: Any,
+    *,
+    kind: str = "lstsq",
+    sample: int = 2000,
+    seed: int = 0,
+    max_words: int | None = None,
+    progress: bool = False,
+) -> DriftMap:
     """Fit a map from ``new_encoder`` to the collection's model on a sample of its documents; store it.
 
     Parameters
@@ -48,7 +57,9 @@ def migrate(coll: Any, new_encoder: Any, *, kind: str = "lstsq", sample: int = 2
     progress: show a progress bar while embedding.
     """
     if new_encoder.name == coll.model:
-        raise ValueError(f"the collection already uses {coll.model!r}; pass a different --new-model")
+        raise ValueError(
+            f"the collection already uses {coll.model!r}; pass a different --new-model"
+        )
     snap = coll.snapshot()
     keys = np.asarray(snap.keys)
     if len(keys) == 0:
@@ -63,7 +74,12 @@ def migrate(coll: Any, new_encoder: Any, *, kind: str = "lstsq", sample: int = 2
     path = coll.index_dir(INDEX) / _slug(new_encoder.name)
     mp.save(path)
     cfg = dict(coll.config.get(INDEX, {}))
-    cfg.setdefault("maps", {})[new_encoder.name] = {"path": str(path.relative_to(coll.path)), "kind": kind, "n_pairs": int(len(pick)), "generation": int(snap.generation)}
+    cfg.setdefault("maps", {})[new_encoder.name] = {
+        "path": str(path.relative_to(coll.path)),
+        "kind": kind,
+        "n_pairs": int(len(pick)),
+        "generation": int(snap.generation),
+    }
     coll.set_config(INDEX, cfg)
     return mp
 
@@ -72,11 +88,22 @@ def load_map(coll: Any, model: str) -> DriftMap:
     """The stored map from ``model`` to the collection's model (refused if none was fitted)."""
     maps = coll.config.get(INDEX, {}).get("maps", {})
     if model not in maps:
-        raise ValueError(f"no drift map from {model!r} in this collection (have: {sorted(maps) or 'none'}); run: heron migrate COLLECTION --new-model {model}")
-    return DriftMap.load(coll.path / maps[model]["path"], source_model=model, target_model=coll.model)
+        raise ValueError(
+            f"no drift map from {model!r} in this collection (have: {sorted(maps) or 'none'}); run: heron migrate COLLECTION --new-model {model}"
+        )
+    return DriftMap.load(
+        coll.path / maps[model]["path"], source_model=model, target_model=coll.model
+    )
 
 
-def reembed(coll: Any, new_encoder: Any, *, chunk: int = 256, max_chunks: int | None = None, progress: bool = False) -> dict:
+def reembed(
+    coll: Any,
+    new_encoder: Any,
+    *,
+    chunk: int = 256,
+    max_chunks: int | None = None,
+    progress: bool = False,
+) -> dict:
     """Embed live documents with the new model in resumable chunks under ``index_dir("drift")``.
 
     Returns ``{"done": n_embedded, "total": n_live, "complete": bool}``. Call repeatedly (e.g. from
@@ -98,9 +125,17 @@ def reembed(coll: Any, new_encoder: Any, *, chunk: int = 256, max_chunks: int | 
     for i, ks in enumerate(it):
         v = new_encoder.encode_documents(snap.texts(ks))
         np.save(root / f"vectors-{n_files + i:06d}.npy", v)
-        np.save(root / f"keys-{n_files + i:06d}.npy", ks)  # keys last: a chunk counts once both exist
+        np.save(
+            root / f"keys-{n_files + i:06d}.npy", ks
+        )  # keys last: a chunk counts once both exist
     done = int(np.isin(keys, _reembedded_keys(root)).sum())
-    state = {"model": new_encoder.name, "done": done, "total": int(len(keys)), "complete": done == len(keys), "generation": int(snap.generation)}
+    state = {
+        "model": new_encoder.name,
+        "done": done,
+        "total": int(len(keys)),
+        "complete": done == len(keys),
+        "generation": int(snap.generation),
+    }
     (root / "state.json").write_text(json.dumps(state))
     return state
 
@@ -139,7 +174,9 @@ class MappedRetriever(Stage):
     depth: hits returned.
     """
 
-    def __init__(self, collection: Any, *, model: str | None = None, encoder: Any = None, depth: int = 1000) -> None:
+    def __init__(
+        self, collection: Any, *, model: str | None = None, encoder: Any = None, depth: int = 1000
+    ) -> None:
         if encoder is None and model is None:
             raise ValueError("the 'mapped' retriever needs model=<new model name> (or encoder=...)")
         self.collection = collection
@@ -165,7 +202,9 @@ class MappedRetriever(Stage):
             info = {"retriever": "mapped", "mode": "native"}
             keys, scores = res.keys, res.scores
         else:
-            q = np.asarray(queries.embed(MappedQueryEncoder(self.encoder, self.map)), dtype=np.float32)
+            q = np.asarray(
+                queries.embed(MappedQueryEncoder(self.encoder, self.map)), dtype=np.float32
+            )
             keys, scores = search_segments(snap, q, self.depth)
             info = {"retriever": "mapped", "mode": "drift-map"}
         keys = np.where(np.isfinite(scores), keys, PAD_KEY)

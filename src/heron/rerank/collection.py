@@ -34,25 +34,38 @@ def _dense(coll: Any, depth: int) -> Stage:
 def e2rank(coll: Any, *, depth: int = 100, **params: Any) -> Stage:
     from heron.rerank.e2rank import E2Rank
 
-    return _dense(coll, depth) >> E2Rank(encoder=coll.encoder, vectors=collection_vectors(coll), texts=collection_texts(coll), **params)
+    return _dense(coll, depth) >> E2Rank(
+        encoder=coll.encoder,
+        vectors=collection_vectors(coll),
+        texts=collection_texts(coll),
+        **params,
+    )
 
 
 def rocchio(coll: Any, *, depth: int = 100, **params: Any) -> Stage:
     from heron.rerank.prf import Rocchio
 
-    return _dense(coll, depth) >> Rocchio(encoder=coll.encoder, vectors=collection_vectors(coll), **params)
+    return _dense(coll, depth) >> Rocchio(
+        encoder=coll.encoder, vectors=collection_vectors(coll), **params
+    )
 
 
 def cross_encoder(coll: Any, *, model: str, depth: int = 100, **params: Any) -> Stage:
     from heron.rerank.cross_encoder import CrossEncoderReranker
 
-    return _dense(coll, depth) >> CrossEncoderReranker(model, texts=collection_texts(coll), **params)
+    return _dense(coll, depth) >> CrossEncoderReranker(
+        model, texts=collection_texts(coll), **params
+    )
 
 
-def calibrated(coll: Any, *, min_relevance: float = 0.5, depth: int = 100, min_hits: int = 0) -> Stage:
+def calibrated(
+    coll: Any, *, min_relevance: float = 0.5, depth: int = 100, min_hits: int = 0
+) -> Stage:
     from heron.calibration.collection import threshold_stage
 
-    return _dense(coll, depth) >> threshold_stage(coll, min_relevance=min_relevance, min_hits=min_hits)
+    return _dense(coll, depth) >> threshold_stage(
+        coll, min_relevance=min_relevance, min_hits=min_hits
+    )
 
 
 def _register() -> None:

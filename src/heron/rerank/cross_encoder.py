@@ -28,7 +28,15 @@ class CrossEncoderReranker(Stage):
     device: torch device.
     """
 
-    def __init__(self, model: str, *, texts: KeyedTexts, batch_size: int = 32, max_length: int = 512, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        texts: KeyedTexts,
+        batch_size: int = 32,
+        max_length: int = 512,
+        device: str = "cpu",
+    ) -> None:
         if not isinstance(model, str) or not model:
             raise TypeError(f"model must be a CrossEncoder name or folder, got {model!r}")
         st = require("sentence_transformers", purpose="cross-encoder reranking")
@@ -39,7 +47,9 @@ class CrossEncoderReranker(Stage):
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         if candidates is None:
-            raise ValueError("CrossEncoderReranker reranks candidates; put a retriever before it: dense % 100 >> CrossEncoderReranker(...)")
+            raise ValueError(
+                "CrossEncoderReranker reranks candidates; put a retriever before it: dense % 100 >> CrossEncoderReranker(...)"
+            )
         scores = np.full(candidates.keys.shape, -np.inf, dtype=np.float32)
         pairs, where = [], []
         for i, (q, row) in enumerate(zip(queries.texts, candidates.keys)):
@@ -48,7 +58,10 @@ class CrossEncoderReranker(Stage):
                 pairs.append((q, t))
                 where.append((i, j))
         if pairs:
-            s = np.asarray(self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False), dtype=np.float32)
+            s = np.asarray(
+                self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False),
+                dtype=np.float32,
+            )
             s = s.reshape(len(pairs), -1)[:, -1]
             idx = np.asarray(where)
             scores[idx[:, 0], idx[:, 1]] = s

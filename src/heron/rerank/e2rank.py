@@ -94,11 +94,17 @@ class E2Rank(Stage):
             if len(self._memo) + len(todo) > 100_000:
                 self._memo.clear()
             self._memo.update(zip(todo, emb))
-        return np.stack([self._memo[p] for p in prompts]) if prompts else np.zeros((0, self.vectors.dim), np.float32)
+        return (
+            np.stack([self._memo[p] for p in prompts])
+            if prompts
+            else np.zeros((0, self.vectors.dim), np.float32)
+        )
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         if candidates is None:
-            raise ValueError("E2Rank reranks candidates; put a retriever before it: dense % 100 >> E2Rank(...)")
+            raise ValueError(
+                "E2Rank reranks candidates; put a retriever before it: dense % 100 >> E2Rank(...)"
+            )
         docs = self.vectors.lookup(candidates.keys)  # (nq, k, d)
         p = self.embed_prompts(self.prompts(queries, candidates))
         s = np.einsum("qkd,qd->qk", docs, p)

@@ -46,7 +46,12 @@ class Rocchio(Stage):
             raise ValueError(f"alpha, beta, gamma must be >= 0, got {alpha}, {beta}, {gamma}")
         check_model(encoder, vectors, "Rocchio")
         self.encoder, self.vectors = encoder, vectors
-        self.num_feedback, self.alpha, self.beta, self.gamma = num_feedback, float(alpha), float(beta), float(gamma)
+        self.num_feedback, self.alpha, self.beta, self.gamma = (
+            num_feedback,
+            float(alpha),
+            float(beta),
+            float(gamma),
+        )
         self.num_negative = int(num_negative)
         self.name = f"Rocchio(k={num_feedback}, a={alpha}, b={beta}, g={gamma})"
 
@@ -67,7 +72,9 @@ class Rocchio(Stage):
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         if candidates is None:
-            raise ValueError("Rocchio reranks candidates; put a retriever before it: dense % 100 >> Rocchio(...)")
+            raise ValueError(
+                "Rocchio reranks candidates; put a retriever before it: dense % 100 >> Rocchio(...)"
+            )
         qp = self.expand(query_vectors(queries, self.encoder), candidates)
         s = np.einsum("qkd,qd->qk", self.vectors.lookup(candidates.keys), qp)
         return rescore(candidates, s)

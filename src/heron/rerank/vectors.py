@@ -27,7 +27,9 @@ class KeyedVectors:
         keys = np.asarray(keys, dtype=np.int64)
         vectors = np.asarray(vectors)
         if keys.ndim != 1 or vectors.ndim != 2 or len(keys) != len(vectors):
-            raise ValueError(f"KeyedVectors needs keys (n,) and vectors (n, d) with the same n, got {keys.shape} and {vectors.shape}")
+            raise ValueError(
+                f"KeyedVectors needs keys (n,) and vectors (n, d) with the same n, got {keys.shape} and {vectors.shape}"
+            )
         if len(np.unique(keys)) != len(keys):
             raise ValueError("KeyedVectors keys must be unique")
         self.keys, self.vectors, self.model = keys, vectors, model
@@ -50,18 +52,24 @@ class KeyedVectors:
         pad = keys == PAD_KEY
         if np.any(~found & ~pad):
             bad = keys[~found & ~pad][:5].tolist()
-            raise KeyError(f"keys {bad} have no stored vector; the vectors and the candidates come from different collections")
+            raise KeyError(
+                f"keys {bad} have no stored vector; the vectors and the candidates come from different collections"
+            )
         return np.where(pad, -1, self._order[pos])
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Vectors of ``keys`` (shape ``(..., )``) as ``float32`` ``(..., d)``; padding rows are zero."""
         rows = self.rows(keys)
-        out = np.asarray(self.vectors[np.maximum(rows, 0).ravel()], dtype=np.float32).reshape(*rows.shape, self.dim)
+        out = np.asarray(self.vectors[np.maximum(rows, 0).ravel()], dtype=np.float32).reshape(
+            *rows.shape, self.dim
+        )
         out[rows < 0] = 0.0
         return out
 
     @staticmethod
-    def from_snapshot(snapshot: object, field: str = "dense", model: str | None = None) -> KeyedVectors:
+    def from_snapshot(
+        snapshot: object, field: str = "dense", model: str | None = None
+    ) -> KeyedVectors:
         """Vectors of a collection :class:`Snapshot` (``snapshot.keys``, ``snapshot.dense(field)``)."""
         return KeyedVectors(snapshot.keys, snapshot.dense(field), model=model)  # type: ignore[attr-defined]
 
@@ -103,7 +111,9 @@ def check_model(encoder: object, vectors: KeyedVectors, what: str) -> None:
             "use the same model for both (or a drift map, heron.drift, to bridge them)"
         )
     if dim is not None and int(dim) != vectors.dim:
-        raise ValueError(f"{what}: the query encoder has dimension {dim} but the document vectors have {vectors.dim}")
+        raise ValueError(
+            f"{what}: the query encoder has dimension {dim} but the document vectors have {vectors.dim}"
+        )
 
 
 class VectorSearch(Stage):
@@ -129,7 +139,9 @@ class VectorSearch(Stage):
         return search_vectors(q, self.vectors, self.depth)
 
 
-def search_vectors(q: np.ndarray, vectors: KeyedVectors, k: int, *, block_size: int = 4096) -> Results:
+def search_vectors(
+    q: np.ndarray, vectors: KeyedVectors, k: int, *, block_size: int = 4096
+) -> Results:
     """Exact top-``k`` keys by inner product of ``q`` ``(n_queries, d)`` with ``vectors``."""
     q = np.ascontiguousarray(q, dtype=np.float32)
     mat = vectors.vectors
@@ -139,7 +151,11 @@ def search_vectors(q: np.ndarray, vectors: KeyedVectors, k: int, *, block_size: 
     scores = np.full((len(q), k), PAD_SCORE, dtype=np.float32)
     for s in range(0, len(q), block_size):
         sc = q[s : s + block_size] @ np.asarray(mat, dtype=np.float32).T
-        part = np.argpartition(-sc, kk - 1, axis=1)[:, :kk] if kk < n else np.broadcast_to(np.arange(n), sc.shape)
+        part = (
+            np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
+            if kk < n
+            else np.broadcast_to(np.arange(n), sc.shape)
+        )
         ps = np.take_along_axis(sc, part, axis=1)
         order = np.argsort(-ps, axis=1, kind="stable")
         rows = np.take_along_axis(part, order, axis=1)

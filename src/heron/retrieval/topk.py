@@ -33,7 +33,7 @@ from heron._deps import has
 #: Rows of the matrix scored per block in the blocked strategy.
 DEFAULT_BLOCK_SIZE = 16384
 #: Up to this many float32 queries use the fused scan instead of the blocked strategy.
-SCAN_MAX_QUERIES = 4
+SCAN_MAX_QUERIES = 16
 #: Bytes of the score buffer of one block (queries are processed in chunks that fit it).
 _SCORE_BUFFER_BYTES = 32 << 20
 METHODS = ("auto", "numba", "numpy")

@@ -41,10 +41,12 @@ class PySeismicIndex:
     @staticmethod
     def query_arrays(queries) -> tuple[list, list]:
         """Per-query component strings and values, as ``batch_search`` takes them."""
+        seismic = require("seismic", purpose="the pyseismic-lsr backend")
+        st = seismic.get_seismic_string()
         comps, vals = [], []
         for i in range(queries.shape[0]):
             a, b = queries.indptr[i], queries.indptr[i + 1]
-            comps.append(np.array([str(t) for t in queries.indices[a:b]], dtype=object).astype(str))
+            comps.append(np.array([str(t) for t in queries.indices[a:b]]).astype(st))
             vals.append(queries.data[a:b].astype(np.float32))
         return comps, vals
 
@@ -54,12 +56,14 @@ class PySeismicIndex:
         k = check_k(k)
         q = check_csr(queries, what="queries", vocab_size=self.vocab_size)
         comps, vals = prepared if prepared is not None else self.query_arrays(q)
-        qids = np.array([str(i) for i in range(q.shape[0])], dtype=str)
+        st = require("seismic", purpose="the pyseismic-lsr backend").get_seismic_string()
+        qids = np.array([str(i) for i in range(q.shape[0])]).astype(st)
         res = self._index.batch_search(qids, comps, vals, k, query_cut, heap_factor, num_threads=num_threads)
         keys = np.full((q.shape[0], k), PAD_KEY, dtype=np.int64)
         scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
-        for i, row in enumerate(res):
-            for j, (_, s, d) in enumerate(row[:k]):
+        for row in res:
+            for j, (qid, s, d) in enumerate(row[:k]):
+                i = int(qid)
                 keys[i, j] = self.keys[int(d)]
                 scores[i, j] = s
         return Results(keys, scores, info={"index": "pyseismic"})

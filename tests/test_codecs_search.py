@@ -1,0 +1,136 @@
+"""Two-stage search, recommendation logic and the collection retriever."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.test_codecs import data
+
+from heron.bench.pareto import pareto_front
+from heron.bench.recommend import parse_bytes, recommend
+from heron.codecs import parse_spec
+from heron.codecs.search import TwoStageSearcher, rescore_rows
+
+
+def exact_top(q, x, k):
+    return np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :k]
+
+
+@pytest.mark.parametrize("spec", ["bin", "bin-ham", "rbin2", "int4"])
+def test_recall_monotone_in_oversample(spec):
+    x, q = data(2000, 32), data(40, 32, seed=3)
+    gt = exact_top(q, x, 10)
+    codec = parse_spec(spec).fit(x)
+    s = TwoStageSearcher(codec, codec.encode(x), rescore=x.astype(np.float16))
+    rec = []
+    for os_ in (1, 2, 4, 8, 16, 200):
+        rows = s.search(q, 10, oversample=os_)[1]
+        rec.append(np.mean([len(set(r) & set(g)) for r, g in zip(rows, gt)]) / 10)
+    assert all(b >= a - 1e-12 for a, b in zip(rec, rec[1:])), rec
+    assert rec[-1] == 1.0  # oversample x200 covers the whole corpus
+
+
+def test_rescore_rows_exact_and_padded():
+    x, q = data(50, 8), data(2, 8, seed=1)
+    rows = np.array([[3, 1, -1, 7], [0, -1, -1, -1]])
+    s, r = rescore_rows(q, rows, x, 3)
+    assert r[1].tolist() == [0, -1, -1] and np.isneginf(s[1, 1:]).all()
+    np.testing.assert_allclose(s[0], np.sort(q[0] @ x[[3, 1, 7]].T)[::-1], rtol=1e-6)
+
+
+def test_searcher_roundtrip(tmp_path):
+    x, q = data(500, 32), data(5, 32, seed=2)
+    a = TwoStageSearcher.build(parse_spec("bin"), x, tmp_path / "ix", model="m")
+    b = TwoStageSearcher.open(tmp_path / "ix", dim=32, model="m")
+    assert isinstance(b.rescore, np.memmap)
+    np.testing.assert_array_equal(a.search(q, 5)[1], b.search(q, 5)[1])
+    with pytest.raises(ValueError, match="oversample"):
+        b.search(q, 5, oversample=-1)
+
+
+def test_pareto_and_recommend():
+    rows = [
+        {
+            "codec": "fp32",
+            "oversample": 0,
+            "rescore": "none",
+            "memory_bytes": 1000,
+            "bytes_per_vector": 100,
+            "state_bytes": 0,
+            "recall10_exact": 1.0,
+            "latency_ms": 10.0,
+            "n_docs": 10,
+            "compression": 1,
+        },
+        {
+            "codec": "int8",
+            "oversample": 0,
+            "rescore": "none",
+            "memory_bytes": 250,
+            "bytes_per_vector": 25,
+            "state_bytes": 0,
+            "recall10_exact": 0.98,
+            "latency_ms": 4.0,
+            "n_docs": 10,
+            "compression": 4,
+        },
+        {
+            "codec": "bad",
+            "oversample": 0,
+            "rescore": "none",
+            "memory_bytes": 300,
+            "bytes_per_vector": 30,
+            "state_bytes": 0,
+            "recall10_exact": 0.9,
+            "latency_ms": 5.0,
+            "n_docs": 10,
+            "compression": 3,
+        },
+        {
+            "codec": "bin",
+            "oversample": 10,
+            "rescore": "float16",
+            "memory_bytes": 40,
+            "bytes_per_vector": 4,
+            "state_bytes": 0,
+            "recall10_exact": 0.995,
+            "latency_ms": 2.0,
+            "n_docs": 10,
+            "compression": 25,
+        },
+    ]
+    assert pareto_front(rows) == [0, 3]
+    r = recommend(rows, memory=500)
+    assert r.row["codec"] == "bin"
+    r = recommend(rows, memory=5000, min_quality=0.99)
+    assert r.row["codec"] == "fp32"
+    r = recommend(rows, min_quality=0.97)
+    assert r.row["codec"] == "bin"
+    assert recommend(rows, memory=10).row is None
+    r = recommend(rows, memory=450, n_docs=100)  # sample of 10 -> 100 docs: memory x10
+    assert r.row["codec"] == "bin" and r.extrapolated
+    assert parse_bytes("64MB") == 64_000_000 and parse_bytes("1KiB") == 1024
+    with pytest.raises(ValueError, match="64MB"):
+        parse_bytes("lots")
+
+
+def test_collection_retriever(tmp_path):
+    import heron
+    from heron.codecs.collection import write_codec_config
+
+    x = data(400, 32)
+    coll = heron.Collection.create(tmp_path / "c", model="none", dim=32)
+    coll.add([f"doc {i}" for i in range(len(x))], ids=[str(i) for i in range(len(x))], vectors=x)
+    q = data(3, 32, seed=9)
+    from heron.pipeline import Queries
+
+    queries = Queries(["a", "b", "c"], vectors={"none": q})
+    exact = coll.search(queries, 5, retriever="dense")
+    got = coll.search(queries, 5, retriever="compressed", codec="bin", oversample=20)
+    np.testing.assert_array_equal(got.keys, exact.keys)
+    write_codec_config(coll, {"spec": "int8", "oversample": 0, "rescore": "none"})
+    assert coll.config["codec"]["spec"] == "int8"
+    r = coll.search(queries, 5, retriever="compressed")
+    assert r.info["codec"] == "int8" and r.info["oversample"] == 0
+    with pytest.raises(ValueError, match="valid codecs"):
+        coll.search(queries, 5, retriever="compressed", codec="nope")
