@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("heron.cli.info", "describe a collection"),
     "tune": ("heron.cli.tune", "sweep ANN index parameters: recall@10 vs queries/second"),
     "eval": ("heron.cli.eval", "evaluate retrievers on a BEIR dataset"),
+    "limit": ("heron.cli.limit", "LIMIT-style data generator and the free-embedding critical-n experiment"),
     "bench": ("heron.cli.bench", "sweep vector codecs x rescoring on a BEIR dataset: quality vs memory"),
     "recommend": ("heron.cli.recommend", "pick the measured best codec configuration for a memory budget"),
     "migrate": ("heron.cli.migrate", "serve a new embedding model against an old index (drift map, re-embed)"),

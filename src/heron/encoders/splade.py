@@ -254,3 +254,12 @@ def dataset_sparse(dataset, encoder: SpladeEncoder, *, split: str = "test", prog
     d.resize((d.shape[0], v))
     q.resize((q.shape[0], v))
     return {"doc_ids": dataset.doc_ids, "doc_vecs": d, "query_ids": qids, "queries": qtexts, "query_vecs": q, "qrels": qrels}
+
+
+def _register_field_encoder() -> None:
+    from heron.collection.fields import register_field_encoder
+
+    register_field_encoder("splade", lambda spec: load_sparse_encoder(spec.get("model", DEFAULT_SPARSE_MODEL)))
+
+
+_register_field_encoder()

@@ -1,0 +1,9 @@
+"""Learned-sparse retrieval: heron's Seismic index, the exact oracle, a pyseismic-lsr adapter.
+
+``heron.sparse.collection`` registers the ``"splade"`` retriever on collections.
+"""
+
+from heron.sparse.exact import ExactSparseIndex
+from heron.sparse.seismic import SeismicIndex
+
+__all__ = ["ExactSparseIndex", "SeismicIndex"]

@@ -1,0 +1,130 @@
+"""The ``"splade"`` retriever over a collection's sparse field (exact or Seismic).
+
+A collection stores SPLADE vectors in a field of kind ``"sparse"`` (CSR per segment), declared
+with ``coll.add_field("splade", kind="sparse", encoder="splade", model="splade-tiny",
+vocab=30522)``. ``coll.retriever("splade", index="seismic")`` builds (once per collection
+generation) a :class:`~heron.sparse.seismic.SeismicIndex` under ``coll.index_dir("seismic")`` and
+memory-maps it afterwards; ``index="exact"`` scores every live document (the oracle).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from typing import Any
+
+import numpy as np
+
+from heron.pipeline import Queries, Stage
+from heron.results import Results, check_k
+from heron.retrieval.registry import register_retriever
+from heron.sparse.exact import ExactSparseIndex
+from heron.sparse.seismic import SeismicIndex
+
+INDEXES = ("seismic", "exact")
+_LOCK = threading.Lock()
+
+
+class SparseRetriever(Stage):
+    """Learned-sparse retrieval over a collection field.
+
+    Parameters
+    ----------
+    collection: the :class:`heron.Collection`.
+    index: ``"seismic"`` (approximate, default) or ``"exact"``.
+    field: the sparse field (default ``"splade"``).
+    depth: hits returned when not cut.
+    query_cut, heap_factor: Seismic query-time knobs (see :class:`SeismicIndex`).
+    build: Seismic build parameters (``n_postings``, ``centroid_fraction``, ``summary_energy``, ...).
+    """
+
+    def __init__(self, collection: Any, *, index: str = "seismic", field: str = "splade", depth: int = 1000,
+                 query_cut: int = 10, heap_factor: float = 0.9, encoder: Any = None, **build: Any) -> None:
+        if index not in INDEXES:
+            raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
+        spec = collection.fields.get(field)
+        if spec is None or spec.get("kind") != "sparse":
+            raise ValueError(
+                f"collection has no sparse field {field!r}; add one with "
+                f"coll.add_field({field!r}, kind='sparse', encoder='splade', vocab=30522)"
+            )
+        self.collection, self.index, self.field, self.depth = collection, index, field, check_k(depth)
+        self.query_cut, self.heap_factor, self.build_params = query_cut, heap_factor, build
+        self.spec = spec
+        if encoder is None:
+            from heron.encoders.splade import load_sparse_encoder
+
+            encoder = load_sparse_encoder(spec.get("model", "splade-tiny"))
+        vocab = int(spec.get("vocab", 0) or 0)
+        if vocab and vocab != encoder.vocab_size:
+            raise ValueError(
+                f"field {field!r} holds vectors over a vocabulary of {vocab} terms but encoder {encoder.name!r} has "
+                f"{encoder.vocab_size}; open with the encoder the field was built with (model {spec.get('model')!r})"
+            )
+        if spec.get("model") and spec["model"] != encoder.name:
+            raise ValueError(f"field {field!r} was encoded with {spec['model']!r}, not {encoder.name!r}; use the same model")
+        self.encoder = encoder
+        self.name = f"splade[{index}]"
+
+    def with_depth(self, k: int) -> SparseRetriever:
+        return SparseRetriever(self.collection, index=self.index, field=self.field, depth=k, query_cut=self.query_cut,
+                               heap_factor=self.heap_factor, encoder=self.encoder, **self.build_params)
+
+    def _query_vectors(self, queries: Queries):
+        key = f"sparse:{self.encoder.name}"
+        q = queries.cached(key)
+        if q is None:
+            q = self.encoder.encode_queries(queries.texts)
+            queries.put(key, q)
+        return q
+
+    def _seismic(self, snap: Any) -> SeismicIndex:
+        root = self.collection.index_dir("seismic")
+        params = {k: v for k, v in sorted(self.build_params.items())}
+        tag = f"{self.field}-g{snap.generation}"
+        folder = root / tag
+        with _LOCK:
+            if (folder / "manifest.json").is_file():
+                idx = SeismicIndex.load(folder)
+                if {k: idx.params.get(k) for k in params} == params:
+                    return idx
+                shutil.rmtree(folder)
+            idx = SeismicIndex.build(snap.field(self.field), keys=snap.keys, **params)
+            tmp = root / f".{tag}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            idx.save(tmp)
+            tmp.replace(folder)
+            for old in root.glob(f"{self.field}-g*"):
+                if old.name != tag:
+                    shutil.rmtree(old, ignore_errors=True)
+            (root / "latest.json").write_text(json.dumps({"field": self.field, "generation": snap.generation}))
+            return SeismicIndex.load(folder)
+
+    def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
+        queries = Queries.of(queries)
+        q = self._query_vectors(queries)
+        snap = self.collection.snapshot()
+        if len(snap.keys) == 0:
+            return Results.empty(len(queries), self.depth).with_resolver(self.collection.resolver())
+        if self.index == "exact":
+            res = ExactSparseIndex(snap.field(self.field), keys=snap.keys).search(q, self.depth)
+        else:
+            res = self._seismic(snap).search(q, self.depth, query_cut=self.query_cut, heap_factor=self.heap_factor)
+        empty = np.flatnonzero(np.diff(q.indptr) == 0)
+        if len(empty):
+            res.info["empty_queries"] = empty.tolist()
+            res.info["note"] = "queries with no vocabulary terms after encoding match nothing"
+        return res.with_resolver(self.collection.resolver())
+
+    def explain(self, query: str, doc_id: str, n: int = 10) -> list[tuple[str, float, float, float]]:
+        """Matched terms of ``doc_id`` for ``query``: ``(token, contribution, q weight, d weight)``."""
+        snap = self.collection.snapshot()
+        ids = snap.ids(snap.keys)
+        if doc_id not in ids:
+            raise ValueError(f"no live document {doc_id!r} in the collection")
+        row = snap.field(self.field)[ids.index(doc_id)]
+        return self.encoder.top_terms(self.encoder.encode_queries([query]), row, n=n)
+
+
+register_retriever("splade", lambda collection, **p: SparseRetriever(collection, **p))
