@@ -106,7 +106,8 @@ class Stage:
         stage: Stage = self if k is None else Cutoff(self, check_k(k))
         return stage.compile().transform(q, None)
 
-    __call__ = transform
+    def __call__(self, queries: Queries | Sequence[str] | str, candidates: Results | None = None) -> Results:
+        return self.transform(Queries.of(queries), candidates)
 
     def compile(self) -> Stage:
         """Return an equivalent pipeline with cut-offs pushed into retrievers' ``depth``."""

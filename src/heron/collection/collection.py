@@ -677,13 +677,27 @@ class Collection:
         k: int = 10,
         *,
         retriever: str = "dense",
+        min_relevance: float | None = None,
+        min_hits: int = 0,
         **params: Any,
     ) -> Results:
-        """Search with a named retriever; returns :class:`Results` of shape ``(n_queries, k)``."""
+        """Search with a named retriever; returns :class:`Results` of shape ``(n_queries, k)``.
+
+        With ``min_relevance`` (a probability in [0, 1]) only hits whose calibrated relevance
+        reaches it are kept (rows are padded after the last kept hit, so the number of hits
+        varies per query); the collection must have been calibrated first
+        (:func:`heron.calibration.collection.calibrate`). ``min_hits`` keeps at least that many.
+        """
         from heron.results import check_k
 
         k = check_k(k)
-        return self.retriever(retriever, **params).search(queries, k)
+        stage = self.retriever(retriever, **params)
+        if min_relevance is not None:
+            from heron.calibration.collection import threshold_stage
+
+            thr = threshold_stage(self, min_relevance=min_relevance, min_hits=min_hits)
+            stage = stage % max(k, 100) >> thr
+        return stage.search(queries, k)
 
 
 def _check_field_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,9 @@ PLUGIN_MODULES = [
     "heron.index.collection",
     "heron.sparse.collection",
     "heron.multivector.collection",
+    "heron.rerank.collection",
+    "heron.drift.collection",
+    "heron.calibration.collection",
 ]
 
 
