@@ -1,11 +1,15 @@
 # ruff: noqa: B023  (timing lambdas are called at once, inside their loop iteration)
-"""ANN bar of issue 4: HNSW overhead vs faiss, IVF+codes+rescore vs exact scan, filters, mutations.
+"""ANN bar of issue 4: HNSW overhead vs faiss, IVF+codes+rescore vs exact scan, filters,
+mutations, recall drift past the IVF training set.
 
-Data: a seeded synthetic corpus of unit vectors in 384-d (1,000 Gaussian clusters + a 48-d
-latent factor + isotropic noise); queries come from the same generator. Exact answers by a
-blocked float32 scan. Indexes are built once and cached under ``$HERON_CACHE/ann_bench``.
+Data (``--data``): ``anchored`` (default) — synthetic vectors generated around the real cached
+MiniLM document embeddings of SciFact + NFCorpus (see :class:`Anchored`), or ``gaussian`` —
+seeded Gaussian clusters (harder, no real structure). Queries come from the same generator with
+another seed. Exact answers by a faiss flat scan. Single-query timings are medians over
+``--reps`` interleaved rounds (heron and the direct library alternate). Indexes are built once
+and cached under ``$HERON_CACHE/ann_bench``.
 
-    python benchmarks/ann_bench.py --n 1000000 --out out/ann
+    python benchmarks/ann_bench.py --n 200000 --data anchored --out out/ann200k
 """
 
 from __future__ import annotations
@@ -130,9 +134,13 @@ def cached_index(name: str, build, *, rebuild: bool = False) -> tuple[object, fl
 
 
 def exact(q: np.ndarray, x: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
-    sub = x if rows is None else x[rows]
-    s = q @ sub.T
-    top = np.argsort(-s, axis=1)[:, :k]
+    """Exact top-``k`` row ids by inner product (faiss flat scan, batched)."""
+    import faiss
+
+    sub = x if rows is None else np.ascontiguousarray(x[rows])
+    ix = faiss.IndexFlatIP(sub.shape[1])
+    ix.add(sub)
+    _, top = ix.search(q, k)
     return top if rows is None else rows[top]
 
 
@@ -140,170 +148,271 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(a[a >= 0]) & set(b)) / len(b) for a, b in zip(found, truth)]))
 
 
-def timed(fn, reps: int = 3) -> float:
-    best = np.inf
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+def interleaved(fns: dict, reps: int) -> dict:
+    """Median seconds of each zero-arg ``fn`` over ``reps`` rounds, run interleaved (A B C A B C ...)."""
+    times: dict = {name: [] for name in fns}
+    for r in range(reps):
+        names = list(fns) if r % 2 == 0 else list(fns)[::-1]
+        for name in names:
+            t = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t)
+    return {name: float(np.median(v)) for name, v in times.items()}
+
+
+def single(search, q: np.ndarray):
+    return lambda: [search(q[i : i + 1]) for i in range(len(q))]
+
+
+def omp(nt: int, fn):
+    """``fn`` run with faiss on ``nt`` OpenMP threads."""
+    import faiss
+
+    def run():
+        prev = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(nt)
+        try:
+            return fn()
+        finally:
+            faiss.omp_set_num_threads(prev)
+
+    return run
 
 
 def main() -> None:
+    import faiss
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--data", choices=["anchored", "gaussian"], default="anchored")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--reps", type=int, default=7, help="interleaved timing rounds (medians)")
     ap.add_argument("--M", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=100)
-    ap.add_argument("--nprobe", default="8,16,32,64,128,256", help="IVF nprobe sweep")
+    ap.add_argument("--ef", default="16,32,64,128,256", help="HNSW ef_search sweep")
+    ap.add_argument("--nlist", type=int, default=1024)
+    ap.add_argument("--nprobe", default="4,8,16,32,64", help="IVF nprobe sweep")
+    ap.add_argument("--ivf", default="int8:2,4;bin:10,20", help="codec:oversample,... ; ...")
+    ap.add_argument("--sections", default="hnsw,ivf,filter,mutate,drift")
     ap.add_argument("--out", default="out/ann")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     n, k = args.n, 10
-    rep: dict = {"n": n, "dim": D, "queries": args.queries}
-    x = synth(n, 3)
-    q = synth(args.queries, 4)
+    t = time.perf_counter()
+    x, q, desc = make_data(args.data, n, args.queries)
+    rep: dict = {"n": n, "dim": D, "queries": args.queries, "reps": args.reps, **desc}
+    rep["data_s"] = time.perf_counter() - t
     keys = np.arange(n, dtype=np.int64)
     t = time.perf_counter()
     gt = exact(q, x, k)
-    t_exact_batch = time.perf_counter() - t
-    t_exact_single = timed(lambda: [exact(q[i : i + 1], x, k) for i in range(20)], 1) / 20
-    rep["exact"] = {"single_ms": t_exact_single * 1e3, "batch_qps": len(q) / t_exact_batch}
-    print(rep["exact"], flush=True)
-    cache = cache_dir() / "ann_bench"
+    rep["exact_batch_qps"] = len(q) / (time.perf_counter() - t)
+    flat = faiss.IndexFlatIP(D)
+    flat.add(x)
+    qs = q[:20]
+
+    def np_exact(qq):
+        sc = x @ qq[0]
+        return np.argpartition(-sc, k)[:k]
+
+    ex = interleaved(
+        {
+            "numpy": single(np_exact, qs),
+            "faiss_flat": single(lambda qq: flat.search(qq, k), qs),
+            "faiss_flat_1thread": omp(1, single(lambda qq: flat.search(qq, k), qs)),
+        },
+        3,
+    )
+    flat = None
+    ex_ms = {name: v / len(qs) * 1e3 for name, v in ex.items()}
+    t_exact_single = min(ex_ms.values()) / 1e3
+    rep["exact_single_ms"] = ex_ms
+    print("exact", rep["exact_batch_qps"], ex_ms, flush=True)
+    tag = f"{args.data}-n{n}"
 
     # ---------------------------------------------------------------- HNSW overhead
-    folder = cache / f"hnsw-n{n}-M{args.M}-efc{args.ef_construction}"
-    if (folder / "index.json").exists():
-        hn = load_index(folder)
-        build_s = json.loads((folder / "build.json").read_text())["build_s"]
-    else:
-        t = time.perf_counter()
-        hn = make_index("hnsw", M=args.M, ef_construction=args.ef_construction).build(x, keys)
-        build_s = time.perf_counter() - t
-        hn.save(folder)
-        (folder / "build.json").write_text(json.dumps({"build_s": build_s}))
-    import faiss
-
-    raw = faiss.read_index(str(folder / "faiss.index"))  # the same graph, used directly
+    name = f"hnsw-{tag}-M{args.M}-efc{args.ef_construction}"
+    hn, build_s = cached_index(
+        name,
+        lambda: make_index("hnsw", M=args.M, ef_construction=args.ef_construction).build(x, keys),
+    )
+    raw = faiss.read_index(str(cache_dir() / "ann_bench" / name / "faiss.index"))
     rows = []
-    for ef in tqdm([32, 64, 128, 256, 512], desc="hnsw ef"):
-        raw.hnsw.efSearch = ef
-        tr1 = timed(lambda: [raw.search(q[i : i + 1], k) for i in range(len(q))])
-        th1 = timed(
-            lambda: [hn.search(q[i : i + 1], k, params={"ef_search": ef}) for i in range(len(q))]
-        )
-        trb = timed(lambda: raw.search(q, k))
-        thb = timed(lambda: hn.search(q, k, params={"ef_search": ef}))
-        _, kk, _ = hn.search(q, k, params={"ef_search": ef})
-        _, ri = raw.search(q, k)
-        rows.append(
-            {
-                "ef_search": ef,
-                "recall_heron": recall(kk, gt),
-                "recall_faiss": recall(ri, gt),
-                "qps_single_heron": len(q) / th1,
-                "qps_single_faiss": len(q) / tr1,
-                "ratio_single": tr1 / th1,
-                "qps_batch_heron": len(q) / thb,
-                "qps_batch_faiss": len(q) / trb,
-                "ratio_batch": trb / thb,
-            }
-        )
-        print(rows[-1], flush=True)
+    if "hnsw" in sections:
+        for ef in tqdm([int(v) for v in args.ef.split(",")], desc="hnsw ef"):
+            raw.hnsw.efSearch = ef
+            p = {"ef_search": ef}
+            tm = interleaved(
+                {
+                    "heron": single(lambda qq: hn.search(qq, k, params=p), q),
+                    "faiss": single(lambda qq: raw.search(qq, k), q),
+                    "faiss_1thread": omp(1, single(lambda qq: raw.search(qq, k), q)),
+                    "heron_batch": lambda: hn.search(q, k, params=p),
+                    "faiss_batch": lambda: raw.search(q, k),
+                },
+                args.reps,
+            )
+            _, kk, _ = hn.search(q, k, params=p)
+            _, ri = raw.search(q, k)
+            best_direct = min(tm["faiss"], tm["faiss_1thread"])
+            rows.append(
+                {
+                    "ef_search": ef,
+                    "recall_heron": recall(kk, gt),
+                    "recall_faiss": recall(ri, gt),
+                    "qps_single_heron": len(q) / tm["heron"],
+                    "qps_single_faiss": len(q) / tm["faiss"],
+                    "qps_single_faiss_1thread": len(q) / tm["faiss_1thread"],
+                    "ratio_single": best_direct / tm["heron"],
+                    "qps_batch_heron": len(q) / tm["heron_batch"],
+                    "qps_batch_faiss": len(q) / tm["faiss_batch"],
+                    "ratio_batch": tm["faiss_batch"] / tm["heron_batch"],
+                }
+            )
+            print(rows[-1], flush=True)
     rep["hnsw"] = {
         "M": args.M,
         "ef_construction": args.ef_construction,
         "build_s": build_s,
+        "build_rate_per_s": n / build_s,
         "memory_bytes": hn.memory_bytes(),
         "sweep": rows,
     }
 
     # ---------------------------------------------------------------- IVF + codes + rescore
     ivf_rows = []
-    nlist = int(4 * np.sqrt(n))
-    for codec, over in [("int8", 4), ("bin", 10)]:
-        t = time.perf_counter()
-        iv = make_index("ivf", nlist=nlist, codec=codec, oversample=over).build(x, keys)
-        b = time.perf_counter() - t
-        for nprobe in tqdm([int(v) for v in args.nprobe.split(",")], desc=f"ivf {codec}"):
-            p = {"nprobe": nprobe}
-            t1 = timed(
-                lambda: [iv.search(q[i : i + 1], k, params=p) for i in range(len(q))], 1
-            ) / len(q)
-            tb = timed(lambda: iv.search(q, k, params=p), 1)
-            _, kk, _ = iv.search(q, k, params=p)
-            ivf_rows.append(
-                {
-                    "codec": codec,
-                    "oversample": over,
-                    "nlist": nlist,
-                    "nprobe": nprobe,
-                    "build_s": b,
-                    "recall": recall(kk, gt),
-                    "single_ms": t1 * 1e3,
-                    "speedup_single_vs_exact": t_exact_single / t1,
-                    "batch_qps": len(q) / tb,
-                    "memory_bytes": iv.memory_bytes(),
-                }
+    if "ivf" in sections:
+        for part in args.ivf.split(";"):
+            codec, overs = part.split(":")
+            iv, b = cached_index(
+                f"ivf-{tag}-nlist{args.nlist}-{codec}",
+                lambda: make_index("ivf", nlist=args.nlist, codec=codec).build(x, keys),
             )
-            print(ivf_rows[-1], flush=True)
-        iv = None  # free it before the next codec
+            for over in [float(v) for v in overs.split(",")]:
+                for nprobe in tqdm([int(v) for v in args.nprobe.split(",")], desc=f"ivf {codec}"):
+                    p = {"nprobe": nprobe, "oversample": over}
+                    tm = interleaved(
+                        {
+                            "single": single(lambda qq: iv.search(qq, k, params=p), q),
+                            "batch": lambda: iv.search(q, k, params=p),
+                        },
+                        3,
+                    )
+                    _, kk, _ = iv.search(q, k, params=p)
+                    t1 = tm["single"] / len(q)
+                    ivf_rows.append(
+                        {
+                            "codec": codec,
+                            "oversample": over,
+                            "nlist": args.nlist,
+                            "nprobe": nprobe,
+                            "build_s": b,
+                            "recall": recall(kk, gt),
+                            "single_ms": t1 * 1e3,
+                            "speedup_single_vs_exact": t_exact_single / t1,
+                            "batch_qps": len(q) / tm["batch"],
+                            "batch_speedup_vs_exact": len(q) / tm["batch"] / rep["exact_batch_qps"],
+                            "memory_bytes": iv.memory_bytes(),
+                        }
+                    )
+                    print(ivf_rows[-1], flush=True)
+            iv = None
     rep["ivf"] = ivf_rows
+    ok = [r for r in ivf_rows if r["recall"] >= 0.95]
+    rep["ivf_bar"] = max(ok, key=lambda r: r["speedup_single_vs_exact"]) if ok else None
 
     # ---------------------------------------------------------------- filtered search
-    attr = np.random.default_rng(7).permutation(n)
     frows = []
-    for sel in (0.1, 0.01, 0.001):
-        allowed = keys[attr < int(sel * n)]
-        truth = exact(q, x, k, rows=allowed)
-        t = time.perf_counter()
-        _, kk, info = hn.search(q, k, allowed=allowed, params={"ef_search": 128})
-        dt = time.perf_counter() - t
-        ok = bool(np.isin(kk[kk >= 0], allowed).all())
-        frows.append(
-            {
-                "selectivity": sel,
-                "matching": int(len(allowed)),
-                "recall": recall(kk, truth),
-                "strategy": info["strategy"],
-                "batch_qps": len(q) / dt,
-                "only_matching_returned": ok,
-                "full_k": bool((kk >= 0).all()),
-            }
-        )
-        print(frows[-1], flush=True)
+    if "filter" in sections:
+        attr = np.random.default_rng(7).permutation(n)
+        for sel in (0.1, 0.01, 0.001):
+            allowed = keys[attr < int(sel * n)]
+            truth = exact(q, x, k, rows=allowed)
+            t = time.perf_counter()
+            _, kk, info = hn.search(q, k, allowed=allowed, params={"ef_search": 128})
+            dt = time.perf_counter() - t
+            frows.append(
+                {
+                    "selectivity": sel,
+                    "matching": int(len(allowed)),
+                    "recall": recall(kk, truth),
+                    "strategy": info["strategy"],
+                    "batch_qps": len(q) / dt,
+                    "only_matching_returned": bool(np.isin(kk[kk >= 0], allowed).all()),
+                    "full_k": bool((kk >= 0).all()),
+                }
+            )
+            print(frows[-1], flush=True)
     rep["filtered"] = frows
 
     # ---------------------------------------------------------------- delete 10% + upsert 10%
-    rng = np.random.default_rng(11)
-    perm = rng.permutation(n)
-    dele, ups = keys[perm[: n // 10]], keys[perm[n // 10 : n // 5]]
-    hn.remove(dele)
-    newv = synth(len(ups), 12)
-    t = time.perf_counter()
-    hn.upsert(newv, ups)
-    up_s = time.perf_counter() - t
-    x2 = x.copy()
-    x2[ups] = newv
-    live = np.setdiff1d(keys, dele)
-    truth = exact(q, x2, k, rows=live)
-    res = {}
-    for ef in (128, 256):
-        _, kk, info = hn.search(q, k, params={"ef_search": ef})
-        res[ef] = {
-            "recall": recall(kk, truth),
-            "deleted_returned": int(np.isin(kk, dele).sum()),
-            "strategy": info["strategy"],
+    if "mutate" in sections:
+        rng = np.random.default_rng(11)
+        perm = rng.permutation(n)
+        dele, ups = keys[perm[: n // 10]], keys[perm[n // 10 : n // 5]]
+        hn.remove(dele)
+        newv = (gaussian if args.data == "gaussian" else Anchored())(len(ups), 12)
+        t = time.perf_counter()
+        hn.upsert(newv, ups)
+        up_s = time.perf_counter() - t
+        x2 = x.copy()
+        x2[ups] = newv
+        live = np.setdiff1d(keys, dele)
+        truth = exact(q, x2, k, rows=live)
+        x2 = None
+        res = {}
+        for ef in (64, 128, 256):
+            _, kk, info = hn.search(q, k, params={"ef_search": ef})
+            res[ef] = {
+                "recall": recall(kk, truth),
+                "deleted_returned": int(np.isin(kk, dele).sum()),
+                "strategy": info["strategy"],
+            }
+        rep["mutations"] = {
+            "deleted": int(len(dele)),
+            "upserted": int(len(ups)),
+            "upsert_s": up_s,
+            "by_ef": res,
         }
-    rep["mutations"] = {
-        "deleted": int(len(dele)),
-        "upserted": int(len(ups)),
-        "upsert_s": up_s,
-        "by_ef": res,
-    }
-    print(rep["mutations"], flush=True)
+        print(rep["mutations"], flush=True)
+
+    # ---------------------------------------------------------------- recall drift
+    if "drift" in sections:
+        from heron.index.drift import drift_report
+
+        drows = []
+        pc = np.linalg.svd(x[:20000] - x[:20000].mean(0), full_matrices=False)[2][0]
+        orders = {"iid": np.arange(n), "topic-shifted (sorted by 1st PC)": np.argsort(x @ pc)}
+        for codec in ("int8", "pq48"):
+            rebuilt = make_index("ivf", nlist=args.nlist, codec=codec, nprobe=16)
+            rebuilt.build(x, keys)
+            rr = recall(rebuilt.search(q, k)[1], gt)
+            rebuilt = None
+            for oname, order in orders.items():
+                tr = order[: n // 5]
+                grown = make_index("ivf", nlist=args.nlist, codec=codec, nprobe=16)
+                grown.build(x[tr], keys[tr])
+                base_recall = recall(grown.search(q, k)[1], exact(q, x, k, rows=keys[tr]))
+                rest = order[n // 5 :]
+                grown.add(x[rest], keys[rest])  # the path update_index takes
+                rg = recall(grown.search(q, k)[1], gt)
+                adv = drift_report(grown, queries=q[:50])
+                drows.append(
+                    {
+                        "codec": codec,
+                        "growth": oname,
+                        "nprobe": 16,
+                        "recall_at_20pct": base_recall,
+                        "recall_grown": rg,
+                        "recall_rebuilt": rr,
+                        "loss": rr - rg,
+                        "advice": adv,
+                    }
+                )
+                print(drows[-1], flush=True)
+                grown = None
+        rep["drift"] = drows
 
     # ---------------------------------------------------------------- 100M projection
     per = {
@@ -320,29 +429,49 @@ def main() -> None:
         for name, b in per.items()
     }
     rep["measured_bytes_per_vector_hnsw_fp32"] = hn.memory_bytes() / hn.ntotal
-    (out / "ann_bench.json").write_text(json.dumps(rep, indent=1))
+    (out / "ann_bench.json").write_text(json.dumps(rep, indent=1, default=str))
     md = [
-        f"# ANN bench (n={n}, d={D}, {len(q)} queries)",
+        f"# ANN bench (n={n}, d={D}, data={args.data}, {len(q)} queries, {args.reps} interleaved reps)",
         "",
-        "| ef | recall heron | recall faiss | single qps heron/faiss | ratio | batch ratio |",
+        f"exact single-query ms: {ex_ms}; exact batch {rep['exact_batch_qps']:.0f} q/s; "
+        f"HNSW build {build_s:.0f} s ({n / build_s:.0f} vectors/s)",
+        "",
+        "| ef | recall heron | recall faiss | single qps heron / faiss / faiss-1t | ratio (vs best direct) | batch ratio |",
         "|---|---|---|---|---|---|",
     ]
     md += [
-        f"| {r['ef_search']} | {r['recall_heron']:.3f} | {r['recall_faiss']:.3f} | {r['qps_single_heron']:.0f}/{r['qps_single_faiss']:.0f} | {r['ratio_single']:.2f} | {r['ratio_batch']:.2f} |"
+        f"| {r['ef_search']} | {r['recall_heron']:.3f} | {r['recall_faiss']:.3f} | {r['qps_single_heron']:.0f} / {r['qps_single_faiss']:.0f} / {r['qps_single_faiss_1thread']:.0f} | {r['ratio_single']:.2f} | {r['ratio_batch']:.2f} |"
         for r in rows
     ]
     md += [
         "",
-        "| codec | nprobe | recall | single ms | x exact | batch qps |",
-        "|---|---|---|---|---|---|",
+        "| codec | oversample | nprobe | recall | single ms | x exact (single) | batch qps | x exact (batch) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     md += [
-        f"| {r['codec']} | {r['nprobe']} | {r['recall']:.3f} | {r['single_ms']:.2f} | {r['speedup_single_vs_exact']:.1f} | {r['batch_qps']:.0f} |"
+        f"| {r['codec']} | {r['oversample']:g} | {r['nprobe']} | {r['recall']:.3f} | {r['single_ms']:.2f} | {r['speedup_single_vs_exact']:.1f} | {r['batch_qps']:.0f} | {r['batch_speedup_vs_exact']:.1f} |"
         for r in ivf_rows
     ]
-    md += ["", "| selectivity | recall | strategy |", "|---|---|---|"] + [
-        f"| {r['selectivity']} | {r['recall']:.3f} | {r['strategy']} |" for r in frows
+    md += ["", "| selectivity | recall | strategy | full k |", "|---|---|---|---|"] + [
+        f"| {r['selectivity']} | {r['recall']:.3f} | {r['strategy']} | {r['full_k']} |"
+        for r in frows
     ]
+    if "mutations" in rep:
+        md += ["", "| ef (after -10% / upsert 10%) | recall | deleted returned |", "|---|---|---|"]
+        md += [
+            f"| {ef} | {v['recall']:.3f} | {v['deleted_returned']} |"
+            for ef, v in rep["mutations"]["by_ef"].items()
+        ]
+    if "drift" in rep:
+        md += [
+            "",
+            "| codec | growth | recall@20% | grown | rebuilt | advice |",
+            "|---|---|---|---|---|---|",
+        ]
+        md += [
+            f"| {r['codec']} | {r['growth']} | {r['recall_at_20pct']:.3f} | {r['recall_grown']:.3f} | {r['recall_rebuilt']:.3f} | {r['advice']['advice']} |"
+            for r in rep["drift"]
+        ]
     md += ["", "| config | B/vector | GiB at 100M | fits 64 GB |", "|---|---|---|---|"] + [
         f"| {k2} | {v['bytes_per_vector']} | {v['GiB_100M']:.1f} | {v['fits_64GB']} |"
         for k2, v in rep["projection_100M"].items()
@@ -355,21 +484,37 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.plot(
-            [r["recall_heron"] for r in rows],
-            [r["qps_single_heron"] for r in rows],
-            "o-",
-            label="heron hnsw",
-        )
-        ax.plot(
-            [r["recall_faiss"] for r in rows],
-            [r["qps_single_faiss"] for r in rows],
-            "s--",
-            label="faiss direct",
-        )
+        if rows:
+            ax.plot(
+                [r["recall_heron"] for r in rows],
+                [r["qps_single_heron"] for r in rows],
+                "o-",
+                label="heron hnsw",
+            )
+            ax.plot(
+                [r["recall_faiss"] for r in rows],
+                [r["qps_single_faiss_1thread"] for r in rows],
+                "s--",
+                label="faiss hnsw direct (1 thread)",
+            )
+        for codec in sorted({r["codec"] for r in ivf_rows}):
+            rr = [
+                r
+                for r in ivf_rows
+                if r["codec"] == codec
+                and r["oversample"] == max(v["oversample"] for v in ivf_rows if v["codec"] == codec)
+            ]
+            ax.plot(
+                [r["recall"] for r in rr],
+                [1e3 / r["single_ms"] for r in rr],
+                "^:",
+                label=f"heron ivf {codec}+rescore",
+            )
+        ax.axhline(1 / t_exact_single, color="gray", lw=0.8, label="exact scan")
+        ax.set_yscale("log")
         ax.set_xlabel("recall@10")
-        ax.set_ylabel("queries/s (single)")
-        ax.legend()
+        ax.set_ylabel("queries/s (single query)")
+        ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / "ann_bench.png", dpi=120)
     except ImportError:

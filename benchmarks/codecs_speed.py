@@ -8,8 +8,8 @@ run in the same process; single-query timings interleave the methods query by qu
 
     python benchmarks/codecs_speed.py --out out/codecs_speed
 
-Data: anisotropic Gaussian clusters (spectrum ``j^-0.5``), normalised; queries are perturbed
-documents. Peak memory ~4.5 GB (float32 corpus + faiss' own copy + codes).
+Data: anisotropic Gaussian clusters (spectrum ``j^-0.5``), normalised; queries are documents
+perturbed by ``--query-noise`` (default 0.25). Peak memory ~4.5 GB (float32 corpus + faiss' own copy + codes).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 
-def make_data(n: int, d: int, nq: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_data(n: int, d: int, nq: int, seed: int, query_noise: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     spec = (np.arange(1, d + 1) ** -0.5).astype(np.float32)
     centres = rng.standard_normal((max(n // 500, 16), d)).astype(np.float32) * spec
@@ -33,7 +33,7 @@ def make_data(n: int, d: int, nq: int, seed: int) -> tuple[np.ndarray, np.ndarra
         v = centres[a] + 0.6 * rng.standard_normal((m, d)).astype(np.float32) * spec
         x[s : s + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
     pick = rng.integers(0, n, nq)
-    q = x[pick] + 0.5 * rng.standard_normal((nq, d)).astype(np.float32) * spec
+    q = x[pick] + query_noise * rng.standard_normal((nq, d)).astype(np.float32) * spec
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     return x, np.ascontiguousarray(q, dtype=np.float32)
 
@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--nq", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=30, help="single queries timed per method")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--query-noise", type=float, default=0.25, help="query = document + noise (relative to the spectrum)")
     ap.add_argument("--out", default="out/codecs_speed")
     args = ap.parse_args()
     import faiss
@@ -76,7 +77,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=7, desc="codecs_speed")
-    x, q = make_data(args.n, args.d, args.nq, args.seed)
+    x, q = make_data(args.n, args.d, args.nq, args.seed, args.query_noise)
     steps.update()
     flat = faiss.IndexFlatIP(args.d)
     flat.add(x)

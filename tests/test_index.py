@@ -130,3 +130,57 @@ def test_random_mutations_match_oracle(ops, kind) -> None:
     s, k, _ = idx.search(ovec, min(5, len(okeys)))
     assert np.isin(k[k >= 0], okeys).all(), "a deleted key came back"
     assert (k[:, 0] == okeys).mean() >= 0.95  # each live vector finds itself (its newest version)
+
+
+def test_live_mask_cache_follows_mutations() -> None:
+    x = data(300)
+    idx = make_index("hnsw", M=8, ef_construction=40).build(x, np.arange(300))
+    assert idx.live_mask() is None  # nothing tombstoned: no mask, no O(n) work per query
+    idx.remove(np.arange(0, 300, 3))
+    m1 = idx.live_mask()
+    assert m1 is idx.live_mask() and m1.sum() == 200
+    assert idx.selector_for(m1) is idx.selector_for(m1)  # cached faiss selector
+    _, k, _ = idx.search(x, 5)
+    assert not np.isin(k, np.arange(0, 300, 3)).any()
+    idx.upsert(x[:3], np.array([0, 1, 2]))  # a mutation invalidates the cache
+    assert idx.live_mask() is not m1
+    _, k, _ = idx.search(x[:3], 1)
+    assert list(k[:, 0]) == [0, 1, 2]
+
+
+def test_single_query_runs_faiss_on_one_thread() -> None:
+    faiss = pytest.importorskip("faiss")
+    from heron.index._faiss import threads_for
+
+    before = faiss.omp_get_max_threads()
+    with threads_for(1):
+        assert faiss.omp_get_max_threads() == 1
+    with threads_for(1000):
+        assert faiss.omp_get_max_threads() == before
+    assert faiss.omp_get_max_threads() == before
+
+
+def test_drift_report_advises_retrain_after_shifted_growth() -> None:
+    from heron.index.drift import drift_report, recall_probe
+
+    rng = np.random.default_rng(0)
+    # two far-apart groups of clusters: train on the first, grow into the second
+    centres = rng.standard_normal((40, D)).astype(np.float32) * 3
+    lab = np.repeat(np.arange(40), 100)
+    x = centres[lab] + rng.standard_normal((4000, D)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    order = np.argsort(x[:, 0])  # sorted along one direction: a topic-shifted stream
+    keys = np.arange(4000)
+    idx = make_index("ivf", nlist=32, nprobe=2, codec="int8").build(x[order[:400]], keys[:400])
+    assert drift_report(idx, target=0.5)["growth"] == 1.0
+    idx.add(x[order[400:]], keys[400:])
+    rep = drift_report(idx, target=0.99)
+    assert rep["growth"] == 10.0 and rep["trained_on"] == 400
+    assert 0 <= rep["recall"] <= 1
+    if rep["recall"] < 0.99:
+        assert rep["retrain"] and "compact_index" in rep["advice"]
+    # a rebuilt index on everything probes at least as well with the same knob
+    full = make_index("ivf", nlist=32, nprobe=2, codec="int8").build(x[order], keys)
+    assert recall_probe(full) >= recall_probe(idx) - 0.05
+    with pytest.raises(ValueError, match="target"):
+        drift_report(idx, target=2)

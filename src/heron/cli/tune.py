@@ -1,7 +1,9 @@
 """``heron tune``: sweep an index's search parameter on sampled queries; recall@10 vs queries/s.
 
 Queries are a sample of the collection's own vectors (perturbed), the reference is the exact
-scan; the curve is printed and written as JSON with ``--out``.
+scan; the curve is printed and written as JSON with ``--out``, followed by the index's drift
+report (growth past the vectors it was trained on, recall probe, retrain advice; see
+:mod:`heron.index.drift`).
 """
 
 from __future__ import annotations
@@ -61,7 +63,19 @@ def run(args: argparse.Namespace) -> int:
         rec = float(np.mean([len(set(a) & set(b)) / args.k for a, b in zip(found, truth)]))
         curve.append({knob: v, "recall": rec, "qps": len(q) / dt})
         print(f"{v:>10} {rec:>10.3f} {len(q) / dt:>10.0f}")
+    from heron.index.drift import drift_report
+
+    # growth past the training data + a recall probe at the index's default knob -> advice
+    drift = drift_report(idx, queries=q[: min(50, len(q))], k=args.k)
+    print(
+        f"drift: {drift['count']} vectors, trained on {drift['trained_on']} "
+        f"({drift['growth']:.2f}x), recall@{args.k} {drift['recall']:.3f} -> {drift['advice']}"
+    )
     if args.out:
         with open(args.out, "w") as fh:
-            json.dump({"index": args.index, "codec": args.codec, "curve": curve}, fh, indent=1)
+            json.dump(
+                {"index": args.index, "codec": args.codec, "curve": curve, "drift": drift},
+                fh,
+                indent=1,
+            )
     return 0

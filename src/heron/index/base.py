@@ -148,6 +148,9 @@ class AnnIndex:
         self._vec_parts: list[np.ndarray] = []  # rescoring copy, rows aligned with labels
         self._order: tuple[np.ndarray, np.ndarray] | None = None
         self.meta: dict[str, Any] = {}
+        # hot-path cache: (keys array, dead array, n_dead) -> live mask and its faiss selector,
+        # recomputed only when tombstones or labels change (not on every query)
+        self._live: tuple[Any, ...] | None = None
 
     @classmethod
     def _codec_names(cls) -> tuple[str, ...]:
@@ -210,6 +213,7 @@ class AnnIndex:
         self.dead = np.concatenate([self.dead, np.zeros(len(k), dtype=bool)])
         self._vec_parts.append(x)
         self._order = None
+        self._live = None
 
     def remove(self, keys: np.ndarray) -> int:
         """Tombstone ``keys``; returns how many live vectors were removed (unknown keys ignored)."""
@@ -217,6 +221,7 @@ class AnnIndex:
         labels = labels[labels >= 0]
         labels = labels[~self.dead[labels]]
         self.dead[labels] = True
+        self._live = None
         return int(len(labels))
 
     def upsert(self, vectors: np.ndarray, keys: np.ndarray) -> None:
@@ -291,25 +296,42 @@ class AnnIndex:
         ``(scores (nq, k) float32, keys (nq, k) int64, info)`` sorted descending, padded
         ``-inf`` / ``-1``; ``info["strategy"]`` names how the search ran.
         """
-        from heron.results import check_k
+        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1):
+            from heron.results import check_k
 
-        k = check_k(k)
+            k = check_k(k)
+        k = int(k)
         if self.dim is None:
             raise ValueError("the index is not built; call build(vectors, keys) first")
-        q = as_vectors(queries, dim=self.dim, what="queries")
-        params = dict(params or {})
-        oversample = float(params.pop("oversample", self.oversample))
-        exact_below = float(params.pop("exact_below", self.exact_below))
-        self._check_search_params(params)
+        q = queries
+        if not (  # fast path: already (nq, d) C-contiguous float32 (no copy, no re-validation)
+            isinstance(q, np.ndarray)
+            and q.dtype == np.float32
+            and q.ndim == 2
+            and q.shape[1] == self.dim
+            and q.flags.c_contiguous
+        ):
+            q = as_vectors(queries, dim=self.dim, what="queries")
+        if params:
+            params = dict(params)
+            oversample = float(params.pop("oversample", self.oversample))
+            exact_below = float(params.pop("exact_below", self.exact_below))
+            self._check_search_params(params)
+        else:
+            params, oversample, exact_below = {}, self.oversample, self.exact_below
         mask: np.ndarray | None = None
         if allowed is not None:
             lab = self.labels_of(np.asarray(allowed, dtype=np.int64))
             mask = np.zeros(self.ntotal, dtype=bool)
             mask[lab[lab >= 0]] = True
             mask &= ~self.dead
-        elif self.dead.any():
-            mask = ~self.dead
-        n_ok = self.ntotal if mask is None else int(mask.sum())
+        else:
+            mask = self.live_mask()
+        n_ok = (
+            self.ntotal
+            if mask is None
+            else (self._live[2] if mask is self._live_mask_cached() else int(mask.sum()))
+        )
         info: dict[str, Any] = {"index": self.kind, "codec": self.codec, "matching": n_ok}
         if n_ok == 0:
             info["strategy"] = "empty"
@@ -342,6 +364,28 @@ class AnnIndex:
                 )
         keys = np.where(lab >= 0, self.keys[np.maximum(lab, 0)], -1)
         return s.astype(np.float32, copy=False), keys, info
+
+    def live_mask(self) -> np.ndarray | None:
+        """``~dead`` by label, or ``None`` when nothing is tombstoned (cached until a mutation)."""
+        if self._live is None:
+            n_dead = int(self.dead.sum())
+            mask = None if n_dead == 0 else ~self.dead
+            self._live = (mask, None, self.ntotal - n_dead)
+        return self._live[0]
+
+    def _live_mask_cached(self) -> np.ndarray | None:
+        return None if self._live is None else self._live[0]
+
+    def selector_for(self, mask: np.ndarray) -> Any:
+        """A faiss bitmap selector for ``mask`` (cached for the live mask)."""
+        from heron.index._faiss import BitmapSelector
+
+        live = self._live
+        if live is not None and mask is live[0]:
+            if live[1] is None:
+                self._live = (live[0], BitmapSelector(mask), live[2])
+            return self._live[1]
+        return BitmapSelector(mask)
 
     def _check_search_params(self, params: dict[str, Any]) -> None:
         allowed = self.search_params()

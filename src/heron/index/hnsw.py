@@ -144,18 +144,22 @@ class HNSWIndex(AnnIndex):
         faiss = F.faiss_module()
         if self.binary:
             self._index.hnsw.efSearch = ef
-            dist, lab = self._index.search(self._bin.query_codes(q), depth)
+            codes = self._bin.query_codes(q)
+            with F.threads_for(len(q)):
+                dist, lab = self._index.search(codes, depth)
             s = F.hamming_to_score(dist, self._bin.width * 8)
             s[lab < 0] = -np.inf
             return s, lab
         if sel is None:
             self._index.hnsw.efSearch = ef
-            s, lab = self._index.search(q, depth)
+            with F.threads_for(len(q)):
+                s, lab = self._index.search(q, depth)
         else:
             p = faiss.SearchParametersHNSW()
             p.efSearch = ef
             p.sel = sel
-            s, lab = self._index.search(q, depth, params=p)
+            with F.threads_for(len(q)):
+                s, lab = self._index.search(q, depth, params=p)
         s[lab < 0] = -np.inf
         return s, lab
 
@@ -186,7 +190,7 @@ class HNSWIndex(AnnIndex):
             )
             self._fill_short_rows(q, s, lab, mask, depth)
             return s, lab, f"{name}+postfilter(ef={ef_f})"
-        sel = F.BitmapSelector(mask)
+        sel = self.selector_for(mask)
         s, lab = self._raw_search(q, depth, ef_f, sel.sel)
         self._fill_short_rows(q, s, lab, mask, depth)
         return s, lab, f"{name}+selector(ef={ef_f})"
@@ -195,8 +199,11 @@ class HNSWIndex(AnnIndex):
         self, q: np.ndarray, s: np.ndarray, lab: np.ndarray, mask: np.ndarray, depth: int
     ) -> None:
         """Rows with fewer than ``depth`` hits while more match are answered exactly (k comes back)."""
+        counts = (lab >= 0).sum(axis=1)
+        if counts.min() >= depth:  # the common case: no O(n) mask count per query
+            return
         want = min(depth, int(mask.sum()))
-        short = np.flatnonzero((lab >= 0).sum(axis=1) < want)
+        short = np.flatnonzero(counts < want)
         if len(short):
             es, el = self._exact(q[short], np.flatnonzero(mask), depth)
             s[short], lab[short] = es, el

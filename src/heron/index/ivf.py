@@ -88,7 +88,7 @@ class IVFIndex(AnnIndex):
             )
         self.nlist = nlist
         rng = np.random.default_rng(0)
-        cap = max(256 * nlist, 50_000)
+        cap = max(64 * nlist, 50_000)  # faiss asks for >= 39 per cell
         sample = x if n <= cap else x[np.sort(rng.choice(n, cap, replace=False))]
         if self.binary:
             self._bin = F.binary_codec(x)
@@ -134,16 +134,20 @@ class IVFIndex(AnnIndex):
         nprobe = min(nprobe, self.nlist or nprobe)
         if self.binary:
             self._index.nprobe = nprobe
-            dist, lab = self._index.search(self._bin.query_codes(q), depth)
+            codes = self._bin.query_codes(q)
+            with F.threads_for(len(q)):
+                dist, lab = self._index.search(codes, depth)
             s = F.hamming_to_score(dist, self._bin.width * 8)
         elif sel is None:
             self._index.nprobe = nprobe
-            s, lab = self._index.search(q, depth)
+            with F.threads_for(len(q)):
+                s, lab = self._index.search(q, depth)
         else:
             p = faiss.SearchParametersIVF()
             p.nprobe = nprobe
             p.sel = sel
-            s, lab = self._index.search(q, depth, params=p)
+            with F.threads_for(len(q)):
+                s, lab = self._index.search(q, depth, params=p)
         s = np.asarray(s, dtype=np.float32)
         s[lab < 0] = -np.inf
         return s, lab
@@ -172,11 +176,12 @@ class IVFIndex(AnnIndex):
             )
             strategy = f"{name}+postfilter"
         else:
-            sel = F.BitmapSelector(mask)
+            sel = self.selector_for(mask)
             s, lab = self._raw_search(q, depth, nprobe, sel.sel)
             strategy = f"{name}+selector"
-        want = min(depth, int(mask.sum()))
-        short = np.flatnonzero((lab >= 0).sum(axis=1) < want)
+        counts = (lab >= 0).sum(axis=1)
+        want = depth if counts.min() >= depth else min(depth, int(mask.sum()))
+        short = np.flatnonzero(counts < want)
         if len(short):
             es, el = self._exact(q[short], np.flatnonzero(mask), depth)
             s[short], lab[short] = es, el

@@ -576,6 +576,8 @@ class SeismicIndex:
             raise ValueError(f"Seismic index at {str(path)!r} has format version {m.get('version')}, this heron reads version {FORMAT_VERSION}; rebuild the index")
         arrays = {}
         for name in m["arrays"]:
-            arr = np.load(path / f"{name}.npy", mmap_mode="r" if mmap else None)
+            # copy-on-write maps stay lazily paged from disk but keep the arrays' writeable flag, so
+            # the numba kernels compiled for a freshly built index are reused (no readonly variant)
+            arr = np.load(path / f"{name}.npy", mmap_mode="c" if mmap else None)
             arrays[name] = np.asarray(arr)
         return cls(arrays, n_docs=m["n_docs"], vocab_size=m["vocab_size"], params=m["params"])

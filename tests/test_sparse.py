@@ -1,0 +1,96 @@
+"""Seismic vs the exact oracle on seeded synthetic sparse data (fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+sp = pytest.importorskip("scipy.sparse")
+pytest.importorskip("numba")
+
+from heron.sparse.exact import ExactSparseIndex  # noqa: E402
+from heron.sparse.seismic import SeismicIndex  # noqa: E402
+from heron.sparse.synthetic import synthetic_sparse  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_sparse(600, n_queries=25, vocab_size=500, doc_nnz=20, query_nnz=6, n_topics=20, topic_vocab=40, seed=3)
+
+
+def recall(a, b):
+    return np.mean([len(set(x[x >= 0]) & set(y[y >= 0])) / max(1, (y >= 0).sum()) for x, y in zip(a.keys, b.keys)])
+
+
+def test_exact_matches_dense_numpy(data):
+    d, q = data
+    res = ExactSparseIndex(d).search(q, 5)
+    s = (q @ d.T).toarray()
+    for i in range(q.shape[0]):
+        top = np.lexsort((np.arange(s.shape[1]), -s[i]))[:5]
+        np.testing.assert_array_equal(res.keys[i], top)
+
+
+def test_no_pruning_equals_exact(data):
+    d, q = data
+    gt = ExactSparseIndex(d).search(q, 10)
+    for quantize in (True, False):
+        idx = SeismicIndex.build(d, n_postings=10_000, summary_energy=1.0, quantize=quantize)
+        r = idx.search(q, 10, query_cut=1000, heap_factor=1.0)
+        np.testing.assert_array_equal(r.keys, gt.keys)
+        np.testing.assert_allclose(r.scores, gt.scores, rtol=1e-5)
+
+
+def test_recall_non_decreasing_as_pruning_relaxes(data):
+    d, q = data
+    gt = ExactSparseIndex(d).search(q, 10)
+    idx = SeismicIndex.build(d, n_postings=10_000, summary_energy=0.5)
+    recalls = [recall(idx.search(q, 10, query_cut=qc, heap_factor=1.0), gt) for qc in (1, 2, 4, 8)]
+    assert all(b >= a - 1e-9 for a, b in zip(recalls, recalls[1:])), recalls
+    assert recalls[-1] >= 0.9
+
+
+def test_save_load_round_trip(tmp_path, data):
+    d, q = data
+    keys = np.arange(d.shape[0], dtype=np.int64) * 7 + 100
+    idx = SeismicIndex.build(d, keys=keys, n_postings=50)
+    idx.save(tmp_path / "s")
+    back = SeismicIndex.load(tmp_path / "s")
+    a, b = idx.search(q, 10), back.search(q, 10)
+    np.testing.assert_array_equal(a.keys, b.keys)
+    assert set(a.keys[a.keys >= 0].tolist()) <= set(keys.tolist())
+    assert (back.forward() != d).nnz == 0
+
+
+def test_empty_query_and_empty_doc(data):
+    d, _ = data
+    d = sp.vstack([d, sp.csr_matrix((1, d.shape[1]), dtype=np.float32)]).tocsr()
+    idx = SeismicIndex.build(d, n_postings=50)
+    q = sp.csr_matrix((2, d.shape[1]), dtype=np.float32)
+    r = idx.search(q, 3)
+    assert (r.keys == -1).all() and r.info["empty_queries"] == [0, 1]
+
+
+def test_bad_parameters(data):
+    d, q = data
+    with pytest.raises(ValueError, match=r"summary_energy \(alpha\) must be a number in \(0, 1\]"):
+        SeismicIndex.build(d, summary_energy=1.5)
+    with pytest.raises(ValueError, match="n_postings"):
+        SeismicIndex.build(d, n_postings=0)
+    idx = SeismicIndex.build(d, n_postings=50)
+    with pytest.raises(ValueError, match="heap_factor"):
+        idx.search(q, 10, heap_factor=0)
+    with pytest.raises(ValueError, match="vocabulary"):
+        idx.search(sp.csr_matrix((1, 7), dtype=np.float32), 10)
+
+
+def test_version_checked_on_load(tmp_path, data):
+    import json
+
+    d, _ = data
+    SeismicIndex.build(d, n_postings=50).save(tmp_path / "s")
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    m["version"] = 999
+    (tmp_path / "s" / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="format version"):
+        SeismicIndex.load(tmp_path / "s")
