@@ -160,19 +160,31 @@ def interleaved(fns: dict, reps: int) -> dict:
     return {name: float(np.median(v)) for name, v in times.items()}
 
 
-def single(search, q: np.ndarray):
-    return lambda: [search(q[i : i + 1]) for i in range(len(q))]
+def per_query(fns: dict, q: np.ndarray, reps: int) -> dict:
+    """Seconds for all of ``q`` one query at a time, per method: the sum over queries of the
+    median over ``reps`` of each query's time, methods interleaved query by query (A B C, then
+    C B A ...) so that machine load hits them alike."""
+    names = list(fns)
+    times = {name: np.zeros((reps, len(q))) for name in names}
+    pc = time.perf_counter
+    for r in range(reps):
+        for i in range(len(q)):
+            qq = q[i : i + 1]
+            for name in names if (r + i) % 2 == 0 else names[::-1]:
+                t = pc()
+                fns[name](qq)
+                times[name][r, i] = pc() - t
+    return {name: float(np.median(v, axis=0).sum()) for name, v in times.items()}
 
 
-def omp(nt: int, fn):
-    """``fn`` run with faiss on ``nt`` OpenMP threads."""
+def one_thread(search):
     import faiss
 
-    def run():
+    def run(qq):
         prev = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(nt)
+        faiss.omp_set_num_threads(1)
         try:
-            return fn()
+            return search(qq)
         finally:
             faiss.omp_set_num_threads(prev)
 
@@ -216,12 +228,13 @@ def main() -> None:
         sc = x @ qq[0]
         return np.argpartition(-sc, k)[:k]
 
-    ex = interleaved(
+    ex = per_query(
         {
-            "numpy": single(np_exact, qs),
-            "faiss_flat": single(lambda qq: flat.search(qq, k), qs),
-            "faiss_flat_1thread": omp(1, single(lambda qq: flat.search(qq, k), qs)),
+            "numpy": np_exact,
+            "faiss_flat": lambda qq: flat.search(qq, k),
+            "faiss_flat_1thread": one_thread(lambda qq: flat.search(qq, k)),
         },
+        qs,
         3,
     )
     flat = None
@@ -237,21 +250,32 @@ def main() -> None:
         name,
         lambda: make_index("hnsw", M=args.M, ef_construction=args.ef_construction).build(x, keys),
     )
-    raw = faiss.read_index(str(cache_dir() / "ann_bench" / name / "faiss.index"))
+    # "the library used directly": faiss calls on the very graph heron holds. (A second copy
+    # read from the same file would make the interleaved runs thrash each other's CPU cache:
+    # whichever copy runs after the other pays cold misses, measured as a 2-4x swing.)
+    raw = hn._index
     rows = []
     if "hnsw" in sections:
         for ef in tqdm([int(v) for v in args.ef.split(",")], desc="hnsw ef"):
             raw.hnsw.efSearch = ef
             p = {"ef_search": ef}
-            tm = interleaved(
+            tm = per_query(
                 {
-                    "heron": single(lambda qq: hn.search(qq, k, params=p), q),
-                    "faiss": single(lambda qq: raw.search(qq, k), q),
-                    "faiss_1thread": omp(1, single(lambda qq: raw.search(qq, k), q)),
-                    "heron_batch": lambda: hn.search(q, k, params=p),
-                    "faiss_batch": lambda: raw.search(q, k),
+                    "heron": lambda qq: hn.search(qq, k, params=p),
+                    "faiss": lambda qq: raw.search(qq, k),
+                    "faiss_1thread": one_thread(lambda qq: raw.search(qq, k)),
                 },
+                q,
                 args.reps,
+            )
+            tm.update(
+                interleaved(
+                    {
+                        "heron_batch": lambda: hn.search(q, k, params=p),
+                        "faiss_batch": lambda: raw.search(q, k),
+                    },
+                    args.reps,
+                )
             )
             _, kk, _ = hn.search(q, k, params=p)
             _, ri = raw.search(q, k)
@@ -292,13 +316,8 @@ def main() -> None:
             for over in [float(v) for v in overs.split(",")]:
                 for nprobe in tqdm([int(v) for v in args.nprobe.split(",")], desc=f"ivf {codec}"):
                     p = {"nprobe": nprobe, "oversample": over}
-                    tm = interleaved(
-                        {
-                            "single": single(lambda qq: iv.search(qq, k, params=p), q),
-                            "batch": lambda: iv.search(q, k, params=p),
-                        },
-                        3,
-                    )
+                    tm = per_query({"single": lambda qq: iv.search(qq, k, params=p)}, q, 3)
+                    tm.update(interleaved({"batch": lambda: iv.search(q, k, params=p)}, 3))
                     _, kk, _ = iv.search(q, k, params=p)
                     t1 = tm["single"] / len(q)
                     ivf_rows.append(

@@ -46,18 +46,27 @@ def bm25_runs(ds, splits):
     stem = Stemmer.Stemmer("english")
     docs = ds.documents()
     retr = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
-    retr.index(bm25s.tokenize(docs, stopwords="en", stemmer=stem, show_progress=False), show_progress=False)
+    retr.index(
+        bm25s.tokenize(docs, stopwords="en", stemmer=stem, show_progress=False), show_progress=False
+    )
     out = {}
     for split in splits:
         _, texts, _ = ds.split(split)
-        res, sc = retr.retrieve(bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False), k=DEPTH, show_progress=False, n_threads=1)
+        res, sc = retr.retrieve(
+            bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False),
+            k=DEPTH,
+            show_progress=False,
+            n_threads=1,
+        )
         keys = np.where(sc > 0, res, -1)
         out[split] = Results(keys, np.where(keys >= 0, sc, -np.inf))
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", default="out/hybrid")
     ap.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
     ap.add_argument("--step", type=float, default=0.1)
@@ -84,24 +93,43 @@ def main() -> None:
             runs["bm25"][split] = r
 
         def score(res: Results, split: str) -> dict:
-            qids, qrels = qinfo[split]
+            qids, qrels = qinfo[split]  # noqa: B023
             res = res.with_resolver(resolver)
             return evaluate(qrels, res.to_run(qids), ["nDCG@10", "R@100"])
 
         rows = {}
         for m in runs:
-            rows[m] = {"test": score(runs[m]["test"], "test"), "train": score(runs[m]["train"], "train")}
-        combos = {"dense+bm25": ["dense", "bm25"], "dense+splade": ["dense", "splade"], "dense+splade+bm25": ["dense", "splade", "bm25"]}
+            rows[m] = {
+                "test": score(runs[m]["test"], "test"),
+                "train": score(runs[m]["train"], "train"),
+            }
+        combos = {
+            "dense+bm25": ["dense", "bm25"],
+            "dense+splade": ["dense", "splade"],
+            "dense+splade+bm25": ["dense", "splade", "bm25"],
+        }
         for cname, members in combos.items():
             rrf = fuse_rrf([runs[m]["test"] for m in members], [1.0] * len(members), 60.0, DEPTH)
             rows[f"rrf:{cname}"] = {"test": score(rrf, "test")}
             for norm in ("minmax", "zscore"):
                 qids, qrels = qinfo["train"]
-                w, _ = fit_fusion_weights([runs[m]["train"] for m in members], qrels, qids, norm=norm, step=args.step,
-                                          doc_ids=lambda r: [resolver(k[k >= 0]) for k in r.keys])
+                w, _ = fit_fusion_weights(
+                    [runs[m]["train"] for m in members],
+                    qrels,
+                    qids,
+                    norm=norm,
+                    step=args.step,
+                    doc_ids=lambda r: [resolver(k[k >= 0]) for k in r.keys],
+                )
                 fused = fuse_scores([runs[m]["test"] for m in members], w, norm=norm, depth=DEPTH)
-                rows[f"{norm}:{cname}"] = {"test": score(fused, "test"), "weights": dict(zip(members, w))}
-                print(f"[{name}] {norm}:{cname} weights {dict(zip(members, w))} test nDCG@10 {rows[f'{norm}:{cname}']['test']['nDCG@10']:.4f}", flush=True)
+                rows[f"{norm}:{cname}"] = {
+                    "test": score(fused, "test"),
+                    "weights": dict(zip(members, w)),
+                }
+                print(
+                    f"[{name}] {norm}:{cname} weights {dict(zip(members, w))} test nDCG@10 {rows[f'{norm}:{cname}']['test']['nDCG@10']:.4f}",
+                    flush=True,
+                )
         report[name] = rows
         for k, v in rows.items():
             print(f"[{name}] {k:28s} test nDCG@10 {v['test']['nDCG@10']:.4f}", flush=True)
@@ -109,8 +137,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=1))
     names = list(report)
-    lines = ["# Hybrid retrieval (test nDCG@10 ×100; fusion weights fitted on train queries only)", "",
-             "| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines = [
+        "# Hybrid retrieval (test nDCG@10 ×100; fusion weights fitted on train queries only)",
+        "",
+        "| method | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     methods = list(report[names[0]])
     for m in methods:
         cells = []
@@ -132,7 +164,12 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(10, 4))
         x = np.arange(len(methods))
         for i, n in enumerate(names):
-            ax.bar(x + i * 0.8 / len(names), [100 * report[n][m]["test"]["nDCG@10"] for m in methods], 0.8 / len(names), label=n)
+            ax.bar(
+                x + i * 0.8 / len(names),
+                [100 * report[n][m]["test"]["nDCG@10"] for m in methods],
+                0.8 / len(names),
+                label=n,
+            )
         ax.set_xticks(x + 0.4 - 0.4 / len(names), methods, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel("test nDCG@10")
         ax.legend()

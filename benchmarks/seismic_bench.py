@@ -63,7 +63,10 @@ def corpora(names, n_docs, n_queries):
 
             t = time.perf_counter()
             d, q = synthetic_sparse(n_docs, n_queries=n_queries, seed=0)
-            print(f"[synthetic] generated {d.shape} nnz/doc {d.nnz / d.shape[0]:.1f} in {time.perf_counter() - t:.0f}s", flush=True)
+            print(
+                f"[synthetic] generated {d.shape} nnz/doc {d.nnz / d.shape[0]:.1f} in {time.perf_counter() - t:.0f}s",
+                flush=True,
+            )
             yield f"synthetic-{n_docs}", d, q
         else:
             from heron.encoders.splade import SpladeEncoder, dataset_sparse
@@ -78,10 +81,16 @@ def run_corpus(name, docs, queries, args) -> dict:
     n = docs.shape[0]
     big = n > 100_000
     lam = args.n_postings or (1000 if big else 2000)
-    rep = {"corpus": name, "n_docs": n, "n_queries": queries.shape[0], "doc_nnz": docs.nnz / n,
-           "query_nnz": queries.nnz / queries.shape[0], "points": []}
+    rep = {
+        "corpus": name,
+        "n_docs": n,
+        "n_queries": queries.shape[0],
+        "doc_nnz": docs.nnz / n,
+        "query_nnz": queries.nnz / queries.shape[0],
+        "points": [],
+    }
     exact = ExactSparseIndex(docs)
-    gt, t_exact = timed(lambda: exact.search(queries, k), reps=1 if big else 3)
+    gt, t_exact = timed(lambda: exact.search(queries, k), reps=1 if big else 3)  # noqa: F821
     rep["exact_qps"] = queries.shape[0] / t_exact
     print(f"[{name}] exact {rep['exact_qps']:.1f} q/s", flush=True)
     del exact
@@ -91,27 +100,58 @@ def run_corpus(name, docs, queries, args) -> dict:
     idx, t_build = timed(lambda: SeismicIndex.build(docs, **params))
     rep["heron_build_s"] = t_build
     rep["heron_bytes"] = idx.nbytes()
-    print(f"[{name}] heron build {t_build:.0f}s blocks {idx.n_blocks} postings {idx.n_postings_kept} rss {rss_gb():.2f} GB", flush=True)
+    print(
+        f"[{name}] heron build {t_build:.0f}s blocks {idx.n_blocks} postings {idx.n_postings_kept} rss {rss_gb():.2f} GB",
+        flush=True,
+    )
     idx.search(queries[:2], k)  # compile / warm
     for qc, hf in CONFIGS:
-        r, t = timed(lambda qc=qc, hf=hf: idx.search(queries, k, query_cut=qc, heap_factor=hf), reps=1 if big else 3)
-        pt = {"system": "heron", "query_cut": qc, "heap_factor": hf, "recall": recall(r.keys, gt.keys),
-              "qps": queries.shape[0] / t, "speedup_vs_exact": t_exact / t}
+        r, t = timed(
+            lambda qc=qc, hf=hf: idx.search(queries, k, query_cut=qc, heap_factor=hf),  # noqa: F821
+            reps=1 if big else 3,
+        )
+        pt = {
+            "system": "heron",
+            "query_cut": qc,
+            "heap_factor": hf,
+            "recall": recall(r.keys, gt.keys),
+            "qps": queries.shape[0] / t,
+            "speedup_vs_exact": t_exact / t,
+        }
         rep["points"].append(pt)
-        print(f"[{name}] heron qc={qc} hf={hf} recall {pt['recall']:.4f} {pt['speedup_vs_exact']:.1f}x exact", flush=True)
+        print(
+            f"[{name}] heron qc={qc} hf={hf} recall {pt['recall']:.4f} {pt['speedup_vs_exact']:.1f}x exact",
+            flush=True,
+        )
     del idx
     gc.collect()
     if not args.skip_pyseismic:
-        ps, t_build = timed(lambda: PySeismicIndex.build(docs, **params, num_threads=args.build_threads))
+        ps, t_build = timed(
+            lambda: PySeismicIndex.build(docs, **params, num_threads=args.build_threads)
+        )
         rep["pyseismic_build_s"] = t_build
         print(f"[{name}] pyseismic build {t_build:.0f}s rss {rss_gb():.2f} GB", flush=True)
         prepared = ps.query_arrays(queries)
         for qc, hf in CONFIGS:
-            r, t = timed(lambda qc=qc, hf=hf: ps.search(queries, k, query_cut=qc, heap_factor=hf, num_threads=1, prepared=prepared), reps=1 if big else 3)
-            pt = {"system": "pyseismic", "query_cut": qc, "heap_factor": hf, "recall": recall(r.keys, gt.keys),
-                  "qps": queries.shape[0] / t, "speedup_vs_exact": t_exact / t}
+            r, t = timed(
+                lambda qc=qc, hf=hf: ps.search(
+                    queries, k, query_cut=qc, heap_factor=hf, num_threads=1, prepared=prepared
+                ),
+                reps=1 if big else 3,
+            )
+            pt = {
+                "system": "pyseismic",
+                "query_cut": qc,
+                "heap_factor": hf,
+                "recall": recall(r.keys, gt.keys),
+                "qps": queries.shape[0] / t,
+                "speedup_vs_exact": t_exact / t,
+            }
             rep["points"].append(pt)
-            print(f"[{name}] pyseismic qc={qc} hf={hf} recall {pt['recall']:.4f} {pt['speedup_vs_exact']:.1f}x exact", flush=True)
+            print(
+                f"[{name}] pyseismic qc={qc} hf={hf} recall {pt['recall']:.4f} {pt['speedup_vs_exact']:.1f}x exact",
+                flush=True,
+            )
         del ps
         gc.collect()
     # the bar: fastest point with recall >= target, per system, and latency ratio at the same recall
@@ -127,19 +167,34 @@ def run_corpus(name, docs, queries, args) -> dict:
 def write(reports, out: Path, target: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(reports, indent=1))
-    lines = [f"# Seismic vs exact vs pyseismic-lsr (single thread, recall@10 vs exact, target {target})", ""]
+    lines = [
+        f"# Seismic vs exact vs pyseismic-lsr (single thread, recall@10 vs exact, target {target})",
+        "",
+    ]
     lines.append("| corpus | system | query_cut | heap_factor | recall@10 | q/s | × exact |")
     lines.append("|---|---|---|---|---|---|---|")
     for r in reports:
         lines.append(f"| {r['corpus']} | exact | - | - | 1.0000 | {r['exact_qps']:.1f} | 1.0 |")
         for p in r["points"]:
-            lines.append(f"| {r['corpus']} | {p['system']} | {p['query_cut']} | {p['heap_factor']} | {p['recall']:.4f} | {p['qps']:.1f} | {p['speedup_vs_exact']:.1f} |")
-    lines += ["", "| corpus | heron best at target (× exact) | pyseismic best at target (× exact) | heron latency / pyseismic latency | heron build s | peak RSS GB |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {r['corpus']} | {p['system']} | {p['query_cut']} | {p['heap_factor']} | {p['recall']:.4f} | {p['qps']:.1f} | {p['speedup_vs_exact']:.1f} |"
+            )
+    lines += [
+        "",
+        "| corpus | heron best at target (× exact) | pyseismic best at target (× exact) | heron latency / pyseismic latency | heron build s | peak RSS GB |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in reports:
         h, p = r.get("heron_at_target"), r.get("pyseismic_at_target")
-        fmt = lambda x: f"recall {x['recall']:.3f}, {x['speedup_vs_exact']:.1f}×" if x else "not reached"  # noqa: E731
+        fmt = lambda x: (  # noqa: E731
+            f"recall {x['recall']:.3f}, {x['speedup_vs_exact']:.1f}×" if x else "not reached"
+        )  # noqa: E731
         ratio = r.get("latency_ratio_heron_over_pyseismic")
-        lines.append(f"| {r['corpus']} | {fmt(h)} | {fmt(p)} | {ratio:.2f} |" if ratio else f"| {r['corpus']} | {fmt(h)} | {fmt(p)} | - |")
+        lines.append(
+            f"| {r['corpus']} | {fmt(h)} | {fmt(p)} | {ratio:.2f} |"
+            if ratio
+            else f"| {r['corpus']} | {fmt(h)} | {fmt(p)} | - |"
+        )
         lines[-1] += f" {r['heron_build_s']:.0f} | {r['peak_rss_gb']:.2f} |"
     (out / "results.md").write_text("\n".join(lines) + "\n")
     try:
@@ -151,9 +206,16 @@ def write(reports, out: Path, target: float) -> None:
         fig, axes = plt.subplots(1, len(reports), figsize=(5 * len(reports), 4), squeeze=False)
         for ax, r in zip(axes[0], reports):
             for sysname, m in (("heron", "o-"), ("pyseismic", "s--")):
-                pts = sorted((p for p in r["points"] if p["system"] == sysname), key=lambda p: p["recall"])
+                pts = sorted(
+                    (p for p in r["points"] if p["system"] == sysname), key=lambda p: p["recall"]
+                )
                 if pts:
-                    ax.plot([p["recall"] for p in pts], [p["speedup_vs_exact"] for p in pts], m, label=sysname)
+                    ax.plot(
+                        [p["recall"] for p in pts],
+                        [p["speedup_vs_exact"] for p in pts],
+                        m,
+                        label=sysname,
+                    )
             ax.axhline(10, color="grey", lw=0.8, ls=":")
             ax.axvline(target, color="grey", lw=0.8, ls=":")
             ax.set_yscale("log")
@@ -169,14 +231,26 @@ def write(reports, out: Path, target: float) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", default="out/seismic")
     ap.add_argument("--corpora", nargs="+", default=["scifact", "nfcorpus", "synthetic"])
     ap.add_argument("--n-docs", type=int, default=1_000_000)
     ap.add_argument("--n-queries", type=int, default=200)
-    ap.add_argument("--n-postings", type=int, default=None, help="lambda; default 2000 (small corpora) / 1000 (synthetic)")
+    ap.add_argument(
+        "--n-postings",
+        type=int,
+        default=None,
+        help="lambda; default 2000 (small corpora) / 1000 (synthetic)",
+    )
     ap.add_argument("--target", type=float, default=0.97)
-    ap.add_argument("--build-threads", type=int, default=0, help="threads for the pyseismic build (search is always 1)")
+    ap.add_argument(
+        "--build-threads",
+        type=int,
+        default=0,
+        help="threads for the pyseismic build (search is always 1)",
+    )
     ap.add_argument("--skip-pyseismic", action="store_true")
     args = ap.parse_args()
     reports = []

@@ -169,3 +169,32 @@ def test_mismatching_index_refused_or_rebuilt(coll) -> None:
         c.search(q(x[:2]), 2, retriever="hnsw", M=16, build="never")
     res = c.search(q(x[:2]), 1, retriever="hnsw", M=16)  # rebuilt
     assert res.doc_ids() == [["d0"], ["d1"]]
+
+
+def test_tune_prints_curve_and_drift_advice(coll, tmp_path, capsys) -> None:
+    import json
+
+    from heron.cli.main import main
+
+    c, x, _ = coll
+    out = tmp_path / "tune.json"
+    rc = main(
+        [
+            "tune",
+            str(c.path),
+            "--index",
+            "ivf",
+            "--values",
+            "1,4",
+            "--queries",
+            "20",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc in (0, None)
+    text = capsys.readouterr().out
+    assert "drift:" in text and "recall@10" in text
+    rep = json.loads(out.read_text())
+    assert [r["nprobe"] for r in rep["curve"]] == [1, 4]
+    assert rep["drift"]["trained_on"] == 300 and rep["drift"]["growth"] == 1.0

@@ -15,11 +15,25 @@ from heron.sparse.synthetic import synthetic_sparse  # noqa: E402
 
 @pytest.fixture(scope="module")
 def data():
-    return synthetic_sparse(600, n_queries=25, vocab_size=500, doc_nnz=20, query_nnz=6, n_topics=20, topic_vocab=40, seed=3)
+    return synthetic_sparse(
+        600,
+        n_queries=25,
+        vocab_size=500,
+        doc_nnz=20,
+        query_nnz=6,
+        n_topics=20,
+        topic_vocab=40,
+        seed=3,
+    )
 
 
 def recall(a, b):
-    return np.mean([len(set(x[x >= 0]) & set(y[y >= 0])) / max(1, (y >= 0).sum()) for x, y in zip(a.keys, b.keys)])
+    return np.mean(
+        [
+            len(set(x[x >= 0]) & set(y[y >= 0])) / max(1, (y >= 0).sum())
+            for x, y in zip(a.keys, b.keys)
+        ]
+    )
 
 
 def test_exact_matches_dense_numpy(data):

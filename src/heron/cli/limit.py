@@ -16,16 +16,24 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     g = sub.add_parser("generate", help="write a LIMIT-style BEIR folder")
-    g.add_argument("--out", required=True, help="folder to write (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    g.add_argument(
+        "--out", required=True, help="folder to write (corpus.jsonl, queries.jsonl, qrels/test.tsv)"
+    )
     g.add_argument("--people", type=int, default=46, help="documents (people)")
-    g.add_argument("--core", type=int, default=46, help="core people whose pairs are the answer sets")
+    g.add_argument(
+        "--core", type=int, default=46, help="core people whose pairs are the answer sets"
+    )
     g.add_argument("--queries", type=int, default=None, help="queries (default: every core pair)")
     g.add_argument("--likes", type=int, default=50, help="attributes each person likes")
     g.add_argument("--seed", type=int, default=0)
-    c = sub.add_parser("critical-n", help="largest n whose every top-2 set free d-dim embeddings realise")
+    c = sub.add_parser(
+        "critical-n", help="largest n whose every top-2 set free d-dim embeddings realise"
+    )
     c.add_argument("--dims", type=int, nargs="+", default=[2, 3, 4, 5, 6])
     c.add_argument("--steps", type=int, default=1000, help="Adam steps per attempt")
-    c.add_argument("--seeds", type=int, default=1, help="restarts per (n, d) before declaring failure")
+    c.add_argument(
+        "--seeds", type=int, default=1, help="restarts per (n, d) before declaring failure"
+    )
     c.add_argument("--n-max", type=int, default=100)
     c.add_argument("--out", default="out/limit")
 
@@ -34,8 +42,13 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "generate":
         from heron.limit import generate_limit, write_beir
 
-        data = generate_limit(n_people=args.people, n_core=args.core, n_queries=args.queries,
-                              likes_per_person=args.likes, seed=args.seed)
+        data = generate_limit(
+            n_people=args.people,
+            n_core=args.core,
+            n_queries=args.queries,
+            likes_per_person=args.likes,
+            seed=args.seed,
+        )
         root = write_beir(data, args.out)
         print(f"wrote {len(data.doc_ids)} documents, {len(data.queries)} queries to {root}")
         return 0

@@ -64,8 +64,15 @@ class SpladeEncoder:
 
     kind = "sparse"
 
-    def __init__(self, model: str = DEFAULT_SPARSE_MODEL, *, batch_size: int = 32, max_length: int = 256,
-                 backend: str = "torch", threshold: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_SPARSE_MODEL,
+        *,
+        batch_size: int = 32,
+        max_length: int = 256,
+        backend: str = "torch",
+        threshold: float = 0.0,
+    ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -75,7 +82,12 @@ class SpladeEncoder:
         if threshold < 0:
             raise ValueError(f"threshold must be >= 0, got {threshold}")
         self.name, self._path = resolve_sparse_model(model)
-        self.batch_size, self.max_length, self.backend, self.threshold = batch_size, max_length, backend, float(threshold)
+        self.batch_size, self.max_length, self.backend, self.threshold = (
+            batch_size,
+            max_length,
+            backend,
+            float(threshold),
+        )
         if os.path.isdir(self._path):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         tr = require("transformers", purpose="SPLADE encoding")
@@ -147,7 +159,9 @@ class SpladeEncoder:
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         torch = self._torch
-        enc = self.tokenizer(texts, max_length=self.max_length, padding=True, truncation=True, return_tensors="pt")
+        enc = self.tokenizer(
+            texts, max_length=self.max_length, padding=True, truncation=True, return_tensors="pt"
+        )
         ids, mask = enc["input_ids"], enc["attention_mask"]
         with torch.inference_mode():
             head = getattr(getattr(self._model, "cls", None), "predictions", None)
@@ -170,7 +184,9 @@ class SpladeEncoder:
             return torch.log1p(torch.relu(out)).numpy()
 
 
-def top_terms(query_vec, doc_vec, vocabulary: Sequence[str], n: int = 10) -> list[tuple[str, float, float, float]]:
+def top_terms(
+    query_vec, doc_vec, vocabulary: Sequence[str], n: int = 10
+) -> list[tuple[str, float, float, float]]:
     """Matched terms of a (query, document) pair: ``(token, q·d contribution, q weight, d weight)``."""
     q = _row(query_vec)
     d = _row(doc_vec)
@@ -243,23 +259,36 @@ def cached_sparse(name: str, ids: Sequence[str], compute):
     return sp.csr_matrix((val[mask], idx[mask], indptr), shape=(len(ids), vocab))
 
 
-def dataset_sparse(dataset, encoder: SpladeEncoder, *, split: str = "test", progress: bool = True) -> dict:
+def dataset_sparse(
+    dataset, encoder: SpladeEncoder, *, split: str = "test", progress: bool = True
+) -> dict:
     """Cached SPLADE vectors of a BEIR dataset: ``doc_vecs`` ``(n_docs, V)``, ``query_vecs`` for ``split``."""
     qids, qtexts, qrels = dataset.split(split)
     docs = dataset.documents()
     tag = f"{dataset.name}-{encoder.name}-sparse{encoder.max_length}"
-    d = cached_sparse(f"{tag}-docs", dataset.doc_ids, lambda: encoder.encode_documents(docs, progress=progress))
+    d = cached_sparse(
+        f"{tag}-docs", dataset.doc_ids, lambda: encoder.encode_documents(docs, progress=progress)
+    )
     q = cached_sparse(f"{tag}-queries-{split}", qids, lambda: encoder.encode_queries(qtexts))
     v = encoder.vocab_size
     d.resize((d.shape[0], v))
     q.resize((q.shape[0], v))
-    return {"doc_ids": dataset.doc_ids, "doc_vecs": d, "query_ids": qids, "queries": qtexts, "query_vecs": q, "qrels": qrels}
+    return {
+        "doc_ids": dataset.doc_ids,
+        "doc_vecs": d,
+        "query_ids": qids,
+        "queries": qtexts,
+        "query_vecs": q,
+        "qrels": qrels,
+    }
 
 
 def _register_field_encoder() -> None:
     from heron.collection.fields import register_field_encoder
 
-    register_field_encoder("splade", lambda spec: load_sparse_encoder(spec.get("model", DEFAULT_SPARSE_MODEL)))
+    register_field_encoder(
+        "splade", lambda spec: load_sparse_encoder(spec.get("model", DEFAULT_SPARSE_MODEL))
+    )
 
 
 _register_field_encoder()

@@ -1,6 +1,20 @@
 """Result fusion: reciprocal rank (:class:`heron.pipeline.RRF`) and normalised score fusion."""
 
-from heron.fusion.score import NORMALISATIONS, ScoreFusion, fit_fusion_weights, fuse_scores, weight_grid
+from heron.fusion.score import (
+    NORMALISATIONS,
+    ScoreFusion,
+    fit_fusion_weights,
+    fuse_scores,
+    weight_grid,
+)
 from heron.pipeline import RRF, fuse_rrf
 
-__all__ = ["NORMALISATIONS", "RRF", "ScoreFusion", "fit_fusion_weights", "fuse_rrf", "fuse_scores", "weight_grid"]
+__all__ = [
+    "NORMALISATIONS",
+    "RRF",
+    "ScoreFusion",
+    "fit_fusion_weights",
+    "fuse_rrf",
+    "fuse_scores",
+    "weight_grid",
+]

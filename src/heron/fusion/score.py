@@ -41,12 +41,20 @@ def _normalise(scores: np.ndarray, valid: np.ndarray, norm: str) -> tuple[np.nda
     return out, floor
 
 
-def fuse_scores(runs: Sequence[Results], weights: Sequence[float], *, norm: str = "minmax", depth: int | None = None) -> Results:
+def fuse_scores(
+    runs: Sequence[Results],
+    weights: Sequence[float],
+    *,
+    norm: str = "minmax",
+    depth: int | None = None,
+) -> Results:
     """Fuse result batches by a weighted sum of normalised scores; top ``depth`` per query."""
     if norm not in NORMALISATIONS:
         raise ValueError(f"norm must be one of {NORMALISATIONS}, got {norm!r}")
     if len(runs) < 1 or len(weights) != len(runs):
-        raise ValueError(f"need one weight per run, got {len(weights)} weights for {len(runs)} runs")
+        raise ValueError(
+            f"need one weight per run, got {len(weights)} weights for {len(runs)} runs"
+        )
     n = runs[0].n_queries
     if any(r.n_queries != n for r in runs):
         raise ValueError("all fused runs must have the same number of queries")
@@ -87,7 +95,13 @@ class ScoreFusion(Stage):
     depth: hits kept after fusion (default: the largest input depth).
     """
 
-    def __init__(self, *stages: Stage, weights: Sequence[float] | None = None, norm: str = "minmax", depth: int | None = None) -> None:
+    def __init__(
+        self,
+        *stages: Stage,
+        weights: Sequence[float] | None = None,
+        norm: str = "minmax",
+        depth: int | None = None,
+    ) -> None:
         if len(stages) < 2:
             raise ValueError(f"ScoreFusion needs at least two stages, got {len(stages)}")
         if norm not in NORMALISATIONS:
@@ -96,17 +110,26 @@ class ScoreFusion(Stage):
             weights = [1.0 / len(stages)] * len(stages)
         weights = [float(x) for x in weights]
         if len(weights) != len(stages) or any(x < 0 for x in weights) or sum(weights) <= 0:
-            raise ValueError(f"ScoreFusion needs one non-negative weight per stage ({len(stages)}), not all zero; got {weights}")
+            raise ValueError(
+                f"ScoreFusion needs one non-negative weight per stage ({len(stages)}), not all zero; got {weights}"
+            )
         self.stages, self.weights, self.norm = list(stages), weights, norm
         self.depth = depth or max(s.depth for s in stages)
-        self.name = "fuse[" + norm + "](" + ", ".join(f"{w:g}*{s!r}" for s, w in zip(stages, weights)) + ")"
+        self.name = (
+            "fuse[" + norm + "](" + ", ".join(f"{w:g}*{s!r}" for s, w in zip(stages, weights)) + ")"
+        )
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         runs = [s.transform(queries, candidates) for s in self.stages]
         return fuse_scores(runs, self.weights, norm=self.norm, depth=self.depth)
 
     def compile(self) -> Stage:
-        return ScoreFusion(*[s.compile() for s in self.stages], weights=self.weights, norm=self.norm, depth=self.depth)
+        return ScoreFusion(
+            *[s.compile() for s in self.stages],
+            weights=self.weights,
+            norm=self.norm,
+            depth=self.depth,
+        )
 
     def with_depth(self, k: int) -> Stage:
         return ScoreFusion(*self.stages, weights=self.weights, norm=self.norm, depth=k)
@@ -146,7 +169,10 @@ def fit_fusion_weights(
     for w in weight_grid(len(runs), step):
         fused = fuse_scores(runs, w, norm=norm, depth=max(r.k for r in runs))
         ids = doc_ids(fused) if doc_ids is not None else fused.doc_ids()
-        run = {q: {d: float(s) for d, s in zip(row, sc)} for q, row, sc in zip(query_ids, ids, fused.scores)}
+        run = {
+            q: {d: float(s) for d, s in zip(row, sc)}
+            for q, row, sc in zip(query_ids, ids, fused.scores)
+        }
         table.append((w, evaluate(qrels, run, [measure])[measure]))
     best = max(table, key=lambda t: (t[1], -max(t[0])))
     return best[0], table

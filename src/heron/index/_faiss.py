@@ -9,7 +9,6 @@ import numpy as np
 
 from heron._deps import require
 
-
 _FAISS: Any = None
 
 

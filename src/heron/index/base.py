@@ -151,6 +151,7 @@ class AnnIndex:
         # hot-path cache: (keys array, dead array, n_dead) -> live mask and its faiss selector,
         # recomputed only when tombstones or labels change (not on every query)
         self._live: tuple[Any, ...] | None = None
+        self._keys_ext: np.ndarray | None = None
 
     @classmethod
     def _codec_names(cls) -> tuple[str, ...]:
@@ -214,6 +215,7 @@ class AnnIndex:
         self._vec_parts.append(x)
         self._order = None
         self._live = None
+        self._keys_ext = None
 
     def remove(self, keys: np.ndarray) -> int:
         """Tombstone ``keys``; returns how many live vectors were removed (unknown keys ignored)."""
@@ -327,6 +329,10 @@ class AnnIndex:
             mask &= ~self.dead
         else:
             mask = self.live_mask()
+            if mask is None and oversample <= 0:
+                fast = self._search_fast(q, k, params)
+                if fast is not None:  # plain top-k: one library call and one key lookup
+                    return fast
         n_ok = (
             self.ntotal
             if mask is None
@@ -362,8 +368,20 @@ class AnnIndex:
                 lab = np.concatenate(
                     [lab, np.full((len(q), k - lab.shape[1]), -1, np.int64)], axis=1
                 )
-        keys = np.where(lab >= 0, self.keys[np.maximum(lab, 0)], -1)
-        return s.astype(np.float32, copy=False), keys, info
+        return s.astype(np.float32, copy=False), self.keys_of_labels(lab), info
+
+    def _search_fast(
+        self, q: np.ndarray, k: int, params: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+        """Hot path for an unfiltered search with no tombstones and no rescoring (``None``: no fast path)."""
+        return None
+
+    def keys_of_labels(self, labels: np.ndarray) -> np.ndarray:
+        """Keys of ``labels`` (``-1`` stays ``-1``) in one gather: the key table ends with ``-1``."""
+        ext = self._keys_ext
+        if ext is None or len(ext) != self.ntotal + 1:
+            ext = self._keys_ext = np.append(self.keys, np.int64(-1))
+        return ext[labels]
 
     def live_mask(self) -> np.ndarray | None:
         """``~dead`` by label, or ``None`` when nothing is tombstoned (cached until a mutation)."""

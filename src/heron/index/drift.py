@@ -21,6 +21,8 @@ from heron.index.base import AnnIndex
 
 #: growth past the training set above which a recall loss is blamed on the training data
 RETRAIN_GROWTH = 1.5
+#: IVF list imbalance (now / at build) above which the growth counts as a distribution shift
+SHIFT_IMBALANCE = 1.2
 
 
 def recall_probe(
@@ -73,10 +75,13 @@ def drift_report(
 
     Returns
     -------
-    ``{"trained_on", "count", "live", "growth", "dead_fraction", "recall", "target", "retrain",
-    "advice"}``; ``retrain`` is true when recall is below ``target`` and the index holds more
-    than ``RETRAIN_GROWTH`` times the vectors it was trained on (rebuild with
-    :func:`heron.index.collection.compact_index`, which retrains).
+    ``{"trained_on", "count", "live", "growth", "dead_fraction", "recall", "imbalance_ratio",
+    "target", "retrain", "advice"}``; ``retrain`` is true when recall is below ``target``, the
+    index holds more than ``RETRAIN_GROWTH`` times the vectors it was trained on and (IVF) its
+    list imbalance grew by ``SHIFT_IMBALANCE`` since the build — the new vectors fell into few
+    cells, so a retrain (:func:`heron.index.collection.compact_index`) helps where a larger
+    ``nprobe`` would only pay for it. Below target without those signs, the advice is to raise
+    the search knob.
     """
     if not 0 < target <= 1:
         raise ValueError(f"target must be a recall in (0, 1], got {target!r}")
@@ -85,7 +90,11 @@ def drift_report(
     dead_frac = index.n_dead / max(index.ntotal, 1)
     rec = recall_probe(index, queries, k=k, n_queries=n_queries, params=params)
     trains = index.kind == "ivf" or index.codec not in ("fp32",)
-    retrain = bool(rec < target and trains and growth >= RETRAIN_GROWTH)
+    shift = None
+    if index.kind == "ivf" and "imbalance_at_build" in index.meta:
+        shift = index.imbalance() / max(float(index.meta["imbalance_at_build"]), 1e-9)
+    shifted = shift is None or shift >= SHIFT_IMBALANCE
+    retrain = bool(rec < target and trains and growth >= RETRAIN_GROWTH and shifted)
     if retrain:
         advice = (
             f"retrain: recall@{k} {rec:.3f} < {target} with {growth:.1f}x the {trained_on} vectors "
@@ -105,6 +114,7 @@ def drift_report(
         "growth": round(growth, 3),
         "dead_fraction": round(dead_frac, 4),
         "recall": round(rec, 4),
+        "imbalance_ratio": None if shift is None else round(shift, 3),
         "target": target,
         "retrain": retrain,
         "advice": advice,

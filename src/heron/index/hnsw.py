@@ -64,6 +64,7 @@ class HNSWIndex(AnnIndex):
         self.ef_search = check_param("ef_search", ef_search)
         self._index: Any = None
         self._bin: Any = None  # heron binary codec for the Hamming graph
+        self._ef_set: int | None = None  # efSearch last written to the faiss graph
         super().__init__(codec=codec, oversample=oversample, exact_below=exact_below)
 
     @classmethod
@@ -137,6 +138,31 @@ class HNSWIndex(AnnIndex):
         if self.binary:
             code = self._index.code_size
         return int(n * code + links + levels * 4 + self.keys.nbytes + self.dead.nbytes)
+
+    def _search_fast(
+        self, q: np.ndarray, k: int, params: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+        if self.binary:
+            return None
+        ef = params.get("ef_search", self.ef_search)
+        if ef is not self.ef_search:
+            ef = check_param("ef_search", ef)
+        ef = max(ef, k)
+        if ef != self._ef_set:  # a SWIG attribute write costs more than the comparison
+            self._index.hnsw.efSearch = ef
+            self._ef_set = ef
+        with F.threads_for(len(q)):
+            s, lab = self._index.search(q, k)
+        if lab[:, -1].min() < 0:  # fewer than k vectors reachable
+            s[lab < 0] = -np.inf
+        info = {
+            "index": "hnsw",
+            "codec": self.codec,
+            "matching": self.ntotal,
+            "selectivity": 1.0,
+            "strategy": "hnsw",
+        }
+        return s, self.keys_of_labels(lab), info
 
     def _raw_search(
         self, q: np.ndarray, depth: int, ef: int, sel: Any = None

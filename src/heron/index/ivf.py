@@ -116,6 +116,22 @@ class IVFIndex(AnnIndex):
         self._index = idx
         self._quant = quant
 
+    def build(self, vectors: np.ndarray, keys: np.ndarray) -> IVFIndex:
+        super().build(vectors, keys)
+        self.meta["imbalance_at_build"] = self.imbalance()
+        return self
+
+    def imbalance(self) -> float:
+        """List-size imbalance factor (``n * sum(len_i^2) / ntotal^2``; 1.0 = perfectly even).
+
+        Growth into regions the coarse quantizer was not trained on piles vectors into a few
+        cells and raises it; :func:`heron.index.drift.drift_report` compares it with the value
+        at build time.
+        """
+        if self._index is None or self._index.ntotal == 0:
+            return 1.0
+        return float(self._index.invlists.imbalance_factor())
+
     def _add(self, x: np.ndarray) -> None:
         self._index.add(self._bin.encode(x) if self.binary else x)
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
-
 from heron._deps import require
 
 
-def solve_free_embedding(n: int, d: int, *, steps: int = 1500, lr: float = 0.1, seed: int = 0) -> bool:
+def solve_free_embedding(
+    n: int, d: int, *, steps: int = 1500, lr: float = 0.1, seed: int = 0
+) -> bool:
     """Whether free ``d``-dim embeddings realise every top-2 set of ``n`` documents."""
     if not isinstance(n, int) or n < 3:
         raise ValueError(f"n must be an int >= 3, got {n!r}")
@@ -52,7 +52,15 @@ def solve_free_embedding(n: int, d: int, *, steps: int = 1500, lr: float = 0.1, 
     return False
 
 
-def critical_n(dims, *, n_start: int = 4, n_max: int = 200, steps: int = 1500, seeds: int = 1, progress: bool = True) -> dict[int, int]:
+def critical_n(
+    dims,
+    *,
+    n_start: int = 4,
+    n_max: int = 200,
+    steps: int = 1500,
+    seeds: int = 1,
+    progress: bool = True,
+) -> dict[int, int]:
     """The critical ``n`` for each ``d`` in ``dims``: the largest ``n`` solved before the first failure."""
     out: dict[int, int] = {}
     n0 = n_start

@@ -19,15 +19,110 @@ from pathlib import Path
 
 import numpy as np
 
-_FIRST = ["Ada", "Bram", "Cleo", "Dario", "Edda", "Femi", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Lars", "Mina",
-          "Nils", "Olga", "Pavel", "Quinn", "Rosa", "Sami", "Tove", "Umar", "Vera", "Wim", "Xena", "Yusuf", "Zora"]
-_LAST = ["Abbott", "Brandt", "Castillo", "Dufresne", "Eriksen", "Falk", "Gallo", "Haas", "Ivanova", "Jansen", "Kowalski",
-         "Lindqvist", "Moreau", "Novak", "Okafor", "Petrov", "Quist", "Rossi", "Sato", "Tanaka", "Ueda", "Varga", "Weber",
-         "Xu", "Yilmaz", "Zeller"]
-_A = ["Amber", "Basalt", "Cobalt", "Dune", "Ember", "Fjord", "Garnet", "Harbor", "Indigo", "Juniper", "Kestrel", "Lagoon",
-      "Marble", "Nectar", "Obsidian", "Prairie", "Quartz", "Russet", "Saffron", "Tundra", "Umber", "Velvet", "Willow", "Zephyr"]
-_B = ["Kites", "Lanterns", "Puzzles", "Orchids", "Sonatas", "Teapots", "Canoes", "Mosaics", "Ferns", "Comets", "Quilts",
-      "Marimbas", "Lighthouses", "Origami", "Bonsai", "Glaciers", "Tapestries", "Harmonicas", "Geodes", "Sundials"]
+_FIRST = [
+    "Ada",
+    "Bram",
+    "Cleo",
+    "Dario",
+    "Edda",
+    "Femi",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Lars",
+    "Mina",
+    "Nils",
+    "Olga",
+    "Pavel",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tove",
+    "Umar",
+    "Vera",
+    "Wim",
+    "Xena",
+    "Yusuf",
+    "Zora",
+]
+_LAST = [
+    "Abbott",
+    "Brandt",
+    "Castillo",
+    "Dufresne",
+    "Eriksen",
+    "Falk",
+    "Gallo",
+    "Haas",
+    "Ivanova",
+    "Jansen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Novak",
+    "Okafor",
+    "Petrov",
+    "Quist",
+    "Rossi",
+    "Sato",
+    "Tanaka",
+    "Ueda",
+    "Varga",
+    "Weber",
+    "Xu",
+    "Yilmaz",
+    "Zeller",
+]
+_A = [
+    "Amber",
+    "Basalt",
+    "Cobalt",
+    "Dune",
+    "Ember",
+    "Fjord",
+    "Garnet",
+    "Harbor",
+    "Indigo",
+    "Juniper",
+    "Kestrel",
+    "Lagoon",
+    "Marble",
+    "Nectar",
+    "Obsidian",
+    "Prairie",
+    "Quartz",
+    "Russet",
+    "Saffron",
+    "Tundra",
+    "Umber",
+    "Velvet",
+    "Willow",
+    "Zephyr",
+]
+_B = [
+    "Kites",
+    "Lanterns",
+    "Puzzles",
+    "Orchids",
+    "Sonatas",
+    "Teapots",
+    "Canoes",
+    "Mosaics",
+    "Ferns",
+    "Comets",
+    "Quilts",
+    "Marimbas",
+    "Lighthouses",
+    "Origami",
+    "Bonsai",
+    "Glaciers",
+    "Tapestries",
+    "Harmonicas",
+    "Geodes",
+    "Sundials",
+]
 
 
 @dataclass
@@ -57,8 +152,14 @@ def _attributes(n: int, rng: np.random.Generator) -> list[str]:
     return [f"{base[i % len(base)]} No. {i // len(base) + 1}" for i in range(n)]
 
 
-def generate_limit(*, n_people: int = 46, n_core: int = 46, n_queries: int | None = None, likes_per_person: int = 50,
-                   seed: int = 0) -> LimitData:
+def generate_limit(
+    *,
+    n_people: int = 46,
+    n_core: int = 46,
+    n_queries: int | None = None,
+    likes_per_person: int = 50,
+    seed: int = 0,
+) -> LimitData:
     """Generate LIMIT-style data.
 
     Parameters
@@ -83,16 +184,22 @@ def generate_limit(*, n_people: int = 46, n_core: int = 46, n_queries: int | Non
     if n_queries is None:
         n_queries = len(pairs_all)
     if not isinstance(n_queries, int) or not 1 <= n_queries <= len(pairs_all):
-        raise ValueError(f"n_queries must be an int in [1, C(n_core, 2) = {len(pairs_all)}], got {n_queries!r}")
+        raise ValueError(
+            f"n_queries must be an int in [1, C(n_core, 2) = {len(pairs_all)}], got {n_queries!r}"
+        )
     rng = np.random.default_rng(seed)
-    pairs = [pairs_all[i] for i in sorted(rng.choice(len(pairs_all), size=n_queries, replace=False))]
+    pairs = [
+        pairs_all[i] for i in sorted(rng.choice(len(pairs_all), size=n_queries, replace=False))
+    ]
     per_person = np.zeros(n_people, dtype=np.int64)
     for a, b in pairs:
         per_person[a] += 1
         per_person[b] += 1
     if likes_per_person < per_person.max():
-        raise ValueError(f"likes_per_person must be >= {int(per_person.max())} (the most queries one person answers), got {likes_per_person}")
-    n_fill = int((likes_per_person * n_people - per_person.sum()))
+        raise ValueError(
+            f"likes_per_person must be >= {int(per_person.max())} (the most queries one person answers), got {likes_per_person}"
+        )
+    n_fill = int(likes_per_person * n_people - per_person.sum())
     attrs = _attributes(n_queries + max(n_fill, 0), rng)
     q_attrs, fillers = attrs[:n_queries], attrs[n_queries:]
     people = _names(n_people, rng)
@@ -110,8 +217,15 @@ def generate_limit(*, n_people: int = 46, n_core: int = 46, n_queries: int | Non
         order = rng.permutation(len(likes[p]))
         likes[p] = [likes[p][i] for i in order]
     texts = [f"{people[p]} likes " + ", ".join(likes[p]) + "." for p in range(n_people)]
-    return LimitData(doc_ids=people, texts=texts, likes=likes, query_ids=list(qrels),
-                     queries=[f"Who likes {a}?" for a in q_attrs], attributes=q_attrs, qrels=qrels)
+    return LimitData(
+        doc_ids=people,
+        texts=texts,
+        likes=likes,
+        query_ids=list(qrels),
+        queries=[f"Who likes {a}?" for a in q_attrs],
+        attributes=q_attrs,
+        qrels=qrels,
+    )
 
 
 def write_beir(data: LimitData, path: str | os.PathLike) -> Path:

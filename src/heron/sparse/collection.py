@@ -39,8 +39,18 @@ class SparseRetriever(Stage):
     build: Seismic build parameters (``n_postings``, ``centroid_fraction``, ``summary_energy``, ...).
     """
 
-    def __init__(self, collection: Any, *, index: str = "seismic", field: str = "splade", depth: int = 1000,
-                 query_cut: int = 10, heap_factor: float = 0.9, encoder: Any = None, **build: Any) -> None:
+    def __init__(
+        self,
+        collection: Any,
+        *,
+        index: str = "seismic",
+        field: str = "splade",
+        depth: int = 1000,
+        query_cut: int = 10,
+        heap_factor: float = 0.9,
+        encoder: Any = None,
+        **build: Any,
+    ) -> None:
         if index not in INDEXES:
             raise ValueError(f"index must be one of {INDEXES}, got {index!r}")
         spec = collection.fields.get(field)
@@ -49,7 +59,12 @@ class SparseRetriever(Stage):
                 f"collection has no sparse field {field!r}; add one with "
                 f"coll.add_field({field!r}, kind='sparse', encoder='splade', vocab=30522)"
             )
-        self.collection, self.index, self.field, self.depth = collection, index, field, check_k(depth)
+        self.collection, self.index, self.field, self.depth = (
+            collection,
+            index,
+            field,
+            check_k(depth),
+        )
         self.query_cut, self.heap_factor, self.build_params = query_cut, heap_factor, build
         self.spec = spec
         if encoder is None:
@@ -63,13 +78,23 @@ class SparseRetriever(Stage):
                 f"{encoder.vocab_size}; open with the encoder the field was built with (model {spec.get('model')!r})"
             )
         if spec.get("model") and spec["model"] != encoder.name:
-            raise ValueError(f"field {field!r} was encoded with {spec['model']!r}, not {encoder.name!r}; use the same model")
+            raise ValueError(
+                f"field {field!r} was encoded with {spec['model']!r}, not {encoder.name!r}; use the same model"
+            )
         self.encoder = encoder
         self.name = f"splade[{index}]"
 
     def with_depth(self, k: int) -> SparseRetriever:
-        return SparseRetriever(self.collection, index=self.index, field=self.field, depth=k, query_cut=self.query_cut,
-                               heap_factor=self.heap_factor, encoder=self.encoder, **self.build_params)
+        return SparseRetriever(
+            self.collection,
+            index=self.index,
+            field=self.field,
+            depth=k,
+            query_cut=self.query_cut,
+            heap_factor=self.heap_factor,
+            encoder=self.encoder,
+            **self.build_params,
+        )
 
     def _query_vectors(self, queries: Queries):
         key = f"sparse:{self.encoder.name}"
@@ -98,7 +123,9 @@ class SparseRetriever(Stage):
             for old in root.glob(f"{self.field}-g*"):
                 if old.name != tag:
                     shutil.rmtree(old, ignore_errors=True)
-            (root / "latest.json").write_text(json.dumps({"field": self.field, "generation": snap.generation}))
+            (root / "latest.json").write_text(
+                json.dumps({"field": self.field, "generation": snap.generation})
+            )
             return SeismicIndex.load(folder)
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
@@ -110,14 +137,18 @@ class SparseRetriever(Stage):
         if self.index == "exact":
             res = ExactSparseIndex(snap.field(self.field), keys=snap.keys).search(q, self.depth)
         else:
-            res = self._seismic(snap).search(q, self.depth, query_cut=self.query_cut, heap_factor=self.heap_factor)
+            res = self._seismic(snap).search(
+                q, self.depth, query_cut=self.query_cut, heap_factor=self.heap_factor
+            )
         empty = np.flatnonzero(np.diff(q.indptr) == 0)
         if len(empty):
             res.info["empty_queries"] = empty.tolist()
             res.info["note"] = "queries with no vocabulary terms after encoding match nothing"
         return res.with_resolver(self.collection.resolver())
 
-    def explain(self, query: str, doc_id: str, n: int = 10) -> list[tuple[str, float, float, float]]:
+    def explain(
+        self, query: str, doc_id: str, n: int = 10
+    ) -> list[tuple[str, float, float, float]]:
         """Matched terms of ``doc_id`` for ``query``: ``(token, contribution, q weight, d weight)``."""
         snap = self.collection.snapshot()
         ids = snap.ids(snap.keys)

@@ -19,7 +19,9 @@ def check_csr(x, *, what: str, vocab_size: int | None = None):
     """Validate and normalise a sparse matrix to ``float32`` CSR with sorted indices."""
     sp = require("scipy.sparse", purpose="sparse vectors")
     if not sp.issparse(x):
-        raise TypeError(f"{what} must be a scipy sparse matrix of shape (n, vocab), got {type(x).__name__}")
+        raise TypeError(
+            f"{what} must be a scipy sparse matrix of shape (n, vocab), got {type(x).__name__}"
+        )
     x = sp.csr_matrix(x, dtype=np.float32)
     if vocab_size is not None and x.shape[1] != vocab_size:
         raise ValueError(
@@ -27,7 +29,9 @@ def check_csr(x, *, what: str, vocab_size: int | None = None):
             "encode with the same model (vocabulary) the index was built with"
         )
     if x.nnz and float(x.data.min()) < 0:
-        raise ValueError(f"{what} has negative weights (min {float(x.data.min())}); learned-sparse weights must be >= 0")
+        raise ValueError(
+            f"{what} has negative weights (min {float(x.data.min())}); learned-sparse weights must be >= 0"
+        )
     if not x.has_sorted_indices:
         x = x.copy()
         x.sort_indices()
@@ -104,5 +108,7 @@ def _check_keys(keys, n: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
     keys = np.asarray(keys)
     if keys.shape != (n,) or not np.issubdtype(keys.dtype, np.integer):
-        raise ValueError(f"keys must be an int array of shape ({n},), got {keys.dtype} {keys.shape}")
+        raise ValueError(
+            f"keys must be an int array of shape ({n},), got {keys.dtype} {keys.shape}"
+        )
     return keys.astype(np.int64, copy=False)

@@ -64,8 +64,24 @@ def _kernels() -> dict:
         return b
 
     @njit
-    def build(n_docs, vocab, inv_ptr, inv_docs, inv_vals, fwd_ptr, fwd_idx, fwd_val, top_idx, top_val,
-              n_postings, centroid_fraction, summary_energy, quantize, seed, total_postings):
+    def build(
+        n_docs,
+        vocab,
+        inv_ptr,
+        inv_docs,
+        inv_vals,
+        fwd_ptr,
+        fwd_idx,
+        fwd_val,
+        top_idx,
+        top_val,
+        n_postings,
+        centroid_fraction,
+        summary_energy,
+        quantize,
+        seed,
+        total_postings,
+    ):
         np.random.seed(seed)
         term_blocks = np.zeros(vocab + 1, dtype=np.int64)
         block_ptr = np.zeros(total_postings + 1, dtype=np.int64)
@@ -252,10 +268,18 @@ def _kernels() -> dict:
             nsum = pos
             n_col += ncol
             term_cols[t + 1] = n_col
-        return (term_blocks, block_ptr[: nb + 1].copy(), post_docs[:npost].copy(), term_cols,
-                col_term[:n_col].copy(), col_ptr[: n_col + 1].copy(), sum_blk[:nsum].copy(),
-                sum_codes[: nsum if quantize else 0].copy(), sum_f[: 0 if quantize else nsum].copy(),
-                blk_scale[:nb].copy())
+        return (
+            term_blocks,
+            block_ptr[: nb + 1].copy(),
+            post_docs[:npost].copy(),
+            term_cols,
+            col_term[:n_col].copy(),
+            col_ptr[: n_col + 1].copy(),
+            sum_blk[:nsum].copy(),
+            sum_codes[: nsum if quantize else 0].copy(),
+            sum_f[: 0 if quantize else nsum].copy(),
+            blk_scale[:nb].copy(),
+        )
 
     @njit
     def worse(s1, d1, s2, d2):
@@ -265,12 +289,12 @@ def _kernels() -> dict:
     def sift_down(hs, hd, size):
         i = 0
         while True:
-            l = 2 * i + 1
-            if l >= size:
+            lc = 2 * i + 1
+            if lc >= size:
                 break
-            m = l
-            r = l + 1
-            if r < size and worse(hs[r], hd[r], hs[l], hd[l]):
+            m = lc
+            r = lc + 1
+            if r < size and worse(hs[r], hd[r], hs[lc], hd[lc]):
                 m = r
             if worse(hs[m], hd[m], hs[i], hd[i]):
                 hs[i], hs[m] = hs[m], hs[i]
@@ -291,9 +315,29 @@ def _kernels() -> dict:
                 break
 
     @njit
-    def search(q_ptr, q_idx, q_val, k, query_cut, heap_factor, n_docs, vocab,
-               term_blocks, block_ptr, post_docs, term_cols, col_term, col_ptr, sum_blk, sum_codes, sum_f,
-               blk_scale, fwd_ptr, fwd_idx, fwd_val):
+    def search(
+        q_ptr,
+        q_idx,
+        q_val,
+        k,
+        query_cut,
+        heap_factor,
+        n_docs,
+        vocab,
+        term_blocks,
+        block_ptr,
+        post_docs,
+        term_cols,
+        col_term,
+        col_ptr,
+        sum_blk,
+        sum_codes,
+        sum_f,
+        blk_scale,
+        fwd_ptr,
+        fwd_idx,
+        fwd_val,
+    ):
         nq = q_ptr.shape[0] - 1
         out_d = np.full((nq, k), -1, dtype=np.int64)
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
@@ -322,7 +366,11 @@ def _kernels() -> dict:
                 lo = c0
                 for p in range(a, b):
                     u = q_idx[p]
-                    lo = c0 + np.searchsorted(col_term[c0:c1], u) if lo == c0 else lo + np.searchsorted(col_term[lo:c1], u)
+                    lo = (
+                        c0 + np.searchsorted(col_term[c0:c1], u)
+                        if lo == c0
+                        else lo + np.searchsorted(col_term[lo:c1], u)
+                    )
                     if lo >= c1:
                         break
                     if col_term[lo] != u:
@@ -400,7 +448,11 @@ def _check_int(name: str, v: object, lo: int) -> int:
 
 
 def _check_unit(name: str, v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not 0.0 < float(v) <= 1.0:
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, (int, float, np.floating))
+        or not 0.0 < float(v) <= 1.0
+    ):
         raise ValueError(f"{name} must be a number in (0, 1], got {v!r}")
     return float(v)
 
@@ -427,7 +479,9 @@ class SeismicIndex:
         Seeds the random centroids.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], *, n_docs: int, vocab_size: int, params: dict) -> None:
+    def __init__(
+        self, arrays: dict[str, np.ndarray], *, n_docs: int, vocab_size: int, params: dict
+    ) -> None:
         self._a = arrays
         self.n_docs = int(n_docs)
         self.vocab_size = int(vocab_size)
@@ -470,24 +524,57 @@ class SeismicIndex:
         top_idx, top_val = k["top_terms"](fwd_ptr, fwd_idx, fwd_val, doc_cut)
         t0 = time.perf_counter()
         out = k["build"](
-            n, vocab, inv.indptr.astype(np.int64), inv.indices.astype(np.int32), inv.data.astype(np.float32),
-            fwd_ptr, fwd_idx, fwd_val, top_idx, top_val,
-            n_postings, centroid_fraction, summary_energy, bool(quantize), int(seed), total,
+            n,
+            vocab,
+            inv.indptr.astype(np.int64),
+            inv.indices.astype(np.int32),
+            inv.data.astype(np.float32),
+            fwd_ptr,
+            fwd_idx,
+            fwd_val,
+            top_idx,
+            top_val,
+            n_postings,
+            centroid_fraction,
+            summary_energy,
+            bool(quantize),
+            int(seed),
+            total,
         )
         del inv, top_idx, top_val
-        names = ("term_blocks", "block_ptr", "post_docs", "term_cols", "col_term", "col_ptr", "sum_blk",
-                 "sum_codes", "sum_f", "blk_scale")
+        names = (
+            "term_blocks",
+            "block_ptr",
+            "post_docs",
+            "term_cols",
+            "col_term",
+            "col_ptr",
+            "sum_blk",
+            "sum_codes",
+            "sum_f",
+            "blk_scale",
+        )
         arrays = dict(zip(names, out))
         arrays["col_term"] = arrays["col_term"].astype(fwd_idx.dtype)
-        arrays["sum_blk"] = arrays["sum_blk"].astype(np.uint16 if int(np.diff(arrays["term_blocks"]).max(initial=0)) <= 65536 else np.int32)
+        arrays["sum_blk"] = arrays["sum_blk"].astype(
+            np.uint16 if int(np.diff(arrays["term_blocks"]).max(initial=0)) <= 65536 else np.int32
+        )
         arrays.update(fwd_ptr=fwd_ptr, fwd_idx=fwd_idx, fwd_val=fwd_val, keys=keys)
-        params = dict(n_postings=n_postings, centroid_fraction=centroid_fraction, summary_energy=summary_energy,
-                      doc_cut=doc_cut, quantize=bool(quantize), seed=int(seed),
-                      build_seconds=round(time.perf_counter() - t0, 3))
+        params = dict(
+            n_postings=n_postings,
+            centroid_fraction=centroid_fraction,
+            summary_energy=summary_energy,
+            doc_cut=doc_cut,
+            quantize=bool(quantize),
+            seed=int(seed),
+            build_seconds=round(time.perf_counter() - t0, 3),
+        )
         return cls(arrays, n_docs=n, vocab_size=vocab, params=params)
 
     # ------------------------------------------------------------------ search
-    def search(self, queries, k: int = 10, *, query_cut: int = 10, heap_factor: float = 0.9) -> Results:
+    def search(
+        self, queries, k: int = 10, *, query_cut: int = 10, heap_factor: float = 0.9
+    ) -> Results:
         """Approximate top-``k`` by inner product.
 
         Parameters
@@ -513,10 +600,27 @@ class SeismicIndex:
         q = check_csr(queries, what="queries", vocab_size=self.vocab_size)
         a = self._a
         d, s, n_scored, n_blocks = _kernels()["search"](
-            q.indptr.astype(np.int64), q.indices.astype(np.int64), q.data.astype(np.float32),
-            k, query_cut, np.float32(heap_factor), self.n_docs, self.vocab_size,
-            a["term_blocks"], a["block_ptr"], a["post_docs"], a["term_cols"], a["col_term"], a["col_ptr"],
-            a["sum_blk"], a["sum_codes"], a["sum_f"], a["blk_scale"], a["fwd_ptr"], a["fwd_idx"], a["fwd_val"],
+            q.indptr.astype(np.int64),
+            q.indices.astype(np.int64),
+            q.data.astype(np.float32),
+            k,
+            query_cut,
+            np.float32(heap_factor),
+            self.n_docs,
+            self.vocab_size,
+            a["term_blocks"],
+            a["block_ptr"],
+            a["post_docs"],
+            a["term_cols"],
+            a["col_term"],
+            a["col_ptr"],
+            a["sum_blk"],
+            a["sum_codes"],
+            a["sum_f"],
+            a["blk_scale"],
+            a["fwd_ptr"],
+            a["fwd_idx"],
+            a["fwd_val"],
         )
         valid = d != PAD_KEY
         d[valid] = self.keys[d[valid]]
@@ -540,15 +644,37 @@ class SeismicIndex:
         a = self._a
         return {
             "forward": int(a["fwd_ptr"].nbytes + a["fwd_idx"].nbytes + a["fwd_val"].nbytes),
-            "postings": int(a["term_blocks"].nbytes + a["block_ptr"].nbytes + a["post_docs"].nbytes),
-            "summaries": int(sum(a[x].nbytes for x in ("term_cols", "col_term", "col_ptr", "sum_blk", "sum_codes", "sum_f", "blk_scale"))),
+            "postings": int(
+                a["term_blocks"].nbytes + a["block_ptr"].nbytes + a["post_docs"].nbytes
+            ),
+            "summaries": int(
+                sum(
+                    a[x].nbytes
+                    for x in (
+                        "term_cols",
+                        "col_term",
+                        "col_ptr",
+                        "sum_blk",
+                        "sum_codes",
+                        "sum_f",
+                        "blk_scale",
+                    )
+                )
+            ),
         }
 
     def forward(self):
         """The stored vectors as a ``(n, V)`` ``float32`` CSR matrix (rows aligned with ``keys``)."""
         sp = require("scipy.sparse", purpose="sparse vectors")
         a = self._a
-        return sp.csr_matrix((np.asarray(a["fwd_val"]), np.asarray(a["fwd_idx"]).astype(np.int32), np.asarray(a["fwd_ptr"])), shape=(self.n_docs, self.vocab_size))
+        return sp.csr_matrix(
+            (
+                np.asarray(a["fwd_val"]),
+                np.asarray(a["fwd_idx"]).astype(np.int32),
+                np.asarray(a["fwd_ptr"]),
+            ),
+            shape=(self.n_docs, self.vocab_size),
+        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
@@ -557,8 +683,14 @@ class SeismicIndex:
         path.mkdir(parents=True, exist_ok=True)
         for name, arr in self._a.items():
             np.save(path / f"{name}.npy", np.ascontiguousarray(arr))
-        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "n_docs": self.n_docs,
-                    "vocab_size": self.vocab_size, "params": self.params, "arrays": sorted(self._a)}
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "n_docs": self.n_docs,
+            "vocab_size": self.vocab_size,
+            "params": self.params,
+            "arrays": sorted(self._a),
+        }
         (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
         return path
 
@@ -568,12 +700,16 @@ class SeismicIndex:
         path = Path(path)
         mf = path / "manifest.json"
         if not mf.is_file():
-            raise FileNotFoundError(f"no Seismic index at {str(path)!r} (manifest.json missing); build one with SeismicIndex.build(...).save(path)")
+            raise FileNotFoundError(
+                f"no Seismic index at {str(path)!r} (manifest.json missing); build one with SeismicIndex.build(...).save(path)"
+            )
         m = json.loads(mf.read_text())
         if m.get("format") != FORMAT:
             raise ValueError(f"{str(path)!r} holds format {m.get('format')!r}, not {FORMAT!r}")
         if m.get("version") != FORMAT_VERSION:
-            raise ValueError(f"Seismic index at {str(path)!r} has format version {m.get('version')}, this heron reads version {FORMAT_VERSION}; rebuild the index")
+            raise ValueError(
+                f"Seismic index at {str(path)!r} has format version {m.get('version')}, this heron reads version {FORMAT_VERSION}; rebuild the index"
+            )
         arrays = {}
         for name in m["arrays"]:
             # copy-on-write maps stay lazily paged from disk but keep the arrays' writeable flag, so

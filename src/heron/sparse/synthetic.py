@@ -25,7 +25,9 @@ def _kernels():
     numba = require("numba", purpose="the synthetic sparse generator")
 
     @numba.njit(cache=True)
-    def gen_rows(seed, n_rows, nnz, global_cdf, topic_terms, topic_cdf, topic_share, idf_boost, sigma):
+    def gen_rows(
+        seed, n_rows, nnz, global_cdf, topic_terms, topic_cdf, topic_share, idf_boost, sigma
+    ):
         np.random.seed(seed)
         vocab = global_cdf.shape[0]
         n_topics, tv = topic_terms.shape
@@ -53,7 +55,9 @@ def _kernels():
                     continue
                 stamp[t] = i + 1
                 indices[pos] = t
-                values[pos] = np.float32(np.exp(sigma * np.random.standard_normal()) * (0.3 + idf_boost[t]))
+                values[pos] = np.float32(
+                    np.exp(sigma * np.random.standard_normal()) * (0.3 + idf_boost[t])
+                )
                 pos += 1
             row = indices[start:pos]
             order = np.argsort(row)
@@ -102,11 +106,21 @@ def synthetic_sparse(
         ``scipy.sparse.csr_matrix`` of shapes ``(n_docs, V)`` and ``(n_queries, V)``, ``float32``,
         sorted indices, strictly positive values.
     """
-    for name, v in (("n_docs", n_docs), ("n_queries", n_queries), ("vocab_size", vocab_size), ("doc_nnz", doc_nnz), ("query_nnz", query_nnz), ("n_topics", n_topics), ("topic_vocab", topic_vocab)):
+    for name, v in (
+        ("n_docs", n_docs),
+        ("n_queries", n_queries),
+        ("vocab_size", vocab_size),
+        ("doc_nnz", doc_nnz),
+        ("query_nnz", query_nnz),
+        ("n_topics", n_topics),
+        ("topic_vocab", topic_vocab),
+    ):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if doc_nnz > vocab_size or query_nnz > vocab_size or topic_vocab > vocab_size:
-        raise ValueError(f"doc_nnz ({doc_nnz}), query_nnz ({query_nnz}) and topic_vocab ({topic_vocab}) must be <= vocab_size ({vocab_size})")
+        raise ValueError(
+            f"doc_nnz ({doc_nnz}), query_nnz ({query_nnz}) and topic_vocab ({topic_vocab}) must be <= vocab_size ({vocab_size})"
+        )
     for name, v in (("topic_share", topic_share), ("query_topic_share", query_topic_share)):
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -124,7 +138,9 @@ def synthetic_sparse(
     # rarer terms weigh more, as learned weights do for informative terms
     idf = np.log1p(1.0 / (p * vocab_size + 1e-12))
     # topics favour mid/low-frequency terms (log-uniform ranks) with their own Zipf weights
-    topic_ranks = np.exp(rng.uniform(np.log(50), np.log(vocab_size), size=(n_topics, topic_vocab))).astype(np.int64)
+    topic_ranks = np.exp(
+        rng.uniform(np.log(50), np.log(vocab_size), size=(n_topics, topic_vocab))
+    ).astype(np.int64)
     topic_ranks = np.minimum(topic_ranks, vocab_size - 1)
     topic_terms = perm[topic_ranks].astype(np.int64)
     tp = np.arange(1, topic_vocab + 1, dtype=np.float64) ** -0.8
