@@ -9,6 +9,8 @@ Retriever specs
 ``NAME``                 a registered retriever (``dense``, ``bm25``, ``splade``, ...)
 ``NAME?key=value&...``   with parameters (numbers parsed), e.g. ``compressed?codec=bin&oversample=10``
 ``hybrid:A+B+...``       reciprocal-rank fusion of the named retrievers
+``fusion:A+B+...``       normalised score fusion, weights fitted on the train split
+                         (``?norm=minmax|zscore``; registered by :mod:`heron.fusion.eval`)
 """
 
 from __future__ import annotations
@@ -28,6 +30,20 @@ from heron.pipeline import RRF, Queries, Stage
 
 #: hooks for ``hybrid:`` specs; a package may register a smarter fusion (e.g. fitted weights)
 HYBRID_BUILDERS: dict[str, Callable[..., Stage]] = {}
+#: ``prepare(collection, dataset)`` run before building retriever NAME (e.g. add its field)
+DATASET_HOOKS: dict[str, Callable[[Any, BeirDataset], None]] = {}
+#: modules imported on first use; they register into the two dicts above
+EVAL_PLUGINS = ["heron.fusion.eval", "heron.sparse.collection"]
+
+
+def _load_eval_plugins() -> None:
+    import importlib
+
+    for mod in EVAL_PLUGINS:
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            continue
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -57,6 +73,10 @@ def build_stage(
     collection: Any, spec: str, *, depth: int = 1000, dataset: BeirDataset | None = None
 ) -> Stage:
     """A pipeline stage for a retriever spec over ``collection``."""
+    _load_eval_plugins()
+    for prefix, builder in HYBRID_BUILDERS.items():
+        if prefix != "hybrid:" and spec.startswith(prefix):
+            return builder(collection, spec, depth=depth, dataset=dataset)
     if spec.startswith("hybrid:"):
         parts = [p for p in spec[len("hybrid:") :].split("+") if p]
         if len(parts) < 2:
@@ -72,6 +92,8 @@ def build_stage(
         )
     name, params = parse_spec(spec)
     params.setdefault("depth", depth)
+    if dataset is not None and name in DATASET_HOOKS:
+        DATASET_HOOKS[name](collection, dataset)
     return collection.retriever(name, **params)
 
 

@@ -29,8 +29,10 @@ class threads_for:  # noqa: N801 (a context manager used like a function)
     faiss opens an OpenMP parallel region per search call even for one query; the idle worker
     spins at the barrier, and on a loaded machine that cost dominates: a single-query
     ``IndexBinaryIVF`` search measured 117 ms with 2 threads and 0.02 ms with 1 (50k x 384,
-    nlist 512, nprobe 16, 2-core box at load ~14). Small batches therefore run single-threaded;
-    large batches keep faiss' parallelism.
+    nlist 512, nprobe 16, 2-core box at load ~14). Small batches of the IVF and binary indexes
+    therefore run single-threaded; large batches keep faiss' parallelism. Not used for the float
+    HNSW graphs: faiss opens no parallel region for one query there, and switching the thread
+    count costs the next parallel region a team resize (measured ~2x on single HNSW queries).
     """
 
     __slots__ = ("faiss", "prev", "small")

@@ -102,7 +102,15 @@ def drift_report(
         )
     elif rec < target:
         knob = "nprobe" if index.kind == "ivf" else "ef_search"
-        advice = f"raise {knob}: recall@{k} {rec:.3f} < {target} (not caused by growth)"
+        why = (
+            f"list balance unchanged (x{shift:.2f})"
+            if shift is not None
+            else f"growth only {growth:.1f}x"
+        )
+        advice = (
+            f"raise {knob}: recall@{k} {rec:.3f} < {target}; {why}, so the data did not drift "
+            "away from the training set (a retrain may still gain a little)"
+        )
     elif dead_frac > 0.2:
         advice = f"compact: {dead_frac:.0%} of the index is tombstoned; run compact_index"
     else:

@@ -151,8 +151,7 @@ class HNSWIndex(AnnIndex):
         if ef != self._ef_set:  # a SWIG attribute write costs more than the comparison
             self._index.hnsw.efSearch = ef
             self._ef_set = ef
-        with F.threads_for(len(q)):
-            s, lab = self._index.search(q, k)
+        s, lab = self._index.search(q, k)  # faiss' float HNSW opens no OpenMP region for 1 query
         if lab[:, -1].min() < 0:  # fewer than k vectors reachable
             s[lab < 0] = -np.inf
         info = {
@@ -178,14 +177,12 @@ class HNSWIndex(AnnIndex):
             return s, lab
         if sel is None:
             self._index.hnsw.efSearch = ef
-            with F.threads_for(len(q)):
-                s, lab = self._index.search(q, depth)
+            s, lab = self._index.search(q, depth)
         else:
             p = faiss.SearchParametersHNSW()
             p.efSearch = ef
             p.sel = sel
-            with F.threads_for(len(q)):
-                s, lab = self._index.search(q, depth, params=p)
+            s, lab = self._index.search(q, depth, params=p)
         s[lab < 0] = -np.inf
         return s, lab
 

@@ -32,7 +32,6 @@ memory-mapped on :meth:`SeismicIndex.load`.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -45,400 +44,44 @@ from heron.sparse.exact import _check_keys, check_csr
 FORMAT = "heron.seismic"
 FORMAT_VERSION = 1
 
-_KERNELS: dict = {}
+def _kernels():
+    """The numba kernels (module :mod:`heron.sparse._seismic_numba`, imported on first use)."""
+    require("numba", purpose="the Seismic index")
+    from heron.sparse import _seismic_numba
+
+    return _seismic_numba
 
 
-def _kernels() -> dict:
-    """Compile (once) and return the numba kernels."""
-    if _KERNELS:
-        return _KERNELS
-    numba = require("numba", purpose="the Seismic index")
-    njit = numba.njit(cache=True, nogil=True)
+def _top_terms(ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, cut: int, *, chunk: int = 1 << 16):
+    """Each row's ``cut`` heaviest entries (ties: lower position first), padded ``-1`` / ``0``.
 
-    @njit
-    def grow(a, need):
-        if need <= a.shape[0]:
-            return a
-        b = np.empty(max(need, 2 * a.shape[0]), dtype=a.dtype)
-        b[: a.shape[0]] = a
-        return b
+    Returns ``(terms (n, cut) int32, weights (n, cut) float32)`` for a CSR ``(ptr, idx, val)``.
+    """
+    n = len(ptr) - 1
+    ti = np.full((n, cut), -1, dtype=np.int32)
+    tv = np.zeros((n, cut), dtype=np.float32)
+    for r0 in range(0, n, chunk):
+        r1 = min(n, r0 + chunk)
+        a, b = int(ptr[r0]), int(ptr[r1])
+        rows = np.repeat(np.arange(r0, r1), np.diff(ptr[r0 : r1 + 1]))
+        order = np.lexsort((-val[a:b], rows))  # stable: equal weights keep their position order
+        rank = np.arange(b - a) - (ptr[rows[order]] - a)
+        keep = rank < cut
+        o = order[keep]
+        ti[rows[o], rank[keep]] = idx[a:b][o]
+        tv[rows[o], rank[keep]] = val[a:b][o]
+    return ti, tv
 
-    @njit
-    def build(
-        n_docs,
-        vocab,
-        inv_ptr,
-        inv_docs,
-        inv_vals,
-        fwd_ptr,
-        fwd_idx,
-        fwd_val,
-        top_idx,
-        top_val,
-        n_postings,
-        centroid_fraction,
-        summary_energy,
-        quantize,
-        seed,
-        total_postings,
-    ):
-        np.random.seed(seed)
-        term_blocks = np.zeros(vocab + 1, dtype=np.int64)
-        block_ptr = np.zeros(total_postings + 1, dtype=np.int64)
-        post_docs = np.empty(total_postings, dtype=np.int32)
-        term_cols = np.zeros(vocab + 1, dtype=np.int64)
-        col_term = np.empty(1024, dtype=np.int32)
-        col_ptr = np.zeros(1025, dtype=np.int64)
-        sum_blk = np.empty(1024, dtype=np.int32)
-        sum_codes = np.empty(1024, dtype=np.uint8)
-        sum_f = np.empty(1024, dtype=np.float32)
-        blk_scale = np.empty(1024, dtype=np.float32)
-        lb_term = np.empty(1024, dtype=np.int64)
-        lb_blk = np.empty(1024, dtype=np.int32)
-        lb_val = np.empty(1024, dtype=np.float32)
-        cnt = np.zeros(vocab, dtype=np.int64)
-        fill = np.zeros(vocab, dtype=np.int64)
-        n_col = 0
-        hist = np.zeros(256, dtype=np.float64)
-        head = np.full(vocab, -1, dtype=np.int64)
-        acc = np.zeros(vocab, dtype=np.float32)
-        seen = np.zeros(vocab, dtype=np.bool_)
-        touched = np.empty(vocab, dtype=np.int64)
-        doc_cut = top_idx.shape[1]
-        nb = 0
-        npost = 0
-        nsum = 0
-        for t in range(vocab):
-            a, b = inv_ptr[t], inv_ptr[t + 1]
-            df = b - a
-            if df == 0:
-                term_blocks[t + 1] = nb
-                term_cols[t + 1] = n_col
-                continue
-            docs = inv_docs[a:b].copy()
-            if df > n_postings:
-                sel = np.argsort(-inv_vals[a:b], kind="mergesort")[:n_postings]
-                docs = docs[sel]
-                docs.sort()
-            L = docs.shape[0]
-            nc = int(math.ceil(centroid_fraction * L))
-            nc = max(1, min(nc, L))
-            assign = np.zeros(L, dtype=np.int64)
-            if nc > 1:
-                cent = np.random.permutation(L)[:nc]
-                # inverted index over the centroids' full vectors
-                n_ent = nc * doc_cut
-                e_next = np.empty(n_ent, dtype=np.int64)
-                e_cent = np.empty(n_ent, dtype=np.int64)
-                e_val = np.empty(n_ent, dtype=np.float32)
-                e = 0
-                nt = 0
-                for j in range(nc):
-                    d = docs[cent[j]]
-                    for c in range(doc_cut):
-                        u = top_idx[d, c]
-                        if u < 0:
-                            break
-                        if head[u] == -1:
-                            touched[nt] = u
-                            nt += 1
-                        e_next[e] = head[u]
-                        e_cent[e] = j
-                        e_val[e] = top_val[d, c]
-                        head[u] = e
-                        e += 1
-                sc = np.zeros(nc, dtype=np.float32)
-                for i in range(L):
-                    d = docs[i]
-                    sc[:] = 0.0
-                    for c in range(doc_cut):
-                        u = top_idx[d, c]
-                        if u < 0:
-                            break
-                        v = top_val[d, c]
-                        e = head[u]
-                        while e != -1:
-                            sc[e_cent[e]] += v * e_val[e]
-                            e = e_next[e]
-                    assign[i] = np.argmax(sc)
-                for z in range(nt):
-                    head[touched[z]] = -1
-                order = np.argsort(assign * n_docs + docs)
-                docs = docs[order]
-                assign = assign[order]
-            # emit blocks, their summaries into a list-level buffer (local block id, term, value)
-            nb0 = nb
-            nl = 0
-            i = 0
-            while i < L:
-                j = i
-                while j < L and assign[j] == assign[i]:
-                    j += 1
-                post_docs[npost : npost + (j - i)] = docs[i:j]
-                npost += j - i
-                # summary: coordinate-wise max over the block's documents
-                nt = 0
-                total = 0.0
-                for z in range(i, j):
-                    d = docs[z]
-                    for p in range(fwd_ptr[d], fwd_ptr[d + 1]):
-                        u = fwd_idx[p]
-                        if not seen[u]:
-                            seen[u] = True
-                            touched[nt] = u
-                            nt += 1
-                        if fwd_val[p] > acc[u]:
-                            acc[u] = fwd_val[p]
-                vals = np.empty(nt, dtype=np.float32)
-                mx = np.float32(0.0)
-                for z in range(nt):
-                    u = touched[z]
-                    vals[z] = acc[u]
-                    total += vals[z]
-                    if vals[z] > mx:
-                        mx = vals[z]
-                    acc[u] = 0.0
-                    seen[u] = False
-                thr = np.float32(-1.0)
-                if summary_energy < 1.0 and mx > 0:
-                    # α cut without sorting: a 256-bin histogram of mass by value, walked downward
-                    hist[:] = 0.0
-                    for z in range(nt):
-                        hb = int(vals[z] / mx * 255.999)
-                        hist[hb] += vals[z]
-                    run = 0.0
-                    hb = 255
-                    while hb > 0 and run + hist[hb] < summary_energy * total:
-                        run += hist[hb]
-                        hb -= 1
-                    thr = np.float32(hb * mx / 255.999)
-                if quantize:
-                    scale = np.float32(mx / 255.0 * (1.0 + 1e-5)) if mx > 0 else np.float32(1.0)
-                else:
-                    scale = np.float32(1.0)
-                blk_scale = grow(blk_scale, nb + 1)
-                blk_scale[nb] = scale
-                lb_term = grow(lb_term, nl + nt)
-                lb_blk = grow(lb_blk, nl + nt)
-                lb_val = grow(lb_val, nl + nt)
-                for z in range(nt):
-                    if vals[z] >= thr:
-                        lb_term[nl] = touched[z]
-                        lb_blk[nl] = nb - nb0
-                        lb_val[nl] = vals[z]
-                        nl += 1
-                nb += 1
-                block_ptr[nb] = npost
-                i = j
-            term_blocks[t + 1] = nb
-            # transpose the list's summaries: distinct terms sorted, entries grouped by term
-            ncol = 0
-            for z in range(nl):
-                u = lb_term[z]
-                if cnt[u] == 0:
-                    touched[ncol] = u
-                    ncol += 1
-                cnt[u] += 1
-            cols = np.sort(touched[:ncol])
-            col_term = grow(col_term, n_col + ncol)
-            col_ptr = grow(col_ptr, n_col + ncol + 1)
-            pos = nsum
-            for c in range(ncol):
-                u = cols[c]
-                col_term[n_col + c] = u
-                col_ptr[n_col + c] = pos
-                fill[u] = pos
-                pos += cnt[u]
-                cnt[u] = 0
-            col_ptr[n_col + ncol] = pos
-            sum_blk = grow(sum_blk, pos)
-            sum_codes = grow(sum_codes, pos)
-            sum_f = grow(sum_f, pos)
-            for z in range(nl):
-                u = lb_term[z]
-                q = fill[u]
-                fill[u] += 1
-                bl = lb_blk[z]
-                sum_blk[q] = bl
-                if quantize:
-                    c = math.ceil(lb_val[z] / blk_scale[nb0 + bl])
-                    sum_codes[q] = min(255, max(1, c))
-                else:
-                    sum_f[q] = lb_val[z]
-            nsum = pos
-            n_col += ncol
-            term_cols[t + 1] = n_col
-        return (
-            term_blocks,
-            block_ptr[: nb + 1].copy(),
-            post_docs[:npost].copy(),
-            term_cols,
-            col_term[:n_col].copy(),
-            col_ptr[: n_col + 1].copy(),
-            sum_blk[:nsum].copy(),
-            sum_codes[: nsum if quantize else 0].copy(),
-            sum_f[: 0 if quantize else nsum].copy(),
-            blk_scale[:nb].copy(),
-        )
 
-    @njit
-    def worse(s1, d1, s2, d2):
-        return s1 < s2 or (s1 == s2 and d1 > d2)
-
-    @njit
-    def sift_down(hs, hd, size):
-        i = 0
-        while True:
-            lc = 2 * i + 1
-            if lc >= size:
-                break
-            m = lc
-            r = lc + 1
-            if r < size and worse(hs[r], hd[r], hs[lc], hd[lc]):
-                m = r
-            if worse(hs[m], hd[m], hs[i], hd[i]):
-                hs[i], hs[m] = hs[m], hs[i]
-                hd[i], hd[m] = hd[m], hd[i]
-                i = m
-            else:
-                break
-
-    @njit
-    def sift_up(hs, hd, i):
-        while i > 0:
-            p = (i - 1) // 2
-            if worse(hs[i], hd[i], hs[p], hd[p]):
-                hs[i], hs[p] = hs[p], hs[i]
-                hd[i], hd[p] = hd[p], hd[i]
-                i = p
-            else:
-                break
-
-    @njit
-    def search(
-        q_ptr,
-        q_idx,
-        q_val,
-        k,
-        query_cut,
-        heap_factor,
-        n_docs,
-        vocab,
-        term_blocks,
-        block_ptr,
-        post_docs,
-        term_cols,
-        col_term,
-        col_ptr,
-        sum_blk,
-        sum_codes,
-        sum_f,
-        blk_scale,
-        fwd_ptr,
-        fwd_idx,
-        fwd_val,
-    ):
-        nq = q_ptr.shape[0] - 1
-        out_d = np.full((nq, k), -1, dtype=np.int64)
-        out_s = np.full((nq, k), -np.inf, dtype=np.float32)
-        qd = np.zeros(vocab, dtype=np.float32)
-        visited = np.zeros(n_docs, dtype=np.int32)
-        hs = np.empty(k, dtype=np.float32)
-        hd = np.empty(k, dtype=np.int64)
-        quant = sum_f.shape[0] == 0
-        n_scored = 0
-        n_blocks = 0
-        for qi in range(nq):
-            a, b = q_ptr[qi], q_ptr[qi + 1]
-            for p in range(a, b):
-                qd[q_idx[p]] = q_val[p]
-            order = np.argsort(-q_val[a:b], kind="mergesort")[:query_cut]
-            size = 0
-            stamp = qi + 1
-            for o in order:
-                t = q_idx[a + o]
-                b0, b1 = term_blocks[t], term_blocks[t + 1]
-                nbk = b1 - b0
-                if nbk == 0:
-                    continue
-                ss = np.zeros(nbk, dtype=np.float32)
-                c0, c1 = term_cols[t], term_cols[t + 1]
-                lo = c0
-                for p in range(a, b):
-                    u = q_idx[p]
-                    lo = (
-                        c0 + np.searchsorted(col_term[c0:c1], u)
-                        if lo == c0
-                        else lo + np.searchsorted(col_term[lo:c1], u)
-                    )
-                    if lo >= c1:
-                        break
-                    if col_term[lo] != u:
-                        continue
-                    w = qd[u]
-                    if quant:
-                        for e in range(col_ptr[lo], col_ptr[lo + 1]):
-                            ss[sum_blk[e]] += w * np.float32(sum_codes[e])
-                    else:
-                        for e in range(col_ptr[lo], col_ptr[lo + 1]):
-                            ss[sum_blk[e]] += w * sum_f[e]
-                if quant:
-                    for bb in range(nbk):
-                        ss[bb] *= blk_scale[b0 + bb]
-                border = np.argsort(-ss)
-                for bb in border:
-                    if size == k and ss[bb] * heap_factor < hs[0]:
-                        break
-                    bi = b0 + bb
-                    n_blocks += 1
-                    for p in range(block_ptr[bi], block_ptr[bi + 1]):
-                        d = post_docs[p]
-                        if visited[d] == stamp:
-                            continue
-                        visited[d] = stamp
-                        n_scored += 1
-                        s = np.float32(0.0)
-                        for z in range(fwd_ptr[d], fwd_ptr[d + 1]):
-                            s += qd[fwd_idx[z]] * fwd_val[z]
-                        if s <= 0:
-                            continue
-                        if size < k:
-                            hs[size] = s
-                            hd[size] = d
-                            sift_up(hs, hd, size)
-                            size += 1
-                        elif worse(hs[0], hd[0], s, d):
-                            hs[0] = s
-                            hd[0] = d
-                            sift_down(hs, hd, size)
-            # pop in best-first order
-            for r in range(size - 1, -1, -1):
-                out_s[qi, r] = hs[0]
-                out_d[qi, r] = hd[0]
-                last = size - 1
-                hs[0] = hs[last]
-                hd[0] = hd[last]
-                size = last
-                sift_down(hs, hd, size)
-            for p in range(a, b):
-                qd[q_idx[p]] = 0.0
-        return out_d, out_s, n_scored, n_blocks
-
-    @njit
-    def top_terms(fwd_ptr, fwd_idx, fwd_val, doc_cut):
-        n = fwd_ptr.shape[0] - 1
-        ti = np.full((n, doc_cut), -1, dtype=np.int32)
-        tv = np.zeros((n, doc_cut), dtype=np.float32)
-        for d in range(n):
-            a, b = fwd_ptr[d], fwd_ptr[d + 1]
-            o = np.argsort(-fwd_val[a:b], kind="mergesort")[:doc_cut]
-            for c in range(o.shape[0]):
-                ti[d, c] = fwd_idx[a + o[c]]
-                tv[d, c] = fwd_val[a + o[c]]
-        return ti, tv
-
-    _KERNELS.update(build=build, search=search, top_terms=top_terms)
-    return _KERNELS
+def _query_terms(q, cut: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, its ``cut`` heaviest term ids (ties: lower id first) as a CSR ``(ptr, terms)``."""
+    rows = np.repeat(np.arange(q.shape[0]), np.diff(q.indptr))
+    order = np.lexsort((-q.data, rows))
+    rank = np.arange(q.nnz) - q.indptr[rows[order]]
+    keep = order[rank < cut]
+    ptr = np.zeros(q.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.minimum(np.diff(q.indptr), cut), out=ptr[1:])
+    return ptr, q.indices[keep].astype(np.int64)
 
 
 def _check_int(name: str, v: object, lo: int) -> int:
@@ -513,7 +156,7 @@ class SeismicIndex:
         docs = check_csr(docs, what="docs")
         n, vocab = docs.shape
         keys = _check_keys(keys, n)
-        k = _kernels()
+        kern = _kernels()
         fwd_idx = docs.indices.astype(np.uint16 if vocab <= 65536 else np.int32)
         fwd_ptr = docs.indptr.astype(np.int64)
         fwd_val = docs.data.astype(np.float32)
@@ -521,9 +164,9 @@ class SeismicIndex:
         inv.sort_indices()
         df = np.diff(inv.indptr)
         total = int(np.minimum(df, n_postings).sum())
-        top_idx, top_val = k["top_terms"](fwd_ptr, fwd_idx, fwd_val, doc_cut)
+        top_idx, top_val = _top_terms(fwd_ptr, fwd_idx, fwd_val, doc_cut)
         t0 = time.perf_counter()
-        out = k["build"](
+        out = kern.build(
             n,
             vocab,
             inv.indptr.astype(np.int64),
@@ -554,7 +197,8 @@ class SeismicIndex:
             "sum_f",
             "blk_scale",
         )
-        arrays = dict(zip(names, out))
+        # the kernel returns views of its growth buffers: copy to release the slack
+        arrays = {name: np.array(x) for name, x in zip(names, out)}
         arrays["col_term"] = arrays["col_term"].astype(fwd_idx.dtype)
         arrays["sum_blk"] = arrays["sum_blk"].astype(
             np.uint16 if int(np.diff(arrays["term_blocks"]).max(initial=0)) <= 65536 else np.int32
@@ -599,12 +243,14 @@ class SeismicIndex:
         heap_factor = _check_unit("heap_factor", heap_factor)
         q = check_csr(queries, what="queries", vocab_size=self.vocab_size)
         a = self._a
-        d, s, n_scored, n_blocks = _kernels()["search"](
+        t_ptr, t_idx = _query_terms(q, query_cut)
+        d, s, n_scored, n_blocks = _kernels().search(
             q.indptr.astype(np.int64),
             q.indices.astype(np.int64),
             q.data.astype(np.float32),
+            t_ptr,
+            t_idx,
             k,
-            query_cut,
             np.float32(heap_factor),
             self.n_docs,
             self.vocab_size,

@@ -11,7 +11,7 @@ co-occurrence; the generator imitates both:
 * a query picks a topic and draws ``query_nnz`` distinct terms the same way, with a larger
   topic share, so its top hits are a meaningful neighbourhood rather than noise.
 
-Everything is determined by ``seed`` (numba's generator is seeded inside the kernel).
+Everything is determined by ``seed`` (one ``numpy.random.Generator``; vectorised, no compiled kernel).
 """
 
 from __future__ import annotations
@@ -21,52 +21,50 @@ import numpy as np
 from heron._deps import require
 
 
-def _kernels():
-    numba = require("numba", purpose="the synthetic sparse generator")
+def _rows(
+    rng: np.random.Generator,
+    n_rows: int,
+    nnz: int,
+    cdf_rank: np.ndarray,
+    topic_ranks: np.ndarray,
+    topic_cdf: np.ndarray,
+    share: float,
+    idf_rank: np.ndarray,
+    sigma: float,
+    *,
+    chunk: int = 8192,
+):
+    """Rows of ``nnz`` distinct term *ranks* each (fewer if draws repeat), with weights.
 
-    @numba.njit(cache=True)
-    def gen_rows(
-        seed, n_rows, nnz, global_cdf, topic_terms, topic_cdf, topic_share, idf_boost, sigma
-    ):
-        np.random.seed(seed)
-        vocab = global_cdf.shape[0]
-        n_topics, tv = topic_terms.shape
-        indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        indices = np.empty(n_rows * nnz, dtype=np.int32)
-        values = np.empty(n_rows * nnz, dtype=np.float32)
-        stamp = np.zeros(vocab, dtype=np.int64)
-        pos = 0
-        for i in range(n_rows):
-            topic = np.random.randint(n_topics)
-            start = pos
-            tries = 0
-            while pos - start < nnz and tries < nnz * 20:
-                tries += 1
-                if np.random.random() < topic_share:
-                    j = np.searchsorted(topic_cdf, np.random.random())
-                    if j >= tv:
-                        j = tv - 1
-                    t = topic_terms[topic, j]
-                else:
-                    t = np.searchsorted(global_cdf, np.random.random())
-                    if t >= vocab:
-                        t = vocab - 1
-                if stamp[t] == i + 1:
-                    continue
-                stamp[t] = i + 1
-                indices[pos] = t
-                values[pos] = np.float32(
-                    np.exp(sigma * np.random.standard_normal()) * (0.3 + idf_boost[t])
-                )
-                pos += 1
-            row = indices[start:pos]
-            order = np.argsort(row)
-            indices[start:pos] = row[order]
-            values[start:pos] = values[start:pos][order]
-            indptr[i + 1] = pos
-        return indptr, indices[:pos].copy(), values[:pos].copy()
-
-    return gen_rows
+    Each row draws ``3 · nnz`` candidate terms (topic list with probability ``share``, else the
+    global Zipf law) and keeps its first ``nnz`` distinct ones in draw order.
+    Returns CSR parts ``(indptr, ranks, values)``, ranks sorted within a row.
+    """
+    vocab = len(cdf_rank)
+    n_topics, tv = topic_ranks.shape
+    m = 3 * nnz
+    ptrs, cols, vals = [np.zeros(1, dtype=np.int64)], [], []
+    for r0 in range(0, n_rows, chunk):
+        c = min(chunk, n_rows - r0)
+        topic = rng.integers(n_topics, size=c)
+        from_topic = rng.random((c, m)) < share
+        tj = np.minimum(np.searchsorted(topic_cdf, rng.random((c, m))), tv - 1)
+        gt = np.minimum(np.searchsorted(cdf_rank, rng.random((c, m))), vocab - 1)
+        t = np.where(from_topic, topic_ranks[topic[:, None], tj], gt)
+        key = np.arange(c, dtype=np.int64)[:, None] * vocab + t
+        uniq, first = np.unique(key.ravel(), return_index=True)
+        row, term = uniq // vocab, uniq % vocab
+        order = np.lexsort((first % m, row))  # per row, by draw position
+        start = np.searchsorted(row[order], np.arange(c))
+        rank = np.arange(len(order)) - start[row[order]]
+        kept = np.sort(order[rank < nnz])  # back to (row, term) order
+        row, term = row[kept], term[kept]
+        w = np.exp(sigma * rng.standard_normal(len(term))) * (0.3 + idf_rank[term])
+        counts = np.bincount(row, minlength=c)
+        ptrs.append(ptrs[-1][-1] + np.cumsum(counts))
+        cols.append(term)
+        vals.append(w.astype(np.float32))
+    return np.concatenate(ptrs), np.concatenate(cols), np.concatenate(vals)
 
 
 def synthetic_sparse(
@@ -145,19 +143,16 @@ def synthetic_sparse(
     topic_terms = perm[topic_ranks].astype(np.int64)
     tp = np.arange(1, topic_vocab + 1, dtype=np.float64) ** -0.8
     topic_cdf = np.cumsum(tp / tp.sum())
-    gen = _kernels()
-    seeds = rng.integers(0, 2**31 - 1, size=2)
     idf_rank = idf / idf.max()
     inv_perm = np.argsort(perm)
     topic_ranks_i = inv_perm[topic_terms]
 
-    def make(n, nnz, share, s):
-        ip, ix, vals = gen(int(s), n, nnz, cdf_rank, topic_ranks_i, topic_cdf, share, idf_rank, 0.5)
-        ids = perm[ix].astype(np.int32)
-        m = sp.csr_matrix((vals, ids, ip), shape=(n, vocab_size))
+    def make(n, nnz, share):
+        ip, ranks, vals = _rows(rng, n, nnz, cdf_rank, topic_ranks_i, topic_cdf, share, idf_rank, 0.5)
+        m = sp.csr_matrix((vals, perm[ranks].astype(np.int32), ip), shape=(n, vocab_size))
         m.sort_indices()
         return m
 
-    docs = make(int(n_docs), int(doc_nnz), float(topic_share), seeds[0])
-    queries = make(int(n_queries), int(query_nnz), float(query_topic_share), seeds[1])
+    docs = make(int(n_docs), int(doc_nnz), float(topic_share))
+    queries = make(int(n_queries), int(query_nnz), float(query_topic_share))
     return docs, queries

