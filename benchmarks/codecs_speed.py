@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 
-def make_data(n: int, d: int, nq: int, seed: int, query_noise: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+def make_data(
+    n: int, d: int, nq: int, seed: int, query_noise: float = 0.25
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     spec = (np.arange(1, d + 1) ** -0.5).astype(np.float32)
     centres = rng.standard_normal((max(n // 500, 16), d)).astype(np.float32) * spec
@@ -64,7 +66,12 @@ def main() -> None:
     ap.add_argument("--nq", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=30, help="single queries timed per method")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--query-noise", type=float, default=0.25, help="query = document + noise (relative to the spectrum)")
+    ap.add_argument(
+        "--query-noise",
+        type=float,
+        default=0.25,
+        help="query = document + noise (relative to the spectrum)",
+    )
     ap.add_argument("--out", default="out/codecs_speed")
     args = ap.parse_args()
     import faiss

@@ -24,3 +24,31 @@ def test_weight_grid_and_errors():
     a = Results(np.array([[1]]), np.array([[1.0]]))
     with pytest.raises(ValueError, match="norm"):
         fuse_scores([a, a], [1, 1], norm="nope")
+
+
+@pytest.mark.realdata
+def test_eval_fusion_spec_fits_on_train_only(tmp_path, monkeypatch, capsys):
+    """``fusion:`` specs dispatch to the fitted builder; weights come from the train split."""
+    import shutil
+
+    pytest.importorskip("bm25s")
+    from heron.eval.runner import evaluate_dataset
+    from heron.limit import generate_limit, write_beir
+
+    monkeypatch.setenv("HERON_CACHE", str(tmp_path / "cache"))
+    folder = write_beir(
+        generate_limit(n_people=12, n_core=6, likes_per_person=10, seed=1), tmp_path / "d"
+    )
+    rep = evaluate_dataset(
+        folder, ["fusion:dense+bm25", "hybrid:dense+bm25"], measures=["R@2"], progress=False
+    )
+    assert set(rep["results"]) == {"fusion:dense+bm25", "hybrid:dense+bm25"}
+    assert "no 'train' split" in capsys.readouterr().err
+    # with a train split the weights are fitted (on it) and reported
+    shutil.copy(folder / "qrels" / "test.tsv", folder / "qrels" / "train.tsv")
+    rep = evaluate_dataset(
+        folder, ["fusion:dense+bm25?norm=zscore"], measures=["R@2"], progress=False
+    )
+    assert "fitted on 15 train queries" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="norm must be one of"):
+        evaluate_dataset(folder, ["fusion:dense+bm25?norm=bad"], progress=False)

@@ -81,7 +81,9 @@ class PQCodec(Codec):
         pq = faiss.ProductQuantizer(d, self.M, self.nbits)
         pq.cp.seed = self.seed
         pq.cp.max_points_per_centroid = 10_000
-        pq.cp.min_points_per_centroid = 1  # small corpora are fine; fewer than 256 points raise above
+        pq.cp.min_points_per_centroid = (
+            1  # small corpora are fine; fewer than 256 points raise above
+        )
         pq.verbose = False
         pq.cp.verbose = False
         pq.train(xr)

@@ -34,10 +34,14 @@ def build_fusion(
     body, params = parse_spec(spec[len(PREFIX) :])
     parts = [p for p in body.split("+") if p]
     if len(parts) < 2:
-        raise ValueError(f"fusion needs at least two retrievers, e.g. fusion:dense+bm25; got {spec!r}")
+        raise ValueError(
+            f"fusion needs at least two retrievers, e.g. fusion:dense+bm25; got {spec!r}"
+        )
     unknown = set(params) - {"norm", "step", "pool"}
     if unknown:
-        raise ValueError(f"unknown fusion parameter(s) {sorted(unknown)} in {spec!r}; use norm, step, pool")
+        raise ValueError(
+            f"unknown fusion parameter(s) {sorted(unknown)} in {spec!r}; use norm, step, pool"
+        )
     norm = params.get("norm", "minmax")
     if norm not in NORMALISATIONS:
         raise ValueError(f"norm must be one of {NORMALISATIONS}, got {norm!r} in {spec!r}")
@@ -55,7 +59,9 @@ def build_fusion(
     qvec = dataset_embeddings(dataset, enc, split="train", progress=False)["query_emb"]
     queries = Queries(qtexts, qids, vectors={enc.name: qvec})
     runs = [s.transform(queries) for s in stages]
-    weights, _ = fit_fusion_weights(runs, qrels, qids, norm=norm, step=float(params.get("step", 0.1)))
+    weights, _ = fit_fusion_weights(
+        runs, qrels, qids, norm=norm, step=float(params.get("step", 0.1))
+    )
     print(
         f"{spec}: weights fitted on {len(qids)} train queries: "
         + ", ".join(f"{p}={w:g}" for p, w in zip(parts, weights)),

@@ -106,6 +106,7 @@ def grow(a, need):
         b[i] = a[i]
     return b
 
+
 @nb.njit(**_JIT)
 def build(
     n_docs,
@@ -364,9 +365,11 @@ def build(
         blk_scale[:nb],
     )
 
+
 @nb.njit(**_JIT)
 def worse(s1, d1, s2, d2):
     return s1 < s2 or (s1 == s2 and d1 > d2)
+
 
 @nb.njit(**_JIT)
 def sift_down(hs, hd, size):
@@ -386,6 +389,7 @@ def sift_down(hs, hd, size):
         else:
             break
 
+
 @nb.njit(**_JIT)
 def sift_up(hs, hd, i):
     while i > 0:
@@ -396,6 +400,7 @@ def sift_up(hs, hd, i):
             i = p
         else:
             break
+
 
 @nb.njit(**_JIT)
 def search(

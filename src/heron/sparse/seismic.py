@@ -44,6 +44,7 @@ from heron.sparse.exact import _check_keys, check_csr
 FORMAT = "heron.seismic"
 FORMAT_VERSION = 1
 
+
 def _kernels():
     """The numba kernels (module :mod:`heron.sparse._seismic_numba`, imported on first use)."""
     require("numba", purpose="the Seismic index")
@@ -52,7 +53,9 @@ def _kernels():
     return _seismic_numba
 
 
-def _top_terms(ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, cut: int, *, chunk: int = 1 << 16):
+def _top_terms(
+    ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, cut: int, *, chunk: int = 1 << 16
+):
     """Each row's ``cut`` heaviest entries (ties: lower position first), padded ``-1`` / ``0``.
 
     Returns ``(terms (n, cut) int32, weights (n, cut) float32)`` for a CSR ``(ptr, idx, val)``.

@@ -148,7 +148,9 @@ def synthetic_sparse(
     topic_ranks_i = inv_perm[topic_terms]
 
     def make(n, nnz, share):
-        ip, ranks, vals = _rows(rng, n, nnz, cdf_rank, topic_ranks_i, topic_cdf, share, idf_rank, 0.5)
+        ip, ranks, vals = _rows(
+            rng, n, nnz, cdf_rank, topic_ranks_i, topic_cdf, share, idf_rank, 0.5
+        )
         m = sp.csr_matrix((vals, perm[ranks].astype(np.int32), ip), shape=(n, vocab_size))
         m.sort_indices()
         return m
