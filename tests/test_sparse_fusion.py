@@ -26,6 +26,7 @@ def test_weight_grid_and_errors():
         fuse_scores([a, a], [1, 1], norm="nope")
 
 
+@pytest.mark.slow  # ~30 s idle, 106 s at load 9: MiniLM + bm25 + three eval runs
 @pytest.mark.realdata
 def test_eval_fusion_spec_fits_on_train_only(tmp_path, monkeypatch, capsys):
     """``fusion:`` specs dispatch to the fitted builder; weights come from the train split."""

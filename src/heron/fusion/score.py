@@ -14,6 +14,7 @@ Weights are given, or fitted on *training* queries only with :func:`fit_fusion_w
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -27,7 +28,9 @@ NORMALISATIONS = ("minmax", "zscore")
 def _normalise(scores: np.ndarray, valid: np.ndarray, norm: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-row normalised scores ``(n, k)`` and each row's floor ``(n,)`` for missing documents."""
     s = np.where(valid, scores.astype(np.float64), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # a query a run found nothing for is an all-NaN row: it normalises to NaN (missing) quietly
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice|Mean of empty slice|Degrees of freedom")
         if norm == "minmax":
             lo, hi = np.nanmin(s, axis=1, keepdims=True), np.nanmax(s, axis=1, keepdims=True)
             span = hi - lo

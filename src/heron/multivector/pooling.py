@@ -149,8 +149,9 @@ def _kmeans_pool(x: np.ndarray, k: int, n_iter: int, rng: np.random.Generator) -
     c = x[np.linspace(0, len(x) - 1, k).round().astype(int)].copy()
     for _ in range(n_iter):
         a = np.argmax(x @ c.T, axis=1)
-        sums = np.zeros_like(c)
-        np.add.at(sums, a, x)
+        onehot = np.zeros((len(x), k), np.float32)
+        onehot[np.arange(len(x)), a] = 1.0
+        sums = onehot.T @ x  # one BLAS call instead of a slow np.add.at
         cnt = np.bincount(a, minlength=k)
         empty = cnt == 0
         if empty.any():
@@ -162,8 +163,9 @@ def _kmeans_pool(x: np.ndarray, k: int, n_iter: int, rng: np.random.Generator) -
             break
         c = newc
     a = np.argmax(x @ c.T, axis=1)
-    sums = np.zeros_like(c)
-    np.add.at(sums, a, x)
+    onehot = np.zeros((len(x), k), np.float32)
+    onehot[np.arange(len(x)), a] = 1.0
+    sums = onehot.T @ x
     cnt = np.bincount(a, minlength=k)
     return (sums[cnt > 0] / cnt[cnt > 0, None]).astype(np.float32)
 

@@ -116,8 +116,9 @@ class TokenCodec:
         c = xs[rng.choice(len(xs), size=k, replace=False)].copy()
         for _ in range(self.n_iter):
             a = _assign(xs, c)
-            sums = np.zeros_like(c)
-            np.add.at(sums, a, xs)
+            onehot = np.zeros((len(xs), k), np.float32)
+            onehot[np.arange(len(xs)), a] = 1.0
+            sums = onehot.T @ xs  # one BLAS call instead of a slow np.add.at
             cnt = np.bincount(a, minlength=k)
             empty = cnt == 0
             sums[empty] = xs[rng.integers(0, len(xs), int(empty.sum()))]
