@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     name = argv[0]
+    if name == "bench" and "--multivector" in argv[1:]:
+        # `heron bench --multivector DATASET` is the multi-vector sweep
+        name, argv = "bench-multivector", ["bench-multivector", *[a for a in argv[1:] if a != "--multivector"]]
     if name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
     module = importlib.import_module(COMMANDS[name][0])
