@@ -106,7 +106,9 @@ class Stage:
         stage: Stage = self if k is None else Cutoff(self, check_k(k))
         return stage.compile().transform(q, None)
 
-    def __call__(self, queries: Queries | Sequence[str] | str, candidates: Results | None = None) -> Results:
+    def __call__(
+        self, queries: Queries | Sequence[str] | str, candidates: Results | None = None
+    ) -> Results:
         return self.transform(Queries.of(queries), candidates)
 
     def compile(self) -> Stage:

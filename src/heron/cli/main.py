@@ -26,10 +26,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("heron.cli.info", "describe a collection"),
     "tune": ("heron.cli.tune", "sweep ANN index parameters: recall@10 vs queries/second"),
     "eval": ("heron.cli.eval", "evaluate retrievers on a BEIR dataset"),
-    "limit": ("heron.cli.limit", "LIMIT-style data generator and the free-embedding critical-n experiment"),
-    "bench": ("heron.cli.bench", "sweep vector codecs x rescoring on a BEIR dataset: quality vs memory"),
-    "recommend": ("heron.cli.recommend", "pick the measured best codec configuration for a memory budget"),
-    "migrate": ("heron.cli.migrate", "serve a new embedding model against an old index (drift map, re-embed)"),
+    "limit": (
+        "heron.cli.limit",
+        "LIMIT-style data generator and the free-embedding critical-n experiment",
+    ),
+    "bench": (
+        "heron.cli.bench",
+        "sweep vector codecs x rescoring on a BEIR dataset: quality vs memory",
+    ),
+    "recommend": (
+        "heron.cli.recommend",
+        "pick the measured best codec configuration for a memory budget",
+    ),
+    "migrate": (
+        "heron.cli.migrate",
+        "serve a new embedding model against an old index (drift map, re-embed)",
+    ),
     "bench-multivector": (
         "heron.cli.bench_multivector",
         "late-interaction benchmark: exact MaxSim, MUVERA, pooling, token codes",
@@ -58,7 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = argv[0]
     if name == "bench" and "--multivector" in argv[1:]:
         # `heron bench --multivector DATASET` is the multi-vector sweep
-        name, argv = "bench-multivector", ["bench-multivector", *[a for a in argv[1:] if a != "--multivector"]]
+        name, argv = (
+            "bench-multivector",
+            ["bench-multivector", *[a for a in argv[1:] if a != "--multivector"]],
+        )
     if name not in COMMANDS:
         parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
     module = importlib.import_module(COMMANDS[name][0])
