@@ -259,6 +259,10 @@ def test_fields_sparse_and_ragged(tmp_path):
     assert lex.shape == (2, 10) and lex[0, 0] == 3.0 and lex[1, 9] == 2.0
     offsets, values = snap.field("tok")
     assert offsets.tolist() == [0, 3, 5] and values.shape == (5, 4)
+    c.compact()  # ragged and sparse fields survive compaction
+    snap2 = c.snapshot()
+    assert snap2.field("tok")[0].tolist() == [0, 3, 5]
+    assert (snap2.field("lex") != lex).nnz == 0
     with pytest.raises(ValueError, match="unknown field"):
         c.add(
             ["d"],

@@ -51,6 +51,18 @@ def field_arrays(kind: str, name: str, data: Any, n: int) -> dict[str, np.ndarra
             f"{name}.data.npy": np.asarray(sp.data, dtype=np.float32),
         }
     if kind == "ragged":
+        if (
+            isinstance(data, tuple)
+            and len(data) == 2
+            and np.asarray(data[0]).ndim == 1
+            and np.asarray(data[1]).ndim == 2
+        ):
+            offsets, values = np.asarray(data[0], dtype=np.int64), np.asarray(data[1])
+            if len(offsets) != n + 1 or offsets[0] != 0 or offsets[-1] != len(values):
+                raise ValueError(
+                    f"field {name!r}: ragged (offsets, values) must have {n + 1} offsets from 0 to len(values)"
+                )
+            return {f"{name}.offsets.npy": offsets, f"{name}.values.npy": values}
         items = list(data)
         if len(items) != n:
             raise ValueError(f"field {name!r}: expected {n} ragged rows, got {len(items)}")
