@@ -61,14 +61,33 @@ class Recommendation:
 
     @property
     def config(self) -> dict:
-        """Collection configuration ``{"spec", "oversample", "rescore"}`` of the pick."""
+        """Collection configuration of the pick.
+
+        A codec row gives ``{"spec", "oversample", "rescore"}``; an index row (from
+        :func:`heron.bench.index_sweep.run_index_sweep`) gives ``{"kind", "codec", "oversample",
+        **params}`` (build and search parameters named as the index takes them).
+        """
         if self.row is None:
             return {}
+        if "index" in self.row:
+            return {
+                "kind": self.row["index"],
+                "codec": self.row["codec"],
+                "oversample": self.row["oversample"],
+                **self.row.get("params", {}),
+            }
         return {
             "spec": self.row["codec"],
             "oversample": self.row["oversample"],
             "rescore": self.row["rescore"],
         }
+
+
+def label(row: dict) -> str:
+    """Human name of a measured row: ``"int8 x2"`` or ``"hnsw:fp32 ef_search=64"``."""
+    if "label" in row:
+        return str(row["label"])
+    return f"{row['codec']} x{row['oversample']}"
 
 
 def recommend(
@@ -104,13 +123,15 @@ def recommend(
     cands = [dict(r) for r in rows]
     if n_docs and n_docs != sample_n:
         scale = n_docs / sample_n
+        from heron.bench.index_sweep import latency_scale
+
         for r in cands:
             r["memory_bytes"] = int(n_docs * r["bytes_per_vector"] + r["state_bytes"])
-            r["latency_ms"] = r["latency_ms"] * scale
+            r["latency_ms"] = r["latency_ms"] * latency_scale(r.get("index", "flat"), scale)
         rec.extrapolated = [
             f"measured on a sample of {sample_n} of {n_docs} documents",
-            f"memory extrapolated exactly as n_docs x bytes_per_vector + codec state (x{scale:.1f})",
-            f"latency extrapolated linearly in corpus size (x{scale:.1f}); scans are linear in n",
+            f"memory extrapolated as n_docs x bytes_per_vector + codec state (x{scale:.1f})",
+            f"latency extrapolated by cost model: flat scans linear in corpus size (x{scale:.1f}), IVF at fixed nprobe with nlist ~ sqrt(n) as sqrt (x{latency_scale('ivf', scale):.2f}), HNSW walks as log n (x{latency_scale('hnsw', scale):.2f})",
             f"quality ({metric}) taken from the sample as measured; on a larger corpus neighbours are denser and recall at a fixed oversample can be lower",
         ]
     ok = []
@@ -140,8 +161,8 @@ def recommend(
         smallest = min(cands, key=lambda r: r["memory_bytes"])
         rec.explanation = [
             f"no measured configuration meets {', '.join(cons) or 'the constraints'}",
-            f"best {metric}: {best_q['codec']} x{best_q['oversample']} = {best_q[metric]:.4f} at {_fmt_bytes(best_q['memory_bytes'])}",
-            f"smallest: {smallest['codec']} at {_fmt_bytes(smallest['memory_bytes'])} ({metric} {smallest[metric]:.4f})",
+            f"best {metric}: {label(best_q)} = {best_q[metric]:.4f} at {_fmt_bytes(best_q['memory_bytes'])}",
+            f"smallest: {label(smallest)} at {_fmt_bytes(smallest['memory_bytes'])} ({metric} {smallest[metric]:.4f})",
         ]
         return rec
     front = [ok[i] for i in pareto_front(ok, keys)]
@@ -154,7 +175,7 @@ def recommend(
     rec.row = pick
     rec.explanation = [
         f"constraints: {', '.join(cons) or 'none'}; {len(ok)} of {len(cands)} measured configurations meet them, {len(front)} of those are Pareto-optimal (memory, {metric}{', latency' if latency_ms is not None else ''})",
-        f"picked {goal}: {pick['codec']} with oversample {pick['oversample']} (rescore {pick['rescore']})",
+        f"picked {goal}: {label(pick)} (oversample {pick['oversample']}, rescore {pick['rescore']})",
         f"measured: {metric} {pick[metric]:.4f}, recall@10 of exact top-10 {pick['recall10_exact']:.4f}"
         + (
             f", nDCG@10 {pick['ndcg10']:.4f} ({100 * pick['ndcg10_retention']:.1f}% of float32)"
@@ -166,6 +187,6 @@ def recommend(
     others = sorted((r for r in front if r is not pick), key=lambda r: -r[metric])[:3]
     for r in others:
         rec.explanation.append(
-            f"runner-up on the frontier: {r['codec']} x{r['oversample']}: {metric} {r[metric]:.4f} at {_fmt_bytes(r['memory_bytes'])}, {r['latency_ms']:.2f} ms/query"
+            f"runner-up on the frontier: {label(r)}: {metric} {r[metric]:.4f} at {_fmt_bytes(r['memory_bytes'])}, {r['latency_ms']:.2f} ms/query"
         )
     return rec

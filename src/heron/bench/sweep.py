@@ -184,7 +184,7 @@ def write_report(
     (folder / "report.json").write_text(
         json.dumps({"title": title, "meta": meta or {}, "rows": rows}, indent=1)
     )
-    cols = [
+    cols = (["label", "index"] if any("index" in r for r in rows) else []) + [
         "codec",
         "oversample",
         "rescore",
@@ -240,7 +240,7 @@ def write_report(
     for i in fr:
         r = rows[i]
         ax.annotate(
-            f"{r['codec']} x{r['oversample']}",
+            r.get("label") or f"{r['codec']} x{r['oversample']}",
             (bpv[i], qual[i]),
             fontsize=7,
             xytext=(3, -8),

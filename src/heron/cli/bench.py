@@ -45,6 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="sweep on this many sampled documents (large corpora)",
     )
+    parser.add_argument(
+        "--indexes",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="SPECS",
+        help="sweep ANN indexes instead of bare codecs: comma-separated KIND:CODEC specs "
+        "(flat/ivf/hnsw x fp32/int8/bin/pq48 ...; no value = the default grid); report in "
+        "out/bench-DATASET-indexes",
+    )
     parser.add_argument("--out", default=None, help="report folder (default out/bench-DATASET)")
 
 
@@ -56,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from heron.bench.sweep import run_sweep, write_report
     from heron.codecs import parse_spec
 
+    if args.indexes is not None:
+        return _run_indexes(args)
     specs = [s.strip() for s in args.codecs.split(",") if s.strip()]
     for s in specs:
         parse_spec(s)  # fail fast on a bad spec, listing the valid ones
@@ -88,6 +100,53 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  {r['codec']:>14} x{r['oversample']:<3} {r['bytes_per_vector']:7.0f} B/vec  recall@10 {r['recall10_exact']:.4f}"
             + (f"  nDCG@10 {r['ndcg10']:.4f}" if "ndcg10" in r else "")
+        )
+    print(json.dumps(paths))
+    return 0
+
+
+def _run_indexes(args: argparse.Namespace) -> int:
+    """``heron bench DATASET --indexes``: index type x codec x search parameters."""
+    from pathlib import Path
+
+    from heron.bench.data import dataset_vectors
+    from heron.bench.index_sweep import DEFAULT_INDEXES, parse_index_spec, run_index_sweep
+    from heron.bench.pareto import pareto_front
+    from heron.bench.sweep import write_report
+
+    specs = (
+        list(DEFAULT_INDEXES)
+        if args.indexes == "default"
+        else [s.strip() for s in args.indexes.split(",") if s.strip()]
+    )
+    for s in specs:
+        parse_index_spec(s)  # fail fast, naming the valid index types
+    data = dataset_vectors(args.dataset, split=args.split, model=args.model, sample=args.sample)
+    rows = run_index_sweep(
+        data["doc_emb"], data["query_emb"], indexes=specs, evaluate=data["evaluate"]
+    )
+    name = Path(args.dataset).name
+    out = args.out or f"out/bench-{name}-indexes"
+    meta = {
+        "dataset": name,
+        "model": data["model"],
+        "split": args.split,
+        "n_docs": data["n_docs"],
+        "n_sample": data["n_sample"],
+        "kind": "indexes",
+    }
+    paths = write_report(
+        rows, out, title=f"heron bench {name} --indexes ({data['model']})", meta=meta
+    )
+    keys = [("memory_bytes", "min"), ("recall10_exact", "max"), ("latency_ms", "min")]
+    front = pareto_front(rows, keys)
+    print(
+        f"{len(rows)} index configurations measured; Pareto frontier (memory, recall@10 of exact top-10, latency):"
+    )
+    for i in sorted(front, key=lambda i: rows[i]["memory_bytes"]):
+        r = rows[i]
+        print(
+            f"  {r['label']:<34} {r['bytes_per_vector']:7.0f} B/vec  recall@10 {r['recall10_exact']:.4f}  {r['latency_ms']:.3f} ms/query"
         )
     print(json.dumps(paths))
     return 0

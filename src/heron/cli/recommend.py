@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the pick as this collection's codec configuration",
     )
     parser.add_argument(
+        "--indexes",
+        action="store_true",
+        help="choose an ANN index (type, codec, build and search parameters) from `heron bench "
+        "DATASET --indexes` measurements instead of a bare codec scan",
+    )
+    parser.add_argument(
         "--out", default=None, help="where a fresh sweep's report goes (default out/bench-DATASET)"
     )
 
@@ -58,8 +64,11 @@ def run(args: argparse.Namespace) -> int:
     from heron.bench.recommend import recommend
 
     name = Path(args.dataset).name
+    suffix = "-indexes" if args.indexes else ""
     report = (
-        Path(args.report) if args.report else Path(args.out or f"out/bench-{name}") / "report.json"
+        Path(args.report)
+        if args.report
+        else Path(args.out or f"out/bench-{name}{suffix}") / "report.json"
     )
     if report.is_file():
         doc = json.loads(report.read_text())
@@ -73,18 +82,26 @@ def run(args: argparse.Namespace) -> int:
         from heron.bench.data import dataset_vectors
         from heron.bench.sweep import DEFAULT_CODECS, run_sweep, write_report
 
-        specs = [
-            s.strip()
-            for s in (args.codecs.split(",") if args.codecs else DEFAULT_CODECS)
-            if s.strip()
-        ]
         data = dataset_vectors(args.dataset, sample=args.sample)
-        print(
-            f"no report at {report}; measuring {len(specs)} codecs on {data['n_sample']} of {data['n_docs']} documents"
-        )
-        rows = run_sweep(
-            data["doc_emb"], data["query_emb"], codecs=specs, evaluate=data["evaluate"]
-        )
+        if args.indexes:
+            from heron.bench.index_sweep import DEFAULT_INDEXES, run_index_sweep
+
+            print(
+                f"no report at {report}; measuring {len(DEFAULT_INDEXES)} index types on {data['n_sample']} of {data['n_docs']} documents"
+            )
+            rows = run_index_sweep(data["doc_emb"], data["query_emb"], evaluate=data["evaluate"])
+        else:
+            specs = [
+                s.strip()
+                for s in (args.codecs.split(",") if args.codecs else DEFAULT_CODECS)
+                if s.strip()
+            ]
+            print(
+                f"no report at {report}; measuring {len(specs)} codecs on {data['n_sample']} of {data['n_docs']} documents"
+            )
+            rows = run_sweep(
+                data["doc_emb"], data["query_emb"], codecs=specs, evaluate=data["evaluate"]
+            )
         meta = {
             "dataset": name,
             "model": data["model"],
@@ -107,7 +124,21 @@ def run(args: argparse.Namespace) -> int:
     if rec.row is None:
         return 1
     print(json.dumps({"recommendation": rec.config}))
-    if args.write:
+    if args.write and "index" in rec.row:
+        from heron.index.collection import write_index_config
+
+        cfg = write_index_config(
+            args.write,
+            rec.config,
+            measured={
+                k: rec.row[k]
+                for k in ("recall10_exact", "memory_bytes", "latency_ms")
+                if k in rec.row
+            },
+            source=str(report),
+        )
+        print(f"wrote index configuration to collection {args.write}: {json.dumps(cfg)}")
+    elif args.write:
         from heron.codecs.collection import write_codec_config
 
         cfg = write_codec_config(

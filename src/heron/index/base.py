@@ -35,6 +35,9 @@ class IndexMismatchError(ValueError):
     """A saved index does not match the vectors it is asked to serve (never silently used)."""
 
 
+_F32 = np.dtype(np.float32)
+
+
 def as_vectors(x: Any, *, dim: int | None = None, what: str = "vectors") -> np.ndarray:
     """Validate ``(n, d)`` float vectors; returns C-contiguous float32."""
     if not isinstance(x, np.ndarray):
@@ -298,29 +301,31 @@ class AnnIndex:
         ``(scores (nq, k) float32, keys (nq, k) int64, info)`` sorted descending, padded
         ``-inf`` / ``-1``; ``info["strategy"]`` names how the search ran.
         """
-        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1):
+        if type(k) is not int or k < 1:
             from heron.results import check_k
 
-            k = check_k(k)
-        k = int(k)
-        if self.dim is None:
+            k = int(check_k(k))
+        dim = self.dim
+        if dim is None:
             raise ValueError("the index is not built; call build(vectors, keys) first")
         q = queries
         if not (  # fast path: already (nq, d) C-contiguous float32 (no copy, no re-validation)
-            isinstance(q, np.ndarray)
-            and q.dtype == np.float32
+            type(q) is np.ndarray
+            and q.dtype is _F32
             and q.ndim == 2
-            and q.shape[1] == self.dim
+            and q.shape[1] == dim
             and q.flags.c_contiguous
         ):
-            q = as_vectors(queries, dim=self.dim, what="queries")
+            q = as_vectors(queries, dim=dim, what="queries")
+        oversample, exact_below = self.oversample, self.exact_below
         if params:
-            params = dict(params)
-            oversample = float(params.pop("oversample", self.oversample))
-            exact_below = float(params.pop("exact_below", self.exact_below))
+            if "oversample" in params or "exact_below" in params:
+                params = dict(params)
+                oversample = float(params.pop("oversample", oversample))
+                exact_below = float(params.pop("exact_below", exact_below))
             self._check_search_params(params)
         else:
-            params, oversample, exact_below = {}, self.oversample, self.exact_below
+            params = {}
         mask: np.ndarray | None = None
         if allowed is not None:
             lab = self.labels_of(np.asarray(allowed, dtype=np.int64))
@@ -379,7 +384,7 @@ class AnnIndex:
     def keys_of_labels(self, labels: np.ndarray) -> np.ndarray:
         """Keys of ``labels`` (``-1`` stays ``-1``) in one gather: the key table ends with ``-1``."""
         ext = self._keys_ext
-        if ext is None or len(ext) != self.ntotal + 1:
+        if ext is None or len(ext) != len(self.keys) + 1:
             ext = self._keys_ext = np.append(self.keys, np.int64(-1))
         return ext[labels]
 
@@ -408,7 +413,7 @@ class AnnIndex:
     def _check_search_params(self, params: dict[str, Any]) -> None:
         allowed = self.search_params()
         for name in params:
-            if name not in allowed:
+            if name not in allowed and name not in ("oversample", "exact_below"):
                 raise ValueError(
                     f"unknown search parameter {name!r} for index {self.kind!r}; valid: {sorted(allowed) + ['oversample', 'exact_below']}"
                 )

@@ -309,7 +309,51 @@ class AnnRetriever(Stage):
         return Results(keys, scores, self.collection.resolver(), info)
 
 
+def write_index_config(collection: Any, config: dict, **extra: Any) -> dict:
+    """Validate ``config`` and store it as the collection's ``"index"`` section; returns it.
+
+    ``config`` = ``{"kind": "hnsw", "codec": "fp32", "M": 16, "ef_search": 64, ...}`` (what
+    ``heron recommend --indexes --write`` picks). The ``ann`` retriever then searches with it:
+    ``coll.search(q, 10, retriever="ann")``. Nothing is built here; the first search builds.
+    """
+    if isinstance(collection, (str, os.PathLike)):
+        from heron.collection import Collection
+
+        collection = Collection.open(collection)
+    if not isinstance(config, dict) or config.get("kind") not in INDEX_TYPES:
+        raise ValueError(
+            f"index configuration needs 'kind' in {sorted(INDEX_TYPES)}, got {config!r}"
+        )
+    kind = config["kind"]
+    params = {p: v for p, v in config.items() if p != "kind"}
+    valid = set(BUILD_PARAMS[kind]) | set(SEARCH_PARAMS[kind]) | {"oversample", "exact_below"}
+    bad = sorted(set(params) - valid)
+    if bad:
+        raise ValueError(f"unknown parameter(s) {bad} for index {kind!r}; valid: {sorted(valid)}")
+    make_index(kind, **params)  # validates codec and values without building
+    value = {"kind": kind, **params, **extra}
+    collection.set_config("index", value)
+    return value
+
+
+def configured_retriever(collection: Any, **overrides: Any) -> AnnRetriever:
+    """The ``ann`` retriever: the index the collection's ``"index"`` configuration names."""
+    cfg = dict(collection.config.get("index") or {})
+    if not cfg:
+        raise ValueError(
+            "this collection has no index configuration; run `heron recommend DATASET --indexes "
+            "--write COLLECTION` or heron.index.collection.write_index_config, or use "
+            "retriever='hnsw' / 'ivf' / 'flat' with explicit parameters"
+        )
+    kind = cfg.pop("kind")
+    valid = set(BUILD_PARAMS[kind]) | set(SEARCH_PARAMS[kind]) | {"oversample", "exact_below"}
+    params = {p: v for p, v in cfg.items() if p in valid}
+    params.update(overrides)
+    return AnnRetriever(collection, kind=kind, **params)
+
+
 for _kind in INDEX_TYPES:
     register_retriever(
         _kind, lambda collection, _k=_kind, **p: AnnRetriever(collection, kind=_k, **p)
     )
+register_retriever("ann", configured_retriever)

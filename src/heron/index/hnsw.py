@@ -65,6 +65,7 @@ class HNSWIndex(AnnIndex):
         self._index: Any = None
         self._bin: Any = None  # heron binary codec for the Hamming graph
         self._ef_set: int | None = None  # efSearch last written to the faiss graph
+        self._swig_ptr: Any = None  # faiss.swig_ptr, bound when the graph is built or loaded
         super().__init__(codec=codec, oversample=oversample, exact_below=exact_below)
 
     @classmethod
@@ -92,6 +93,7 @@ class HNSWIndex(AnnIndex):
     # -- structure ------------------------------------------------------------
     def _build(self, x: np.ndarray) -> None:
         faiss = F.faiss_module()
+        self._swig_ptr, self._ef_set = faiss.swig_ptr, None
         d = x.shape[1]
         if self.binary:
             self._bin = F.binary_codec(x)
@@ -144,20 +146,26 @@ class HNSWIndex(AnnIndex):
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
         if self.binary:
             return None
-        ef = params.get("ef_search", self.ef_search)
+        ef = params.get("ef_search", self.ef_search) if params else self.ef_search
         if ef is not self.ef_search:
             ef = check_param("ef_search", ef)
         ef = max(ef, k)
         if ef != self._ef_set:  # a SWIG attribute write costs more than the comparison
             self._index.hnsw.efSearch = ef
             self._ef_set = ef
-        s, lab = self._index.search(q, k)  # faiss' float HNSW opens no OpenMP region for 1 query
-        if lab[:, -1].min() < 0:  # fewer than k vectors reachable
+        # faiss' C entry point directly (its Python wrapper re-validates what search() checked);
+        # the float HNSW opens no OpenMP region for one query
+        n = len(q)
+        s = np.empty((n, k), dtype=np.float32)
+        lab = np.empty((n, k), dtype=np.int64)
+        ptr = self._swig_ptr
+        self._index.search_c(n, ptr(q), k, ptr(s), ptr(lab))
+        if (lab[0, -1] < 0) if n == 1 else (lab[:, -1].min() < 0):  # fewer than k reachable
             s[lab < 0] = -np.inf
         info = {
             "index": "hnsw",
             "codec": self.codec,
-            "matching": self.ntotal,
+            "matching": len(self.keys),
             "selectivity": 1.0,
             "strategy": "hnsw",
         }
@@ -239,6 +247,7 @@ class HNSWIndex(AnnIndex):
 
     def _load_structure(self, folder: Path) -> None:
         self._index = F.read(folder / "faiss.index", binary=self.binary)
+        self._swig_ptr, self._ef_set = F.faiss_module().swig_ptr, None
         if self.binary:
             from heron.codecs.base import load_codec
 
