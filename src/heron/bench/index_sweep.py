@@ -100,13 +100,6 @@ def latency_scale(kind: str, factor: float) -> float:
     return 1.0 + math.log(factor) / math.log(1e4)  # hnsw: log n growth from a >= 10k sample
 
 
-def _recall(keys: np.ndarray, gt: np.ndarray) -> float:
-    k = gt.shape[1]
-    return float(
-        np.mean([len(set(r[:k].tolist()) & set(g.tolist())) / k for r, g in zip(keys, gt)])
-    )
-
-
 def run_index_sweep(
     doc_emb: np.ndarray,
     query_emb: np.ndarray,
@@ -132,7 +125,7 @@ def run_index_sweep(
     """
     from tqdm.auto import tqdm
 
-    from heron.bench.sweep import _exact
+    from heron.bench.sweep import _exact, _recall
     from heron.index import make_index
 
     specs = [parse_index_spec(s) for s in indexes]

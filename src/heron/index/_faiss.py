@@ -135,3 +135,25 @@ def postfilter(
         out_s[i, : len(r)] = s[i, r]
         out_l[i, : len(r)] = lab[i, r]
     return out_s, out_l
+
+
+def save_structure(idx: Any, folder: Path) -> None:
+    """Write a faiss-backed index's structure (and its 1-bit codec, for Hamming indexes)."""
+    write(idx._index, folder / "faiss.index", binary=idx.binary)
+    if idx.binary:
+        idx._bin.save(folder / "codec")
+
+
+def load_structure(idx: Any, folder: Path, *, what: str) -> None:
+    """Read what :func:`save_structure` wrote; refuse a structure whose count disagrees."""
+    from heron.index.base import IndexMismatchError
+
+    idx._index = read(folder / "faiss.index", binary=idx.binary)
+    if idx.binary:
+        from heron.codecs.base import load_codec
+
+        idx._bin = load_codec(folder / "codec", dim=idx.dim)
+    if idx._index.ntotal != idx.ntotal:
+        raise IndexMismatchError(
+            f"index at {str(folder)!r}: {what} holds {idx._index.ntotal} vectors but the manifest says {idx.ntotal}; rebuild the index"
+        )

@@ -421,6 +421,23 @@ class AnnIndex:
     def search_params(self) -> tuple[str, ...]:
         return ()
 
+    def fill_short_rows(
+        self, q: np.ndarray, s: np.ndarray, lab: np.ndarray, mask: np.ndarray, depth: int
+    ) -> int:
+        """Answer exactly, in place, the rows with fewer than ``depth`` hits while more match.
+
+        Returns the number of rows filled (so ``k`` comes back whenever ``k`` documents match).
+        """
+        counts = (lab >= 0).sum(axis=1)
+        if counts.min() >= depth:  # the common case: no O(n) mask count per query
+            return 0
+        want = min(depth, int(mask.sum()))
+        short = np.flatnonzero(counts < want)
+        if len(short):
+            es, el = self._exact(q[short], np.flatnonzero(mask), depth)
+            s[short], lab[short] = es, el
+        return int(len(short))
+
     def _exact(self, q: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact scan over ``labels`` from the float copy (blocked)."""
         best_s = np.full((len(q), 0), -np.inf, np.float32)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from heron.index import _faiss as F
-from heron.index.base import AnnIndex, IndexMismatchError, check_param
+from heron.index.base import AnnIndex, check_param
 
 
 class HNSWIndex(AnnIndex):
@@ -219,40 +219,17 @@ class HNSWIndex(AnnIndex):
                 selectivity,
                 cap=max(4096, depth),
             )
-            self._fill_short_rows(q, s, lab, mask, depth)
+            self.fill_short_rows(q, s, lab, mask, depth)
             return s, lab, f"{name}+postfilter(ef={ef_f})"
         sel = self.selector_for(mask)
         s, lab = self._raw_search(q, depth, ef_f, sel.sel)
-        self._fill_short_rows(q, s, lab, mask, depth)
+        self.fill_short_rows(q, s, lab, mask, depth)
         return s, lab, f"{name}+selector(ef={ef_f})"
-
-    def _fill_short_rows(
-        self, q: np.ndarray, s: np.ndarray, lab: np.ndarray, mask: np.ndarray, depth: int
-    ) -> None:
-        """Rows with fewer than ``depth`` hits while more match are answered exactly (k comes back)."""
-        counts = (lab >= 0).sum(axis=1)
-        if counts.min() >= depth:  # the common case: no O(n) mask count per query
-            return
-        want = min(depth, int(mask.sum()))
-        short = np.flatnonzero(counts < want)
-        if len(short):
-            es, el = self._exact(q[short], np.flatnonzero(mask), depth)
-            s[short], lab[short] = es, el
 
     # -- persistence ------------------------------------------------------------
     def _save_structure(self, folder: Path) -> None:
-        F.write(self._index, folder / "faiss.index", binary=self.binary)
-        if self.binary:
-            self._bin.save(folder / "codec")
+        F.save_structure(self, folder)
 
     def _load_structure(self, folder: Path) -> None:
-        self._index = F.read(folder / "faiss.index", binary=self.binary)
+        F.load_structure(self, folder, what="the graph")
         self._swig_ptr, self._ef_set = F.faiss_module().swig_ptr, None
-        if self.binary:
-            from heron.codecs.base import load_codec
-
-            self._bin = load_codec(folder / "codec", dim=self.dim)
-        if self._index.ntotal != self.ntotal:
-            raise IndexMismatchError(
-                f"index at {str(folder)!r}: the graph holds {self._index.ntotal} vectors but the manifest says {self.ntotal}; rebuild the index"
-            )

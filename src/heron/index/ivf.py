@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from heron.index import _faiss as F
-from heron.index.base import AnnIndex, IndexMismatchError, check_param
+from heron.index.base import AnnIndex, check_param
 
 
 class IVFIndex(AnnIndex):
@@ -195,27 +195,13 @@ class IVFIndex(AnnIndex):
             sel = self.selector_for(mask)
             s, lab = self._raw_search(q, depth, nprobe, sel.sel)
             strategy = f"{name}+selector"
-        counts = (lab >= 0).sum(axis=1)
-        want = depth if counts.min() >= depth else min(depth, int(mask.sum()))
-        short = np.flatnonzero(counts < want)
-        if len(short):
-            es, el = self._exact(q[short], np.flatnonzero(mask), depth)
-            s[short], lab[short] = es, el
-            strategy += f"+exact-fallback({len(short)})"
+        filled = self.fill_short_rows(q, s, lab, mask, depth)
+        if filled:
+            strategy += f"+exact-fallback({filled})"
         return s, lab, strategy
 
     def _save_structure(self, folder: Path) -> None:
-        F.write(self._index, folder / "faiss.index", binary=self.binary)
-        if self.binary:
-            self._bin.save(folder / "codec")
+        F.save_structure(self, folder)
 
     def _load_structure(self, folder: Path) -> None:
-        self._index = F.read(folder / "faiss.index", binary=self.binary)
-        if self.binary:
-            from heron.codecs.base import load_codec
-
-            self._bin = load_codec(folder / "codec", dim=self.dim)
-        if self._index.ntotal != self.ntotal:
-            raise IndexMismatchError(
-                f"index at {str(folder)!r}: the inverted file holds {self._index.ntotal} vectors but the manifest says {self.ntotal}; rebuild the index"
-            )
+        F.load_structure(self, folder, what="the inverted file")
