@@ -389,7 +389,7 @@ def main() -> None:
         truth = exact(q, x2, k, rows=live)
         x2 = None
         res = {}
-        for ef in (64, 128, 256):
+        for ef in (64, 128, 256, 512):
             _, kk, info = hn.search(q, k, params={"ef_search": ef})
             res[ef] = {
                 "recall": recall(kk, truth),

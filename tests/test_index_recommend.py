@@ -105,3 +105,13 @@ def test_ann_retriever_uses_written_config(tmp_path):
     exact = c.retriever("dense").search(qs)  # 500 vectors, ef 200: the graph finds them all
     np.testing.assert_array_equal(got.keys[:, :10], exact.keys[:, :10])
     c.close()
+
+
+def test_hnsw_memory_counts_vectors_and_links():
+    from heron.index import make_index
+
+    x = clustered(300, 4)
+    for codec, code_bytes in (("fp32", 4 * D), ("int8", D)):
+        idx = make_index("hnsw", codec=codec, M=8).build(x, np.arange(300))
+        per = idx.memory_bytes() / 300
+        assert code_bytes + 2 * 8 * 4 <= per < code_bytes + 2 * 8 * 4 + 64  # codes + layer-0 links

@@ -136,9 +136,10 @@ class HNSWIndex(AnnIndex):
             if hasattr(self._index.hnsw.neighbors, "size")
             else 0
         )
-        code = self._index.code_size if hasattr(self._index, "code_size") else 0
         if self.binary:
             code = self._index.code_size
+        else:  # the graph's vectors live in its storage index (flat / SQ / PQ codes)
+            code = F.faiss_module().downcast_index(self._index.storage).code_size
         return int(n * code + links + levels * 4 + self.keys.nbytes + self.dead.nbytes)
 
     def _search_fast(
