@@ -2,9 +2,15 @@
 
 Corpora: SPLADE (splade-tiny) vectors of SciFact and NFCorpus (test queries), and a seeded
 Zipfian synthetic learned-sparse corpus (default 1,000,000 documents, ~120 terms each, ~30 per
-query). For each: exact top-10 (scipy, single thread) as ground truth; recall@10 of every
-approximate operating point against it; queries/second, all single-threaded, measured in the same
-process so only ratios are reported as meaningful.
+query; generated once and cached under ``$HERON_CACHE/synthetic-sparse``). For each corpus:
+exact top-10 (scipy, single thread) as ground truth; recall@10 of every approximate operating
+point against it; speed as CPU seconds of this process (``time.process_time``, single thread),
+the methods interleaved batch by batch so machine load hits all of them alike. Only ratios
+(× exact, heron / pyseismic) are meaningful; the 1-minute load average is recorded beside them.
+
+Built indexes are cached under ``$HERON_CACHE/seismic-bench/`` (heron: ``.npy`` + manifest;
+pyseismic: its own ``.index.seismic`` file), each built in a child process whose build seconds
+and peak RSS are stored in ``build.json`` beside it, so a rerun measures without rebuilding.
 
     python benchmarks/seismic_bench.py --out out/seismic                       # all corpora
     python benchmarks/seismic_bench.py --corpora synthetic --n-docs 1000000    # the 1M bar
@@ -16,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
+import multiprocessing as mp
 import os
 import resource
 import time
@@ -26,15 +34,20 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from heron.eval.cache import cache_dir  # noqa: E402
 from heron.sparse.exact import ExactSparseIndex  # noqa: E402
-from heron.sparse.pyseismic import PySeismicIndex  # noqa: E402
-from heron.sparse.seismic import SeismicIndex  # noqa: E402
+from heron.sparse.seismic import FORMAT_VERSION, SeismicIndex  # noqa: E402
 
-CONFIGS = [(3, 0.7), (5, 0.8), (8, 0.9), (10, 0.9), (12, 1.0), (15, 1.0), (20, 1.0), (30, 1.0)]
+QUERY_CUTS = (3, 5, 8, 10, 15)
+HEAP_FACTORS = (0.7, 0.8, 0.9, 1.0)
 
 
 def rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def recall(approx: np.ndarray, exact: np.ndarray) -> float:
@@ -47,40 +60,96 @@ def recall(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean(out))
 
 
-def timed(fn, reps: int = 1):
-    best, res = np.inf, None
-    for _ in range(reps):
-        t = time.perf_counter()
-        res = fn()
-        best = min(best, time.perf_counter() - t)
-    return res, best
+def load_corpus(name: str, n_docs: int, n_queries: int):
+    """``(docs, queries)`` CSR matrices of corpus ``name`` (``"synthetic"`` or a BEIR name)."""
+    if name == "synthetic":
+        from heron.sparse.synthetic import cached_synthetic_sparse
+
+        return cached_synthetic_sparse(n_docs, n_queries=n_queries, seed=0)
+    from heron.encoders.splade import SpladeEncoder, dataset_sparse
+    from heron.eval import load_beir
+
+    r = dataset_sparse(load_beir(name), SpladeEncoder(), split="test")
+    return r["doc_vecs"], r["query_vecs"]
 
 
-def corpora(names, n_docs, n_queries):
-    for name in names:
-        if name == "synthetic":
-            from heron.sparse.synthetic import synthetic_sparse
+def _build_child(
+    system: str,
+    corpus: str,
+    n_docs: int,
+    n_queries: int,
+    params: dict,
+    path: str,
+    build_threads: int = 1,
+):
+    """Build one index in a child process, save it to ``path``, write ``build.json`` there."""
+    docs, _ = load_corpus(corpus, n_docs, n_queries)
+    t, c = time.perf_counter(), time.process_time()
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    if system == "heron":
+        idx = SeismicIndex.build(docs, **params)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        idx.save(tmp)
+        extra = {"n_blocks": idx.n_blocks, "n_postings_kept": idx.n_postings_kept}
+        extra["bytes"] = idx.nbytes()
+    else:
+        from heron.sparse.pyseismic import PySeismicIndex
 
-            t = time.perf_counter()
-            d, q = synthetic_sparse(n_docs, n_queries=n_queries, seed=0)
-            print(
-                f"[synthetic] generated {d.shape} nnz/doc {d.nnz / d.shape[0]:.1f} in {time.perf_counter() - t:.0f}s",
-                flush=True,
-            )
-            yield f"synthetic-{n_docs}", d, q
-        else:
-            from heron.encoders.splade import SpladeEncoder, dataset_sparse
-            from heron.eval import load_beir
+        idx = PySeismicIndex.build(docs, **params, num_threads=build_threads)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        idx._index.save(str(tmp / "index"))
+        extra = {}
+    info = {
+        "system": system,
+        "params": params,
+        "build_wall_s": round(wall, 1),
+        "build_cpu_s": round(cpu, 1),
+        "build_threads": build_threads if system == "pyseismic" else 1,
+        "peak_rss_gb": round(rss_gb(), 2),
+        "load_at_end": load1(),
+        **extra,
+    }
+    (tmp / "build.json").write_text(json.dumps(info, indent=1))
+    os.replace(tmp, path)
 
-            r = dataset_sparse(load_beir(name), SpladeEncoder(), split="test")
-            yield name, r["doc_vecs"], r["query_vecs"]
+
+def cached_build(
+    system: str, corpus: str, n_docs: int, n_queries: int, params: dict, build_threads: int = 1
+):
+    """Path of the cached index (built in a child process if absent) and its ``build.json``."""
+    n = n_docs if corpus == "synthetic" else 0  # a BEIR corpus has one size
+    key = json.dumps({"corpus": corpus, "n": n, "p": params, "v": FORMAT_VERSION}, sort_keys=True)
+    tag = hashlib.sha1(key.encode()).hexdigest()[:10]
+    path = cache_dir() / "seismic-bench" / f"{system}-{corpus}-{n}-{tag}"
+    if not (path / "build.json").is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[{corpus}] building {system} index -> {path}", flush=True)
+        proc = mp.get_context("spawn").Process(
+            target=_build_child,
+            args=(system, corpus, n_docs, n_queries, params, str(path), build_threads),
+        )
+        proc.start()
+        proc.join()
+        if proc.exitcode != 0:
+            raise RuntimeError(f"building the {system} index failed (exit code {proc.exitcode})")
+    info = json.loads((path / "build.json").read_text())
+    print(
+        f"[{corpus}] {system} index: build {info['build_wall_s']} s wall / {info['build_cpu_s']} s CPU, "
+        f"peak RSS {info['peak_rss_gb']} GB",
+        flush=True,
+    )
+    return path, info
 
 
-def run_corpus(name, docs, queries, args) -> dict:
+def run_corpus(corpus: str, args) -> dict:
     k = 10
+    docs, queries = load_corpus(corpus, args.n_docs, args.n_queries)
     n = docs.shape[0]
+    name = f"synthetic-{n}" if corpus == "synthetic" else corpus
     big = n > 100_000
-    lam = args.n_postings or (1000 if big else 2000)
+    lam = args.n_postings or (1000 if corpus == "synthetic" else 2000)
     rep = {
         "corpus": name,
         "n_docs": n,
@@ -88,79 +157,108 @@ def run_corpus(name, docs, queries, args) -> dict:
         "doc_nnz": docs.nnz / n,
         "query_nnz": queries.nnz / queries.shape[0],
         "points": [],
+        "load_start": load1(),
     }
-    exact = ExactSparseIndex(docs)
-    gt, t_exact = timed(lambda: exact.search(queries, k), reps=1 if big else 3)  # noqa: F821
-    rep["exact_qps"] = queries.shape[0] / t_exact
-    print(f"[{name}] exact {rep['exact_qps']:.1f} q/s", flush=True)
-    del exact
-    gc.collect()
-    params = dict(n_postings=lam, centroid_fraction=0.1, summary_energy=0.4, doc_cut=15)
-    rep["params"] = params
-    idx, t_build = timed(lambda: SeismicIndex.build(docs, **params))
-    rep["heron_build_s"] = t_build
-    rep["heron_bytes"] = idx.nbytes()
-    print(
-        f"[{name}] heron build {t_build:.0f}s blocks {idx.n_blocks} postings {idx.n_postings_kept} rss {rss_gb():.2f} GB",
-        flush=True,
-    )
-    idx.search(queries[:2], k)  # compile / warm
-    for qc, hf in CONFIGS:
-        r, t = timed(
-            lambda qc=qc, hf=hf: idx.search(queries, k, query_cut=qc, heap_factor=hf),  # noqa: F821
-            reps=1 if big else 3,
+    common = dict(n_postings=lam, centroid_fraction=0.1, summary_energy=0.4, doc_cut=15)
+    hparams = dict(common, pruning=args.pruning)
+    rep["params"] = {"heron": hparams, "pyseismic": common}
+    if "heron" in args.systems:
+        hpath, rep["heron_build"] = cached_build(
+            "heron", corpus, args.n_docs, args.n_queries, hparams
         )
+    if "pyseismic" in args.systems:
+        ppath, rep["pyseismic_build"] = cached_build(
+            "pyseismic", corpus, args.n_docs, args.n_queries, common, args.build_threads
+        )
+    if args.build_only:
+        return rep
+    heron = SeismicIndex.load(hpath)
+    systems = {"heron": heron}
+    if "pyseismic" in args.systems:
+        from heron.sparse.pyseismic import PySeismicIndex
+
+        seismic = __import__("seismic")
+        ps = PySeismicIndex(
+            seismic.SeismicIndex.load(str(ppath / "index.index.seismic")),
+            n_docs=n,
+            vocab_size=docs.shape[1],
+            keys=np.arange(n, dtype=np.int64),
+        )
+        systems["pyseismic"] = ps
+    exact = ExactSparseIndex(docs)
+    del docs
+    gc.collect()
+    configs = [(qc, hf) for qc in QUERY_CUTS for hf in HEAP_FACTORS]
+    # warm-up and ground truth: numba compile, and one pass of every query at the widest
+    # setting so the memory-mapped heron index is paged in before anything is timed
+    gt = exact.search(queries, k).keys
+    heron.search(queries, k, query_cut=max(QUERY_CUTS), heap_factor=min(HEAP_FACTORS))
+    prepared = {}
+    if "pyseismic" in systems:
+        prepared = systems["pyseismic"].query_arrays(queries)
+        systems["pyseismic"].search(
+            queries,
+            k,
+            query_cut=max(QUERY_CUTS),
+            heap_factor=min(HEAP_FACTORS),
+            num_threads=1,
+            prepared=prepared,
+        )
+    nq = queries.shape[0]
+    batch = args.batch
+    cpu = {("exact", 0, 0.0): 0.0}
+    keys = {}
+    for s in systems:
+        for qc, hf in configs:
+            cpu[(s, qc, hf)] = 0.0
+            keys[(s, qc, hf)] = np.full((nq, k), -1, dtype=np.int64)
+    reps = 1 if big else 2
+    for _ in range(reps):
+        for b0 in range(0, nq, batch):
+            qb = queries[b0 : b0 + batch]
+            c = time.process_time()
+            exact.search(qb, k)
+            cpu[("exact", 0, 0.0)] += time.process_time() - c
+            for qc, hf in configs:
+                c = time.process_time()
+                r = heron.search(qb, k, query_cut=qc, heap_factor=hf)
+                cpu[("heron", qc, hf)] += time.process_time() - c
+                keys[("heron", qc, hf)][b0 : b0 + batch] = r.keys
+                if "pyseismic" in systems:
+                    pb = (prepared[0][b0 : b0 + batch], prepared[1][b0 : b0 + batch])
+                    c = time.process_time()
+                    r = systems["pyseismic"].search(
+                        qb, k, query_cut=qc, heap_factor=hf, num_threads=1, prepared=pb
+                    )
+                    cpu[("pyseismic", qc, hf)] += time.process_time() - c
+                    keys[("pyseismic", qc, hf)][b0 : b0 + batch] = r.keys
+    t_exact = cpu[("exact", 0, 0.0)] / reps
+    rep["exact_qps"] = nq / t_exact
+    for (s, qc, hf), t in cpu.items():
+        if s == "exact":
+            continue
+        t /= reps
         pt = {
-            "system": "heron",
+            "system": s,
             "query_cut": qc,
             "heap_factor": hf,
-            "recall": recall(r.keys, gt.keys),
-            "qps": queries.shape[0] / t,
+            "recall": recall(keys[(s, qc, hf)], gt),
+            "qps": nq / t,
             "speedup_vs_exact": t_exact / t,
         }
         rep["points"].append(pt)
         print(
-            f"[{name}] heron qc={qc} hf={hf} recall {pt['recall']:.4f} {pt['speedup_vs_exact']:.1f}x exact",
+            f"[{name}] {s} qc={qc} hf={hf} recall {pt['recall']:.4f} {pt['speedup_vs_exact']:.1f}x exact",
             flush=True,
         )
-    del idx
-    gc.collect()
-    if not args.skip_pyseismic:
-        ps, t_build = timed(
-            lambda: PySeismicIndex.build(docs, **params, num_threads=args.build_threads)
-        )
-        rep["pyseismic_build_s"] = t_build
-        print(f"[{name}] pyseismic build {t_build:.0f}s rss {rss_gb():.2f} GB", flush=True)
-        prepared = ps.query_arrays(queries)
-        for qc, hf in CONFIGS:
-            r, t = timed(
-                lambda qc=qc, hf=hf: ps.search(
-                    queries, k, query_cut=qc, heap_factor=hf, num_threads=1, prepared=prepared
-                ),
-                reps=1 if big else 3,
-            )
-            pt = {
-                "system": "pyseismic",
-                "query_cut": qc,
-                "heap_factor": hf,
-                "recall": recall(r.keys, gt.keys),
-                "qps": queries.shape[0] / t,
-                "speedup_vs_exact": t_exact / t,
-            }
-            rep["points"].append(pt)
-            print(
-                f"[{name}] pyseismic qc={qc} hf={hf} recall {pt['recall']:.4f} {pt['speedup_vs_exact']:.1f}x exact",
-                flush=True,
-            )
-        del ps
-        gc.collect()
-    # the bar: fastest point with recall >= target, per system, and latency ratio at the same recall
+    rep["load_end"] = load1()
+    # the bar: fastest point with recall >= target, per system, and latency ratio at equal recall
     for sysname in ("heron", "pyseismic"):
         ok = [p for p in rep["points"] if p["system"] == sysname and p["recall"] >= args.target]
         rep[f"{sysname}_at_target"] = max(ok, key=lambda p: p["qps"]) if ok else None
     h, p = rep.get("heron_at_target"), rep.get("pyseismic_at_target")
     rep["latency_ratio_heron_over_pyseismic"] = (p["qps"] / h["qps"]) if h and p else None
-    rep["peak_rss_gb"] = rss_gb()
+    rep["peak_rss_gb_measure"] = rss_gb()
     return rep
 
 
@@ -168,11 +266,11 @@ def write(reports, out: Path, target: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(reports, indent=1))
     lines = [
-        f"# Seismic vs exact vs pyseismic-lsr (single thread, recall@10 vs exact, target {target})",
+        f"# Seismic vs exact vs pyseismic-lsr (single thread, CPU time, recall@10 vs exact, target {target})",
         "",
+        "| corpus | system | query_cut | heap_factor | recall@10 | q/s (CPU) | × exact |",
+        "|---|---|---|---|---|---|---|",
     ]
-    lines.append("| corpus | system | query_cut | heap_factor | recall@10 | q/s | × exact |")
-    lines.append("|---|---|---|---|---|---|---|")
     for r in reports:
         lines.append(f"| {r['corpus']} | exact | - | - | 1.0000 | {r['exact_qps']:.1f} | 1.0 |")
         for p in r["points"]:
@@ -181,21 +279,25 @@ def write(reports, out: Path, target: float) -> None:
             )
     lines += [
         "",
-        "| corpus | heron best at target (× exact) | pyseismic best at target (× exact) | heron latency / pyseismic latency | heron build s | peak RSS GB |",
-        "|---|---|---|---|---|---|",
+        "| corpus | heron best at target (× exact) | pyseismic best at target (× exact) | heron latency / pyseismic latency | heron build s (wall / CPU), peak GB | pyseismic build s (wall / CPU), peak GB | load (start → end) |",
+        "|---|---|---|---|---|---|---|",
     ]
+
+    def fmt(x):
+        if not x:
+            return "not reached"
+        return f"recall {x['recall']:.3f}, {x['speedup_vs_exact']:.1f}× (qc={x['query_cut']}, hf={x['heap_factor']})"
+
+    def fb(b):
+        return f"{b['build_wall_s']} / {b['build_cpu_s']}, {b['peak_rss_gb']}" if b else "-"
+
     for r in reports:
         h, p = r.get("heron_at_target"), r.get("pyseismic_at_target")
-        fmt = lambda x: (  # noqa: E731
-            f"recall {x['recall']:.3f}, {x['speedup_vs_exact']:.1f}×" if x else "not reached"
-        )  # noqa: E731
         ratio = r.get("latency_ratio_heron_over_pyseismic")
         lines.append(
-            f"| {r['corpus']} | {fmt(h)} | {fmt(p)} | {ratio:.2f} |"
-            if ratio
-            else f"| {r['corpus']} | {fmt(h)} | {fmt(p)} | - |"
+            f"| {r['corpus']} | {fmt(h)} | {fmt(p)} | {f'{ratio:.2f}' if ratio else '-'} | "
+            f"{fb(r.get('heron_build'))} | {fb(r.get('pyseismic_build'))} | {r['load_start']} → {r['load_end']} |"
         )
-        lines[-1] += f" {r['heron_build_s']:.0f} | {r['peak_rss_gb']:.2f} |"
     (out / "results.md").write_text("\n".join(lines) + "\n")
     try:
         import matplotlib
@@ -205,22 +307,21 @@ def write(reports, out: Path, target: float) -> None:
 
         fig, axes = plt.subplots(1, len(reports), figsize=(5 * len(reports), 4), squeeze=False)
         for ax, r in zip(axes[0], reports):
-            for sysname, m in (("heron", "o-"), ("pyseismic", "s--")):
-                pts = sorted(
-                    (p for p in r["points"] if p["system"] == sysname), key=lambda p: p["recall"]
-                )
+            for sysname, m in (("heron", "o"), ("pyseismic", "s")):
+                pts = [p for p in r["points"] if p["system"] == sysname]
                 if pts:
-                    ax.plot(
+                    ax.scatter(
                         [p["recall"] for p in pts],
                         [p["speedup_vs_exact"] for p in pts],
-                        m,
+                        marker=m,
                         label=sysname,
+                        alpha=0.7,
                     )
             ax.axhline(10, color="grey", lw=0.8, ls=":")
             ax.axvline(target, color="grey", lw=0.8, ls=":")
             ax.set_yscale("log")
             ax.set_xlabel("recall@10 vs exact")
-            ax.set_ylabel("q/s ÷ exact q/s (single thread)")
+            ax.set_ylabel("exact CPU time ÷ CPU time (single thread)")
             ax.set_title(r["corpus"])
             ax.legend()
         fig.tight_layout()
@@ -242,22 +343,38 @@ def main() -> None:
         "--n-postings",
         type=int,
         default=None,
-        help="lambda; default 2000 (small corpora) / 1000 (synthetic)",
+        help="lambda; default 2000 (SPLADE corpora) / 1000 (synthetic)",
     )
+    ap.add_argument(
+        "--pruning",
+        choices=["global", "fixed"],
+        default="global",
+        help="heron's static pruning (pyseismic-lsr always prunes with a global threshold)",
+    )
+    ap.add_argument("--batch", type=int, default=20, help="queries per interleaved batch")
     ap.add_argument("--target", type=float, default=0.97)
+    ap.add_argument(
+        "--systems", nargs="+", choices=["heron", "pyseismic"], default=["heron", "pyseismic"]
+    )
     ap.add_argument(
         "--build-threads",
         type=int,
-        default=0,
-        help="threads for the pyseismic build (search is always 1)",
+        default=1,
+        help="threads for the pyseismic build (search is always single-threaded)",
     )
-    ap.add_argument("--skip-pyseismic", action="store_true")
+    ap.add_argument(
+        "--build-only", action="store_true", help="build (or find) the cached indexes and stop"
+    )
     args = ap.parse_args()
+    if "heron" not in args.systems and not args.build_only:
+        ap.error("measuring needs heron in --systems")
     reports = []
-    for name, d, q in corpora(args.corpora, args.n_docs, args.n_queries):
-        reports.append(run_corpus(name, d, q, args))
-        del d, q
+    for corpus in args.corpora:
+        rep = run_corpus(corpus, args)
         gc.collect()
+        if args.build_only:
+            continue
+        reports.append(rep)
         write(reports, Path(args.out), args.target)
 
 

@@ -45,14 +45,46 @@ def test_exact_matches_dense_numpy(data):
         np.testing.assert_array_equal(res.keys[i], top)
 
 
-def test_no_pruning_equals_exact(data):
+@pytest.mark.parametrize("pruning", ["fixed", "global"])
+def test_no_pruning_equals_exact(data, pruning):
+    """With nothing pruned (every posting kept, α = 1, every query term, heap_factor = 1) the
+    query kernel must return exactly the exact top-k, whatever the block order: block skipping
+    is then safe (quantized summaries round up, so they bound every score in their block)."""
     d, q = data
     gt = ExactSparseIndex(d).search(q, 10)
     for quantize in (True, False):
-        idx = SeismicIndex.build(d, n_postings=10_000, summary_energy=1.0, quantize=quantize)
-        r = idx.search(q, 10, query_cut=1000, heap_factor=1.0)
-        np.testing.assert_array_equal(r.keys, gt.keys)
-        np.testing.assert_allclose(r.scores, gt.scores, rtol=1e-5)
+        idx = SeismicIndex.build(
+            d, n_postings=10_000, summary_energy=1.0, quantize=quantize, pruning=pruning
+        )
+        assert idx.n_postings_kept == d.nnz
+        for sort_blocks in (0, 1, 1000):
+            r = idx.search(q, 10, query_cut=1000, heap_factor=1.0, sort_blocks=sort_blocks)
+            np.testing.assert_array_equal(r.keys, gt.keys)
+            np.testing.assert_allclose(r.scores, gt.scores, rtol=1e-5)
+            assert r.info["docs_scored"] > 0
+    # and blocks were really skipped (the comparison above is not a full scan in disguise)
+    n_match = (q @ d.T).getnnz()  # documents sharing a term with each query, summed
+    assert r.info["docs_scored"] < n_match
+
+
+def test_global_pruning_budget(data):
+    """``pruning="global"`` keeps the ``n_postings · V`` heaviest postings overall, each list
+    capped at ``max_fraction · n_postings`` (the paper's global threshold)."""
+    from heron.sparse.seismic import _list_budget
+
+    d, _ = data
+    inv = d.tocsc()
+    inv.sort_indices()
+    lam = 8
+    keep = _list_budget(inv, lam, "global", 1.5)
+    df = np.diff(inv.indptr)
+    assert keep.sum() <= lam * d.shape[1] and (keep <= df).all() and (keep <= 12).all()
+    thr = np.sort(inv.data)[::-1][lam * d.shape[1] - 1]
+    above = np.array([(inv.data[a:b] >= thr).sum() for a, b in zip(inv.indptr, inv.indptr[1:])])
+    np.testing.assert_array_equal(keep, np.minimum(above, 12))
+    np.testing.assert_array_equal(_list_budget(inv, lam, "fixed", 1.5), np.minimum(df, lam))
+    idx = SeismicIndex.build(d, n_postings=lam, pruning="global")
+    assert idx.n_postings_kept == keep.sum()
 
 
 def test_recall_non_decreasing_as_pruning_relaxes(data):
@@ -94,6 +126,10 @@ def test_bad_parameters(data):
     idx = SeismicIndex.build(d, n_postings=50)
     with pytest.raises(ValueError, match="heap_factor"):
         idx.search(q, 10, heap_factor=0)
+    with pytest.raises(ValueError, match="sort_blocks"):
+        idx.search(q, 10, sort_blocks=-1)
+    with pytest.raises(ValueError, match="pruning"):
+        SeismicIndex.build(d, pruning="local")
     with pytest.raises(ValueError, match="vocabulary"):
         idx.search(sp.csr_matrix((1, 7), dtype=np.float32), 10)
 

@@ -12,8 +12,51 @@ import math
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 _JIT = {"nogil": True, "cache": True}
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Hint the CPU to fetch ``arr[idx]`` into cache (LLVM ``llvm.prefetch``, read, high locality)."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i32 = ir.IntType(32)
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@nb.njit(inline="always", **_JIT)
+def sparse_dot(qd, idx, val, z0, z1):
+    """``sum(qd[idx[z]] * val[z] for z in range(z0, z1))`` with four independent accumulators."""
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    s3 = np.float32(0.0)
+    z = z0
+    while z + 4 <= z1:
+        s0 += qd[idx[z]] * val[z]
+        s1 += qd[idx[z + 1]] * val[z + 1]
+        s2 += qd[idx[z + 2]] * val[z + 2]
+        s3 += qd[idx[z + 3]] * val[z + 3]
+        z += 4
+    while z < z1:
+        s0 += qd[idx[z]] * val[z]
+        z += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 @nb.njit(inline="always", **_JIT)
@@ -119,7 +162,7 @@ def build(
     fwd_val,
     top_idx,
     top_val,
-    n_postings,
+    keep_n,
     centroid_fraction,
     summary_energy,
     quantize,
@@ -161,8 +204,9 @@ def build(
             term_blocks[t + 1] = nb
             term_cols[t + 1] = n_col
             continue
+        n_postings = keep_n[t]
         if df > n_postings:
-            # static pruning: keep the λ heaviest postings, in ascending document order
+            # static pruning: keep the list's keep_n[t] heaviest postings, in ascending doc order
             order = np.arange(df)
             argsort_desc(inv_vals[a:b], order)
             keep = np.zeros(df, dtype=np.bool_)
@@ -336,8 +380,10 @@ def build(
             cnt[u] = 0
         col_ptr[n_col + ncol] = pos
         sum_blk = grow(sum_blk, pos)
-        sum_codes = grow(sum_codes, pos)
-        sum_f = grow(sum_f, pos)
+        if quantize:  # only the representation in use grows (saves 4 bytes per entry)
+            sum_codes = grow(sum_codes, pos)
+        else:
+            sum_f = grow(sum_f, pos)
         for z in range(nl):
             u = lb_term[z]
             q = fill[u]
@@ -407,10 +453,10 @@ def search(
     q_ptr,
     q_idx,
     q_val,
-    t_ptr,
-    t_idx,
+    query_cut,
     k,
     heap_factor,
+    sort_blocks,
     n_docs,
     vocab,
     term_blocks,
@@ -427,6 +473,18 @@ def search(
     fwd_idx,
     fwd_val,
 ):
+    """Seismic query processing (Bruch et al., SIGIR 2024, Algorithm 2), one query at a time.
+
+    Per query: the query as a dense vector ``qd`` over the vocabulary (set, then reset), its
+    ``query_cut`` heaviest terms in decreasing weight (ties: lower term id first). For each
+    term's list:
+    every block's summary score in one pass over the list's transposed summaries (only the
+    query's own terms), then the blocks in order (decreasing summary score for the first
+    ``sort_blocks`` lists, stored order after), skipping a block whose summary score is below
+    ``heap_factor`` times the current ``k``-th score, scoring the others' documents exactly from
+    the forward index, each document once per query (``visited`` stamp, never reallocated).
+    All scratch space is allocated once per call.
+    """
     nq = q_ptr.shape[0] - 1
     out_d = np.empty((nq, k), dtype=np.int64)
     out_s = np.empty((nq, k), dtype=np.float32)
@@ -434,6 +492,17 @@ def search(
         for r in range(k):
             out_d[qi, r] = -1
             out_s[qi, r] = -np.inf
+    max_nb = 1
+    for t in range(vocab):
+        if term_blocks[t + 1] - term_blocks[t] > max_nb:
+            max_nb = term_blocks[t + 1] - term_blocks[t]
+    max_q = 1
+    for qi in range(nq):
+        if q_ptr[qi + 1] - q_ptr[qi] > max_q:
+            max_q = q_ptr[qi + 1] - q_ptr[qi]
+    qorder = np.empty(max_q, dtype=np.int64)
+    ss = np.zeros(max_nb, dtype=np.float32)
+    border = np.empty(max_nb, dtype=np.int64)
     qd = np.zeros(vocab, dtype=np.float32)
     visited = np.zeros(n_docs, dtype=np.int32)
     hs = np.empty(k, dtype=np.float32)
@@ -446,14 +515,20 @@ def search(
         for p in range(a, b):
             qd[q_idx[p]] = q_val[p]
         size = 0
+        thr = np.float32(-np.inf)  # heap_factor x the k-th best score once the heap is full
         stamp = qi + 1
-        for o in range(t_ptr[qi], t_ptr[qi + 1]):
-            t = t_idx[o]
+        nqt = b - a
+        for z in range(nqt):
+            qorder[z] = z
+        argsort_desc(q_val[a:b], qorder[:nqt])
+        for o in range(min(query_cut, nqt)):
+            t = q_idx[a + qorder[o]]
             b0, b1 = term_blocks[t], term_blocks[t + 1]
             nbk = b1 - b0
             if nbk == 0:
                 continue
-            ss = np.zeros(nbk, dtype=np.float32)
+            for bb in range(nbk):
+                ss[bb] = 0.0
             c0, c1 = term_cols[t], term_cols[t + 1]
             lo = c0
             for p in range(a, b):
@@ -463,7 +538,7 @@ def search(
                     break
                 if col_term[lo] != u:
                     continue
-                w = qd[u]
+                w = q_val[p]
                 if quant:
                     for e in range(col_ptr[lo], col_ptr[lo + 1]):
                         ss[sum_blk[e]] += w * np.float32(sum_codes[e])
@@ -473,22 +548,38 @@ def search(
             if quant:
                 for bb in range(nbk):
                     ss[bb] *= blk_scale[b0 + bb]
-            border = np.arange(nbk)
-            argsort_desc(ss, border)
-            for bb in border:
-                if size == k and ss[bb] * heap_factor < hs[0]:
-                    break
+            for bb in range(nbk):
+                border[bb] = bb
+            ordered = o < sort_blocks
+            if ordered:
+                argsort_desc(ss, border[:nbk])
+            for z in range(nbk):
+                bb = border[z]
+                if ss[bb] < thr:
+                    if ordered:
+                        break
+                    continue
                 bi = b0 + bb
                 n_blocks += 1
-                for p in range(block_ptr[bi], block_ptr[bi + 1]):
+                p0, p1 = block_ptr[bi], block_ptr[bi + 1]
+                for p in range(p0, min(p0 + 2, p1)):
+                    prefetch(fwd_ptr, post_docs[p])
+                for p in range(p0, p1):
+                    # software pipelining: the pointer of the document 2 ahead, the vector 1 ahead
+                    if p + 2 < p1:
+                        prefetch(fwd_ptr, post_docs[p + 2])
+                        prefetch(visited, post_docs[p + 2])
+                    if p + 1 < p1:
+                        o = fwd_ptr[post_docs[p + 1]]
+                        prefetch(fwd_idx, o)
+                        prefetch(fwd_val, o)
+                        prefetch(fwd_val, o + 16)
                     d = post_docs[p]
                     if visited[d] == stamp:
                         continue
                     visited[d] = stamp
                     n_scored += 1
-                    s = np.float32(0.0)
-                    for z in range(fwd_ptr[d], fwd_ptr[d + 1]):
-                        s += qd[fwd_idx[z]] * fwd_val[z]
+                    s = sparse_dot(qd, fwd_idx, fwd_val, fwd_ptr[d], fwd_ptr[d + 1])
                     if s <= 0:
                         continue
                     if size < k:
@@ -496,10 +587,13 @@ def search(
                         hd[size] = d
                         sift_up(hs, hd, size)
                         size += 1
+                        if size == k:
+                            thr = heap_factor * hs[0]
                     elif worse(hs[0], hd[0], s, d):
                         hs[0] = s
                         hd[0] = d
                         sift_down(hs, hd, size)
+                        thr = heap_factor * hs[0]
         # pop in best-first order
         for r in range(size - 1, -1, -1):
             out_s[qi, r] = hs[0]

@@ -22,7 +22,8 @@ def check_csr(x, *, what: str, vocab_size: int | None = None):
         raise TypeError(
             f"{what} must be a scipy sparse matrix of shape (n, vocab), got {type(x).__name__}"
         )
-    x = sp.csr_matrix(x, dtype=np.float32)
+    if not (sp.isspmatrix_csr(x) and x.dtype == np.float32):  # fast path: already float32 CSR
+        x = sp.csr_matrix(x, dtype=np.float32)
     if vocab_size is not None and x.shape[1] != vocab_size:
         raise ValueError(
             f"{what} has {x.shape[1]} columns but the index vocabulary has {vocab_size} terms; "

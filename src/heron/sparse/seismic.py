@@ -16,11 +16,13 @@ The index (numpy arrays + numba kernels, single thread):
    its documents, cut to the fewest largest entries holding a fraction ``α`` of its mass, and
    quantized to 8 bits per entry. Quantization rounds *up*, so with ``α = 1`` a summary's inner
    product with a query is an upper bound of every score in its block.
-4. **Query processing** (``query_cut``, ``heap_factor``): only the query's ``query_cut`` heaviest
-   terms are traversed; in each of their lists the blocks are visited in decreasing summary score
-   and a block is skipped once ``summary · q · heap_factor`` falls below the current ``k``-th best
-   score. Surviving blocks are scored exactly with the forward index (the full vectors), each
-   document once per query.
+4. **Query processing** (``query_cut``, ``heap_factor``, ``sort_blocks``): only the query's
+   ``query_cut`` heaviest terms are traversed, heaviest first; in each of their lists every
+   block's summary score is computed in one pass, and a block is skipped when its summary score
+   is below ``heap_factor`` times the current ``k``-th best score (as in the paper and
+   pyseismic-lsr). The first ``sort_blocks`` lists visit blocks in decreasing summary score,
+   the rest in stored order. Surviving blocks are scored exactly with the forward index (the
+   full vectors), each document once per query.
 
 With nothing pruned (``n_postings`` at least the longest list, ``summary_energy=1``,
 ``query_cut`` at least the query length, ``heap_factor=1``) the result equals exact scoring.
@@ -45,12 +47,18 @@ FORMAT = "heron.seismic"
 FORMAT_VERSION = 1
 
 
+_KERNELS = None
+
+
 def _kernels():
     """The numba kernels (module :mod:`heron.sparse._seismic_numba`, imported on first use)."""
-    require("numba", purpose="the Seismic index")
-    from heron.sparse import _seismic_numba
+    global _KERNELS
+    if _KERNELS is None:
+        require("numba", purpose="the Seismic index")
+        from heron.sparse import _seismic_numba
 
-    return _seismic_numba
+        _KERNELS = _seismic_numba
+    return _KERNELS
 
 
 def _top_terms(
@@ -76,15 +84,26 @@ def _top_terms(
     return ti, tv
 
 
-def _query_terms(q, cut: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per query, its ``cut`` heaviest term ids (ties: lower id first) as a CSR ``(ptr, terms)``."""
-    rows = np.repeat(np.arange(q.shape[0]), np.diff(q.indptr))
-    order = np.lexsort((-q.data, rows))
-    rank = np.arange(q.nnz) - q.indptr[rows[order]]
-    keep = order[rank < cut]
-    ptr = np.zeros(q.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.minimum(np.diff(q.indptr), cut), out=ptr[1:])
-    return ptr, q.indices[keep].astype(np.int64)
+def _list_budget(inv, n_postings: int, pruning: str, max_fraction: float) -> np.ndarray:
+    """Postings kept per list (``int64``, shape ``(V,)``) for a term-major CSC ``inv``.
+
+    ``"fixed"``: each list keeps its ``n_postings`` heaviest postings. ``"global"`` (the paper's
+    and pyseismic-lsr's default): the ``n_postings · V`` heaviest postings of the whole
+    collection are kept (one global weight threshold), each list capped at
+    ``max_fraction · n_postings``.
+    """
+    df = np.diff(inv.indptr).astype(np.int64)
+    if pruning == "fixed":
+        return np.minimum(df, n_postings)
+    budget = n_postings * inv.shape[1]
+    cap = int(max_fraction * n_postings)
+    if budget >= inv.nnz:
+        return np.minimum(df, cap)
+    thr = np.partition(inv.data, inv.nnz - budget)[inv.nnz - budget]
+    starts = inv.indptr[:-1].clip(max=max(inv.nnz - 1, 0))
+    above = np.add.reduceat((inv.data >= thr).astype(np.int64), starts)
+    above[df == 0] = 0
+    return np.minimum(above, cap)
 
 
 def _check_int(name: str, v: object, lo: int) -> int:
@@ -123,6 +142,13 @@ class SeismicIndex:
         Store summaries as 8-bit codes (default True).
     seed:
         Seeds the random centroids.
+    pruning:
+        ``"fixed"``: every list keeps its ``n_postings`` heaviest postings. ``"global"`` (the
+        paper's global threshold, pyseismic-lsr's default): the ``n_postings · V`` heaviest
+        postings overall are kept, each list capped at ``max_fraction · n_postings``, so
+        ``n_postings`` is an *average* list length as in pyseismic-lsr.
+    max_fraction:
+        Cap of a list under ``"global"`` pruning, as a multiple of ``n_postings`` (default 1.5).
     """
 
     def __init__(
@@ -147,6 +173,8 @@ class SeismicIndex:
         doc_cut: int = 15,
         quantize: bool = True,
         seed: int = 0,
+        pruning: str = "fixed",
+        max_fraction: float = 1.5,
     ) -> SeismicIndex:
         """Build the index over ``docs``, a ``(n, V)`` scipy sparse matrix (weights >= 0).
 
@@ -156,31 +184,39 @@ class SeismicIndex:
         centroid_fraction = _check_unit("centroid_fraction (beta)", centroid_fraction)
         summary_energy = _check_unit("summary_energy (alpha)", summary_energy)
         doc_cut = _check_int("doc_cut", doc_cut, 1)
+        if pruning not in ("fixed", "global"):
+            raise ValueError(f"pruning must be 'fixed' or 'global', got {pruning!r}")
+        if (
+            isinstance(max_fraction, bool)
+            or not isinstance(max_fraction, (int, float))
+            or max_fraction < 1
+        ):
+            raise ValueError(f"max_fraction must be a number >= 1, got {max_fraction!r}")
         docs = check_csr(docs, what="docs")
         n, vocab = docs.shape
         keys = _check_keys(keys, n)
         kern = _kernels()
         fwd_idx = docs.indices.astype(np.uint16 if vocab <= 65536 else np.int32)
         fwd_ptr = docs.indptr.astype(np.int64)
-        fwd_val = docs.data.astype(np.float32)
+        fwd_val = np.array(docs.data, dtype=np.float32)  # a writeable copy (docs may be mapped)
         inv = docs.tocsc()
         inv.sort_indices()
-        df = np.diff(inv.indptr)
-        total = int(np.minimum(df, n_postings).sum())
+        keep_n = _list_budget(inv, n_postings, pruning, float(max_fraction))
+        total = int(keep_n.sum())
         top_idx, top_val = _top_terms(fwd_ptr, fwd_idx, fwd_val, doc_cut)
         t0 = time.perf_counter()
         out = kern.build(
             n,
             vocab,
             inv.indptr.astype(np.int64),
-            inv.indices.astype(np.int32),
-            inv.data.astype(np.float32),
+            inv.indices.astype(np.int32, copy=False),
+            inv.data.astype(np.float32, copy=False),
             fwd_ptr,
             fwd_idx,
             fwd_val,
             top_idx,
             top_val,
-            n_postings,
+            keep_n,
             centroid_fraction,
             summary_energy,
             bool(quantize),
@@ -200,12 +236,15 @@ class SeismicIndex:
             "sum_f",
             "blk_scale",
         )
-        # the kernel returns views of its growth buffers: copy to release the slack
-        arrays = {name: np.array(x) for name, x in zip(names, out)}
-        arrays["col_term"] = arrays["col_term"].astype(fwd_idx.dtype)
-        arrays["sum_blk"] = arrays["sum_blk"].astype(
-            np.uint16 if int(np.diff(arrays["term_blocks"]).max(initial=0)) <= 65536 else np.int32
-        )
+        # the kernel returns views of its growth buffers: copy (narrowing where possible) one
+        # array at a time, dropping each buffer before the next copy, to bound the peak memory
+        out = list(out)
+        blk_dtype = np.uint16 if int(np.diff(out[0]).max(initial=0)) <= 65536 else np.int32
+        narrow = {"col_term": fwd_idx.dtype, "sum_blk": blk_dtype}
+        arrays = {}
+        for i, name in enumerate(names):
+            arrays[name] = np.array(out[i], dtype=narrow.get(name, out[i].dtype))
+            out[i] = None
         arrays.update(fwd_ptr=fwd_ptr, fwd_idx=fwd_idx, fwd_val=fwd_val, keys=keys)
         params = dict(
             n_postings=n_postings,
@@ -214,13 +253,21 @@ class SeismicIndex:
             doc_cut=doc_cut,
             quantize=bool(quantize),
             seed=int(seed),
+            pruning=pruning,
+            max_fraction=float(max_fraction),
             build_seconds=round(time.perf_counter() - t0, 3),
         )
         return cls(arrays, n_docs=n, vocab_size=vocab, params=params)
 
     # ------------------------------------------------------------------ search
     def search(
-        self, queries, k: int = 10, *, query_cut: int = 10, heap_factor: float = 0.9
+        self,
+        queries,
+        k: int = 10,
+        *,
+        query_cut: int = 10,
+        heap_factor: float = 0.9,
+        sort_blocks: int = 1,
     ) -> Results:
         """Approximate top-``k`` by inner product.
 
@@ -233,8 +280,15 @@ class SeismicIndex:
         query_cut:
             Number of heaviest query terms whose posting lists are traversed (>= 1).
         heap_factor:
-            In (0, 1]; a block is skipped when ``summary·q · heap_factor`` is below the current
-            ``k``-th score. 1 is safe with ``summary_energy=1``; smaller skips more.
+            In (0, 1]; a block is skipped when its summary score ``summary·q`` is below
+            ``heap_factor`` times the current ``k``-th score (the paper's and pyseismic-lsr's
+            meaning). 1 skips most and is safe with ``summary_energy=1``; smaller values make up
+            for summaries that underestimate (``summary_energy < 1``) and skip fewer blocks.
+        sort_blocks:
+            The first ``sort_blocks`` traversed lists visit their blocks in decreasing summary
+            score (the scan stops at the first block below the threshold); later lists visit
+            blocks in stored order, skipping each one below the threshold. pyseismic-lsr sorts
+            the first list only (``1``, the default); ``0`` sorts none.
 
         Returns
         -------
@@ -244,17 +298,17 @@ class SeismicIndex:
         k = check_k(k)
         query_cut = _check_int("query_cut", query_cut, 1)
         heap_factor = _check_unit("heap_factor", heap_factor)
+        sort_blocks = _check_int("sort_blocks", sort_blocks, 0)
         q = check_csr(queries, what="queries", vocab_size=self.vocab_size)
         a = self._a
-        t_ptr, t_idx = _query_terms(q, query_cut)
         d, s, n_scored, n_blocks = _kernels().search(
-            q.indptr.astype(np.int64),
-            q.indices.astype(np.int64),
-            q.data.astype(np.float32),
-            t_ptr,
-            t_idx,
+            q.indptr.astype(np.int64, copy=False),
+            q.indices.astype(np.int64, copy=False),
+            q.data,
+            query_cut,
             k,
             np.float32(heap_factor),
+            sort_blocks,
             self.n_docs,
             self.vocab_size,
             a["term_blocks"],

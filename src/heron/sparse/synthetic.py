@@ -158,3 +158,54 @@ def synthetic_sparse(
     docs = make(int(n_docs), int(doc_nnz), float(topic_share))
     queries = make(int(n_queries), int(query_nnz), float(query_topic_share))
     return docs, queries
+
+
+def cached_synthetic_sparse(n_docs: int, *, progress: bool = True, **kwargs):
+    """:func:`synthetic_sparse`, stored once under ``$HERON_CACHE/synthetic-sparse/``.
+
+    The folder name encodes every parameter (``n_docs``, ``seed``, ...), so a changed parameter
+    generates a new corpus. Each matrix is three ``.npy`` arrays (``indptr``, ``indices``,
+    ``data``) plus ``manifest.json``; later calls memory-map them (read-only) instead of
+    regenerating.
+
+    Returns ``(docs, queries)`` as :func:`synthetic_sparse` does.
+    """
+    import hashlib
+    import json
+    import os
+    import time
+
+    from heron.eval.cache import cache_dir
+
+    sp = require("scipy.sparse", purpose="sparse matrices")
+    params = {"n_docs": int(n_docs), **{k: kwargs[k] for k in sorted(kwargs)}}
+    tag = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_dir() / "synthetic-sparse" / f"n{int(n_docs)}-{tag}"
+    mf = folder / "manifest.json"
+    if not mf.is_file():
+        t0 = time.perf_counter()
+        docs, queries = synthetic_sparse(n_docs, **kwargs)
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name, m in (("docs", docs), ("queries", queries)):
+            for part in ("indptr", "indices", "data"):
+                np.save(tmp / f"{name}.{part}.npy", getattr(m, part))
+        shapes = {"docs": list(docs.shape), "queries": list(queries.shape)}
+        meta = {"format": "heron.synthetic-sparse", "version": 1, "params": params}
+        meta.update(shapes=shapes, seconds=round(time.perf_counter() - t0, 1))
+        (tmp / "manifest.json").write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, folder)
+        if progress:
+            print(f"[synthetic] generated {shapes} in {meta['seconds']}s -> {folder}", flush=True)
+        return docs, queries
+    meta = json.loads(mf.read_text())
+    out = []
+    for name in ("docs", "queries"):
+        parts = [
+            np.load(folder / f"{name}.{p}.npy", mmap_mode="r")
+            for p in ("indptr", "indices", "data")
+        ]
+        m = sp.csr_matrix((parts[2], parts[1], parts[0]), shape=tuple(meta["shapes"][name]))
+        m.has_sorted_indices = True
+        out.append(m)
+    return out[0], out[1]
