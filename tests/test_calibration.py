@@ -134,3 +134,69 @@ def test_baselines_and_set_metrics():
         and m["avg_count"] == 1.0
     )
     assert threshold_results(r, np.zeros((2, 4)), 0.5, min_hits=1).counts().tolist() == [1, 1]
+
+
+def overlapping(n_q=200, k=30, d=8, seed=3):
+    """Harder: 1-5 relevant per query (label noise), small score gap, noisy scores."""
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n_q, d)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    base = np.sort(rng.uniform(0.2, 0.6, size=(n_q, k)), axis=1)[:, ::-1] + 0.3 * q[:, :1]
+    labels = (np.arange(k)[None, :] < rng.integers(1, 6, n_q)[:, None]) & (
+        rng.random((n_q, k)) < 0.8
+    )
+    scores = np.where(labels, base + 0.04, base) + 0.03 * rng.normal(size=base.shape)
+    order = np.argsort(-scores, axis=1)
+    return (
+        q,
+        np.take_along_axis(scores, order, 1).astype(np.float32),
+        np.take_along_axis(labels, order, 1),
+    )
+
+
+def test_f1_loss_keeps_monotonicity_reloads_and_raises_set_f1(tmp_path):
+    q, s, y = overlapping()
+    taus = (0.3, 0.5)
+    plain = CosineAdapter(epochs=150).fit(q, s, y)
+    f1 = CosineAdapter(epochs=150, f1_weight=1.0, f1_thresholds=taus).fit(q, s, y, model="m")
+    a, _ = f1.mapping(q, s)
+    assert np.all(a > 0)  # still strictly increasing in the raw score for every query
+    f1.save(tmp_path / "f1")
+    back = CosineAdapter.load(tmp_path / "f1")
+    assert back.f1_weight == 1.0 and back.f1_thresholds == taus
+    assert np.array_equal(back.predict(q, s), f1.predict(q, s))
+    res = Results(np.tile(np.arange(s.shape[1]), (len(s), 1)), s)
+    qids = [str(i) for i in range(len(q))]
+    qrels = {str(i): {str(j): 1 for j in np.flatnonzero(y[i])} for i in range(len(q))}
+
+    def mean_f1(ad):
+        p = ad.predict(q, s)
+        return np.mean(
+            [
+                set_prf(
+                    [
+                        [str(k) for k in r if k >= 0]
+                        for r in threshold_results(res, p, t, min_hits=1).keys
+                    ],
+                    qids,
+                    qrels,
+                )["f1"]
+                for t in taus
+            ]
+        )
+
+    assert mean_f1(f1) > mean_f1(plain)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"f1_weight": -1.0},
+        {"f1_weight": 1.0, "f1_thresholds": (0.0, 0.5)},
+        {"f1_temperature": 0.0},
+        {"f1_min_hits": -1},
+    ],
+)
+def test_bad_f1_settings_refused(kw):
+    with pytest.raises(ValueError, match="f1_"):
+        CosineAdapter(**kw)

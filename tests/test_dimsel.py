@@ -7,6 +7,7 @@ from heron.dimsel import (
     DimensionSelector,
     DimensionSelectRetriever,
     masked_queries,
+    mix_importance,
     prf_importance,
 )
 from heron.pipeline import Queries
@@ -95,3 +96,36 @@ def test_common_direction_filter():
     assert np.abs(vt[0] @ f.basis).max() < 1e-5
     with pytest.raises(ValueError, match="not fitted"):
         CommonDirectionFilter().transform(x)
+
+
+def test_q2_prior_shrinks_to_magnitude_mask_and_reloads(tmp_path):
+    docs = corpus()
+    q, qids, qrels, ids = labelled(docs)
+    sel = DimensionSelector(prior="q2", l2=1e9, num_negatives=5).fit_labels(
+        q, qids, qrels, docs, ids, model="m"
+    )
+    assert sel.prior_scale > 0
+    # with an overwhelming ridge penalty only s * q**2 and the (unpenalised) per-dimension
+    # intercept are left: the labels no longer move the selection query by query
+    assert np.abs(sel.W[:-1]).max() < 1e-6
+    assert np.allclose(sel.importance(q), sel.prior_scale * q * q + sel.W[-1], atol=1e-6)
+    sel.save(tmp_path / "sel")
+    back = DimensionSelector.load(tmp_path / "sel")
+    assert back.prior == "q2" and back.prior_scale == sel.prior_scale
+    assert np.array_equal(back.importance(q), sel.importance(q))
+    loose = DimensionSelector(prior="q2", l2=1e-3).fit_labels(q, qids, qrels, docs, ids)
+    assert not np.array_equal(
+        masked_queries(q, loose.importance(q), 8), masked_queries(q, q * q, 8)
+    )
+    with pytest.raises(ValueError, match="prior"):
+        DimensionSelector(prior="q3")
+
+
+def test_mix_importance_endpoints():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(4, 16)), rng.normal(size=(4, 16))
+    for w, ref in ((1.0, a), (0.0, b)):
+        top = np.argsort(-mix_importance(a, b, w), axis=1)
+        assert np.array_equal(top, np.argsort(-ref, axis=1))
+    with pytest.raises(ValueError, match="weight"):
+        mix_importance(a, b, 1.5)

@@ -76,3 +76,58 @@ def test_mapped_query_encoder():
         MappedQueryEncoder(old, mp)
     with pytest.raises(ValueError, match="only encodes queries"):
         enc.encode_documents(["x"])
+
+
+def test_knn_correction_reloads_bit_exactly_and_pulls_to_anchor_targets(tmp_path):
+    rng = np.random.default_rng(1)
+    b, a, _ = pairs()
+    a = np.tanh(2 * a) + 0.1 * rng.normal(size=a.shape).astype(np.float32)  # not a rotation
+    lin = fit_drift_map(b, a, kind="procrustes", source_model="new", target_model="old")
+    mp = fit_drift_map(
+        b,
+        a,
+        kind="procrustes",
+        source_model="new",
+        target_model="old",
+        knn_k=3,
+        knn_temperature=0.01,
+        knn_weight=0.5,
+    )
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    # on the fitting texts themselves the nearest anchor is the text: the correction helps
+    assert (mp.apply(b) * an).sum(1).mean() > (lin.apply(b) * an).sum(1).mean() + 0.01
+    mp.save(tmp_path / "knn")
+    back = DriftMap.load(tmp_path / "knn")
+    assert np.array_equal(back.apply(b), mp.apply(b))
+    assert back.params["knn_k"] == 3 and back.params["knn_mode"] == "residual"
+    # k = 1 on an anchor itself: residual mode with weight 1 adds back exactly what the global
+    # map got wrong, target mode with weight 1 returns the anchor's target
+    bn = b / np.linalg.norm(b, axis=1, keepdims=True)
+    for mode in ("residual", "target"):
+        one = fit_drift_map(
+            bn,
+            a,
+            kind="lstsq",
+            source_model="new",
+            target_model="old",
+            knn_k=1,
+            knn_weight=1.0,
+            knn_mode=mode,
+        )
+        assert np.allclose(one.apply(bn[:20]), an[:20], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"knn_k": -1},
+        {"knn_k": 2.5},
+        {"knn_k": 3, "knn_weight": 1.5, "knn_mode": "target"},
+        {"knn_k": 3, "knn_mode": "nearest"},
+        {"knn_k": 3, "knn_temperature": 0},
+    ],
+)
+def test_bad_knn_settings_refused(kw):
+    b, a, _ = pairs()
+    with pytest.raises(ValueError, match="knn"):
+        fit_drift_map(b, a, source_model="new", target_model="old", **kw)

@@ -51,6 +51,17 @@ def test_migrate_mapped_and_reembed(coll, monkeypatch):
     assert len(res.doc_ids()[0]) == 5
 
 
+def test_migrate_with_knn_correction_is_stored(coll):
+    new = HashEncoder(dim=16, name="new")
+    mp = dc.migrate(coll, new, kind="procrustes", sample=100, knn_k=5, knn_weight=1.0)
+    assert coll.config["drift"]["maps"]["new"]["knn_k"] == 5
+    back = dc.load_map(coll, "new")
+    assert back.params["knn_k"] == 5 and back.arrays["anchors_source"].shape == (100, 16)
+    q = new.encode_queries(["w1 w2 w3", "w4 w5"])
+    assert np.array_equal(back.apply(q), mp.apply(q))
+    assert coll.retriever("mapped", encoder=new).search(["w1 w2 w3"], 5).counts()[0] == 5
+
+
 def test_migrate_cli(coll, monkeypatch, capsys):
     from heron.cli.main import main
 

@@ -122,6 +122,19 @@ class CosineAdapter:
         with constant ``a, b`` it is per-query min-max normalisation); ``"raw"``: ``s`` itself.
     spread_rank:
         ``r`` in the relative transform.
+    f1_weight:
+        Weight ``w`` of the set-F1 term. The loss is the mean pairwise log loss minus
+        ``w`` times the mean, over training queries and over ``f1_thresholds``, of a smooth
+        per-query F1 of the set ``{p >= tau}`` (soft membership
+        ``sigmoid((logit p - logit tau) / f1_temperature)``, the first ``f1_min_hits`` hits always
+        in, recall over all of the query's judged relevant documents). ``0`` (default): plain
+        logistic regression, as in the paper. The F1 term targets what the threshold is used
+        for: which queries get more hits (Lipton et al., "Optimal Thresholding of Classifiers
+        to Maximize F1 Measure", ECML-PKDD 2014, on why pointwise calibration alone is not
+        F1-optimal).
+    f1_thresholds, f1_temperature, f1_min_hits:
+        Thresholds averaged in the F1 term, softness of set membership (logit units), and the
+        hits always returned (match the stage's ``min_hits``).
     """
 
     def __init__(
@@ -134,7 +147,26 @@ class CosineAdapter:
         seed: int = 0,
         score_transform: str = "relative",
         spread_rank: int = 100,
+        f1_weight: float = 0.0,
+        f1_thresholds: Sequence[float] = (0.2, 0.3, 0.4, 0.5, 0.6),
+        f1_temperature: float = 0.5,
+        f1_min_hits: int = 1,
     ) -> None:
+        if not (np.isfinite(f1_weight) and f1_weight >= 0):
+            raise ValueError(f"f1_weight must be a number >= 0, got {f1_weight!r}")
+        if not (np.isfinite(f1_temperature) and f1_temperature > 0):
+            raise ValueError(f"f1_temperature must be > 0, got {f1_temperature!r}")
+        if isinstance(f1_min_hits, bool) or not isinstance(f1_min_hits, int) or f1_min_hits < 0:
+            raise ValueError(f"f1_min_hits must be an int >= 0, got {f1_min_hits!r}")
+        self.f1_thresholds = tuple(check_threshold(t, "f1_thresholds") for t in f1_thresholds)
+        if f1_weight > 0 and (
+            not self.f1_thresholds or any(t in (0.0, 1.0) for t in self.f1_thresholds)
+        ):
+            raise ValueError(
+                f"f1_thresholds must be probabilities strictly inside (0, 1), got {f1_thresholds!r}"
+            )
+        self.f1_weight, self.f1_temperature = float(f1_weight), float(f1_temperature)
+        self.f1_min_hits = f1_min_hits
         if score_transform not in TRANSFORMS:
             raise ValueError(
                 f"score_transform must be one of {TRANSFORMS}, got {score_transform!r}"
@@ -183,6 +215,7 @@ class CosineAdapter:
         labels: np.ndarray,
         *,
         model: str | None = None,
+        n_relevant: np.ndarray | None = None,
     ) -> CosineAdapter:
         """Fit on labelled first-stage candidates.
 
@@ -192,6 +225,8 @@ class CosineAdapter:
         scores: ``(n_queries, k)`` raw cosine of each query's first-stage candidates (desc, ``-inf`` pads).
         labels: ``(n_queries, k)`` bool, candidate judged relevant.
         model: name of the encoder (stored; queries of other models are refused later).
+        n_relevant: ``(n_queries,)`` number of documents judged relevant per query (recall's
+            denominator in the F1 term; default: the relevant candidates in ``labels``).
         """
         q = np.asarray(query_vectors, dtype=np.float64)
         s = np.asarray(scores, dtype=np.float64)
@@ -217,6 +252,13 @@ class CosineAdapter:
         phi = (phi - mu) / sd
         z = np.where(valid, (s - s_mu) / s_sd, 0.0)
         yf = y.astype(np.float64)
+        n_rel = (
+            (y & valid).sum(1).astype(np.float64)
+            if n_relevant is None
+            else np.asarray(n_relevant, dtype=np.float64)
+        )
+        if n_rel.shape != (len(q),):
+            raise ValueError(f"n_relevant must have shape ({len(q)},), got {n_rel.shape}")
         f = phi.shape[1]
         rng = np.random.default_rng(self.seed)
         prior = np.log(n_pos / (n_pairs - n_pos))
@@ -233,8 +275,11 @@ class CosineAdapter:
             ra = phi @ params["u"] + params["u0"][0]
             a = _softplus(ra)
             b = phi @ params["v"] + params["v0"][0]
-            p = _sigmoid(a[:, None] * z + b[:, None])
+            logit = a[:, None] * z + b[:, None]
+            p = _sigmoid(logit)
             g = np.where(valid, p - yf, 0.0) / n_pairs
+            if self.f1_weight > 0:
+                g = g - self.f1_weight * self._soft_f1_grad(logit, valid, yf, n_rel)
             ga = (g * z).sum(1) * _sigmoid(ra)
             gb = g.sum(1)
             grads = {
@@ -251,6 +296,25 @@ class CosineAdapter:
                 )
         self._p.update(params)
         return self
+
+    def _soft_f1_grad(
+        self, logit: np.ndarray, valid: np.ndarray, y: np.ndarray, n_rel: np.ndarray
+    ) -> np.ndarray:
+        """Gradient wrt ``logit`` ``(n, k)`` of the mean smooth set-F1 over queries and thresholds."""
+        grad = np.zeros_like(logit)
+        forced = np.arange(logit.shape[1])[None, :] < self.f1_min_hits
+        for tau in self.f1_thresholds:
+            m = np.where(
+                valid, _sigmoid((logit - np.log(tau / (1 - tau))) / self.f1_temperature), 0
+            )
+            dm = m * (1 - m) / self.f1_temperature
+            m = np.where(forced & valid, 1.0, m)
+            dm = np.where(forced, 0.0, dm)
+            denom = np.maximum(m.sum(1) + n_rel, 1e-9)
+            tp = (m * y).sum(1)
+            dfdm = 2 * y / denom[:, None] - (2 * tp / denom**2)[:, None]
+            grad += dfdm * dm
+        return grad / (len(logit) * len(self.f1_thresholds))
 
     # ------------------------------------------------------------------ apply
     def _check(self) -> None:
@@ -301,6 +365,10 @@ class CosineAdapter:
             "seed": self.seed,
             "score_transform": self.score_transform,
             "spread_rank": self.spread_rank,
+            "f1_weight": self.f1_weight,
+            "f1_thresholds": list(self.f1_thresholds),
+            "f1_temperature": self.f1_temperature,
+            "f1_min_hits": self.f1_min_hits,
         }
         save_state(path, "CosineAdapter", FORMAT_VERSION, params, self._p)
 
@@ -315,6 +383,10 @@ class CosineAdapter:
             seed=params["seed"],
             score_transform=params["score_transform"],
             spread_rank=params["spread_rank"],
+            f1_weight=params.get("f1_weight", 0.0),
+            f1_thresholds=params.get("f1_thresholds", (0.2, 0.3, 0.4, 0.5, 0.6)),
+            f1_temperature=params.get("f1_temperature", 0.5),
+            f1_min_hits=params.get("f1_min_hits", 1),
         )
         self.model, self.dim, self._p = params["model"], params["dim"], arrays
         return self

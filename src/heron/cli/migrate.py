@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="truncate sampled documents to this many words (cheaper)",
     )
     parser.add_argument(
+        "--knn",
+        type=int,
+        default=0,
+        help="add a local residual correction from this many nearest sampled documents (0: off)",
+    )
+    parser.add_argument(
         "--reembed",
         action="store_true",
         help="also re-embed the whole collection with the new model",
@@ -58,7 +64,13 @@ def run(args: argparse.Namespace) -> int:
     coll = Collection.open(args.collection)
     enc = load_model(args.new_model)
     mp = migrate(
-        coll, enc, kind=args.kind, sample=args.sample, max_words=args.max_words, progress=True
+        coll,
+        enc,
+        kind=args.kind,
+        sample=args.sample,
+        max_words=args.max_words,
+        progress=True,
+        knn_k=args.knn,
     )
     print(
         f"fitted a {mp.kind} map {mp.source_model} ({mp.source_dim}d) -> {mp.target_model} ({mp.target_dim}d) on {mp.params['n_pairs']} documents"

@@ -5,6 +5,7 @@ from heron.dimsel.selector import (
     DimensionSelector,
     DimensionSelectRetriever,
     masked_queries,
+    mix_importance,
     prf_importance,
 )
 
@@ -13,5 +14,6 @@ __all__ = [
     "DimensionSelectRetriever",
     "DimensionSelector",
     "masked_queries",
+    "mix_importance",
     "prf_importance",
 ]

@@ -7,6 +7,12 @@ ridge-regression predictor ``W`` maps the query embedding to it: ``importance(q)
 At search time only the ``m`` dimensions of highest predicted importance score:
 ``score(d) = sum_{i in top-m} q_i d_i``.
 
+With ``prior="q2"`` the predictor is shrunk toward the query's own energy per dimension,
+``importance(q) = s * q**2 + [q, 1] W`` (``s >= 0`` the least-squares scale of ``q**2`` on the
+oracle, ``W`` ridge-fitted to the residual): a large ``l2`` falls back to keeping the ``m``
+largest ``|q_i|``, which is nearly lossless, so the labels only move the selection where they
+agree across queries (less memorising of "queries like this want that document").
+
 Training-free baseline (DIME): Faggioli et al., "Dimension Importance Estimation for Dense
 Information Retrieval", SIGIR 2024: ``importance(q) = q * mean(top-k_fb first-stage docs)``.
 """
@@ -25,6 +31,7 @@ from heron.results import Results
 
 FORMAT_VERSION = 1
 MIN_QUERIES = 20
+PRIORS = ("none", "q2")
 
 
 def masked_queries(q: np.ndarray, importance: np.ndarray, m: int) -> np.ndarray:
@@ -53,6 +60,21 @@ def prf_importance(
     return np.asarray(q, dtype=np.float32) * (docs.sum(1) / cnt)
 
 
+def mix_importance(learned: np.ndarray, prf: np.ndarray, weight: float) -> np.ndarray:
+    """``weight * learned + (1 - weight) * prf``, each row first scaled to mean ``|value|`` 1.
+
+    Shapes ``(n, d)``; ``weight`` in ``[0, 1]`` (1: learned only, 0: the PRF mask).
+    """
+    if not 0.0 <= float(weight) <= 1.0:
+        raise ValueError(f"weight must lie in [0, 1], got {weight!r}")
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        return x / np.maximum(np.abs(x).mean(1, keepdims=True), 1e-12)
+
+    return float(weight) * unit(learned) + (1.0 - float(weight)) * unit(prf)
+
+
 class DimensionSelector:
     """Predicts per-dimension importance from a query embedding (ridge regression on oracle importance).
 
@@ -60,12 +82,16 @@ class DimensionSelector:
     ----------
     l2: ridge penalty.
     num_negatives: top-ranked non-relevant documents whose centroid is subtracted in the oracle (0: none).
+    prior: ``"none"`` (plain ridge on the oracle) or ``"q2"`` (shrink toward ``s * q**2``).
     """
 
-    def __init__(self, *, l2: float = 1.0, num_negatives: int = 10) -> None:
+    def __init__(self, *, l2: float = 1.0, num_negatives: int = 10, prior: str = "none") -> None:
         if l2 < 0 or num_negatives < 0:
             raise ValueError(f"need l2 >= 0 and num_negatives >= 0, got {l2}, {num_negatives}")
-        self.l2, self.num_negatives = float(l2), int(num_negatives)
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+        self.l2, self.num_negatives, self.prior = float(l2), int(num_negatives), prior
+        self.prior_scale = 0.0
         self.model: str | None = None
         self.dim: int | None = None
         self.W: np.ndarray | None = None
@@ -103,6 +129,19 @@ class DimensionSelector:
         doc_vectors: ``(n_docs, d)`` corpus vectors; ``doc_ids`` their ids.
         model: encoder name (stored; other models are refused).
         """
+        keep, u = self.oracle_labels(query_vectors, query_ids, qrels, doc_vectors, doc_ids)
+        return self.fit(np.asarray(query_vectors, dtype=np.float32)[keep], u, model=model)
+
+    def oracle_labels(
+        self,
+        query_vectors: np.ndarray,
+        query_ids: Sequence[str],
+        qrels: Mapping[str, Mapping[str, int]],
+        doc_vectors: np.ndarray,
+        doc_ids: Sequence[str],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, importance)``: the training queries with relevant documents (row indices,
+        ``(n,)``) and their oracle importance ``(n, d)`` (see :meth:`fit_labels`)."""
         q = np.asarray(query_vectors, dtype=np.float32)
         pos = {d: i for i, d in enumerate(doc_ids)}
         rel, neg, keep = [], [], []
@@ -123,9 +162,8 @@ class DimensionSelector:
             raise ValueError(
                 f"dimension selection needs at least {MIN_QUERIES} training queries with relevant documents; got {len(keep)}"
             )
-        qk = q[keep]
-        u = self.oracle(qk, rel, neg if top is not None else None)
-        return self.fit(qk, u, model=model)
+        keep = np.asarray(keep, dtype=np.int64)
+        return keep, self.oracle(q[keep], rel, neg if top is not None else None)
 
     def fit(
         self, query_vectors: np.ndarray, importance: np.ndarray, *, model: str | None = None
@@ -141,6 +179,11 @@ class DimensionSelector:
             raise ValueError(
                 f"dimension selection needs at least {MIN_QUERIES} training queries; got {len(q)}"
             )
+        self.prior_scale = 0.0
+        if self.prior == "q2":
+            q2 = q * q
+            self.prior_scale = max(0.0, float((u * q2).sum() / max((q2 * q2).sum(), 1e-300)))
+            u = u - self.prior_scale * q2
         x = np.hstack([q, np.ones((len(q), 1))])
         reg = self.l2 * np.eye(x.shape[1])
         reg[-1, -1] = 0.0
@@ -156,7 +199,10 @@ class DimensionSelector:
             )
         q = np.asarray(query_vectors, dtype=np.float32)
         check_query_model("this DimensionSelector", self.model, int(self.dim or 0), model, q)
-        return q @ self.W[:-1] + self.W[-1]
+        imp = q @ self.W[:-1] + self.W[-1]
+        if self.prior_scale:
+            imp = imp + np.float32(self.prior_scale) * q * q
+        return imp
 
     def save(self, path: str | os.PathLike) -> None:
         if self.W is None:
@@ -170,6 +216,8 @@ class DimensionSelector:
                 "dim": self.dim,
                 "l2": self.l2,
                 "num_negatives": self.num_negatives,
+                "prior": self.prior,
+                "prior_scale": self.prior_scale,
             },
             {"W": self.W},
         )
@@ -177,8 +225,13 @@ class DimensionSelector:
     @classmethod
     def load(cls, path: str | os.PathLike) -> DimensionSelector:
         params, arrays = load_state(path, "DimensionSelector", FORMAT_VERSION)
-        self = cls(l2=params["l2"], num_negatives=params["num_negatives"])
+        self = cls(
+            l2=params["l2"],
+            num_negatives=params["num_negatives"],
+            prior=params.get("prior", "none"),
+        )
         self.model, self.dim, self.W = params["model"], params["dim"], arrays["W"]
+        self.prior_scale = float(params.get("prior_scale", 0.0))
         return self
 
 

@@ -1,5 +1,11 @@
 """Serve new-model queries against an index built by an old model: learned maps B -> A."""
 
-from heron.drift.maps import DriftMap, MappedQueryEncoder, fit_drift_map
+from heron.drift.maps import (
+    DriftMap,
+    MappedQueryEncoder,
+    fit_drift_map,
+    heldout_cosine,
+    knn_targets,
+)
 
-__all__ = ["DriftMap", "MappedQueryEncoder", "fit_drift_map"]
+__all__ = ["DriftMap", "MappedQueryEncoder", "fit_drift_map", "heldout_cosine", "knn_targets"]

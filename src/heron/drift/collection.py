@@ -43,6 +43,9 @@ def migrate(
     seed: int = 0,
     max_words: int | None = None,
     progress: bool = False,
+    knn_k: int = 0,
+    knn_temperature: float = 0.02,
+    knn_weight: float = 1.0,
 ) -> DriftMap:
     """Fit a map from ``new_encoder`` to the collection's model on a sample of its documents; store it.
 
@@ -55,6 +58,8 @@ def migrate(
     seed: sampling seed.
     max_words: truncate sampled texts to this many words (cheaper to embed); ``None`` keeps them whole.
     progress: show a progress bar while embedding.
+    knn_k, knn_temperature, knn_weight: local residual correction from the ``knn_k`` nearest
+        sampled documents (0: none); see :func:`heron.drift.fit_drift_map`.
     """
     if new_encoder.name == coll.model:
         raise ValueError(
@@ -70,13 +75,23 @@ def migrate(
         texts = [" ".join(t.split()[:max_words]) for t in texts]
     new = new_encoder.encode_documents(texts, progress=progress)
     old = np.asarray(snap.dense(), dtype=np.float32)[pick]
-    mp = fit_drift_map(new, old, kind=kind, source_model=new_encoder.name, target_model=coll.model)
+    mp = fit_drift_map(
+        new,
+        old,
+        kind=kind,
+        source_model=new_encoder.name,
+        target_model=coll.model,
+        knn_k=knn_k,
+        knn_temperature=knn_temperature,
+        knn_weight=knn_weight,
+    )
     path = coll.index_dir(INDEX) / _slug(new_encoder.name)
     mp.save(path)
     cfg = dict(coll.config.get(INDEX, {}))
     cfg.setdefault("maps", {})[new_encoder.name] = {
         "path": str(path.relative_to(coll.path)),
         "kind": kind,
+        "knn_k": int(knn_k),
         "n_pairs": int(len(pick)),
         "generation": int(snap.generation),
     }

@@ -11,6 +11,18 @@ both models (``X_B f ~= X_A``):
   ``s`` the ratio of spreads; needs ``d_A == d_B``; keeps angles between centred vectors;
 * ``"mlp"``: one hidden layer (ReLU) plus the affine path, trained by Adam on cosine loss.
 
+Optionally (``knn_k > 0``) a non-parametric local correction is added, from the ``knn_k``
+fitting texts nearest to the query in the source space (softmax weights on source cosine,
+temperature ``knn_temperature``; the fitting pairs are stored with the map as anchors):
+
+* ``knn_mode="residual"`` (default): ``f'(x) = f(x) + w * sum_j a_j (t_j - f(s_j))``, the
+  weighted mean of the neighbours' residuals (what the global map gets wrong around ``x``);
+* ``knn_mode="target"``: ``f'(x) = (1 - w) f(x) + w * sum_j a_j t_j``, pulled toward the
+  neighbours' target vectors (drifts toward the neighbours' topics; kept for comparison).
+
+``w = knn_weight``. A global linear map cannot bend where the two models disagree locally; the
+anchors can (kernel regression on the residuals: Nadaraya, 1964; Watson, 1964).
+
 Mapped queries are L2-normalised. The map is stored as ``.npy`` + a JSON manifest naming the
 source and target models and dimensions; applying it to vectors of another model or dimension is
 refused.
@@ -27,11 +39,48 @@ from heron._state import load_state, save_state
 
 FORMAT_VERSION = 1
 KINDS = ("lstsq", "procrustes", "mlp")
+KNN_MODES = ("residual", "target")
 MIN_PAIRS = 50
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def knn_targets(
+    x: np.ndarray,
+    anchors_source: np.ndarray,
+    anchors_target: np.ndarray,
+    *,
+    k: int,
+    temperature: float,
+    normalise: bool = True,
+) -> np.ndarray:
+    """Softmax-weighted mean of the targets of each row's ``k`` nearest anchors (normalised).
+
+    ``x`` ``(n, d_B)``, anchors ``(m, d_B)`` and ``(m, d_A)``; returns ``(n, d_A)``. Neighbours
+    and weights use the inner product in the source space (cosine for normalised vectors).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    k = min(int(k), len(anchors_source))
+    out = np.zeros((len(x), anchors_target.shape[1]), dtype=np.float32)
+    for s in range(0, len(x), 1024):  # bounded memory: (1024, m) similarities at a time
+        sims = x[s : s + 1024] @ anchors_source.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        st = np.take_along_axis(sims, top, axis=1)
+        w = np.exp((st - st.max(1, keepdims=True)) / temperature)
+        w /= w.sum(1, keepdims=True)
+        out[s : s + 1024] = (w[:, :, None] * anchors_target[top]).sum(1)
+    return _normalise(out) if normalise else out
+
+
+def heldout_cosine(drift_map: DriftMap, source: np.ndarray, target: np.ndarray) -> float:
+    """Mean cosine between mapped ``source`` ``(n, d_B)`` and ``target`` ``(n, d_A)`` vectors.
+
+    A label-free validation score: fit on some texts, score on texts left out of the fit.
+    """
+    t = _normalise(np.asarray(target, dtype=np.float32))
+    return float((drift_map.apply(source) * t).sum(1).mean())
 
 
 class DriftMap:
@@ -76,6 +125,20 @@ class DriftMap:
             y = y + a["b"]
         if self.kind == "mlp":
             y = y + np.maximum(x @ a["W1"] + a["b1"], 0.0) @ a["W2"]
+        if "anchors_source" in a:
+            w = float(self.params["knn_weight"])
+            local = knn_targets(
+                x,
+                a["anchors_source"],
+                a["anchors_target"],
+                k=int(self.params["knn_k"]),
+                temperature=float(self.params["knn_temperature"]),
+                normalise=False,
+            )
+            if self.params.get("knn_mode", "target") == "residual":
+                y = _normalise(y) + w * local
+            else:
+                y = (1 - w) * _normalise(y) + w * _normalise(local)
         return _normalise(y)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -130,6 +193,10 @@ def fit_drift_map(
     epochs: int = 300,
     learning_rate: float = 1e-3,
     seed: int = 0,
+    knn_k: int = 0,
+    knn_temperature: float = 0.02,
+    knn_weight: float = 0.5,
+    knn_mode: str = "residual",
 ) -> DriftMap:
     """Fit a map ``source -> target`` on paired embeddings of the same texts.
 
@@ -141,9 +208,46 @@ def fit_drift_map(
     source_model, target_model: model names stored with the map.
     l2: ridge penalty (lstsq, mlp).
     hidden, epochs, learning_rate, seed: MLP settings.
+    knn_k, knn_temperature, knn_weight, knn_mode: local correction from the ``knn_k`` nearest
+        fitting texts (0: none; the fitting pairs are then stored with the map as anchors);
+        ``knn_mode`` ``"residual"`` or ``"target"`` (module docstring).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if isinstance(knn_k, bool) or not isinstance(knn_k, (int, np.integer)) or knn_k < 0:
+        raise ValueError(f"knn_k must be an int >= 0 (0: no local correction), got {knn_k!r}")
+    if knn_mode not in KNN_MODES:
+        raise ValueError(f"knn_mode must be one of {KNN_MODES}, got {knn_mode!r}")
+    top_w = 1.0 if knn_mode == "target" else float("inf")
+    if knn_k and not (knn_temperature > 0 and 0.0 <= knn_weight <= top_w):
+        raise ValueError(
+            f"need knn_temperature > 0 and knn_weight in [0, {top_w}] for knn_mode={knn_mode!r}, "
+            f"got {knn_temperature!r}, {knn_weight!r}"
+        )
+    base = _fit_global(
+        source, target, kind, source_model, target_model, l2, hidden, epochs, learning_rate, seed
+    )
+    if not knn_k:
+        return base
+    xs = np.asarray(source, dtype=np.float32)
+    xt = _normalise(np.asarray(target, dtype=np.float32))
+    # residual mode stores what the global map gets wrong on each anchor
+    base.arrays["anchors_target"] = xt - base.apply(xs) if knn_mode == "residual" else xt
+    base.arrays["anchors_source"] = xs
+    base.params.update(
+        {
+            "knn_k": int(knn_k),
+            "knn_temperature": float(knn_temperature),
+            "knn_weight": float(knn_weight),
+            "knn_mode": knn_mode,
+        }
+    )
+    return base
+
+
+def _fit_global(
+    source, target, kind, source_model, target_model, l2, hidden, epochs, learning_rate, seed
+) -> DriftMap:
     xs = np.asarray(source, dtype=np.float64)
     xt = np.asarray(target, dtype=np.float64)
     if xs.ndim != 2 or xt.ndim != 2 or len(xs) != len(xt):
