@@ -9,13 +9,17 @@ run in the same process; single-query timings interleave the methods query by qu
     python benchmarks/codecs_speed.py --out out/codecs_speed
 
 Data: anisotropic Gaussian clusters (spectrum ``j^-0.5``), normalised; queries are documents
-perturbed by ``--query-noise`` (default 0.25). Peak memory ~4.5 GB (float32 corpus + faiss' own copy + codes).
+perturbed by ``--query-noise`` (default 0.25). Peak memory ~3.3 GB (the float32 corpus is shared with
+faiss' own copy after ``add``). ``floor_read_*`` rows time a plain streaming read (xor of the
+64-bit words, numba, all threads) of the float32 matrix / int8 codes / binary codes: the memory
+bandwidth floor of each scan on this machine, measured in the same interleaved loop.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -38,6 +42,29 @@ def make_data(
     q = x[pick] + query_noise * rng.standard_normal((nq, d)).astype(np.float32) * spec
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     return x, np.ascontiguousarray(q, dtype=np.float32)
+
+
+def make_reader():
+    """A numba streaming read of a matrix's 64-bit words (the bandwidth floor of a scan)."""
+    from numba import njit, prange
+
+    @njit(parallel=True, fastmath=True)
+    def xor_words(a):  # pragma: no cover - compiled
+        n = a.shape[0]
+        acc = np.zeros(n, dtype=np.uint64)
+        for i in prange(n):
+            s = np.uint64(0)
+            for j in range(a.shape[1]):
+                s ^= a[i, j]
+            acc[i] = s
+        return acc
+
+    def read(m: np.ndarray):
+        words = np.ascontiguousarray(m).reshape(-1).view(np.uint64)
+        w = words[: len(words) - len(words) % 64].reshape(-1, 64)  # 512-byte pieces
+        return lambda qq: xor_words(w)
+
+    return read
 
 
 def single(fns: dict, q: np.ndarray, reps: int) -> dict[str, float]:
@@ -88,6 +115,8 @@ def main() -> None:
     steps.update()
     flat = faiss.IndexFlatIP(args.d)
     flat.add(x)
+    # share faiss' copy instead of keeping two float32 corpora in memory
+    x = faiss.rev_swig_ptr(flat.get_xb(), args.n * args.d).reshape(args.n, args.d)
     _, gt = flat.search(q, 10)
     steps.update()
 
@@ -119,6 +148,12 @@ def main() -> None:
     K = 10 * chosen
     steps.update()
 
+    read = make_reader()
+    floors = {
+        "floor_read_f32": read(x),
+        "floor_read_int8": read(c8),
+        "floor_read_bin": read(codes),
+    }
     fns = {
         "numpy_f32": np_scan,
         "faiss_flat_f32": lambda qq: flat.search(qq, 10),
@@ -127,7 +162,9 @@ def main() -> None:
         "heron_int8": lambda qq: int8.topk(qq, c8, 10),
         "heron_binary_rescore": lambda qq: searcher.search(qq, 10, oversample=chosen),
     }
-    lat = single(fns, q, args.reps)
+    lat_all = single({**fns, **floors}, q, args.reps)
+    lat = {name: lat_all[name] for name in fns}
+    floor_ms = {name: lat_all[name] for name in floors}
     steps.update()
     qps = {}
     for name, f in fns.items():
@@ -156,6 +193,8 @@ def main() -> None:
         "recall_by_oversample": os_recall,
         "hamming_distances_match_faiss": same,
         "latency_ms": lat,
+        "floor_read_ms": floor_ms,
+        "load_average": list(os.getloadavg()),
         "qps": qps,
         "single_speedup_vs_faiss_flat": {k: ref_s / v for k, v in lat.items()},
         "single_speedup_vs_numpy": {k: lat["numpy_f32"] / v for k, v in lat.items()},
@@ -186,6 +225,12 @@ def main() -> None:
             f"| {k} | {lat[k]:.2f} | {qps[k]:.0f} | {v['single']:.1f} | {v['batched']:.2f} |"
         )
     lines += [
+        "",
+        "bandwidth floors (streaming read of the same bytes, ms): "
+        + ", ".join(f"{k[11:]} {v:.2f}" for k, v in floor_ms.items())
+        + f"; best-case ratios f32/int8 {floor_ms['floor_read_f32'] / floor_ms['floor_read_int8']:.1f}x, "
+        + f"f32/bin {floor_ms['floor_read_f32'] / floor_ms['floor_read_bin']:.1f}x",
+        f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}",
         "",
         f"heron binary vs faiss IndexBinaryFlat: single {res['binary_vs_faiss_binary']['single']:.2f}x, batched {res['binary_vs_faiss_binary']['batched']:.2f}x (same codes, same K; distances identical: {same})",
     ]

@@ -14,6 +14,7 @@ import numpy as np
 
 from heron.codecs import parse_spec
 from heron.codecs.base import topk_from_scores
+from heron.codecs.distill_pq import DistilledPQCodec
 from heron.codecs.search import TwoStageSearcher, rescore_rows
 
 DEFAULT_CODECS = (
@@ -38,8 +39,11 @@ DEFAULT_CODECS = (
     "pq48",
     "opq48",
     "dpq48",
+    "dopq48",
     "pq24",
+    "opq24",
     "dpq24",
+    "dopq24",
 )
 DEFAULT_OVERSAMPLES = (0, 2, 4, 5, 10)
 
@@ -68,6 +72,7 @@ def run_sweep(
     evaluate=None,
     n_latency: int = 20,
     progress: bool = True,
+    train_queries: np.ndarray | None = None,
 ) -> list[dict]:
     """Measure every ``codec x oversample`` configuration.
 
@@ -80,6 +85,9 @@ def run_sweep(
     rescore_dtype: the finer copy used for rescoring, ``"float16"`` or ``"float32"``.
     evaluate: optional ``fn(rows (nq, k)) -> {"nDCG@10": .., "R@100": ..}`` over row numbers.
     n_latency: queries timed one at a time for the single-query latency.
+    train_queries: optional ``(nt, d)`` unlabelled training queries (e.g. the dataset's ``train``
+        split; never the evaluated queries) for the codecs trained against a query distribution
+        (``dpq`` / ``dopq``); others ignore them.
 
     Returns
     -------
@@ -97,7 +105,10 @@ def run_sweep(
     for spec in tqdm(list(codecs), desc="codecs", disable=not progress):
         codec = parse_spec(spec)
         t0 = time.perf_counter()
-        codec.fit(x)
+        if train_queries is not None and isinstance(codec, DistilledPQCodec):
+            codec.fit(x, queries=train_queries)
+        else:
+            codec.fit(x)
         fit_s = time.perf_counter() - t0
         codes = codec.encode(x)
         searcher = TwoStageSearcher(codec, codes, rescore=rescore)

@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="finer copy used for rescoring",
     )
     parser.add_argument("--split", default="test", help="qrels split of the queries")
+    parser.add_argument(
+        "--train-split",
+        default="train",
+        help="split whose queries (no qrels) train dpq/dopq; 'none' = pseudo-queries from the corpus",
+    )
     parser.add_argument("--model", default=None, help="encoder (default all-MiniLM-L6-v2)")
     parser.add_argument(
         "--sample",
@@ -72,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
     for s in specs:
         parse_spec(s)  # fail fast on a bad spec, listing the valid ones
     data = dataset_vectors(args.dataset, split=args.split, model=args.model, sample=args.sample)
+    train_q = None
+    if args.train_split != "none" and args.train_split != args.split:
+        try:
+            train_q = dataset_vectors(args.dataset, split=args.train_split, model=args.model)[
+                "query_emb"
+            ]
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            print(f"no {args.train_split!r} queries ({exc}); dpq/dopq train on pseudo-queries")
     rows = run_sweep(
         data["doc_emb"],
         data["query_emb"],
@@ -79,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         oversamples=args.oversample,
         rescore_dtype=args.rescore,
         evaluate=data["evaluate"],
+        train_queries=train_q,
     )
     name = Path(args.dataset).name
     out = args.out or f"out/bench-{name}"
@@ -89,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         "n_docs": data["n_docs"],
         "n_sample": data["n_sample"],
         "rescore": args.rescore,
+        "train_queries": (
+            f"{args.train_split} ({len(train_q)})" if train_q is not None else "pseudo"
+        ),
     }
     paths = write_report(rows, out, title=f"heron bench {name} ({data['model']})", meta=meta)
     front = pareto_front(rows)

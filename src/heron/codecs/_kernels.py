@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
+
+#: rows ahead of the scan that the int8 kernel asks the CPU to prefetch (one row = d bytes)
+PREFETCH_ROWS_U8 = 16
+#: rows ahead for the Hamming scan (one row = w * 8 bytes, under a cache line for d <= 512)
+PREFETCH_ROWS_HAM = 64
 
 
 @intrinsic
@@ -22,6 +29,42 @@ def _popcount64(typingctx, x):  # pragma: no cover - compiled
     def codegen(context, builder, signature, args):
         fn = builder.module.declare_intrinsic("llvm.ctpop", [args[0].type])
         return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
+    """Software prefetch (``llvm.prefetch``, read, high locality) of ``arr.flat[idx]``.
+
+    The scans read the codes row by row with a short dot product per row; on this class of
+    machine the hardware prefetcher alone left the int8 scan at half the bandwidth of a plain
+    streaming read (measured: 27 ms vs 13 ms over 77 MB), asking for the row 16 ahead closes
+    most of the gap.
+    """
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _half_bits_to_f32(typingctx, bits):  # pragma: no cover - compiled
+    """IEEE half (given as its uint16 bits) to float32 (``fpext``; ``vcvtph2ps`` with F16C)."""
+    sig = types.float32(types.uint16)
+
+    def codegen(context, builder, signature, args):
+        h = builder.bitcast(args[0], ir.HalfType())
+        return builder.fpext(h, ir.FloatType())
 
     return sig, codegen
 
@@ -106,6 +149,7 @@ def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compile
     out_d = np.empty((nq, nchunks * K), dtype=np.int32)
     out_i = np.empty((nq, nchunks * K), dtype=np.int64)
     cap = 2 * K
+    flat = db.reshape(-1)
     for task in prange(nqb * nchunks):
         b = task // nchunks
         c = task % nchunks
@@ -125,6 +169,8 @@ def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compile
                 th = thr[qq]
                 ct = cnt[qq]
                 for r in range(t0, t1):
+                    if qq == 0 and r + PREFETCH_ROWS_HAM < n:
+                        _prefetch(flat, (r + PREFETCH_ROWS_HAM) * w)
                     d = 0
                     for j in range(w):
                         d += _popcount64(q[qi, j] ^ db[r, j])
@@ -206,14 +252,24 @@ def lut_topk(lut, codes, K, nchunks, qblock, tile):  # pragma: no cover - compil
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def u8dot_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compiled
-    """Top-``K`` of ``score[q, r] = sum_j qw[q, j] * codes[r, j]`` with uint8 ``codes`` ``(n, d)``."""
+def i16u8_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compiled
+    """Top-``K`` of the integer scores ``sum_j qw[q, j] * codes[r, j]``, accumulated in int32.
+
+    ``qw`` ``(nq, d)`` int16 (the quantised query, see ``scalar.ScalarQuantizer.topk``),
+    ``codes`` ``(n, d)`` uint8. LLVM turns the inner loop into int16 multiply-adds
+    (``vpmaddwd`` / AVX-VNNI ``vpdpwssd``); rows are prefetched ``PREFETCH_ROWS_U8`` ahead.
+    The caller bounds ``|qw|`` so that no sum overflows int32. Returns per-chunk top lists
+    ``(scores (nq, nchunks*K) int64, rows (nq, nchunks*K) int64)``, descending within a chunk,
+    padded with ``iinfo(int64).min`` / ``-1``.
+    """
     nq, d = qw.shape
     n = codes.shape[0]
     nqb = (nq + qblock - 1) // qblock
-    out_s = np.empty((nq, nchunks * K), dtype=np.float32)
+    lowest = np.iinfo(np.int64).min
+    out_s = np.empty((nq, nchunks * K), dtype=np.int64)
     out_i = np.empty((nq, nchunks * K), dtype=np.int64)
     cap = 2 * K
+    flat = codes.reshape(-1)
     for task in prange(nqb * nchunks):
         b = task // nchunks
         c = task % nchunks
@@ -222,10 +278,10 @@ def u8dot_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compi
         r0 = c * n // nchunks
         r1 = (c + 1) * n // nchunks
         nb = q1 - q0
-        bs = np.empty((nb, cap), dtype=np.float32)
+        bs = np.empty((nb, cap), dtype=np.int64)
         bi = np.empty((nb, cap), dtype=np.int64)
         cnt = np.zeros(nb, dtype=np.int64)
-        thr = np.full(nb, -np.inf, dtype=np.float32)
+        thr = np.full(nb, lowest, dtype=np.int64)
         for t0 in range(r0, r1, tile):
             t1 = min(r1, t0 + tile)
             for qq in range(nb):
@@ -233,9 +289,13 @@ def u8dot_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compi
                 th = thr[qq]
                 ct = cnt[qq]
                 for r in range(t0, t1):
-                    s = np.float32(0.0)
-                    for j in range(d):
-                        s += qw[qi, j] * np.float32(codes[r, j])
+                    if qq == 0 and r + PREFETCH_ROWS_U8 < n:
+                        base = (r + PREFETCH_ROWS_U8) * d
+                        for off in range(0, d, 64):
+                            _prefetch(flat, base + off)
+                    s = np.int32(0)
+                    for j in range(d):  # kept in int32 so LLVM emits 16-bit multiply-adds
+                        s = np.int32(s + np.int32(qw[qi, j]) * np.int32(codes[r, j]))
                     if s > th:
                         bs[qq, ct] = s
                         bi[qq, ct] = r
@@ -245,15 +305,55 @@ def u8dot_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compi
                 cnt[qq] = ct
                 thr[qq] = th
         for qq in range(nb):
-            _emit_f(
-                bs[qq],
-                bi[qq],
-                cnt[qq],
-                K,
-                out_s[q0 + qq, c * K : (c + 1) * K],
-                out_i[q0 + qq, c * K : (c + 1) * K],
-            )
+            ct = cnt[qq]
+            order = np.argsort(-bs[qq, :ct], kind="mergesort")
+            m = min(K, ct)
+            base = c * K
+            for t in range(m):
+                out_s[q0 + qq, base + t] = bs[qq, order[t]]
+                out_i[q0 + qq, base + t] = bi[qq, order[t]]
+            for t in range(m, K):
+                out_s[q0 + qq, base + t] = lowest
+                out_i[q0 + qq, base + t] = -1
     return out_s, out_i
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def gather_dot_f16(q, rows, mat, out):  # pragma: no cover - compiled
+    """``out[i, t] = q[i] . mat[rows[i, t]]`` for float16 ``mat`` ``(n, d)`` given as uint16 bits.
+
+    ``rows`` ``(nq, K)`` int64, ``-1`` padded (score ``-inf``). Parallel over queries; ``mat``
+    may be a memory map: only the candidate rows are read, without a gathered copy.
+    """
+    nq, K = rows.shape
+    d = q.shape[1]
+    for i in prange(nq):
+        for t in range(K):
+            r = rows[i, t]
+            if r < 0:
+                out[i, t] = -np.inf
+                continue
+            s = np.float32(0.0)
+            for j in range(d):
+                s += q[i, j] * _half_bits_to_f32(mat[r, j])
+            out[i, t] = s
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def gather_dot_f32(q, rows, mat, out):  # pragma: no cover - compiled
+    """As :func:`gather_dot_f16` for a float32 ``mat``."""
+    nq, K = rows.shape
+    d = q.shape[1]
+    for i in prange(nq):
+        for t in range(K):
+            r = rows[i, t]
+            if r < 0:
+                out[i, t] = -np.inf
+                continue
+            s = np.float32(0.0)
+            for j in range(d):
+                s += q[i, j] * mat[r, j]
+            out[i, t] = s
 
 
 @njit(parallel=True, cache=True)

@@ -61,16 +61,45 @@ def lut_topk(
     return merge_chunks(s, r, k)
 
 
-def u8dot_topk(
+def i16u8_topk(
     qw: np.ndarray, codes: np.ndarray, k: int, *, tile: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores (nq, k) float32 descending, rows (nq, k))`` of ``qw @ codes.T`` with uint8 codes."""
+    """``(scores (nq, k) int64 descending, rows (nq, k))`` of ``qw @ codes.T`` in integers.
+
+    ``qw`` ``(nq, d)`` int16 with ``255 * sum(|qw[i]|) < 2**31`` (no int32 overflow), ``codes``
+    ``(n, d)`` uint8. Padding: ``iinfo(int64).min`` / ``-1``.
+    """
     kern = _kernels()
+    qw = np.ascontiguousarray(qw, dtype=np.int16)
+    if len(qw) and 255 * int(np.abs(qw.astype(np.int64)).sum(axis=1).max()) >= 2**31:
+        raise ValueError("int16 query weights too large: 255 * sum(|qw|) must stay below 2**31")
     nchunks, qblock = _plan(len(qw), len(codes), k, kern.threads())
-    s, r = kern.u8dot_topk(
-        np.ascontiguousarray(qw, dtype=np.float32), codes, int(k), nchunks, qblock, tile
-    )
+    s, r = kern.i16u8_topk(qw, np.ascontiguousarray(codes), int(k), nchunks, qblock, tile)
     return merge_chunks(s, r, k)
+
+
+def gather_dot(queries: np.ndarray, rows: np.ndarray, matrix: np.ndarray) -> np.ndarray | None:
+    """``(nq, K)`` float32 scores ``queries[i] . matrix[rows[i, t]]`` (``-inf`` where ``-1``).
+
+    Reads only the candidate rows of ``matrix`` (float16 or float32, C-contiguous, typically a
+    memory map). Returns ``None`` when numba or the layout is unavailable (caller falls back).
+    """
+    if not fast_available():
+        return None
+    mat = np.asarray(matrix)  # a memmap stays a view of the mapped file
+    if mat.dtype not in (np.float16, np.float32) or not mat.flags.c_contiguous:
+        return None
+    kern = _kernels()
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    r = np.ascontiguousarray(rows, dtype=np.int64)
+    if r.size and int(r.max()) >= len(mat):
+        raise ValueError(f"candidate row {int(r.max())} out of range for {len(mat)} rows")
+    out = np.empty(r.shape, dtype=np.float32)
+    if mat.dtype == np.float16:
+        kern.gather_dot_f16(q, r, mat.view(np.uint16), out)
+    else:
+        kern.gather_dot_f32(q, r, mat, out)
+    return out
 
 
 def hamming_matrix(qwords: np.ndarray, dbwords: np.ndarray) -> np.ndarray:

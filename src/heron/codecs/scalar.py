@@ -96,6 +96,22 @@ class ScalarQuantizer(Codec):
             )
         return out
 
+    def int_query(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The int8 scan's integer query: ``(qw (nq, d) int16, scale (nq,) float64)``.
+
+        ``qw ~ scale * (q * step)``, rounded, with the largest scale such that
+        ``|qw| <= 32767`` and ``255 * sum(|qw|) < 2**31`` (the int32 accumulator cannot
+        overflow), so ``q . x_hat = (qw . c) / scale + q . lo`` up to the rounding of the query
+        (relative error below ``2**-15`` per coefficient).
+        """
+        w = np.asarray(queries, dtype=np.float64) * self.step
+        a = np.abs(w)
+        big = np.maximum(a.max(axis=1), 1e-30)
+        tot = np.maximum(a.sum(axis=1), 1e-30)
+        scale = np.minimum(32767.0 / big, 0.999 * (2**31 - 1) / (255.0 * tot))
+        qw = np.clip(np.rint(w * scale[:, None]), -32767, 32767).astype(np.int16)
+        return qw, scale
+
     def lut(self, queries: np.ndarray) -> np.ndarray:
         """int4 tables ``(nq, ceil(d/2), 256)``: the score of each byte value for each query."""
         d = self._check()
@@ -115,7 +131,9 @@ class ScalarQuantizer(Codec):
             return super().topk(q, codes, k, block_size=block_size)
         off = (q @ self.lo)[:, None]
         if self.bits == 8:
-            s, r = _scan.u8dot_topk(q * self.step, codes, k)
+            qw, scale = self.int_query(q)
+            si, r = _scan.i16u8_topk(qw, codes, k)
+            s = np.where(r >= 0, si / scale[:, None], -np.inf).astype(np.float32)
         else:
             parts = [
                 _scan.lut_topk(self.lut(q[i : i + 256]), codes, k) for i in range(0, len(q), 256)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from heron.codecs import _scan
 from heron.codecs.base import Codec, as_matrix, load_codec, pad_topk
 
 RESCORE_DTYPES = ("float16", "float32")
@@ -39,6 +40,22 @@ def rescore_rows(
     ``(scores (nq, k) float32 descending, rows (nq, k) int64)``, padded ``-inf`` / ``-1``.
     """
     nq, K = rows.shape
+    fast = _scan.gather_dot(queries, rows, matrix)
+    if fast is not None:
+        out_s = fast
+    else:
+        out_s = _gather_dot_numpy(queries, rows, matrix, chunk)
+    order = np.argsort(-out_s, axis=1, kind="stable")[:, :k]
+    top_s = np.take_along_axis(out_s, order, axis=1)
+    top_r = np.where(np.isfinite(top_s), np.take_along_axis(rows, order, axis=1), -1)
+    return pad_topk(top_s, top_r, k)
+
+
+def _gather_dot_numpy(
+    queries: np.ndarray, rows: np.ndarray, matrix: np.ndarray, chunk: int
+) -> np.ndarray:
+    """numpy reference of ``_scan.gather_dot``: gathered blocks and an einsum."""
+    nq, K = rows.shape
     out_s = np.full((nq, K), -np.inf, dtype=np.float32)
     for s in range(0, nq, chunk):
         r = rows[s : s + chunk]
@@ -48,10 +65,7 @@ def rescore_rows(
         vec = block[inv.reshape(r.shape)]  # (b, K, d)
         sc = np.einsum("qd,qkd->qk", queries[s : s + chunk], vec, optimize=True)
         out_s[s : s + chunk] = np.where(valid, sc, -np.inf)
-    order = np.argsort(-out_s, axis=1, kind="stable")[:, :k]
-    top_s = np.take_along_axis(out_s, order, axis=1)
-    top_r = np.where(np.isfinite(top_s), np.take_along_axis(rows, order, axis=1), -1)
-    return pad_topk(top_s, top_r, k)
+    return out_s
 
 
 class TwoStageSearcher:
