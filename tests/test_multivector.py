@@ -112,6 +112,47 @@ def test_maxsim_equals_naive_loop(seed, block):
         )
 
 
+def test_fused_kernel_converts_every_float16_exactly():
+    # one 1-d token per document, query [[1]]: each MaxSim is the converted value itself
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    vals = bits.view(np.float16)
+    vals = vals[np.isfinite(vals)].reshape(-1, 1)
+    offs = np.arange(len(vals) + 1, dtype=np.int64)
+    got = maxsim_batch([np.ones((1, 1), np.float32)], vals, offs, method="numba")[0]
+    want = vals[:, 0].astype(np.float32)
+    assert np.array_equal(got, want)  # exact, subnormals included (-0 sums to +0)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_fused_kernel_equals_numpy_maxsim(dtype):
+    rng = np.random.default_rng(11)
+    docs = [
+        rng.normal(scale=0.05, size=(int(m), 384)).astype(np.float32)
+        for m in rng.integers(0, 40, size=64)
+    ]
+    docs[3][:, :10] = 3e-6  # float16 subnormals
+    r = RaggedArray.from_list(docs, dtype=dtype)
+    qs = [unit(rng.normal(size=(m, 384))) for m in (21, 0, 5, 1)]
+    fused = maxsim_batch(qs, r.values, r.offsets, method="numba")
+    ref = maxsim_batch(qs, r.values, r.offsets, method="numpy")
+    assert np.array_equal(np.isinf(fused), np.isinf(ref)) and np.isinf(fused[1]).all()
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(fused[fin], ref[fin], rtol=1e-5, atol=1e-5)
+    rows = np.array([5, -1, 63, 0, 5, 3])
+    for q in qs:
+        np.testing.assert_allclose(
+            maxsim_rerank_rows(q, r, rows, method="numba"),
+            maxsim_rerank_rows(q, r, rows, method="numpy"),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    s1, t1 = exact_maxsim_search(qs, r, 7, method="numba")
+    s2, t2 = exact_maxsim_search(qs, r, 7, method="numpy")
+    assert np.array_equal(t1, t2)
+    with pytest.raises(ValueError, match="method must be one of"):
+        maxsim_batch(qs, r.values, r.offsets, method="blas")
+
+
 def test_maxsim_stage_rerank_and_retrieve():
     docs, rng = corpus(2, empty=False)
     r = RaggedArray.from_list(docs, keys=np.arange(50, 80), dtype="float32")
@@ -182,6 +223,27 @@ def test_fde_blocks_are_sums_and_averages_and_fill():
         .reshape(4, 8)
     )
     assert all(not nofill[k].any() for k in range(4) if not (codes == k).any())
+
+
+def test_fde_centre_moves_partitions_not_values(tmp_path):
+    rng = np.random.default_rng(5)
+    x = unit(rng.normal(size=(40, 8)) + 3.0)  # anisotropic: one shared direction
+    plain = FDEEncoder(dim=8, k_sim=3, d_proj=8, r_reps=1, seed=1)
+    cen = FDEEncoder(dim=8, k_sim=3, d_proj=8, r_reps=1, seed=1).fit_centre(x)
+    np.testing.assert_allclose(cen.centre, x.mean(0), atol=1e-6)
+    pow2 = np.array([1, 2, 4])
+    codes_c = ((x - cen.centre) @ cen.hyperplanes[0] > 0) @ pow2
+    codes_p = (x @ plain.hyperplanes[0] > 0) @ pow2
+    assert len(np.unique(codes_c)) > len(np.unique(codes_p))  # centring spreads the tokens
+    fq = cen.encode_queries([x])[0].reshape(8, 8)
+    for k in range(8):
+        np.testing.assert_allclose(fq[k], x[codes_c == k].sum(0), atol=1e-5)  # raw-token sums
+    cen.save(tmp_path / "c.json")
+    back = FDEEncoder.load(tmp_path / "c.json")
+    np.testing.assert_array_equal(back.centre, cen.centre)
+    np.testing.assert_array_equal(back.encode_documents([x]), cen.encode_documents([x]))
+    with pytest.raises(ValueError, match="centre must be"):
+        FDEEncoder(dim=8, centre=np.zeros(7), d_proj=8)
 
 
 def test_fde_dimensions_projection_and_guards():
@@ -328,3 +390,24 @@ def test_redundancy_pruning_drops_near_duplicates():
         RaggedArray.from_list([x], dtype="float32"), 0.25, salience="redundancy"
     )
     assert keep.tolist().count(False) == 1 and not (keep[0] and keep[1])
+
+
+def test_token_idf_pruning_drops_common_word_pieces():
+    # word-piece 7 ("the") is in every document, 1000 + i only in document i
+    ids, vecs = [], []
+    for i in range(6):
+        ids += [7, 1000 + i, 7, 2000 + i % 2]
+        vecs.append(unit(np.random.default_rng(i).normal(size=(4, 8))))
+    r = RaggedArray.from_list(vecs, dtype="float32")
+    keep = salience_keep_mask(r, 0.5, salience="token-idf", token_ids=np.array(ids))
+    assert keep.reshape(6, 4).tolist() == [[False, True, False, True]] * 6
+    with pytest.raises(ValueError, match="token_ids"):
+        salience_keep_mask(r, 0.5, salience="token-idf")
+    # common-pieces: 7 (in every document, > 60 %) goes first, the rest at random
+    common = salience_keep_mask(
+        r, 0.25, salience="common-pieces", token_ids=np.array(ids), common_df=0.6
+    )
+    assert common.reshape(6, 4).sum(axis=1).tolist() == [3] * 6
+    assert not common.reshape(6, 4)[:, [0, 2]].all(axis=1).any()
+    with pytest.raises(ValueError, match="common_df"):
+        salience_keep_mask(r, 0.5, salience="common-pieces", token_ids=np.array(ids), common_df=1.5)

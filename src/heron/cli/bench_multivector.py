@@ -12,13 +12,17 @@ Compares, in one process on the dataset's cached per-token MiniLM vectors:
 
 Reported per method: nDCG@10, recall of the exact-MaxSim top-10 within the method's candidates
 (and within its final top-10), bytes per document, queries/second and speed-up over exact MaxSim
-(timings in the same process). Writes ``multivector-DATASET.json``, ``.md`` and ``.png`` to ``--out``.
+(every method timed one query at a time on the same ``--timing-queries`` queries in the same
+process, but not interleaved: ``benchmarks/multivector_latency.py`` interleaves them and is the
+reference for the speed bar). Writes ``multivector-DATASET.json``, ``.md`` and ``.png`` to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,8 +56,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--muvera",
         nargs="*",
         default=DEFAULT_MUVERA,
-        metavar="K_SIM,D_PROJ,R_REPS[,D_FINAL]",
-        help="MUVERA configurations",
+        metavar="K_SIM,D_PROJ,R_REPS[,D_FINAL][,c]",
+        help="MUVERA configurations; a trailing ',c' centres tokens (corpus mean) before SimHash",
     )
     parser.add_argument(
         "--fastembed",
@@ -65,6 +69,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool-vectors", type=int, default=8, help="pooled vectors per document")
     parser.add_argument(
         "--prune", type=float, default=0.5, help="fraction of tokens pruned by salience"
+    )
+    parser.add_argument(
+        "--prune-codes",
+        nargs="*",
+        default=["token-idf", "idf", "redundancy"],
+        choices=["token-idf", "common-pieces", "idf", "redundancy"],
+        help="saliences whose pruned tokens are also scored as codes (each adds passes)",
     )
     parser.add_argument(
         "--residual-bits",
@@ -210,7 +221,7 @@ def bench(args: argparse.Namespace) -> dict:
     from heron.multivector.muvera import FDEEncoder
     from heron.multivector.pooling import pool_tokens
     from heron.multivector.tokencodes import CodedTokens, TokenCodec, salience_keep_mask
-    from heron.multivector.tokens import cached_token_vectors, token_stats
+    from heron.multivector.tokens import cached_token_ids, cached_token_vectors, token_stats
     from heron.retrieval.topk import exact_search
 
     ds = load_beir(args.dataset)
@@ -276,8 +287,13 @@ def bench(args: argparse.Namespace) -> dict:
     keep = salience_keep_mask(docs, args.prune, salience="idf", codes=coded["0"].codes)
     keep_rnd = salience_keep_mask(docs, args.prune, salience="random")
     keep_red = salience_keep_mask(docs, args.prune, salience="redundancy")
+    tids = cached_token_ids(ds, enc, docs)
+    keep_tid = salience_keep_mask(docs, args.prune, salience="token-idf", token_ids=tids)
+    keep_com = salience_keep_mask(docs, args.prune, salience="common-pieces", token_ids=tids)
     variants: dict[str, dict] = {
         "exact": {"source": "float"},
+        "prune-token-idf": {"source": "float", "keep": keep_tid},
+        "prune-common-pieces": {"source": "float", "keep": keep_com},
         "prune-idf": {"source": "float", "keep": keep},
         "prune-redundancy": {"source": "float", "keep": keep_red},
         "prune-random": {"source": "float", "keep": keep_rnd},
@@ -291,8 +307,14 @@ def bench(args: argparse.Namespace) -> dict:
             "residuals": coded[bits].residuals,
         }
         variants[f"codes{bits}"] = base
-        variants[f"prune-idf+codes{bits}"] = {**base, "keep": keep}
-        variants[f"prune-redundancy+codes{bits}"] = {**base, "keep": keep_red}
+        masks = {
+            "token-idf": keep_tid,
+            "common-pieces": keep_com,
+            "idf": keep,
+            "redundancy": keep_red,
+        }
+        for sal in args.prune_codes:
+            variants[f"prune-{sal}+codes{bits}"] = {**base, "keep": masks[sal]}
     full = multi_pass(qt, docs, variants)
     ex = full["exact"]
     if docs.deleted.any():
@@ -306,9 +328,13 @@ def bench(args: argparse.Namespace) -> dict:
 
     # -- exact MaxSim oracle: quality from the one-pass matrix, speed timed on tq queries ---------
     ex_s, ex_r = _topk(ex, 100)
+    # timed one query at a time (serving latency), like the rerank paths below; with numba both
+    # use the same fused kernel (float16 tokens read in place), so neither side is handicapped
     t = time.perf_counter()
-    chk_s, chk_r = exact_maxsim_search(qt_t, docs, 100)
+    chk = [exact_maxsim_search([q], docs, 100) for q in qt_t]
     t_exact = time.perf_counter() - t
+    chk_s = np.concatenate([c[0] for c in chk])
+    chk_r = np.concatenate([c[1] for c in chk])
     assert np.array_equal(chk_r[:, :10], ex_r[:tq, :10]) or np.allclose(
         chk_s[:, :10], ex_s[:tq, :10], atol=1e-3
     )
@@ -337,7 +363,7 @@ def bench(args: argparse.Namespace) -> dict:
         cand_s, cand_r = first(qt)
         rec_c = _recall(exact_top10, cand_r[:, :K])
         t0 = time.perf_counter()
-        _, r_t = first(qt_t)
+        r_t = np.concatenate([first([q])[1] for q in qt_t])  # one query at a time, like exact
         t_first = time.perf_counter() - t0
         add(
             method + " (first stage only)",
@@ -370,16 +396,21 @@ def bench(args: argparse.Namespace) -> dict:
     # -- MUVERA ---------------------------------------------------------------------------------
     fe_set = {tuple(int(v) for v in c.split(",")) for c in (args.fastembed or [])}
     for cfg in args.muvera:
-        parts = [int(v) for v in cfg.split(",")]
+        raw = cfg.split(",")
+        centred = raw[-1].strip().lower() == "c"
+        parts = [int(v) for v in (raw[:-1] if centred else raw)]
         k_sim, d_proj, r_reps = parts[:3]
         d_final = parts[3] if len(parts) > 3 else None
         fde = FDEEncoder(dim=docs.dim, k_sim=k_sim, d_proj=d_proj, r_reps=r_reps, d_final=d_final)
         t0 = time.perf_counter()
+        if centred:
+            fde.fit_centre(docs)
         doc_f = fde.encode_documents(docs, progress=True)
         b = time.perf_counter() - t0
         name = (
             f"MUVERA k_sim={k_sim} d_proj={d_proj} r_reps={r_reps}"
             + (f" d_final={d_final}" if d_final else "")
+            + (" centred" if centred else "")
             + f" ({fde.dimension} dims)"
         )
         staged(
@@ -391,7 +422,7 @@ def bench(args: argparse.Namespace) -> dict:
             build_seconds=round(b, 1),
         )
         del doc_f
-        if (k_sim, d_proj, r_reps) in fe_set and d_final is None:
+        if (k_sim, d_proj, r_reps) in fe_set and d_final is None and not centred:
             from heron._deps import require
 
             require("fastembed", purpose="the fastembed MUVERA reference")
@@ -469,9 +500,21 @@ def bench(args: argparse.Namespace) -> dict:
             "codes",
             f"codes{bits}",
             c.bytes_per_doc(),
-            timer=lambda c=c: c.maxsim_batch(qt_t),
+            timer=lambda c=c: [c.maxsim_batch([q]) for q in qt_t],
             build_seconds=round(build[f"codes{bits}"], 1),
         )
+    compressed(
+        f"prune {args.prune:.0%} of tokens: common word pieces first, then random, float16",
+        "pruned",
+        "prune-common-pieces",
+        float(keep_com.sum()) / max(len(docs), 1) * docs.dim * 2 + 8,
+    )
+    compressed(
+        f"prune {args.prune:.0%} of tokens by salience (word-piece IDF), float16",
+        "pruned",
+        "prune-token-idf",
+        float(keep_tid.sum()) / max(len(docs), 1) * docs.dim * 2 + 8,
+    )
     compressed(
         f"prune {args.prune:.0%} of tokens by salience (centroid IDF), float16",
         "pruned",
@@ -490,7 +533,12 @@ def bench(args: argparse.Namespace) -> dict:
         "prune-random",
         kept * docs.dim * 2 + 8,
     )
-    for sal in ("idf", "redundancy"):
+    for sal in args.prune_codes:
+        kept = float(
+            {"token-idf": keep_tid, "common-pieces": keep_com, "idf": keep, "redundancy": keep_red}[
+                sal
+            ].sum()
+        ) / max(len(docs), 1)
         for bits in codecs:
             compressed(
                 f"prune {args.prune:.0%} ({sal}) + " + code_label(bits),
@@ -510,8 +558,7 @@ def bench(args: argparse.Namespace) -> dict:
         "candidates": K,
         "exact_maxsim_seconds_timing_queries": round(t_exact, 3),
         "rows": rows,
-        "command": f"heron bench --multivector {args.dataset} --out {args.out}"
-        + (" --quick" if args.quick else ""),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
     write_report(report, Path(args.out))
     return report

@@ -8,10 +8,19 @@ Interaction over BERT", SIGIR 2020. For a query ``Q`` (``(m, d)``) and a documen
 
 which MUVERA (Dhulipala et al., NeurIPS 2024) calls the (asymmetric) Chamfer similarity.
 
-The kernels here are vectorised: one matrix product of all query tokens against a block of
-document tokens, then ``np.maximum.reduceat`` over each document's token span and
-``np.add.reduceat`` over each query's token span. A document with zero tokens scores ``-inf``
-(it can never be retrieved by MaxSim).
+Two implementations give the same scores (to float rounding):
+
+* ``"numba"`` (default when numba is installed and the queries have few tokens): one fused
+  parallel pass per document that reads its float16 (or float32) tokens straight from the
+  memory-mapped store, converts them in registers, and keeps the per-query-token maxima
+  (:mod:`heron.multivector._maxsim_numba`). Used by the whole-corpus oracle *and* the reranker,
+  so speed comparisons between them are fair.
+* ``"numpy"``: one BLAS product of all query tokens against a block of documents, then
+  ``np.maximum.reduceat`` over each document's token span and ``np.add.reduceat`` over each
+  query's span. Faster for large query batches (many hundreds of query tokens), where the
+  conversion of each block is amortised over the whole batch.
+
+A document with zero tokens scores ``-inf`` (it can never be retrieved by MaxSim).
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ from heron.pipeline import Queries, Stage, rescore
 from heron.results import PAD_KEY, Results, check_k
 
 QueryTokens = Sequence[np.ndarray] | RaggedArray
+METHODS = ("auto", "numba", "numpy")
+#: With ``method="auto"``, query batches with more stacked tokens than this use BLAS blocks.
+NUMBA_MAX_QUERY_TOKENS = 256
 
 
 def as_token_list(queries: QueryTokens, dim: int | None = None) -> list[np.ndarray]:
@@ -93,11 +105,19 @@ def maxsim_batch(
     *,
     block_tokens: int = 1 << 15,
     progress: bool = False,
+    method: str = "auto",
 ) -> np.ndarray:
     """MaxSim of every query against every document, shape ``(n_queries, n_docs)``.
 
-    All query tokens are stacked and multiplied with one block of whole documents at a time, so
-    the cost is one BLAS call per block whatever the number of queries.
+    Parameters
+    ----------
+    queries: list of ``(m_i, d)`` query token arrays (or a :class:`RaggedArray`).
+    values: ``(n_tokens, d)`` float16/float32 document tokens (memmaps are read in place).
+    offsets: ``(n_docs + 1,)`` spans of each document in ``values``.
+    block_tokens: document tokens per BLAS product (``"numpy"`` method).
+    progress: show a progress bar (``"numpy"`` method).
+    method: ``"auto"`` (numba kernel for up to :data:`NUMBA_MAX_QUERY_TOKENS` stacked query
+        tokens, else BLAS blocks), ``"numba"`` or ``"numpy"``.
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     qs = as_token_list(queries, int(values.shape[1]))
@@ -108,6 +128,9 @@ def maxsim_batch(
     out = np.full((len(qs), n_docs), -np.inf, dtype=np.float32)
     if qoff[-1] == 0 or n_docs == 0:
         return out
+    if _use_numba(method, int(qoff[-1]), values):
+        rows = np.arange(n_docs, dtype=np.int64)
+        return _numba_rows(qs, qoff, values, offsets, rows)
     qall = np.concatenate([q for q in qs if len(q)], axis=0)
     qnz = qlens > 0
     # keep the (query tokens x block) score matrix under ~256 MB
@@ -141,9 +164,11 @@ def exact_maxsim_search(
     block_tokens: int = 1 << 15,
     query_batch: int = 64,
     progress: bool = False,
+    method: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact MaxSim top-``k`` over a whole token store (the brute-force oracle).
 
+    ``method`` selects the scoring kernel (see :func:`maxsim_batch`).
     Returns ``(scores (n_queries, k) float32, rows (n_queries, k) int64)``, padded ``-inf``/``-1``;
     deleted documents and documents without tokens are never returned.
     """
@@ -158,6 +183,7 @@ def exact_maxsim_search(
             docs.offsets,
             block_tokens=block_tokens,
             progress=progress,
+            method=method,
         )
         if docs.deleted.any():
             sc[:, docs.deleted] = -np.inf
@@ -186,13 +212,26 @@ def _topk(sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def maxsim_rerank_rows(
-    query: np.ndarray, docs: RaggedArray, rows: np.ndarray, *, block_tokens: int = 1 << 16
+    query: np.ndarray,
+    docs: RaggedArray,
+    rows: np.ndarray,
+    *,
+    block_tokens: int = 1 << 16,
+    method: str = "auto",
 ) -> np.ndarray:
-    """Exact MaxSim of one query against the documents at ``rows`` (``-1`` -> ``-inf``), shape ``(len(rows),)``."""
+    """Exact MaxSim of one query against the documents at ``rows`` (``-1`` -> ``-inf``), shape ``(len(rows),)``.
+
+    With numba (``method="auto"``/``"numba"``) the candidates' tokens are read in place from the
+    store by the fused kernel; ``"numpy"`` gathers them into float32 blocks of ``block_tokens``.
+    """
     rows = np.asarray(rows, dtype=np.int64)
     out = np.full(len(rows), -np.inf, dtype=np.float32)
+    query = np.asarray(query, dtype=np.float32)
     if len(query) == 0 or len(rows) == 0:
         return out
+    if _use_numba(method, len(query), docs.values):
+        qoff = np.array([0, len(query)], dtype=np.int64)
+        return _numba_rows([query], qoff, docs.values, docs.offsets, rows)[0]
     lens = np.where(rows >= 0, docs.lengths()[np.maximum(rows, 0)], 0)
     start = 0
     while start < len(rows):
@@ -205,6 +244,52 @@ def maxsim_rerank_rows(
         if len(vals):
             out[start:stop] = _segment_max(query @ vals.T, offs).sum(axis=0)
         start = stop
+    return out
+
+
+def _use_numba(method: str, n_query_tokens: int, values: Any) -> bool:
+    """Whether the fused numba kernel scores this batch (see :func:`maxsim_batch`)."""
+    from heron._deps import has
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "numpy":
+        return False
+    ok = np.dtype(values.dtype).name in ("float16", "float32") and has("numba")
+    if method == "numba":
+        if not ok:
+            raise ValueError(
+                f"method='numba' needs numba installed and float16/float32 tokens (got {np.dtype(values.dtype).name}); "
+                "use method='numpy' or pip install 'heron[fast]'"
+            )
+        return True
+    return ok and n_query_tokens <= NUMBA_MAX_QUERY_TOKENS
+
+
+def _numba_rows(
+    qs: list[np.ndarray],
+    qoff: np.ndarray,
+    values: Any,
+    offsets: np.ndarray,
+    rows: np.ndarray,
+) -> np.ndarray:
+    """Run the fused kernel: scores ``(n_queries, len(rows))`` of queries ``qs`` against ``rows``."""
+    from heron.multivector import _maxsim_numba as kern
+    from heron.retrieval.topk import _num_threads
+
+    qall = np.ascontiguousarray(
+        np.concatenate(qs, axis=0) if len(qs) else np.zeros((0, values.shape[1])),
+        dtype=np.float32,
+    )
+    out = np.empty((len(qs), len(rows)), dtype=np.float32)
+    n_chunks = max(1, min(_num_threads() * 8, len(rows)))
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    v = np.asarray(values)  # a memmap becomes a plain ndarray view (no copy)
+    if v.dtype == np.float16:
+        kern.maxsim_rows_f16(qall, qoff, v.view(np.uint16), offsets, rows, out, n_chunks)
+    else:
+        kern.maxsim_rows_f32(qall, qoff, v, offsets, rows, out, n_chunks)
     return out
 
 

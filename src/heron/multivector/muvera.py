@@ -53,6 +53,11 @@ class FDEEncoder:
         ``fill_empty_partitions``); queries are never filled.
     seed: random seed (hyperplanes and projections are derived from it).
     max_dimension: guard: raise when the FDE would be longer than this.
+    centre: optional ``(dim,)`` vector subtracted from every token *before SimHash partitioning
+        only* (block sums/averages use the raw tokens). Contextual token vectors of models like
+        MiniLM share a large common direction, so hyperplanes through the origin split them
+        unevenly; centring on the corpus mean token (:meth:`fit_centre`) balances the
+        partitions. ``None`` = the paper's plain SimHash.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class FDEEncoder:
         fill_empty: bool = True,
         seed: int = 42,
         max_dimension: int = MAX_DIMENSION,
+        centre: np.ndarray | None = None,
     ) -> None:
         for name, v in (
             ("dim", dim),
@@ -118,6 +124,14 @@ class FDEEncoder:
             int(seed),
             int(max_dimension),
         )
+        self.centre: np.ndarray | None = None
+        if centre is not None:
+            c = np.asarray(centre, dtype=np.float32)
+            if c.shape != (self.dim,) or not np.isfinite(c).all():
+                raise ValueError(
+                    f"centre must be a finite ({self.dim},) vector, got shape {c.shape}; use fit_centre(docs)"
+                )
+            self.centre = c
         self.n_partitions = 1 << self.k_sim
         self.inner_dimension = inner
         self.dimension = out
@@ -153,12 +167,32 @@ class FDEEncoder:
             "fill_empty": self.fill_empty,
             "seed": self.seed,
             "max_dimension": self.max_dimension,
+            "centre": None if self.centre is None else [float(v) for v in self.centre],
         }
 
+    def fit_centre(self, docs: Any, *, max_tokens: int = 1 << 18, seed: int = 0) -> FDEEncoder:
+        """Set :attr:`centre` to the mean document token (from up to ``max_tokens`` sampled tokens).
+
+        ``docs``: a :class:`RaggedArray` or a ``(n_tokens, dim)`` array. Returns ``self``.
+        """
+        values = docs.values if isinstance(docs, RaggedArray) else np.asarray(docs)
+        if values.ndim != 2 or values.shape[1] != self.dim or len(values) == 0:
+            raise ValueError(
+                f"fit_centre needs a non-empty (n_tokens, {self.dim}) token matrix, got shape {values.shape}"
+            )
+        n = len(values)
+        if n > max_tokens:
+            idx = np.sort(np.random.default_rng(seed).choice(n, max_tokens, replace=False))
+            values = values[idx]
+        self.centre = np.asarray(values, dtype=np.float32).mean(axis=0)
+        return self
+
     def __repr__(self) -> str:
+        shown = {k: v for k, v in self.params().items() if k != "centre"}
+        shown["centre"] = self.centre is not None
         return (
             "FDEEncoder("
-            + ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+            + ", ".join(f"{k}={v!r}" for k, v in shown.items())
             + f") -> {self.dimension} dims"
         )
 
@@ -227,9 +261,10 @@ class FDEEncoder:
         if len(vals) == 0:
             return self._finish(inner.reshape(n, -1))
         pow2 = (1 << np.arange(self.k_sim)).astype(np.int64)
+        hv = vals - self.centre if self.centre is not None else vals
         for r in range(self.r_reps):
             codes = (
-                ((vals @ self.hyperplanes[r]) > 0).astype(np.int64) @ pow2
+                ((hv @ self.hyperplanes[r]) > 0).astype(np.int64) @ pow2
                 if self.k_sim
                 else np.zeros(len(vals), np.int64)
             )

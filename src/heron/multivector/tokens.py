@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from heron.multivector.ragged import RaggedArray, RaggedWriter
 
 
@@ -81,6 +83,60 @@ def cached_token_vectors(
     }
 
 
+def token_ids(texts: Sequence[str], encoder: Any, *, batch: int = 1024) -> np.ndarray:
+    """Vocabulary ids of the tokens ``encoder.encode_tokens`` keeps, concatenated, shape ``(n_tokens,)``.
+
+    Same truncation (``max_seq_length``) and the same special-token filtering as
+    :meth:`~heron.encoders.dense.SentenceTransformerEncoder.encode_tokens`, so id ``i`` belongs to
+    token vector ``i`` of the ragged store. Needs the encoder's Hugging Face tokenizer
+    (``encoder.tokenizer`` or a sentence-transformers ``encoder._model.tokenizer``).
+    """
+    tok = getattr(encoder, "tokenizer", None)
+    if tok is None:
+        tok = getattr(getattr(encoder, "_model", None), "tokenizer", None)
+    if tok is None:
+        raise TypeError(
+            f"encoder {type(encoder).__name__} exposes no tokenizer; token ids need a Hugging Face tokenizer"
+        )
+    max_len = int(getattr(encoder, "max_seq_length", 512))
+    special = np.array(sorted(set(tok.all_special_ids)), dtype=np.int64)
+    out: list[np.ndarray] = []
+    for s in range(0, len(texts), batch):
+        enc = tok(list(texts[s : s + batch]), truncation=True, max_length=max_len)["input_ids"]
+        for ids in enc:
+            a = np.asarray(ids, dtype=np.int64)
+            out.append(a[~np.isin(a, special)])
+    return np.concatenate(out).astype(np.int32) if out else np.zeros(0, np.int32)
+
+
+def cached_token_ids(dataset: Any, encoder: Any, docs: RaggedArray) -> np.ndarray:
+    """Vocabulary id of every stored document token of ``dataset`` (cached next to its tokens).
+
+    Returns ``(n_tokens,)`` int32, aligned with ``docs.values``; raises if the tokenizer's count
+    differs from the stored token counts (then the cache does not belong to this encoder).
+    """
+    from heron.eval.cache import cache_dir
+
+    h = hashlib.sha1("\x1f".join(dataset.doc_ids).encode()).hexdigest()[:12]
+    safe_model = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder.name)[-60:]
+    path = cache_dir() / "tokens" / f"{dataset.name}-{safe_model}-{h}" / "docs-token-ids.npy"
+    if path.exists():
+        ids = np.load(path)
+    else:
+        ids = token_ids(dataset.documents(), encoder)
+        if len(ids) == docs.values.shape[0]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, ids)
+            tmp.replace(path)
+    if len(ids) != docs.values.shape[0]:
+        raise ValueError(
+            f"tokenizer gives {len(ids)} tokens but the store holds {docs.values.shape[0]}; "
+            "the token cache was built with another encoder or settings"
+        )
+    return ids
+
+
 def token_stats(r: RaggedArray) -> dict:
     lens = r.lengths()
     return {
@@ -91,4 +147,10 @@ def token_stats(r: RaggedArray) -> dict:
     }
 
 
-__all__ = ["cached_token_vectors", "encode_tokens_to", "token_stats"]
+__all__ = [
+    "cached_token_ids",
+    "cached_token_vectors",
+    "encode_tokens_to",
+    "token_ids",
+    "token_stats",
+]
