@@ -68,12 +68,19 @@ def make_reader():
 
 
 def single(fns: dict, q: np.ndarray, reps: int) -> dict[str, float]:
-    """Median ms/query of each fn, interleaved query by query."""
+    """Median ms/query of each fn, interleaved query by query.
+
+    The order of the methods rotates from one query to the next, so no method always runs
+    right after the same neighbour (whose cache footprint and thread wake-ups it would inherit).
+    """
     for f in fns.values():
         f(q[:1])
+    names = list(fns)
     times = {name: [] for name in fns}
     for i in range(reps):
-        for name, f in fns.items():
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            f = fns[name]
             t = time.perf_counter()
             f(q[i : i + 1])
             times[name].append(time.perf_counter() - t)
