@@ -97,11 +97,7 @@ def run(args: argparse.Namespace) -> int:
     name = Path(args.dataset).name
     out = args.out or f"out/bench-{name}"
     meta = {
-        "dataset": name,
-        "model": data["model"],
-        "split": args.split,
-        "n_docs": data["n_docs"],
-        "n_sample": data["n_sample"],
+        **_meta(args, data, name),
         "rescore": args.rescore,
         "train_queries": (
             f"{args.train_split} ({len(train_q)})" if train_q is not None else "pseudo"
@@ -144,14 +140,7 @@ def _run_indexes(args: argparse.Namespace) -> int:
     )
     name = Path(args.dataset).name
     out = args.out or f"out/bench-{name}-indexes"
-    meta = {
-        "dataset": name,
-        "model": data["model"],
-        "split": args.split,
-        "n_docs": data["n_docs"],
-        "n_sample": data["n_sample"],
-        "kind": "indexes",
-    }
+    meta = {**_meta(args, data, name), "kind": "indexes"}
     paths = write_report(
         rows, out, title=f"heron bench {name} --indexes ({data['model']})", meta=meta
     )
@@ -167,3 +156,14 @@ def _run_indexes(args: argparse.Namespace) -> int:
         )
     print(json.dumps(paths))
     return 0
+
+
+def _meta(args: argparse.Namespace, data: dict, name: str) -> dict:
+    """What every bench report records about its data."""
+    return {
+        "dataset": name,
+        "model": data["model"],
+        "split": args.split,
+        "n_docs": data["n_docs"],
+        "n_sample": data["n_sample"],
+    }
