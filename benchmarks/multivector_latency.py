@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--muvera",
         nargs="*",
-        default=["5,16,20"],
-        help="MUVERA settings K_SIM,D_PROJ,R_REPS[,c] (c = tokens centred before SimHash)",
+        default=["5,16,20", "4,8,80,c,w,e"],
+        help="MUVERA settings K_SIM,D_PROJ,R_REPS[,D_FINAL][,FLAG...] (flags: see "
+        "heron.multivector.muvera.parse_spec; c = tokens centred before SimHash)",
     )
     p.add_argument("--pooling", nargs="*", default=["window", "kmeans"])
     p.add_argument("--threads", type=int, default=1, help="numba + BLAS threads (0 = all)")
@@ -61,9 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         maxsim_batch,
         maxsim_rerank_rows,
     )
-    from heron.multivector.muvera import FDEEncoder
+    from heron.multivector.muvera import FDEEncoder, encoder_from_spec, parse_spec
     from heron.multivector.pooling import pool_tokens
-    from heron.multivector.tokens import cached_token_vectors
+    from heron.multivector.tokens import (
+        cached_token_ids,
+        cached_token_vectors,
+        token_ids,
+        vocab_size,
+    )
     from heron.retrieval.topk import exact_search
 
     if args.threads > 0:
@@ -73,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         numba.set_num_threads(args.threads)
         threadpool_limits(args.threads)
 
+    for spec in args.muvera:  # bad specs fail before any work
+        parse_spec(spec)
     ds = load_beir(args.dataset)
-    data = cached_token_vectors(ds, load_encoder())
+    enc = load_encoder()
+    data = cached_token_vectors(ds, enc)
     docs = data["docs"]
     qt = as_token_list(data["query_tokens"])[: args.queries]
     K = args.candidates
@@ -87,30 +96,46 @@ def main(argv: list[str] | None = None) -> int:
     methods["exact"] = exact_one
     info: dict[str, dict] = {"exact": {"bytes_per_doc": float(docs.values.nbytes / len(docs))}}
 
+    piece_ids: dict = {}
     for spec in args.muvera:
-        raw = spec.split(",")
-        centre = raw[-1].strip().lower() == "c"
-        k_sim, d_proj, r_reps = (int(v) for v in (raw[:-1] if centre else raw)[:3])
-        fde = FDEEncoder(dim=docs.dim, k_sim=k_sim, d_proj=d_proj, r_reps=r_reps)
-        if centre:
-            fde.fit_centre(docs)
+        cfg = parse_spec(spec)
+        if cfg["weights"] is not None and "docs" not in piece_ids:
+            piece_ids["docs"] = cached_token_ids(ds, enc, docs)
+            piece_ids["queries"] = [token_ids([t], enc) for t in data["queries"][: args.queries]]
+        fde, doc_w, table = encoder_from_spec(
+            spec,
+            docs,
+            doc_token_ids=piece_ids.get("docs"),
+            vocab_size=vocab_size(enc) if cfg["weights"] else None,
+        )
+        centre = cfg["centre"]
+        wtag = {None: "", "common-pieces": "-ws", "idf": "-ww"}[cfg["weights"]]
         name = f"muvera {fde.dimension}d ({spec})"
         doc_f = cached_array(
-            f"muvera-fde-{args.dataset}-{json.dumps(fde.params(), sort_keys=True)}",
+            f"muvera-fde-{args.dataset}-{json.dumps(fde.params(), sort_keys=True)}" + wtag,
             ds.doc_ids,
-            lambda fde=fde: fde.encode_documents(docs, progress=True),
+            lambda fde=fde, doc_w=doc_w: fde.encode_documents(docs, weights=doc_w, progress=True),
+        )
+        q_w = (
+            {id(q): table[t] for q, t in zip(qt, piece_ids["queries"])}
+            if cfg["weight_queries"]
+            else {}
         )
 
         def muvera_one(
-            q: np.ndarray, fde: FDEEncoder = fde, doc_f: np.ndarray = doc_f
+            q: np.ndarray, fde: FDEEncoder = fde, doc_f: np.ndarray = doc_f, q_w: dict = q_w
         ) -> np.ndarray:
-            _, r = exact_search(fde.encode_queries([q]), doc_f, K)
+            w = q_w.get(id(q)) if q_w else None
+            _, r = exact_search(fde.encode_queries([q], weights=w), doc_f, K)
             s = maxsim_rerank_rows(q, docs, r[0])
             return r[0][np.argsort(-s, kind="stable")[:10]]
 
         methods[name] = muvera_one
         params = {k: v for k, v in fde.params().items() if k != "centre"}
-        info[name] = {"bytes_per_doc": fde.dimension * 4, "params": {**params, "centred": centre}}
+        info[name] = {
+            "bytes_per_doc": fde.dimension * 4,
+            "params": {**params, "centred": centre, "weights": cfg["weights"]},
+        }
 
     for pm in args.pooling:
         t0 = time.perf_counter()

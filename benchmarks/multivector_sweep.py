@@ -2,9 +2,13 @@
 
 Two deterministic sweeps on a BEIR dataset's cached MiniLM token vectors (test split):
 
-* ``muvera``: for each FDE setting ``K_SIM,D_PROJ,R_REPS[,c]`` (``c`` = tokens centred on the
-  corpus mean before SimHash), the share of the exact-MaxSim top-10 inside the FDE top-100 /
-  200 / 500, and nDCG@10 after exact MaxSim rerank of the top-100 / 200;
+* ``muvera``: for each FDE setting ``K_SIM,D_PROJ,R_REPS[,D_FINAL][,FLAGS...]`` the share of
+  the exact-MaxSim top-10 inside the FDE top-100 / 200 / 500, and nDCG@10 after exact MaxSim
+  rerank of the top-100 / 200. Flags: ``c`` = tokens centred on the corpus mean before SimHash;
+  ``s`` = common word pieces (stopwords, punctuation; ``piece_weights(scheme="common-pieces")``)
+  left out of the document FDEs, ``sq`` = also of the query FDEs; ``w`` / ``wq`` = word-piece
+  IDF-weighted document averages (and query sums); ``e`` = empty document partitions left
+  empty (the paper's ``fill_empty_partitions`` off);
 * ``prune``: nDCG@10 of exact MaxSim after pruning a fraction of each document's tokens by
   word-piece IDF (``token-idf``) and at random;
 * ``pooled``: pooled multi-stage search (``window`` / ``kmeans`` <= 8 vectors per document,
@@ -12,10 +16,12 @@ Two deterministic sweeps on a BEIR dataset's cached MiniLM token vectors (test s
   and after exact MaxSim rerank of the top-100.
 
 The exact top-100 and the document FDEs are cached (``heron.eval.cache.cached_array``).
+Choose settings on ``--split train`` (a seeded ``--max-queries`` sample), then report ``test``.
 
 Usage::
 
     python benchmarks/multivector_sweep.py muvera nfcorpus 5,16,20 5,16,20,c 5,8,40,c
+    python benchmarks/multivector_sweep.py muvera nfcorpus 4,8,80,c 4,8,80,c,sq --split train --max-queries 500
     python benchmarks/multivector_sweep.py prune nfcorpus --fraction 0.5
     python benchmarks/multivector_sweep.py pooled scifact
 """
@@ -40,6 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("settings", nargs="*", default=["5,16,20", "5,16,20,c"])
     p.add_argument("--fraction", type=float, default=0.5, help="share of tokens pruned")
     p.add_argument("--out", default="out/multivector")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="query split (select settings on 'train', report them on 'test')",
+    )
+    p.add_argument(
+        "--max-queries",
+        type=int,
+        default=0,
+        help="use a seeded sample of this many queries of the split (0 = all)",
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from heron.cli.bench_multivector import _run_dict, multi_pass
@@ -53,18 +70,29 @@ def main(argv: list[str] | None = None) -> int:
         exact_maxsim_search,
         maxsim_rerank_rows,
     )
-    from heron.multivector.muvera import FDEEncoder
+    from heron.multivector.muvera import encoder_from_spec, parse_spec
     from heron.multivector.pooling import pool_tokens
     from heron.multivector.tokencodes import salience_keep_mask
-    from heron.multivector.tokens import cached_token_ids, cached_token_vectors
+    from heron.multivector.tokens import (
+        cached_token_ids,
+        cached_token_vectors,
+        token_ids,
+        vocab_size,
+    )
     from heron.retrieval.topk import exact_search
 
     ds = load_beir(args.dataset)
     enc = load_encoder()
-    data = cached_token_vectors(ds, enc)
+    data = cached_token_vectors(ds, enc, split=args.split)
     docs = data["docs"]
     qt = as_token_list(data["query_tokens"])
     qids, ids, qrels = list(data["query_ids"]), data["doc_ids"], data["qrels"]
+    qtexts = list(data["queries"])
+    if 0 < args.max_queries < len(qids):
+        pick = np.sort(np.random.default_rng(0).choice(len(qids), args.max_queries, replace=False))
+        qt, qids, qtexts = [qt[i] for i in pick], [qids[i] for i in pick], [qtexts[i] for i in pick]
+        qrels = {q: qrels[q] for q in qids}
+    split_tag = "" if args.split == "test" else f"-{args.split}"
 
     def ndcg(rows: np.ndarray, scores: np.ndarray) -> float:
         return evaluate(qrels, _run_dict(ids, qids, rows, scores), ["nDCG@10"])["nDCG@10"]
@@ -111,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             s, r = exact_maxsim_search(qt, docs, 100, progress=True)
             return np.concatenate([r.astype(np.float32), s], axis=1)
 
-        ex = cached_array(f"maxsim-exact-top100-{args.dataset}", qids, exact)
+        ex = cached_array(f"maxsim-exact-top100-{args.dataset}{split_tag}", qids, exact)
         ex_r, ex_s = ex[:, :100].astype(np.int64), ex[:, 100:]
         nd_ex = ndcg(ex_r, ex_s)
         results.append({"method": "exact MaxSim", "nDCG@10": round(nd_ex, 4)})
@@ -140,24 +168,33 @@ def main(argv: list[str] | None = None) -> int:
             }
             results.append(row)
             print(json.dumps(row), flush=True)
+        q_ids = None
         for spec in args.settings if args.sweep == "muvera" else []:
-            raw = spec.split(",")
-            centred = raw[-1].strip().lower() == "c"
-            k_sim, d_proj, r_reps = (int(v) for v in (raw[:-1] if centred else raw)[:3])
-            fde = FDEEncoder(dim=docs.dim, k_sim=k_sim, d_proj=d_proj, r_reps=r_reps)
-            if centred:
-                fde.fit_centre(docs)
+            cfg = parse_spec(spec)
+            wtag = {None: "", "common-pieces": "-ws", "idf": "-ww"}[cfg["weights"]]
+            fde, dw, table = encoder_from_spec(
+                spec,
+                docs,
+                doc_token_ids=cached_token_ids(ds, enc, docs) if wtag else None,
+                vocab_size=vocab_size(enc) if wtag else None,
+            )
+            qw = None
+            if cfg["weight_queries"]:
+                q_ids = token_ids(qtexts, enc) if q_ids is None else q_ids
+                if len(q_ids) != sum(len(q) for q in qt):
+                    raise ValueError("query token ids do not align with the query tokens")
+                qw = table[q_ids]
             t0 = time.perf_counter()
             doc_f = cached_array(
-                f"muvera-fde-{args.dataset}-{json.dumps(fde.params(), sort_keys=True)}",
+                f"muvera-fde-{args.dataset}-{json.dumps(fde.params(), sort_keys=True)}" + wtag,
                 ids,
-                lambda fde=fde: fde.encode_documents(docs, progress=True),
+                lambda fde=fde, dw=dw: fde.encode_documents(docs, weights=dw, progress=True),
             )
             row: dict = {
                 "method": f"MUVERA {spec} ({fde.dimension} dims)",
                 "build_s": round(time.perf_counter() - t0, 1),
             }
-            _, r = exact_search(fde.encode_queries(qt), doc_f, 500)
+            _, r = exact_search(fde.encode_queries(qt, weights=qw), doc_f, 500)
             for k in (100, 200, 500):
                 hit = [len(np.intersect1d(top10[i], r[i, :k])) / 10 for i in range(len(qt))]
                 row[f"exact_top10_in_top{k}"] = round(float(np.mean(hit)), 4)
@@ -184,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     od = Path(args.out)
     od.mkdir(parents=True, exist_ok=True)
-    stem = od / f"multivector-sweep-{args.sweep}-{args.dataset}"
+    stem = od / f"multivector-sweep-{args.sweep}-{args.dataset}{split_tag}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1))
     keys = list(dict.fromkeys(k for r in results for k in r))
     md = [

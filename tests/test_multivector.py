@@ -14,7 +14,13 @@ from heron.multivector.maxsim import (
     maxsim_batch,
     maxsim_rerank_rows,
 )
-from heron.multivector.muvera import FDEEncoder, MuveraRetriever
+from heron.multivector.muvera import (
+    FDEEncoder,
+    MuveraRetriever,
+    encoder_from_spec,
+    parse_spec,
+    piece_weights,
+)
 from heron.multivector.pooling import PooledRetriever, pool_tokens
 from heron.multivector.ragged import RaggedArray, RaggedWriter
 from heron.multivector.tokencodes import CodedTokens, TokenCodec, prune_tokens, salience_keep_mask
@@ -244,6 +250,102 @@ def test_fde_centre_moves_partitions_not_values(tmp_path):
     np.testing.assert_array_equal(back.encode_documents([x]), cen.encode_documents([x]))
     with pytest.raises(ValueError, match="centre must be"):
         FDEEncoder(dim=8, centre=np.zeros(7), d_proj=8)
+
+
+@pytest.mark.parametrize("kw", [{"d_proj": 4}, {"d_proj": 16, "k_sim": 2}, {"d_final": 40}])
+def test_fde_numba_kernel_equals_numpy_loop(kw):
+    docs, rng = corpus(seed=11, n=25, d=16, max_len=30)
+    n_tok = sum(len(x) for x in docs)
+    w = rng.random(n_tok).astype(np.float32)
+    w[rng.random(n_tok) < 0.3] = 0.0
+    enc = FDEEncoder(
+        dim=16,
+        k_sim=kw.get("k_sim", 3),
+        r_reps=5,
+        seed=2,
+        **{k: v for k, v in kw.items() if k != "k_sim"},
+    ).fit_centre(np.concatenate(docs))
+    for weights in (None, w):
+        for fn in (enc.encode_documents, enc.encode_queries):
+            a = fn(docs, weights=weights, method="numpy")
+            b = fn(docs, weights=weights, method="numba")
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    with pytest.raises(ValueError, match="method"):
+        enc.encode_documents(docs, method="gpu")
+
+
+def test_fde_weights_drop_tokens_and_weighted_average():
+    rng = np.random.default_rng(4)
+    kept = unit(rng.normal(size=(6, 8)))
+    extra = unit(rng.normal(size=(5, 8)))
+    doc = np.concatenate([kept, extra])
+    enc = FDEEncoder(dim=8, k_sim=2, d_proj=8, r_reps=3, seed=4)
+    w0 = np.r_[np.ones(6), np.zeros(5)].astype(np.float32)
+    # weight-0 tokens are left out entirely: same FDE as the document of kept tokens only
+    np.testing.assert_allclose(
+        enc.encode_documents([doc], weights=w0), enc.encode_documents([kept]), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        enc.encode_queries([doc], weights=w0), enc.encode_queries([kept]), atol=1e-6
+    )
+    # weights of 1 are the paper's plain average / sum; all-zero weights fall back to uniform
+    ones = np.ones(11, np.float32)
+    for w in (ones, np.zeros(11, np.float32)):
+        np.testing.assert_allclose(
+            enc.encode_documents([doc], weights=w), enc.encode_documents([doc]), atol=1e-6
+        )
+    # a weighted block is the weighted mean of its tokens
+    w = rng.random(11).astype(np.float32) + 0.1
+    one = FDEEncoder(dim=8, k_sim=0, d_proj=8, r_reps=1)
+    np.testing.assert_allclose(
+        one.encode_documents([doc], weights=w)[0], (w[:, None] * doc).sum(0) / w.sum(), atol=1e-6
+    )
+    with pytest.raises(ValueError, match="one entry per token"):
+        enc.encode_documents([doc], weights=np.ones(3))
+    with pytest.raises(ValueError, match="non-negative"):
+        enc.encode_documents([doc], weights=-ones)
+
+
+def test_piece_weights_common_pieces_and_idf():
+    # piece 7 is in all 4 documents, 1000 + i in document i only
+    ids = np.array([7, 1000, 7, 1001, 7, 1002, 1002, 7, 1003])
+    lens = np.array([2, 2, 3, 2])
+    common = piece_weights(ids, lens, scheme="common-pieces", common_df=0.5, vocab_size=1100)
+    assert common.shape == (1100,) and common[7] == 0 and common[1000:1004].all()
+    assert common[5] == 1  # never seen: not common
+    idf = piece_weights(ids, lens, scheme="idf")
+    assert idf[7] == pytest.approx(0.0) and idf[1002] == pytest.approx(np.log(5 / 2))
+    with pytest.raises(ValueError, match="scheme"):
+        piece_weights(ids, lens, scheme="bm25")
+    with pytest.raises(ValueError, match="one id per token"):
+        piece_weights(ids, np.array([1]))
+
+
+def test_fde_spec_flags_build_the_encoder():
+    assert parse_spec("4,8,80,c") == {
+        "k_sim": 4,
+        "d_proj": 8,
+        "r_reps": 80,
+        "d_final": None,
+        "fill_empty": True,
+        "centre": True,
+        "weights": None,
+        "weight_queries": False,
+    }
+    cfg = parse_spec("5,16,20,2560,e,wq")
+    assert cfg["d_final"] == 2560 and not cfg["fill_empty"] and cfg["weights"] == "idf"
+    assert cfg["weight_queries"] and not cfg["centre"]
+    for bad in ("4,8", "4,8,80,x", "c,4,8,80", "4,8,80,s,w"):
+        with pytest.raises(ValueError, match="MUVERA spec"):
+            parse_spec(bad)
+    docs, _ = corpus(seed=2, n=6, d=8, max_len=6, empty=False)
+    r = RaggedArray.from_list(docs, dtype="float32")
+    ids = np.arange(r.values.shape[0]) % 3  # piece 0, 1, 2 in (almost) every document
+    enc, dw, table = encoder_from_spec("3,8,4,c,s", r, doc_token_ids=ids)
+    assert enc.centre is not None and enc.k_sim == 3 and enc.dimension == 4 * 8 * 8
+    assert dw.shape == ids.shape and np.array_equal(dw, table[ids])
+    with pytest.raises(ValueError, match="doc_token_ids"):
+        encoder_from_spec("3,8,4,w", r)
 
 
 def test_fde_dimensions_projection_and_guards():

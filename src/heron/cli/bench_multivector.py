@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_MUVERA = ["4,8,20", "5,8,20", "5,16,20", "6,16,20", "5,16,20,2560"]
+DEFAULT_MUVERA = ["4,8,20", "5,8,20", "5,16,20", "6,16,20", "5,16,20,2560", "4,8,80,c,w,e"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +56,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--muvera",
         nargs="*",
         default=DEFAULT_MUVERA,
-        metavar="K_SIM,D_PROJ,R_REPS[,D_FINAL][,c]",
-        help="MUVERA configurations; a trailing ',c' centres tokens (corpus mean) before SimHash",
+        metavar="K_SIM,D_PROJ,R_REPS[,D_FINAL][,FLAG...]",
+        help="MUVERA configurations; flags: c = centre tokens (corpus mean) before SimHash, "
+        "e = leave empty partitions empty, s / w = common word pieces dropped from / IDF-weighted "
+        "document averages (sq / wq: query sums too); see heron.multivector.muvera.parse_spec",
     )
     parser.add_argument(
         "--fastembed",
@@ -218,12 +220,20 @@ def bench(args: argparse.Namespace) -> dict:
         maxsim_batch,
         maxsim_rerank_rows,
     )
-    from heron.multivector.muvera import FDEEncoder
+    from heron.multivector.muvera import FDEEncoder, encoder_from_spec, parse_spec
     from heron.multivector.pooling import pool_tokens
     from heron.multivector.tokencodes import CodedTokens, TokenCodec, salience_keep_mask
-    from heron.multivector.tokens import cached_token_ids, cached_token_vectors, token_stats
+    from heron.multivector.tokens import (
+        cached_token_ids,
+        cached_token_vectors,
+        token_ids,
+        token_stats,
+        vocab_size,
+    )
     from heron.retrieval.topk import exact_search
 
+    for cfg in args.muvera:  # bad specs fail before any heavy work
+        parse_spec(cfg)
     ds = load_beir(args.dataset)
     enc = load_encoder()
     data = cached_token_vectors(ds, enc, split=args.split)
@@ -395,34 +405,63 @@ def bench(args: argparse.Namespace) -> dict:
 
     # -- MUVERA ---------------------------------------------------------------------------------
     fe_set = {tuple(int(v) for v in c.split(",")) for c in (args.fastembed or [])}
+    piece_ids: dict[str, Any] = {}
     for cfg in args.muvera:
-        raw = cfg.split(",")
-        centred = raw[-1].strip().lower() == "c"
-        parts = [int(v) for v in (raw[:-1] if centred else raw)]
-        k_sim, d_proj, r_reps = parts[:3]
-        d_final = parts[3] if len(parts) > 3 else None
-        fde = FDEEncoder(dim=docs.dim, k_sim=k_sim, d_proj=d_proj, r_reps=r_reps, d_final=d_final)
+        spec = parse_spec(cfg)
+        k_sim, d_proj, r_reps, d_final = (spec[k] for k in ("k_sim", "d_proj", "r_reps", "d_final"))
+        centred = spec["centre"]
         t0 = time.perf_counter()
-        if centred:
-            fde.fit_centre(docs)
-        doc_f = fde.encode_documents(docs, progress=True)
+        if spec["weights"] is not None and "docs" not in piece_ids:
+            piece_ids["docs"] = cached_token_ids(ds, enc, docs)
+        fde, doc_w, table = encoder_from_spec(
+            cfg,
+            docs,
+            doc_token_ids=piece_ids.get("docs"),
+            vocab_size=vocab_size(enc) if spec["weights"] else None,
+        )
+        doc_f = fde.encode_documents(docs, weights=doc_w, progress=True)
         b = time.perf_counter() - t0
+        q_w: dict[int, np.ndarray] = {}  # query weights by the query array's identity
+        if spec["weight_queries"]:
+            if "queries" not in piece_ids:
+                piece_ids["queries"] = [token_ids([t], enc) for t in data["queries"]]
+            for q, tid in zip(qt, piece_ids["queries"]):
+                if len(tid) != len(q):
+                    raise ValueError("query token ids do not align with the query tokens")
+                q_w[id(q)] = table[tid]
         name = (
             f"MUVERA k_sim={k_sim} d_proj={d_proj} r_reps={r_reps}"
             + (f" d_final={d_final}" if d_final else "")
             + (" centred" if centred else "")
+            + ("" if spec["fill_empty"] else " unfilled")
+            + (f" {spec['weights']} weights" if spec["weights"] else "")
+            + (" (queries too)" if spec["weight_queries"] else "")
             + f" ({fde.dimension} dims)"
         )
+
+        def fde_first(
+            q: list[np.ndarray], f: FDEEncoder = fde, m: np.ndarray = doc_f, qw: dict = q_w
+        ) -> Any:
+            w = np.concatenate([qw[id(x)] for x in q]) if qw else None
+            return exact_search(f.encode_queries(q, weights=w), m, 100)
+
         staged(
             name,
             "muvera",
-            lambda q, f=fde, m=doc_f: exact_search(f.encode_queries(q), m, 100),
+            fde_first,
             fde.dimension * 4,
             dimension=fde.dimension,
             build_seconds=round(b, 1),
+            spec=cfg,
         )
         del doc_f
-        if (k_sim, d_proj, r_reps) in fe_set and d_final is None and not centred:
+        if (
+            (k_sim, d_proj, r_reps) in fe_set
+            and d_final is None
+            and not centred
+            and spec["fill_empty"]
+            and spec["weights"] is None
+        ):
             from heron._deps import require
 
             require("fastembed", purpose="the fastembed MUVERA reference")

@@ -16,6 +16,14 @@ result to ``d_final`` dims.
 FDEs are ordinary dense vectors: any exact or approximate inner-product index, and any vector
 codec (PQ, binary), applies to them. :class:`MuveraRetriever` is the paper's pipeline: FDE search
 for candidates, then exact MaxSim rerank.
+
+Beyond the paper (each optional, off by default): tokens centred before SimHash
+(:meth:`FDEEncoder.fit_centre`) and per-token weights in the document averages / query sums
+(:func:`piece_weights`: word-piece IDF or common pieces dropped). Measured on MiniLM token
+vectors (notes/issue6-multivector.md, session 3), fewer partitions with more repetitions,
+centring, IDF-weighted document averages and unfilled partitions (``"4,8,80,c,w,e"`` in
+:func:`parse_spec` terms) gave the best recall of the exact MaxSim top-10 at 10240 dims.
+Encoding runs in a fused numba kernel when numba is installed (:mod:`._fde_numba`).
 """
 
 from __future__ import annotations
@@ -36,7 +44,108 @@ FORMAT = "heron.muvera"
 VERSION = 1
 #: Default cap on the FDE dimension (``r_reps * 2**k_sim * d_proj`` or ``d_final``).
 MAX_DIMENSION = 1 << 16
+#: FDE encoding back-ends (``"auto"`` = numba when installed).
+FDE_METHODS = ("auto", "numba", "numpy")
 _POPCOUNT = np.array([bin(x).count("1") for x in range(1 << 16)], dtype=np.uint8)
+
+
+#: Word-piece weighting schemes of :func:`piece_weights`.
+PIECE_WEIGHTS = ("common-pieces", "idf")
+
+
+def piece_weights(
+    token_ids: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    scheme: str = "common-pieces",
+    common_df: float = 0.3,
+    vocab_size: int | None = None,
+) -> np.ndarray:
+    """Per-word-piece FDE weights from a corpus' document frequencies, shape ``(vocab_size,)``.
+
+    Look a token's weight up by its vocabulary id (``table[ids]``) and pass the result as
+    ``weights=`` to :meth:`FDEEncoder.encode_documents` / :meth:`FDEEncoder.encode_queries`.
+
+    Parameters
+    ----------
+    token_ids: ``(n_tokens,)`` vocabulary id of every document token (concatenated in document
+        order, e.g. :func:`heron.multivector.tokens.cached_token_ids`).
+    lengths: ``(n_docs,)`` tokens per document (``docs.lengths()``).
+    scheme: ``"common-pieces"`` — weight 0 for word pieces found in more than ``common_df`` of
+        the documents (stopwords, punctuation: ~1/3 of MiniLM's tokens on SciFact and
+        NFCorpus), 1 otherwise; ``"idf"`` — ``log((n_docs + 1) / (df + 1))`` (a piece in every
+        document gets ~0).
+    common_df: document-frequency share above which a piece is common (``"common-pieces"``).
+    vocab_size: table length (the tokenizer's vocabulary size, so query ids always fit);
+        default ``max(token_ids) + 1``. Pieces never seen in the corpus have ``df = 0``.
+    """
+    if scheme not in PIECE_WEIGHTS:
+        raise ValueError(f"scheme must be one of {PIECE_WEIGHTS}, got {scheme!r}")
+    tid = np.asarray(token_ids, dtype=np.int64)
+    lens = np.asarray(lengths, dtype=np.int64)
+    if tid.ndim != 1 or lens.ndim != 1 or int(lens.sum()) != len(tid):
+        raise ValueError(
+            f"token_ids ({tid.shape}) must hold one id per token of the documents (lengths sum to {int(lens.sum())})"
+        )
+    if len(tid) and tid.min() < 0:
+        raise ValueError("token_ids must be non-negative vocabulary ids")
+    size = int(tid.max()) + 1 if len(tid) else 0
+    if vocab_size is not None:
+        if int(vocab_size) < size:
+            raise ValueError(f"vocab_size={vocab_size} is smaller than the largest id + 1 ({size})")
+        size = int(vocab_size)
+    n_docs = len(lens)
+    doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lens)
+    pairs = np.unique(doc_of * max(size, 1) + tid)
+    df = np.bincount(pairs % max(size, 1), minlength=size).astype(np.float64)
+    if scheme == "common-pieces":
+        if not 0.0 < float(common_df) < 1.0:
+            raise ValueError(f"common_df must be in (0, 1), got {common_df!r}")
+        return (df <= float(common_df) * n_docs).astype(np.float32)
+    return np.log((n_docs + 1.0) / (df + 1.0)).astype(np.float32)
+
+
+#: Flags of :func:`parse_spec` and what they set.
+SPEC_FLAGS = {
+    "c": "centre tokens on the corpus mean before SimHash (fit_centre)",
+    "e": "leave empty document partitions empty (fill_empty=False)",
+    "s": "document weights: common word pieces left out (piece_weights 'common-pieces')",
+    "sq": "as 's', and the same weights on query tokens",
+    "w": "document weights: word-piece IDF (piece_weights 'idf')",
+    "wq": "as 'w', and the same weights on query tokens",
+}
+
+
+def parse_spec(spec: str) -> dict:
+    """Parse a benchmark FDE spec ``"K_SIM,D_PROJ,R_REPS[,D_FINAL][,FLAG...]"``.
+
+    Flags are listed in :data:`SPEC_FLAGS` (e.g. ``"4,8,80,c,w,e"``). Returns a dict with the
+    :class:`FDEEncoder` keyword arguments (``k_sim``, ``d_proj``, ``r_reps``, ``d_final``,
+    ``fill_empty``) plus ``centre`` (bool), ``weights`` (``None``, ``"common-pieces"`` or
+    ``"idf"``) and ``weight_queries`` (bool).
+    """
+    raw = [v.strip().lower() for v in str(spec).split(",") if v.strip()]
+    nums = [v for v in raw if v.isdigit()]
+    flags = [v for v in raw if not v.isdigit()]
+    bad = [f for f in flags if f not in SPEC_FLAGS]
+    if len(nums) not in (3, 4) or bad or raw[: len(nums)] != nums:
+        raise ValueError(
+            f"bad MUVERA spec {spec!r}: expected K_SIM,D_PROJ,R_REPS[,D_FINAL] then flags from "
+            f"{sorted(SPEC_FLAGS)}, e.g. '4,8,80,c'" + (f" (unknown flags {bad})" if bad else "")
+        )
+    wf = [f for f in flags if f in ("s", "sq", "w", "wq")]
+    if len(wf) > 1:
+        raise ValueError(f"bad MUVERA spec {spec!r}: choose one of the weight flags, got {wf}")
+    return {
+        "k_sim": int(nums[0]),
+        "d_proj": int(nums[1]),
+        "r_reps": int(nums[2]),
+        "d_final": int(nums[3]) if len(nums) == 4 else None,
+        "fill_empty": "e" not in flags,
+        "centre": "c" in flags,
+        "weights": None if not wf else ("common-pieces" if wf[0][0] == "s" else "idf"),
+        "weight_queries": bool(wf) and wf[0].endswith("q"),
+    }
 
 
 class FDEEncoder:
@@ -197,24 +306,68 @@ class FDEEncoder:
         )
 
     # ------------------------------------------------------------------ encoding
-    def encode_queries(self, queries: Any, *, batch_tokens: int = 1 << 17) -> np.ndarray:
+    def encode_queries(
+        self,
+        queries: Any,
+        *,
+        weights: np.ndarray | None = None,
+        batch_tokens: int = 1 << 17,
+        method: str = "auto",
+    ) -> np.ndarray:
         """Query FDEs (per-partition sums), shape ``(n_queries, dimension)`` float32.
 
-        ``queries``: a list of ``(m_i, d)`` arrays or a :class:`RaggedArray`.
+        ``queries``: a list of ``(m_i, d)`` arrays or a :class:`RaggedArray`. ``weights``:
+        optional ``(n_tokens,)`` non-negative weight per token (all queries' tokens
+        concatenated): block ``k`` becomes ``sum_i w_i * proj(q_i)``; see :meth:`encode_documents`.
         """
-        return self._encode_any(queries, is_query=True, batch_tokens=batch_tokens)
+        return self._encode_any(
+            queries, is_query=True, batch_tokens=batch_tokens, weights=weights, method=method
+        )
 
     def encode_documents(
-        self, docs: Any, *, batch_tokens: int = 1 << 17, progress: bool = False
+        self,
+        docs: Any,
+        *,
+        weights: np.ndarray | None = None,
+        batch_tokens: int = 1 << 17,
+        progress: bool = False,
+        method: str = "auto",
     ) -> np.ndarray:
         """Document FDEs (per-partition averages, empty partitions filled), shape ``(n_docs, dimension)``.
 
         A document without tokens encodes to the zero vector.
+
+        ``weights``: optional ``(n_tokens,)`` non-negative weight per token (aligned with the
+        concatenated token matrix, e.g. ``docs.values``). Block ``k`` becomes the *weighted*
+        average ``sum_i w_i proj(d_i) / sum_i w_i`` over the tokens in partition ``k``; tokens of
+        weight 0 are left out of the FDE entirely (they neither enter an average nor fill an
+        empty partition), so low-information tokens (stopword and punctuation word pieces, see
+        :func:`piece_weights`) stop diluting the averages that stand in for MaxSim's max. A
+        document whose weights are all 0 is encoded with uniform weights. The exact MaxSim
+        rerank is unaffected (it reads the full token store). ``None`` = the paper's plain
+        average (same as all weights 1).
+
+        ``method``: ``"auto"`` (the fused numba kernel when numba is installed), ``"numba"`` or
+        ``"numpy"`` (reference loop); both give the same FDEs up to float rounding.
         """
-        return self._encode_any(docs, is_query=False, batch_tokens=batch_tokens, progress=progress)
+        return self._encode_any(
+            docs,
+            is_query=False,
+            batch_tokens=batch_tokens,
+            progress=progress,
+            weights=weights,
+            method=method,
+        )
 
     def _encode_any(
-        self, x: Any, *, is_query: bool, batch_tokens: int, progress: bool = False
+        self,
+        x: Any,
+        *,
+        is_query: bool,
+        batch_tokens: int,
+        progress: bool = False,
+        weights: np.ndarray | None = None,
+        method: str = "auto",
     ) -> np.ndarray:
         if isinstance(x, RaggedArray):
             values, offsets = x.values, x.offsets
@@ -230,6 +383,16 @@ class FDEEncoder:
                 np.concatenate(lst, axis=0) if offsets[-1] else np.zeros((0, self.dim), np.float32)
             )
         n = len(offsets) - 1
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float32)
+            if weights.shape != (int(offsets[-1]),):
+                raise ValueError(
+                    f"weights must have one entry per token, shape ({int(offsets[-1])},), got {weights.shape}"
+                )
+            if not (np.isfinite(weights).all() and (weights >= 0).all()):
+                raise ValueError(
+                    "weights must be finite and non-negative (0 = leave the token out)"
+                )
         out = np.zeros((n, self.dimension), dtype=np.float32)
         start = 0
         bar = None
@@ -243,7 +406,11 @@ class FDEEncoder:
             t0, t1 = int(offsets[start]), int(offsets[stop])
             vals = np.asarray(values[t0:t1], dtype=np.float32)
             out[start:stop] = self._encode_block(
-                vals, offsets[start : stop + 1] - t0, is_query=is_query
+                vals,
+                offsets[start : stop + 1] - t0,
+                is_query=is_query,
+                weights=None if weights is None else weights[t0:t1],
+                method=method,
             )
             if bar is not None:
                 bar.update(stop - start)
@@ -252,16 +419,37 @@ class FDEEncoder:
             bar.close()
         return out
 
-    def _encode_block(self, vals: np.ndarray, offs: np.ndarray, *, is_query: bool) -> np.ndarray:
+    def _encode_block(
+        self,
+        vals: np.ndarray,
+        offs: np.ndarray,
+        *,
+        is_query: bool,
+        weights: np.ndarray | None = None,
+        method: str = "auto",
+    ) -> np.ndarray:
         n = len(offs) - 1
         B = self.n_partitions
         lens = np.diff(offs)
         doc_of = np.repeat(np.arange(n), lens)
+        w = None
+        if weights is not None and len(vals):
+            w = weights.copy()
+            total = np.zeros(n, np.float64)
+            np.add.at(total, doc_of, w)
+            w[(total == 0)[doc_of]] = 1.0  # all-zero sets fall back to uniform weights
+            keep = w > 0
+            if not keep.all():
+                vals, w, doc_of = vals[keep], w[keep], doc_of[keep]
+                offs = np.zeros(n + 1, np.int64)
+                np.cumsum(np.bincount(doc_of, minlength=n), out=offs[1:])
         inner = np.zeros((n, self.r_reps, B, self.d_proj), dtype=np.float32)
         if len(vals) == 0:
             return self._finish(inner.reshape(n, -1))
         pow2 = (1 << np.arange(self.k_sim)).astype(np.int64)
         hv = vals - self.centre if self.centre is not None else vals
+        if self._numba(method):
+            return self._finish(self._encode_block_numba(vals, hv, offs, w, is_query=is_query))
         for r in range(self.r_reps):
             codes = (
                 ((hv @ self.hyperplanes[r]) > 0).astype(np.int64) @ pow2
@@ -273,18 +461,78 @@ class FDEEncoder:
             order = np.argsort(cell, kind="stable")
             sc = cell[order]
             starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
-            sums = np.add.reduceat(proj[order], starts, axis=0)
+            contrib = proj[order] if w is None else proj[order] * w[order, None]
+            sums = np.add.reduceat(contrib, starts, axis=0)
             cells = sc[starts]
             block = np.zeros((n * B, self.d_proj), dtype=np.float32)
             if is_query:
                 block[cells] = sums
             else:
-                counts = np.diff(np.r_[starts, len(sc)])
+                if w is None:
+                    counts = np.diff(np.r_[starts, len(sc)])
+                else:
+                    counts = np.add.reduceat(w[order], starts)
                 block[cells] = sums / counts[:, None]
                 if self.fill_empty:
                     self._fill(block, codes, proj, offs, cells)
             inner[:, r] = block.reshape(n, B, self.d_proj)
         return self._finish(inner.reshape(n, -1))
+
+    def _numba(self, method: str) -> bool:
+        from heron._deps import has
+
+        if method not in FDE_METHODS:
+            raise ValueError(f"method must be one of {FDE_METHODS}, got {method!r}")
+        if method == "numba" and not has("numba"):
+            raise ValueError(
+                "method='numba' needs numba: pip install 'heron[fast]', or use method='numpy'"
+            )
+        return method == "numba" or (method == "auto" and has("numba"))
+
+    def _encode_block_numba(
+        self,
+        vals: np.ndarray,
+        hv: np.ndarray,
+        offs: np.ndarray,
+        w: np.ndarray | None,
+        *,
+        is_query: bool,
+    ) -> np.ndarray:
+        """Same blocks as the numpy loop, from one fused numba pass per group of repetitions."""
+        from heron.multivector import _fde_numba as kern
+
+        n, R, B, dp = len(offs) - 1, self.r_reps, self.n_partitions, self.d_proj
+        out = np.zeros((n, R, B, dp), dtype=np.float32)
+        if self.k_sim:
+            planes = self.hyperplanes.transpose(1, 0, 2).reshape(self.dim, R * self.k_sim)
+            bits = (hv @ planes > 0).reshape(len(vals), R, self.k_sim)
+            codes = np.ascontiguousarray(bits @ (1 << np.arange(self.k_sim)).astype(np.int64))
+        else:
+            codes = np.zeros((len(vals), R), np.int64)
+        ww = np.ones(len(vals), np.float32) if w is None else np.ascontiguousarray(w, np.float32)
+        offs = np.ascontiguousarray(offs, dtype=np.int64)
+        step = max(1, (1 << 25) // max(1, len(vals) * dp))  # repetitions per pass (<= 128 MB)
+        for r0 in range(0, R, step):
+            r1 = min(R, r0 + step)
+            if self.projections is not None:
+                mats = self.projections[r0:r1].transpose(1, 0, 2).reshape(self.dim, -1)
+                proj = (vals @ mats).reshape(len(vals), r1 - r0, dp)
+            else:
+                proj = np.repeat(vals[:, None, :], r1 - r0, axis=1)
+            part = np.zeros((n, r1 - r0, B, dp), dtype=np.float32)
+            kern.fde_blocks(
+                np.ascontiguousarray(codes[:, r0:r1]),
+                np.ascontiguousarray(proj, dtype=np.float32),
+                ww,
+                offs,
+                B,
+                bool(is_query),
+                bool(self.fill_empty),
+                _POPCOUNT,
+                part,
+            )
+            out[:, r0:r1] = part
+        return out.reshape(n, -1)
 
     def _fill(
         self,
@@ -334,6 +582,46 @@ class FDEEncoder:
                 f"{str(path)!r} is not a {FORMAT} v{VERSION} file (got {meta.get('format')!r} v{meta.get('version')}); rebuild the MUVERA index"
             )
         return FDEEncoder(**meta["params"])
+
+
+def encoder_from_spec(
+    spec: str,
+    docs: RaggedArray,
+    *,
+    doc_token_ids: np.ndarray | None = None,
+    vocab_size: int | None = None,
+    seed: int = 42,
+) -> tuple[FDEEncoder, np.ndarray | None, np.ndarray | None]:
+    """Build the encoder of a :func:`parse_spec` spec for the token store ``docs``.
+
+    Returns ``(encoder, doc_weights, piece_table)``: the encoder (centre fitted on ``docs`` with
+    ``c``), the ``(n_tokens,)`` document token weights for :meth:`FDEEncoder.encode_documents`
+    (``None`` without a weight flag), and the ``(vocab_size,)`` word-piece weight table (look up
+    query token ids in it when ``parse_spec(spec)["weight_queries"]``). Weight flags need
+    ``doc_token_ids`` (:func:`heron.multivector.tokens.cached_token_ids`).
+    """
+    cfg = parse_spec(spec)
+    enc = FDEEncoder(
+        dim=docs.dim,
+        k_sim=cfg["k_sim"],
+        d_proj=cfg["d_proj"],
+        r_reps=cfg["r_reps"],
+        d_final=cfg["d_final"],
+        fill_empty=cfg["fill_empty"],
+        seed=seed,
+    )
+    if cfg["centre"]:
+        enc.fit_centre(docs)
+    if cfg["weights"] is None:
+        return enc, None, None
+    if doc_token_ids is None:
+        raise ValueError(
+            f"MUVERA spec {spec!r} weights word pieces: pass doc_token_ids "
+            "(heron.multivector.tokens.cached_token_ids)"
+        )
+    ids = np.asarray(doc_token_ids)
+    table = piece_weights(ids, docs.lengths(), scheme=cfg["weights"], vocab_size=vocab_size)
+    return enc, table[ids], table
 
 
 class MuveraRetriever(Stage):

@@ -91,13 +91,7 @@ def token_ids(texts: Sequence[str], encoder: Any, *, batch: int = 1024) -> np.nd
     token vector ``i`` of the ragged store. Needs the encoder's Hugging Face tokenizer
     (``encoder.tokenizer`` or a sentence-transformers ``encoder._model.tokenizer``).
     """
-    tok = getattr(encoder, "tokenizer", None)
-    if tok is None:
-        tok = getattr(getattr(encoder, "_model", None), "tokenizer", None)
-    if tok is None:
-        raise TypeError(
-            f"encoder {type(encoder).__name__} exposes no tokenizer; token ids need a Hugging Face tokenizer"
-        )
+    tok = _tokenizer(encoder)
     max_len = int(getattr(encoder, "max_seq_length", 512))
     special = np.array(sorted(set(tok.all_special_ids)), dtype=np.int64)
     out: list[np.ndarray] = []
@@ -107,6 +101,23 @@ def token_ids(texts: Sequence[str], encoder: Any, *, batch: int = 1024) -> np.nd
             a = np.asarray(ids, dtype=np.int64)
             out.append(a[~np.isin(a, special)])
     return np.concatenate(out).astype(np.int32) if out else np.zeros(0, np.int32)
+
+
+def _tokenizer(encoder: Any) -> Any:
+    tok = getattr(encoder, "tokenizer", None)
+    if tok is None:
+        tok = getattr(getattr(encoder, "_model", None), "tokenizer", None)
+    if tok is None:
+        raise TypeError(
+            f"encoder {type(encoder).__name__} exposes no tokenizer; token ids need a Hugging Face tokenizer"
+        )
+    return tok
+
+
+def vocab_size(encoder: Any) -> int:
+    """Number of ids of the encoder's tokenizer (special tokens included): the length of a
+    word-piece table such as :func:`heron.multivector.muvera.piece_weights`."""
+    return len(_tokenizer(encoder))
 
 
 def cached_token_ids(dataset: Any, encoder: Any, docs: RaggedArray) -> np.ndarray:
@@ -153,4 +164,5 @@ __all__ = [
     "encode_tokens_to",
     "token_ids",
     "token_stats",
+    "vocab_size",
 ]
