@@ -11,62 +11,16 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
+
+from heron._numba_ext import half_bits_to_f32 as _half_bits_to_f32
+from heron._numba_ext import popcount64 as _popcount64
+from heron._numba_ext import prefetch as _prefetch
 
 #: rows ahead of the scan that the int8 kernel asks the CPU to prefetch (one row = d bytes)
 PREFETCH_ROWS_U8 = 16
 #: rows ahead for the Hamming scan (one row = w * 8 bytes, under a cache line for d <= 512)
 PREFETCH_ROWS_HAM = 64
-
-
-@intrinsic
-def _popcount64(typingctx, x):  # pragma: no cover - compiled
-    sig = types.uint64(types.uint64)
-
-    def codegen(context, builder, signature, args):
-        fn = builder.module.declare_intrinsic("llvm.ctpop", [args[0].type])
-        return builder.call(fn, args)
-
-    return sig, codegen
-
-
-@intrinsic
-def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
-    """Software prefetch (``llvm.prefetch``, read, high locality) of ``arr.flat[idx]``.
-
-    The scans read the codes row by row with a short dot product per row; on this class of
-    machine the hardware prefetcher alone left the int8 scan at half the bandwidth of a plain
-    streaming read (measured: 27 ms vs 13 ms over 77 MB), asking for the row 16 ahead closes
-    most of the gap.
-    """
-    sig = types.void(arr, idx)
-
-    def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.gep(ary.data, [args[1]])
-        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _half_bits_to_f32(typingctx, bits):  # pragma: no cover - compiled
-    """IEEE half (given as its uint16 bits) to float32 (``fpext``; ``vcvtph2ps`` with F16C)."""
-    sig = types.float32(types.uint16)
-
-    def codegen(context, builder, signature, args):
-        h = builder.bitcast(args[0], ir.HalfType())
-        return builder.fpext(h, ir.FloatType())
-
-    return sig, codegen
 
 
 @njit(cache=True, nogil=True)
