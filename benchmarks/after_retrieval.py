@@ -38,7 +38,7 @@ from heron.dimsel import (
     mix_importance,
     prf_importance,
 )
-from heron.drift import fit_drift_map, heldout_cosine
+from heron.drift import fit_drift_map, heldout_cosine, tune_knn
 from heron.eval import load_beir
 from heron.eval.cache import dataset_embeddings
 from heron.eval.metrics import evaluate
@@ -441,6 +441,7 @@ def part_drift(
     sentences: int = 3000,
     sentence_words: int = 40,
     titles: int = 4000,
+    phrases: int = 10000,
 ) -> dict:
     """New-model (e5) queries against the MiniLM index: unmapped, mapped (fitted on unlabelled
     corpus sentences / snippets, on unlabelled train-query text, on both), and the re-index
@@ -505,8 +506,54 @@ def part_drift(
         ),
         meta={"model": MINILM},
     )[: len(ti_ids)]
-    corpus_b = [x for x in (st_e5, ti_e5, sn_e5) if len(x)]
-    corpus_a = [x for x in (st_mini, ti_mini, sn_mini) if len(x)]
+    # query-like unlabelled text (session 3): title n-grams and the dev split's query texts
+    pch = mod.phrase_chunks(ds, phrases)
+    ph_ids, ph_e5 = mod.load_e5_chunks(ds, E5, pch)
+    ph_all = [i for _, c, _ in pch for i in c]
+    ph_mini = cached_array(
+        f"{ds.name}-{MINILM}-phrases-n{len(ph_all)}",
+        ph_all,
+        lambda: minilm.encode_documents([t for _, _, tx in pch for t in tx]),
+        meta={"model": MINILM},
+    )[: len(ph_ids)]
+    dv_ids, dv_texts = mod.unlabelled_queries(ds, "dev")
+    dv_e5 = dv_mini = np.zeros((0, 384), np.float32)
+    if dv_ids:
+        try:
+            dv_e5 = cached_array(f"{ds.name}-{E5}-queries-dev", dv_ids, _missing)
+            dv_mini = cached_array(
+                f"{ds.name}-{MINILM}-queries-dev",
+                dv_ids,
+                lambda: minilm.encode_documents(dv_texts),
+                meta={"model": MINILM},
+            )
+        except LookupError:
+            pass
+    # word n-grams of the train/dev query texts; while choosing (k, T, w) only those that come
+    # from a query outside the held-out quarter are anchors (a held-out query's own n-grams would
+    # flatter it; a test query's n-grams are never anchors)
+    qpc = mod.query_phrase_chunks(ds)
+    qp_src = mod.query_phrases(ds)
+    qp_ids, qp_e5 = mod.load_e5_chunks(ds, E5, qpc)
+    qp_all = [i for _, c, _ in qpc for i in c]
+    qp_mini = cached_array(
+        f"{ds.name}-{MINILM}-qphrases-n{len(qp_all)}",
+        qp_all,
+        lambda: minilm.encode_documents([t for _, _, tx in qpc for t in tx]),
+        meta={"model": MINILM},
+    )[: len(qp_ids)]
+    if len(ph_ids) >= 200:
+        fit_sets[f"title phrases (n={len(ph_ids)})"] = (ph_e5, ph_mini)
+    if len(qp_ids) >= 200:
+        fit_sets[f"query-text n-grams (n={len(qp_ids)}, no labels used)"] = (qp_e5, qp_mini)
+    if len(dv_e5):
+        fit_sets[f"dev-query text (n={len(dv_e5)}, no labels used)"] = (dv_e5, dv_mini)
+    s2_b = [x for x in (st_e5, ti_e5, sn_e5) if len(x)]  # session 2's anchors, for the ablation
+    s2_a = [x for x in (st_mini, ti_mini, sn_mini) if len(x)]
+    s3_b = [x for x in (st_e5, ti_e5, sn_e5, ph_e5, dv_e5) if len(x)]  # + phrases, dev queries
+    s3_a = [x for x in (st_mini, ti_mini, sn_mini, ph_mini, dv_mini) if len(x)]
+    corpus_b = s3_b + ([qp_e5] if len(qp_ids) else [])
+    corpus_a = s3_a + ([qp_mini] if len(qp_ids) else [])
     if len(st_texts) >= 200:
         fit_sets[f"corpus sentences (n={len(st_texts)}, <= {sentence_words} words)"] = (
             st_e5,
@@ -515,18 +562,28 @@ def part_drift(
     if len(ti_ids) >= 200:
         fit_sets[f"corpus titles (n={len(ti_ids)})"] = (ti_e5, ti_mini)
     n_corpus = sum(len(x) for x in corpus_b)
-    fit_sets[f"all corpus text (sentences + titles + snippets, n={n_corpus})"] = (
+    fit_sets[
+        f"all unlabelled text but train queries (sentences + titles + snippets + title phrases + dev-query text + query-text n-grams, n={n_corpus})"
+    ] = (
         np.vstack(corpus_b),
         np.vstack(corpus_a),
     )
-    all_label = "all corpus text + train-query text"
+    all_label = (
+        "all unlabelled text: corpus + title phrases + dev/train query texts + their n-grams"
+    )
     fit_sets[all_label] = (
         np.vstack(corpus_b + [e5tr["query_emb"]]),
         np.vstack(corpus_a + [tr["query_emb"]]),
     )
     rows, vecs = mod.load_e5_corpus(ds, E5)
+    truncate = "none"
+    if len(rows) < len(ids):  # the whole documents are not all encoded: MiniLM-length ones?
+        rows_t, vecs_t = mod.load_e5_corpus(ds, E5, truncate="minilm")
+        if len(rows_t) > len(rows):
+            rows, vecs, truncate = rows_t, vecs_t, "minilm"
+    trunc_note = "whole documents" if truncate == "none" else "cut to MiniLM's 256 word pieces"
     if len(rows) >= 200:
-        fit_sets[f"full corpus passages (n={len(rows)})"] = (vecs, te["doc_emb"][rows])
+        fit_sets[f"corpus passages, {trunc_note} (n={len(rows)})"] = (vecs, te["doc_emb"][rows])
 
     def record(key: str, mp, fit_s: float) -> None:
         nd = ndcg(
@@ -556,53 +613,64 @@ def part_drift(
     n_tr = len(e5tr["query_emb"])
     perm = np.random.default_rng(0).permutation(n_tr)
     ho, fi = perm[: n_tr // 4], perm[n_tr // 4 :]
-    xb_f = np.vstack(corpus_b + [e5tr["query_emb"][fi]])
-    xa_f = np.vstack(corpus_a + [tr["query_emb"][fi]])
-    weights = {"residual": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0), "target": (0.2, 0.4, 0.6, 0.8)}
-    for mode in ("residual", "target"):
-        grid = {}
-        for k in (5, 10, 20, 50, 100):
-            for temp in (0.01, 0.02, 0.05):
-                for w in weights[mode]:
-                    mp = fit_drift_map(
-                        xb_f,
-                        xa_f,
-                        kind="procrustes",
-                        source_model=E5,
-                        target_model=MINILM,
-                        knn_k=k,
-                        knn_temperature=temp,
-                        knn_weight=w,
-                        knn_mode=mode,
-                    )
-                    grid[(k, temp, w)] = heldout_cosine(
-                        mp, e5tr["query_emb"][ho], tr["query_emb"][ho]
-                    )
-        k, temp, w = max(grid, key=grid.get)
-        xb, xa = fit_sets[all_label]
-        t0 = time.perf_counter()
-        mp = fit_drift_map(
-            xb,
-            xa,
-            kind="procrustes",
-            source_model=E5,
-            target_model=MINILM,
-            knn_k=k,
-            knn_temperature=temp,
-            knn_weight=w,
-            knn_mode=mode,
-        )
-        record(
-            f"e5_mapped_procrustes+knn_{mode}(k={k}, T={temp}, w={w}) [{all_label}]",
-            mp,
-            time.perf_counter() - t0,
-        )
-        res[f"knn_{mode}_choice (label-free, held-out train-query cosine)"] = {
-            "k": k,
-            "temperature": temp,
-            "weight": w,
-            "heldout_cosine": grid[(k, temp, w)],
-        }
+    ho_ids = {ds.split("train")[0][i] for i in ho}
+    qp_fit = np.array([any(q not in ho_ids for q in qp_src[i[8:]]) for i in qp_ids], dtype=bool)
+    anchor_sets = {  # name: (all anchors but train queries, the same while choosing)
+        all_label: (
+            (corpus_b, corpus_a),
+            (
+                s3_b + ([qp_e5[qp_fit]] if len(qp_ids) else []),
+                s3_a + ([qp_mini[qp_fit]] if len(qp_ids) else []),
+            ),
+        ),
+        "session 3 anchors without query-text n-grams": ((s3_b, s3_a), (s3_b, s3_a)),
+        "session 2 anchors: sentences + titles + snippets + train-query text": (
+            (s2_b, s2_a),
+            (s2_b, s2_a),
+        ),
+    }
+    for label, ((cb, ca), (cb_f, ca_f)) in anchor_sets.items():
+        for mode in ("residual", "target") if label == all_label else ("residual",):
+            t0 = time.perf_counter()
+            ch, _ = tune_knn(
+                np.vstack(cb_f + [e5tr["query_emb"][fi]]),
+                np.vstack(ca_f + [tr["query_emb"][fi]]),
+                e5tr["query_emb"][ho],
+                tr["query_emb"][ho],
+                kind="procrustes",
+                knn_mode=mode,
+                source_model=E5,
+                target_model=MINILM,
+            )
+            k, temp, w = ch["knn_k"], ch["knn_temperature"], ch["knn_weight"]
+            mp = fit_drift_map(
+                np.vstack(cb + [e5tr["query_emb"]]),
+                np.vstack(ca + [tr["query_emb"]]),
+                kind="procrustes",
+                source_model=E5,
+                target_model=MINILM,
+                knn_k=k,
+                knn_temperature=temp,
+                knn_weight=w,
+                knn_mode=mode,
+            )
+            record(
+                f"e5_mapped_procrustes+knn_{mode}(k={k}, T={temp}, w={w}) [{label}]",
+                mp,
+                time.perf_counter() - t0,
+            )
+            res[f"e5_mapped_procrustes+knn_{mode}(k={k}, T={temp}, w={w}) [{label}]"][
+                "n_anchors"
+            ] = int(sum(map(len, cb)) + n_tr)
+            if label == all_label:
+                res[f"knn_{mode}_choice (label-free, held-out train-query cosine)"] = {
+                    "k": k,
+                    "temperature": temp,
+                    "weight": w,
+                    "heldout_cosine": ch["heldout_cosine"],
+                }
+    xb_f = np.vstack(anchor_sets[all_label][1][0] + [e5tr["query_emb"][fi]])
+    xa_f = np.vstack(anchor_sets[all_label][1][1] + [tr["query_emb"][fi]])
     res["heldout_cosine_without_knn"] = heldout_cosine(
         fit_drift_map(xb_f, xa_f, kind="procrustes", source_model=E5, target_model=MINILM),
         e5tr["query_emb"][ho],
@@ -683,22 +751,88 @@ def part_drift(
         "load_average_1min": os.getloadavg()[0],
         "note": "1 engine thread, shared 2-core machine; MiniLM on the same passages as reference",
     }
+    res.update(reindex_rows(mod, ds, ids, te, qe5, base, rows, vecs, truncate))
+    out["drift"] = res
+    return out
+
+
+def reindex_rows(mod, ds, ids, te, qe5, base, rows, vecs, truncate) -> dict:
+    """The re-index alternative: e5 queries on an e5 index of the corpus (``rows`` encoded so far,
+    ``vecs`` their e5 vectors), with the encode time from ``benchmarks/encode_e5.py``'s log. A
+    partial encode is compared on the encoded random sub-corpus (both models, same qrels)."""
+    trunc_note = "whole documents" if truncate == "none" else "cut to MiniLM's 256 word pieces"
+    out: dict = {}
+    log = mod.cache_dir() / (
+        mod.doc_tag(ds, E5, truncate).replace("/", "_") + "-docs-encode-seconds.json"
+    )
+    enc_log = json.loads(log.read_text()) if log.exists() else {}
+    timed = sum(v["n"] for v in enc_log.values())
+    secs = sum(v["seconds"] for v in enc_log.values())
+    encode = {
+        "truncation": trunc_note,
+        "passages_encoded": int(len(rows)),
+        "passages_timed": timed,
+        "encode_seconds_timed": secs,
+        "passages_per_second": timed / secs if secs else None,
+        "load_1min_range": [
+            min((v.get("load_1min", np.nan) for v in enc_log.values()), default=None),
+            max((v.get("load_1min", np.nan) for v in enc_log.values()), default=None),
+        ],
+        "note": "benchmarks/encode_e5.py, 1 engine thread, niced, shared 2-core machine",
+    }
     if len(rows) == len(ids):
         full = np.zeros_like(vecs)
         full[rows] = vecs
-        res["e5_reindexed_native"] = {
-            "ndcg@10": ndcg(
-                ids,
-                search_vectors(qe5, KeyedVectors(np.arange(len(ids)), full), DEPTH),
-                te["query_ids"],
-                te["qrels"],
-            )
+        nd = ndcg(
+            ids,
+            search_vectors(qe5, KeyedVectors(np.arange(len(ids)), full), DEPTH),
+            te["query_ids"],
+            te["qrels"],
+        )
+        out[f"e5_reindexed_native ({trunc_note})"] = {
+            "ndcg@10": nd,
+            "recovery": nd / base,
+            **encode,
+        }
+    elif len(rows) >= 256:
+        # partial encode: both models on the same random sub-corpus (the encoded chunks), qrels
+        # restricted to it, queries with a relevant document left in it
+        sub = set(ids[rows].tolist())
+        qr = {q: {dd: g for dd, g in te["qrels"][q].items() if dd in sub} for q in te["query_ids"]}
+        keep = [i for i, q in enumerate(te["query_ids"]) if any(g > 0 for g in qr[q].values())]
+        qk = [te["query_ids"][i] for i in keep]
+        qr = {q: qr[q] for q in qk}
+        sub_ids = ids[rows]
+        nd_m = ndcg(
+            sub_ids,
+            search_vectors(
+                te["query_emb"][keep],
+                KeyedVectors(np.arange(len(rows)), te["doc_emb"][rows]),
+                DEPTH,
+            ),
+            qk,
+            qr,
+        )
+        nd_e = ndcg(
+            sub_ids,
+            search_vectors(qe5[keep], KeyedVectors(np.arange(len(rows)), vecs), DEPTH),
+            qk,
+            qr,
+        )
+        out[f"e5_reindexed_native on the encoded sub-corpus ({trunc_note})"] = {
+            "subcorpus_passages": int(len(rows)),
+            "queries_with_a_relevant_doc_in_it": len(qk),
+            "minilm_ndcg@10_same_subcorpus": nd_m,
+            "e5_ndcg@10_same_subcorpus": nd_e,
+            "e5_over_minilm": nd_e / nd_m,
+            **encode,
+            "note_full": f"only {len(rows)}/{len(ids)} passages encoded: full-corpus nDCG not measured",
         }
     else:
-        res["e5_reindexed_native"] = {
-            "skipped": f"only {len(rows)}/{len(ids)} passages encoded with e5 (full-corpus encode did not fit this session)"
+        out["e5_reindexed_native"] = {
+            "skipped": f"only {len(rows)}/{len(ids)} passages encoded with e5",
+            **encode,
         }
-    out["drift"] = res
     return out
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from tests._after_fixtures import HashEncoder
 
-from heron.drift import DriftMap, MappedQueryEncoder, fit_drift_map
+from heron.drift import DriftMap, MappedQueryEncoder, fit_drift_map, heldout_cosine, tune_knn
 
 
 def pairs(n=400, d=16, seed=0):
@@ -131,3 +131,46 @@ def test_bad_knn_settings_refused(kw):
     b, a, _ = pairs()
     with pytest.raises(ValueError, match="knn"):
         fit_drift_map(b, a, source_model="new", target_model="old", **kw)
+
+
+def test_tune_knn_matches_fitting_each_grid_point():
+    b, a, _ = pairs()
+    a = np.tanh(2 * a)  # not a rotation: the correction has something to fix
+    fit, ho = slice(0, 150), slice(150, None)
+    for mode in ("residual", "target"):
+        best, grid = tune_knn(
+            b[fit],
+            a[fit],
+            b[ho],
+            a[ho],
+            knn_mode=mode,
+            ks=(1, 5),
+            temperatures=(0.02, 0.1),
+            source_model="new",
+            target_model="old",
+        )
+        assert len(grid) == 2 * 2 * (6 if mode == "residual" else 4)
+        for (k, t, w), score in grid.items():
+            mp = fit_drift_map(
+                b[fit],
+                a[fit],
+                kind="procrustes",
+                source_model="new",
+                target_model="old",
+                knn_k=k,
+                knn_temperature=t,
+                knn_weight=w,
+                knn_mode=mode,
+            )
+            assert abs(heldout_cosine(mp, b[ho], a[ho]) - score) < 1e-5
+        assert best["heldout_cosine"] == max(grid.values()) and best["knn_mode"] == mode
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"knn_mode": "nearest"}, {"ks": (0,)}, {"temperatures": (0.0,)}, {"weights": ()}],
+)
+def test_tune_knn_bad_grid_refused(kw):
+    b, a, _ = pairs()
+    with pytest.raises(ValueError, match="knn_mode|grid|k >= 1"):
+        tune_knn(b[:100], a[:100], b[100:], a[100:], source_model="new", target_model="old", **kw)

@@ -85,7 +85,9 @@ def test_migrate_cli(coll, monkeypatch, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "lstsq map newer (16d) -> old (16d) on 100 documents" in out and "re-embedded" in out
+    assert (
+        "procrustes map newer (16d) -> old (16d) on 100 documents" in out and "re-embedded" in out
+    )
     assert main(["migrate", path, "--new-model", "old"]) == 2  # same model: refused
 
 
@@ -109,3 +111,63 @@ def test_rerank_and_calibrated_retrievers(coll):
     assert np.all(hi.counts() <= lo.counts()) and np.all(lo.counts() == 20)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         coll.retriever("calibrated", min_relevance=1.5)
+
+
+class TwistedEncoder(HashEncoder):
+    """Another model: the hash encoder bent by a fixed non-linear map (no rotation fits it)."""
+
+    def encode_queries(self, texts, **_):
+        x = super().encode_queries(texts)
+        rot = np.linalg.qr(np.random.default_rng(5).normal(size=(self.dim, self.dim)))[0]
+        y = np.tanh(3 * x @ rot)
+        return (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32)
+
+    encode_documents = encode_queries
+
+
+def test_migrate_with_query_texts_and_auto_knn(coll):
+    new = TwistedEncoder(dim=16, name="new")
+    rng = np.random.default_rng(2)
+    queries = [" ".join(rng.choice(WORDS, 2)) for _ in range(40)]
+    with pytest.raises(ValueError, match="query_texts"):
+        dc.migrate(coll, new, kind="procrustes", sample=100, knn_k="auto")
+    with pytest.raises(ValueError, match="'auto'"):
+        dc.migrate(coll, new, kind="procrustes", sample=100, knn_k="many")
+    mp = dc.migrate(coll, new, kind="procrustes", sample=100, knn_k="auto", query_texts=queries)
+    cfg = coll.config["drift"]["maps"]["new"]
+    assert cfg["n_pairs"] == 140 and cfg["n_documents"] == 100 and cfg["n_query_texts"] == 40
+    ch = cfg["knn_choice"]
+    assert (ch["knn_k"], ch["knn_temperature"], ch["knn_weight"]) == (
+        mp.params["knn_k"],
+        mp.params["knn_temperature"],
+        mp.params["knn_weight"],
+    )
+    assert mp.arrays["anchors_source"].shape == (140, 16)  # the query texts are anchors too
+    # a query text is its own nearest anchor: mapped, it lands closer to its old-model vector
+    # than the documents-only map puts it
+    q = new.encode_queries(queries)
+    old = coll.encoder.encode_queries(queries)
+    plain = dc.migrate(coll, new, kind="procrustes", sample=100)
+    assert (mp.apply(q) * old).sum(1).mean() > (plain.apply(q) * old).sum(1).mean()
+    assert coll.retriever("mapped", encoder=new).search(["w1 w2"], 5).counts()[0] == 5
+
+
+def test_migrate_cli_with_query_file_defaults_to_auto_knn(coll, monkeypatch, capsys, tmp_path):
+    import heron.encoders
+    from heron.cli.main import main
+
+    monkeypatch.setattr(dc, "load_model", lambda name: TwistedEncoder(dim=16, name=name))
+    monkeypatch.setattr(heron.encoders, "load_encoder", lambda name: HashEncoder(16, name))
+    rng = np.random.default_rng(3)
+    qfile = tmp_path / "queries.txt"
+    qfile.write_text("\n".join(" ".join(rng.choice(WORDS, 2)) for _ in range(30)) + "\n\n")
+    path = str(coll.path)
+    coll.close()
+    args = ["migrate", path, "--new-model", "newer", "--kind", "procrustes", "--sample", "100"]
+    assert main([*args, "--queries", str(qfile)]) == 0
+    assert "on 130 texts (30 of them query texts)" in capsys.readouterr().out
+    back = Collection.open(path)
+    cfg = back.config["drift"]["maps"]["newer"]
+    assert cfg["knn_k"] == cfg["knn_choice"]["knn_k"] > 0 and cfg["n_query_texts"] == 30
+    back.close()
+    assert main([*args, "--knn", "several"]) == 2  # refused with a message

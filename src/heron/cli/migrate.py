@@ -3,7 +3,9 @@
 Fits a drift map (new -> old) on a sample of the collection's documents and stores it; the
 collection then answers new-model queries with ``--retriever mapped``. ``--reembed`` also
 re-embeds every document with the new model (resumable; ``--max-chunks`` bounds one run), after
-which the ``mapped`` retriever searches the new vectors natively.
+which the ``mapped`` retriever searches the new vectors natively. ``--queries FILE`` adds
+unlabelled query texts (one per line, e.g. a query log) to the fitting pairs; with ``--knn auto``
+the local correction's settings are chosen on a held-out quarter of them (no labels).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kind",
-        default="lstsq",
-        choices=["lstsq", "procrustes", "mlp"],
-        help="map family (default lstsq)",
+        default="auto",
+        choices=["auto", "lstsq", "procrustes", "mlp"],
+        help="map family (default auto: procrustes when the dimensions match, else lstsq)",
     )
     parser.add_argument(
         "--sample",
@@ -38,9 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--knn",
-        type=int,
-        default=0,
-        help="add a local residual correction from this many nearest sampled documents (0: off)",
+        default=None,
+        help="local residual correction from this many nearest fitting texts (0: off), or 'auto' "
+        "(chosen on held-out --queries texts, no labels); default: 'auto' with --queries, else 0",
+    )
+    parser.add_argument(
+        "--queries",
+        default=None,
+        help="file of unlabelled query texts, one per line, embedded by both models as extra fitting pairs",
     )
     parser.add_argument(
         "--reembed",
@@ -61,6 +68,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sample < 1:
         raise ValueError(f"--sample must be >= 1, got {args.sample}")
+    knn: int | str = args.knn if args.knn is not None else ("auto" if args.queries else "0")
+    if knn != "auto":
+        try:
+            knn = int(knn)
+        except ValueError:
+            raise ValueError(f"--knn must be an int >= 0 or 'auto', got {args.knn!r}") from None
+    queries = None
+    if args.queries:
+        with open(args.queries, encoding="utf-8") as f:
+            queries = [line.strip() for line in f if line.strip()]
     coll = Collection.open(args.collection)
     enc = load_model(args.new_model)
     mp = migrate(
@@ -70,10 +87,12 @@ def run(args: argparse.Namespace) -> int:
         sample=args.sample,
         max_words=args.max_words,
         progress=True,
-        knn_k=args.knn,
+        knn_k=knn,
+        query_texts=queries,
     )
     print(
-        f"fitted a {mp.kind} map {mp.source_model} ({mp.source_dim}d) -> {mp.target_model} ({mp.target_dim}d) on {mp.params['n_pairs']} documents"
+        f"fitted a {mp.kind} map {mp.source_model} ({mp.source_dim}d) -> {mp.target_model} ({mp.target_dim}d) on {mp.params['n_pairs']} "
+        + (f"texts ({len(queries)} of them query texts)" if queries else "documents")
     )
     print(
         f"search with: heron search {args.collection} QUERY --retriever mapped  (retriever param model={enc.name!r})"

@@ -6,6 +6,14 @@ from heron.drift.maps import (
     fit_drift_map,
     heldout_cosine,
     knn_targets,
+    tune_knn,
 )
 
-__all__ = ["DriftMap", "MappedQueryEncoder", "fit_drift_map", "heldout_cosine", "knn_targets"]
+__all__ = [
+    "DriftMap",
+    "MappedQueryEncoder",
+    "fit_drift_map",
+    "heldout_cosine",
+    "knn_targets",
+    "tune_knn",
+]

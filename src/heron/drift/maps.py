@@ -83,6 +83,98 @@ def heldout_cosine(drift_map: DriftMap, source: np.ndarray, target: np.ndarray) 
     return float((drift_map.apply(source) * t).sum(1).mean())
 
 
+KNN_GRID = {
+    "k": (5, 10, 20, 50, 100),
+    "temperature": (0.01, 0.02, 0.05),
+    "residual": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0),
+    "target": (0.2, 0.4, 0.6, 0.8),
+}
+
+
+def tune_knn(
+    source: np.ndarray,
+    target: np.ndarray,
+    heldout_source: np.ndarray,
+    heldout_target: np.ndarray,
+    *,
+    kind: str = "procrustes",
+    knn_mode: str = "residual",
+    ks: Sequence[int] = KNN_GRID["k"],
+    temperatures: Sequence[float] = KNN_GRID["temperature"],
+    weights: Sequence[float] | None = None,
+    **fit_kw: object,
+) -> tuple[dict, dict]:
+    """Choose the kNN correction's ``(knn_k, knn_temperature, knn_weight)`` without labels.
+
+    Fits the global map on ``source -> target`` (the anchors), then scores every grid point by
+    :func:`heldout_cosine` on texts left out of the fit: the mean cosine between the mapped
+    ``heldout_source`` ``(h, d_B)`` and its own old-model vectors ``heldout_target`` ``(h, d_A)``.
+    Equivalent to fitting :func:`fit_drift_map` at each grid point and calling
+    :func:`heldout_cosine`, but the source similarities are computed once. Use held-out
+    *query-like* texts (e.g. a quarter of an unlabelled query log): the correction is meant for
+    queries.
+
+    Parameters
+    ----------
+    source, target: ``(n, d_B)`` / ``(n, d_A)`` fitting pairs (the anchors).
+    heldout_source, heldout_target: ``(h, d_B)`` / ``(h, d_A)`` pairs left out of the fit.
+    kind, knn_mode: as :func:`fit_drift_map`; ``fit_kw`` goes to it for the global map.
+    ks, temperatures, weights: the grid (weights default per mode, ``KNN_GRID``).
+
+    Returns
+    -------
+    best: ``{"knn_k", "knn_temperature", "knn_weight", "knn_mode", "heldout_cosine"}``.
+    grid: ``{(k, temperature, weight): held-out mean cosine}``.
+    """
+    if knn_mode not in KNN_MODES:
+        raise ValueError(f"knn_mode must be one of {KNN_MODES}, got {knn_mode!r}")
+    weights = tuple(KNN_GRID[knn_mode] if weights is None else weights)
+    hs = np.asarray(heldout_source, dtype=np.float32)
+    ht = _normalise(np.asarray(heldout_target, dtype=np.float32))
+    if hs.ndim != 2 or len(hs) != len(ht) or len(hs) == 0:
+        raise ValueError(
+            f"heldout_source and heldout_target must be (h, d) vectors of the same h >= 1 texts, got {hs.shape} and {ht.shape}"
+        )
+    if not ks or not temperatures or not weights:
+        raise ValueError("ks, temperatures and weights must be non-empty grids")
+    for k, t in ((k, t) for k in ks for t in temperatures):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or t <= 0:
+            raise ValueError(f"grid values need k >= 1 (int) and temperature > 0, got {k!r}, {t!r}")
+    base = fit_drift_map(source, target, kind=kind, **fit_kw)  # type: ignore[arg-type]
+    xs = np.asarray(source, dtype=np.float32)
+    xt = _normalise(np.asarray(target, dtype=np.float32))
+    anchors = xt - base.apply(xs) if knn_mode == "residual" else xt
+    y0 = base.apply(hs)
+    kmax = min(max(int(k) for k in ks), len(xs))
+    sims = hs @ xs.T
+    top = np.argpartition(-sims, kmax - 1, axis=1)[:, :kmax]
+    st = np.take_along_axis(sims, top, axis=1)
+    order = np.argsort(-st, axis=1, kind="stable")
+    top, st = np.take_along_axis(top, order, axis=1), np.take_along_axis(st, order, axis=1)
+    grid: dict = {}
+    for k in ks:
+        kk = min(int(k), kmax)
+        for t in temperatures:
+            a = np.exp((st[:, :kk] - st[:, :1]) / t)
+            a /= a.sum(1, keepdims=True)
+            local = (a[:, :, None] * anchors[top[:, :kk]]).sum(1)
+            for w in weights:
+                if knn_mode == "residual":
+                    y = y0 + w * local
+                else:
+                    y = (1 - w) * y0 + w * _normalise(local)
+                grid[(int(k), float(t), float(w))] = float((_normalise(y) * ht).sum(1).mean())
+    k, t, w = max(grid, key=grid.get)
+    best = {
+        "knn_k": k,
+        "knn_temperature": t,
+        "knn_weight": w,
+        "knn_mode": knn_mode,
+        "heldout_cosine": grid[(k, t, w)],
+    }
+    return best, grid
+
+
 class DriftMap:
     """A fitted map from ``source_model`` vectors to ``target_model`` vectors.
 
