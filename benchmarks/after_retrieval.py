@@ -497,25 +497,25 @@ def part_drift(
             np.vstack([sn_mini, tr["query_emb"]]),
         ),
     }
-    ti_ids, ti_e5 = mod.load_e5_chunks(ds, E5, mod.title_chunks(ds, titles))
-    ti_mini = cached_array(
-        f"{ds.name}-{MINILM}-titles-n{titles}",
-        [i for _, c, _ in mod.title_chunks(ds, titles) for i in c],
-        lambda: minilm.encode_documents(
-            [t for _, _, tx in mod.title_chunks(ds, titles) for t in tx]
-        ),
-        meta={"model": MINILM},
-    )[: len(ti_ids)]
+
+    def chunk_pairs(chunks, name: str) -> tuple[list, np.ndarray, np.ndarray]:
+        """(ids, e5, MiniLM) of the e5-encoded part of ``chunks``; MiniLM cached as ``name``."""
+        ids, e5 = mod.load_e5_chunks(ds, E5, chunks)
+        mini = cached_array(
+            name,
+            [i for _, c, _ in chunks for i in c],
+            lambda: minilm.encode_documents([t for _, _, tx in chunks for t in tx]),
+            meta={"model": MINILM},
+        )[: len(ids)]
+        return ids, e5, mini
+
+    ti_ids, ti_e5, ti_mini = chunk_pairs(
+        mod.title_chunks(ds, titles), f"{ds.name}-{MINILM}-titles-n{titles}"
+    )
     # query-like unlabelled text (session 3): title n-grams and the dev split's query texts
     pch = mod.phrase_chunks(ds, phrases)
-    ph_ids, ph_e5 = mod.load_e5_chunks(ds, E5, pch)
-    ph_all = [i for _, c, _ in pch for i in c]
-    ph_mini = cached_array(
-        f"{ds.name}-{MINILM}-phrases-n{len(ph_all)}",
-        ph_all,
-        lambda: minilm.encode_documents([t for _, _, tx in pch for t in tx]),
-        meta={"model": MINILM},
-    )[: len(ph_ids)]
+    n_ph = sum(len(c) for _, c, _ in pch)
+    ph_ids, ph_e5, ph_mini = chunk_pairs(pch, f"{ds.name}-{MINILM}-phrases-n{n_ph}")
     dv_ids, dv_texts = mod.unlabelled_queries(ds, "dev")
     dv_e5 = dv_mini = np.zeros((0, 384), np.float32)
     if dv_ids:
@@ -534,14 +534,8 @@ def part_drift(
     # flatter it; a test query's n-grams are never anchors)
     qpc = mod.query_phrase_chunks(ds)
     qp_src = mod.query_phrases(ds)
-    qp_ids, qp_e5 = mod.load_e5_chunks(ds, E5, qpc)
-    qp_all = [i for _, c, _ in qpc for i in c]
-    qp_mini = cached_array(
-        f"{ds.name}-{MINILM}-qphrases-n{len(qp_all)}",
-        qp_all,
-        lambda: minilm.encode_documents([t for _, _, tx in qpc for t in tx]),
-        meta={"model": MINILM},
-    )[: len(qp_ids)]
+    n_qp = sum(len(c) for _, c, _ in qpc)
+    qp_ids, qp_e5, qp_mini = chunk_pairs(qpc, f"{ds.name}-{MINILM}-qphrases-n{n_qp}")
     if len(ph_ids) >= 200:
         fit_sets[f"title phrases (n={len(ph_ids)})"] = (ph_e5, ph_mini)
     if len(qp_ids) >= 200:
