@@ -116,7 +116,7 @@ def test_pareto_and_recommend():
 
 def test_collection_retriever(tmp_path):
     import heron
-    from heron.codecs.collection import write_codec_config
+    from heron.capabilities.compressed import write_codec_config
 
     x = data(400, 32)
     coll = heron.Collection.create(tmp_path / "c", model="none", dim=32)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from tests._after_fixtures import HashEncoder
 
-import heron.drift.collection as dc
-import heron.rerank.collection  # noqa: F401  (registers e2rank / rocchio / calibrated)
-from heron.calibration.collection import calibrate
+import heron.capabilities.mapped as dc
+import heron.capabilities.rerank  # noqa: F401  (registers e2rank / rocchio / calibrated)
+from heron.capabilities.calibrated import calibrate
 from heron.collection import Collection
 from heron.drift import DriftMap
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import heron
+from heron.capabilities.ann import compact_index, current_folder, update_index
 from heron.index import IndexMismatchError
-from heron.index.collection import compact_index, current_folder, update_index
 from heron.index.filters import compile_filter, matching_keys
 from heron.pipeline import Queries
 

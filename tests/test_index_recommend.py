@@ -17,7 +17,7 @@ from heron.bench.index_sweep import (
 )
 from heron.bench.pareto import pareto_front
 from heron.bench.recommend import recommend
-from heron.index.collection import write_index_config
+from heron.capabilities.ann import write_index_config
 from heron.pipeline import Queries
 
 D = 24

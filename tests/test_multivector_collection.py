@@ -103,7 +103,7 @@ def test_muvera_guard_through_collection(coll):
 
 @pytest.mark.realdata
 def test_token_field_with_minilm(tmp_path):
-    from heron.multivector.collection import add_token_field
+    from heron.capabilities.multivector import add_token_field
 
     texts = [
         "Scurvy is caused by a lack of vitamin C in the diet.",

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             flush()
     flush()
     if args.bm25:
-        from heron.retrieval.bm25 import bm25_index
+        from heron.capabilities.bm25 import bm25_index
 
         bm25_index(coll)
     print(

@@ -63,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from heron.capabilities.mapped import load_model, migrate, reembed
     from heron.collection import Collection
-    from heron.drift.collection import load_model, migrate, reembed
 
     if args.sample < 1:
         raise ValueError(f"--sample must be >= 1, got {args.sample}")

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({"recommendation": rec.config}))
     if args.write and "index" in rec.row:
-        from heron.index.collection import write_index_config
+        from heron.capabilities.ann import write_index_config
 
         cfg = write_index_config(
             args.write,
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"wrote index configuration to collection {args.write}: {json.dumps(cfg)}")
     elif args.write:
-        from heron.codecs.collection import write_codec_config
+        from heron.capabilities.compressed import write_codec_config
 
         cfg = write_codec_config(
             args.write,

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import heron
-    from heron.index.collection import AnnRetriever
+    from heron.capabilities.ann import AnnRetriever
 
     coll = heron.Collection.open(args.collection)
     snap = coll.snapshot()

@@ -667,7 +667,7 @@ class Collection:
     # ------------------------------------------------------------------ search
     def retriever(self, name: str = "dense", **params: Any) -> Any:
         """A pipeline :class:`~heron.pipeline.Stage` over this collection (see the registry)."""
-        from heron.retrieval.registry import get_retriever
+        from heron.capabilities.registry import get_retriever
 
         return get_retriever(self, name, **params)
 
@@ -686,14 +686,14 @@ class Collection:
         With ``min_relevance`` (a probability in [0, 1]) only hits whose calibrated relevance
         reaches it are kept (rows are padded after the last kept hit, so the number of hits
         varies per query); the collection must have been calibrated first
-        (:func:`heron.calibration.collection.calibrate`). ``min_hits`` keeps at least that many.
+        (:func:`heron.capabilities.calibrated.calibrate`). ``min_hits`` keeps at least that many.
         """
         from heron.results import check_k
 
         k = check_k(k)
         stage = self.retriever(retriever, **params)
         if min_relevance is not None:
-            from heron.calibration.collection import threshold_stage
+            from heron.capabilities.calibrated import threshold_stage
 
             thr = threshold_stage(self, min_relevance=min_relevance, min_hits=min_hits)
             stage = stage % max(k, 100) >> thr

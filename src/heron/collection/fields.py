@@ -7,18 +7,18 @@ encoder for a ``sparse`` field or the token encoder for a ``ragged`` field.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
-_FACTORIES: dict[str, Callable[[dict[str, Any]], Any]] = {}
-#: modules imported on a registry miss, so their encoders register themselves
-PLUGIN_MODULES = ["heron.encoders.splade", "heron.multivector.fields", "heron.encoders.tokens"]
+from heron._plugins import registry_of
+
+#: field encoders, found through the ``heron.field_encoders`` entry-point group
+FIELD_ENCODERS = registry_of("heron.field_encoders", "field encoder")
 
 
 def register_field_encoder(name: str, factory: Callable[[dict[str, Any]], Any]) -> None:
     """Register ``factory(spec) -> encoder`` under ``name`` (the spec's ``encoder`` value)."""
-    _FACTORIES[name] = factory
+    FIELD_ENCODERS.register(name, factory)
 
 
 def field_encoder(spec: dict[str, Any]) -> Any:
@@ -27,12 +27,4 @@ def field_encoder(spec: dict[str, Any]) -> Any:
         raise ValueError(
             f"field spec {spec} names no encoder; pass its data with add(..., fields={{name: data}})"
         )
-    if name not in _FACTORIES:
-        for mod in PLUGIN_MODULES:
-            try:
-                importlib.import_module(mod)
-            except ImportError:
-                continue
-    if name not in _FACTORIES:
-        raise ValueError(f"no field encoder registered as {name!r}; known: {sorted(_FACTORIES)}")
-    return _FACTORIES[name](spec)
+    return FIELD_ENCODERS.get(name)(spec)

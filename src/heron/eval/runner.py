@@ -10,7 +10,7 @@ Retriever specs
 ``NAME?key=value&...``   with parameters (numbers parsed), e.g. ``compressed?codec=bin&oversample=10``
 ``hybrid:A+B+...``       reciprocal-rank fusion of the named retrievers
 ``fusion:A+B+...``       normalised score fusion, weights fitted on the train split
-                         (``?norm=minmax|zscore``; registered by :mod:`heron.fusion.eval`)
+                         (``?norm=minmax|zscore``; registered by :mod:`heron.eval.fusion`)
 """
 
 from __future__ import annotations
@@ -23,27 +23,21 @@ from typing import Any
 
 import numpy as np
 
+from heron._plugins import registry_of
 from heron.eval.beir import BeirDataset, load_beir
 from heron.eval.cache import cache_dir, dataset_embeddings
 from heron.eval.metrics import DEFAULT_MEASURES, evaluate
 from heron.pipeline import RRF, Queries, Stage
 
-#: hooks for ``hybrid:`` specs; a package may register a smarter fusion (e.g. fitted weights)
-HYBRID_BUILDERS: dict[str, Callable[..., Stage]] = {}
-#: ``prepare(collection, dataset)`` run before building retriever NAME (e.g. add its field)
+#: builders of pipeline specs by prefix (``hybrid:``, ``fusion:``), entry-point group ``heron.eval``
+HYBRID_BUILDERS = registry_of("heron.eval", "pipeline prefix")
+#: ``prepare(collection, dataset)`` run before building retriever NAME (e.g. add its field);
+#: filled by the same ``heron.eval`` entry points
 DATASET_HOOKS: dict[str, Callable[[Any, BeirDataset], None]] = {}
-#: modules imported on first use; they register into the two dicts above
-EVAL_PLUGINS = ["heron.fusion.eval", "heron.sparse.collection"]
 
 
 def _load_eval_plugins() -> None:
-    import importlib
-
-    for mod in EVAL_PLUGINS:
-        try:
-            importlib.import_module(mod)
-        except ImportError:
-            continue
+    HYBRID_BUILDERS.load_entry_points()
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:

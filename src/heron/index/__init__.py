@@ -3,7 +3,7 @@
 ``make_index("hnsw", M=32, ef_construction=200, codec="fp32").build(vectors, keys)``;
 ``index.search(queries, k, allowed=keys, params={"ef_search": 128})``; ``index.add`` /
 ``index.remove`` / ``index.upsert``; ``index.save(folder)`` / :func:`load_index`. Collections use
-them through the ``flat`` / ``ivf`` / ``hnsw`` retrievers (:mod:`heron.index.collection`).
+them through the ``flat`` / ``ivf`` / ``hnsw`` retrievers (:mod:`heron.capabilities.ann`).
 """
 
 from __future__ import annotations

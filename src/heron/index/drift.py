@@ -1,7 +1,7 @@
 """Recall drift of trained indexes as a collection grows past their training data; retrain advice.
 
 An IVF coarse quantizer (and a PQ / SQ codebook) is trained once, on the vectors given to
-``build``; :meth:`~heron.index.base.AnnIndex.add` (and :func:`heron.index.collection.update_index`)
+``build``; :meth:`~heron.index.base.AnnIndex.add` (and :func:`heron.capabilities.ann.update_index`)
 only assigns new vectors to the existing cells. When the collection grows into regions the
 training sample did not cover, lists become unbalanced and a fixed ``nprobe`` covers less of the
 true neighbourhood. :func:`drift_report` tracks ``growth = n_now / trained_on`` and measures
@@ -79,7 +79,7 @@ def drift_report(
     "target", "retrain", "advice"}``; ``retrain`` is true when recall is below ``target``, the
     index holds more than ``RETRAIN_GROWTH`` times the vectors it was trained on and (IVF) its
     list imbalance grew by ``SHIFT_IMBALANCE`` since the build — the new vectors fell into few
-    cells, so a retrain (:func:`heron.index.collection.compact_index`) helps where a larger
+    cells, so a retrain (:func:`heron.capabilities.ann.compact_index`) helps where a larger
     ``nprobe`` would only pay for it. Below target without those signs, the advice is to raise
     the search knob.
     """

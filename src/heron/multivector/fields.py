@@ -4,7 +4,7 @@ A collection declares the field with::
 
     coll.add_field("tokens", kind="ragged", encoder="tokens", model="sentence-transformers/all-MiniLM-L6-v2")
 
-(or :func:`heron.multivector.collection.add_token_field`); documents added later get their token
+(or :func:`heron.capabilities.multivector.add_token_field`); documents added later get their token
 vectors computed on ``add``. Any sentence-transformers model (or ColBERT-style checkpoint loaded
 through sentence-transformers) is accepted by name or path; vectors are stored as float16.
 """

@@ -1,6 +1,6 @@
 """Learned-sparse retrieval: heron's Seismic index, the exact oracle, a pyseismic-lsr adapter.
 
-``heron.sparse.collection`` registers the ``"splade"`` retriever on collections.
+``heron.capabilities.splade`` registers the ``"splade"`` retriever on collections.
 """
 
 from heron.sparse.exact import ExactSparseIndex

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from heron.capabilities.registry import register_retriever
 from heron.codecs.base import load_codec
 from heron.codecs.search import rescore_rows
 from heron.codecs.spec import parse_spec
 from heron.pipeline import Queries, Stage
 from heron.results import PAD_KEY, Results, check_k, pad
-from heron.retrieval.registry import register_retriever
 
 DEFAULT_CONFIG = {"spec": "bin", "oversample": 10, "rescore": "float32"}
 INDEX_NAME = "codec"
@@ -128,7 +128,7 @@ class CompressedRetriever(Stage):
         return codec, codes, keys, f16
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
-        from heron.retrieval.dense import query_vectors, rescore_exact
+        from heron.capabilities.dense import query_vectors, rescore_exact
 
         q = query_vectors(self.collection, queries)
         snap = self.collection.snapshot()

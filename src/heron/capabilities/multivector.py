@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from heron.capabilities.registry import register_retriever
 from heron.multivector.maxsim import MaxSim
 from heron.multivector.muvera import FDEEncoder, MuveraRetriever
 from heron.multivector.pooling import PooledRetriever, pool_tokens
 from heron.multivector.ragged import RaggedArray, _atomic_save
-from heron.retrieval.registry import register_retriever
 
 VERSION = 1
 _STORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -54,7 +54,7 @@ def _field_spec(collection: Any, field: str) -> dict:
     if spec is None or spec.get("kind") != "ragged":
         raise ValueError(
             f"collection has no ragged field {field!r} (fields: {sorted(collection.fields)}); "
-            "add token vectors with heron.multivector.collection.add_token_field(coll)"
+            "add token vectors with heron.capabilities.multivector.add_token_field(coll)"
         )
     return spec
 

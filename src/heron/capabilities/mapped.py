@@ -267,8 +267,8 @@ class MappedRetriever(Stage):
         return MappedRetriever(self.collection, encoder=self.encoder, depth=k)
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
+        from heron.capabilities.dense import search_segments
         from heron.rerank.vectors import KeyedVectors, search_vectors
-        from heron.retrieval.dense import search_segments
 
         snap = self.collection.snapshot()
         live = np.asarray(snap.keys)
@@ -290,7 +290,7 @@ class MappedRetriever(Stage):
 
 
 def _register() -> None:
-    from heron.retrieval.registry import register_retriever
+    from heron.capabilities.registry import register_retriever
 
     register_retriever("mapped", lambda collection, **p: MappedRetriever(collection, **p))
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from heron.capabilities.registry import register_retriever
 from heron.pipeline import Queries, Stage
 from heron.results import Results, check_k
-from heron.retrieval.registry import register_retriever
 from heron.sparse.exact import ExactSparseIndex
 from heron.sparse.seismic import SeismicIndex
 
@@ -165,42 +165,5 @@ class SparseRetriever(Stage):
         return self.encoder.top_terms(self.encoder.encode_queries([query]), row, n=n)
 
 
-def prepare_eval_collection(collection: Any, dataset: Any, *, field: str = "splade") -> None:
-    """Give an evaluation collection its SPLADE field (``heron eval ... --retriever splade``).
-
-    The vectors come from the encoding cache (:func:`heron.encoders.splade.dataset_sparse`), so
-    they are computed once per dataset and shared with the benchmarks.
-    """
-    if field in collection.fields:
-        return
-    from heron.encoders.splade import DEFAULT_SPARSE_MODEL, SpladeEncoder, dataset_sparse
-
-    enc = SpladeEncoder(DEFAULT_SPARSE_MODEL)
-    split = next(iter(dataset.qrels))
-    vecs = dataset_sparse(dataset, enc, split=split)["doc_vecs"]
-    row = {t: i for i, t in enumerate(dataset.documents())}
-
-    def data_for(texts: list[str]):
-        return vecs[[row[t] for t in texts]]
-
-    collection.add_field(
-        field,
-        kind="sparse",
-        encoder="splade",
-        model=enc.name,
-        vocab=enc.vocab_size,
-        backfill=False,
-    )
-    collection.backfill(field, data_for=data_for)
-
-
 register_retriever("splade", lambda collection, **p: SparseRetriever(collection, **p))
 
-
-def _register_eval_hook() -> None:
-    from heron.eval.runner import DATASET_HOOKS
-
-    DATASET_HOOKS.setdefault("splade", prepare_eval_collection)
-
-
-_register_eval_hook()

@@ -70,4 +70,4 @@ def build_fusion(
     return ScoreFusion(*stages, weights=weights, norm=norm, depth=depth)
 
 
-HYBRID_BUILDERS[PREFIX] = build_fusion
+HYBRID_BUILDERS.register(PREFIX, build_fusion)

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from heron._deps import require
+from heron.capabilities.registry import register_retriever
 from heron.pipeline import Queries, Stage, rescore
 from heron.results import PAD_KEY, Results, check_k, pad
-from heron.retrieval.registry import register_retriever
 
 FORMAT_VERSION = 1
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from heron.capabilities.registry import register_retriever
 from heron.index import INDEX_TYPES, AnnIndex, IndexMismatchError, load_index, make_index
 from heron.index.base import read_manifest, topk_rows
 from heron.pipeline import Queries, Stage
 from heron.results import Results, check_k
-from heron.retrieval.registry import register_retriever
 
 CURRENT = "CURRENT"
 #: parameters fixed at build time (a saved index with other values is rebuilt or refused)
@@ -251,7 +251,7 @@ class AnnRetriever(Stage):
         if idx is None:
             if self.build == "never":
                 raise ValueError(
-                    f"index {self.index_name!r} does not exist; build it (heron.index.collection.build_index) or pass build='auto'"
+                    f"index {self.index_name!r} does not exist; build it (heron.capabilities.ann.build_index) or pass build='auto'"
                 )
             extra = {p: self.params[p] for p in ("oversample", "exact_below") if p in self.params}
             build_index(self.collection, self.kind, name=self.index_name, **build_p, **extra)
@@ -261,7 +261,7 @@ class AnnRetriever(Stage):
         return idx
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
-        from heron.retrieval.dense import query_vectors, rescore_exact
+        from heron.capabilities.dense import query_vectors, rescore_exact
 
         q = query_vectors(self.collection, queries)
         snap = self.collection.snapshot()
@@ -342,7 +342,7 @@ def configured_retriever(collection: Any, **overrides: Any) -> AnnRetriever:
     if not cfg:
         raise ValueError(
             "this collection has no index configuration; run `heron recommend DATASET --indexes "
-            "--write COLLECTION` or heron.index.collection.write_index_config, or use "
+            "--write COLLECTION` or heron.capabilities.ann.write_index_config, or use "
             "retriever='hnsw' / 'ivf' / 'flat' with explicit parameters"
         )
     kind = cfg.pop("kind")

@@ -46,7 +46,7 @@ def threshold_stage(
     """The stored adapter as a threshold stage (put after ``coll.retriever('dense') % depth``)."""
     if INDEX not in coll.config:
         raise ValueError(
-            "this collection has no calibration; fit one with heron.calibration.collection.calibrate(coll, queries, ids, qrels)"
+            "this collection has no calibration; fit one with heron.capabilities.calibrated.calibrate(coll, queries, ids, qrels)"
         )
     adapter = CosineAdapter.load(coll.path / "indexes" / INDEX)
     return RelevanceThreshold(

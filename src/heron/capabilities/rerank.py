@@ -6,7 +6,7 @@ Registered names (each is ``dense % depth >> stage``):
 * ``"rocchio"``: :class:`~heron.rerank.Rocchio`;
 * ``"cross_encoder"``: :class:`~heron.rerank.CrossEncoderReranker` (param ``model``: a local folder);
 * ``"calibrated"``: dense then :class:`~heron.calibration.RelevanceThreshold` with the adapter
-  stored by :func:`heron.calibration.collection.calibrate` (param ``min_relevance``).
+  stored by :func:`heron.capabilities.calibrated.calibrate` (param ``min_relevance``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def cross_encoder(coll: Any, *, model: str, depth: int = 100, **params: Any) -> 
 def calibrated(
     coll: Any, *, min_relevance: float = 0.5, depth: int = 100, min_hits: int = 0
 ) -> Stage:
-    from heron.calibration.collection import threshold_stage
+    from heron.capabilities.calibrated import threshold_stage
 
     return _dense(coll, depth) >> threshold_stage(
         coll, min_relevance=min_relevance, min_hits=min_hits
@@ -69,7 +69,7 @@ def calibrated(
 
 
 def _register() -> None:
-    from heron.retrieval.registry import register_retriever
+    from heron.capabilities.registry import register_retriever
 
     register_retriever("e2rank", e2rank)
     register_retriever("rocchio", rocchio)
