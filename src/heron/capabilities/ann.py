@@ -1,31 +1,28 @@
-"""ANN indexes inside a collection: ``coll.search(q, k, retriever="hnsw", filter={...})``.
+"""ANN indexes inside a collection: ``coll.search(q, k, using="hnsw", filter={...})``.
 
-Registers the retrievers ``flat``, ``ivf`` and ``hnsw``. An index lives in
-``coll.index_dir(name)`` as versioned sub-folders and a ``CURRENT`` file naming the live one;
-a new version (build, update, compaction) is written to a fresh folder and switched to with an
-atomic rename of ``CURRENT``, so a crash at any point leaves the previous index usable.
+Registers the index kinds and retrievers ``flat``, ``ivf`` and ``hnsw``. An index is a
+collection artifact (:mod:`heron.collection.artifacts`): built from a snapshot, published
+atomically, resident in memory while current, collected when no reader holds it.
 
-Live updates: the index records the collection generation it was built at. A search at a later
-generation tombstones keys deleted since (in memory) and scans documents added since *exactly*
-(merged with the index's hits), so a deleted id never comes back and an upserted id returns its
-new vector. :func:`update_index` folds the additions into the index incrementally (no retrain)
-and persists the tombstones; :func:`compact_index` rebuilds from live vectors (reclaims space,
-retrains IVF/PQ).
+Live updates: a search at a later generation than the index's tombstones keys deleted since (in
+memory, once per snapshot) and scans documents added since *exactly* (merged with the index's
+hits), so a deleted id never comes back and an upserted id returns its new vector.
+:func:`update_index` folds the additions into a new version incrementally (no retrain);
+:func:`compact_index` rebuilds from live vectors (reclaims space, retrains IVF/PQ).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from heron.capabilities.base import ArtifactKind, register_kind
 from heron.capabilities.registry import register_retriever
-from heron.index import INDEX_TYPES, AnnIndex, IndexMismatchError, load_index, make_index
-from heron.index.base import read_manifest, topk_rows
+from heron.index import INDEX_TYPES, AnnIndex, load_index, make_index
+from heron.index.base import topk_rows
 from heron.pipeline import Queries, Stage
 from heron.results import Results, check_k
 
@@ -40,77 +37,83 @@ SEARCH_PARAMS = {"flat": (), "ivf": ("nprobe",), "hnsw": ("ef_search",)}
 
 
 def index_name(kind: str, codec: str = "fp32") -> str:
-    """Default folder name of an index: ``hnsw``, ``ivf-int8``, ``flat-bin`` ..."""
+    """Default name of an index: ``hnsw``, ``ivf-int8``, ``flat-bin`` ..."""
     return kind if codec == "fp32" else f"{kind}-{codec}"
 
 
-def current_folder(coll: Any, name: str) -> Path | None:
-    """The live version folder of index ``name`` (``None`` when never built)."""
-    root = coll.index_dir(name)
-    ptr = root / CURRENT
-    if not ptr.is_file():
-        return None
-    folder = root / ptr.read_text().strip()
-    return folder if folder.is_dir() else None
+class _AnnKind(ArtifactKind):
+    """ANN indexes on faiss (:mod:`heron.index`) as collection artifacts."""
 
+    field_kind = "dense"
+    default_field = "dense"
 
-def _publish(coll: Any, name: str, idx: AnnIndex, generation: int) -> Path:
-    """Write ``idx`` as a new version and switch ``CURRENT`` to it atomically; drop old versions."""
-    root = coll.index_dir(name)
-    old = current_folder(coll, name)
-    ver = f"v{generation:08d}-{os.getpid()}-{time.time_ns() % 10**9}"
-    tmp = root / f".tmp-{ver}"
-    idx.save(tmp, generation=generation, model=coll.model)
-    os.replace(tmp, root / ver)
-    ptr_tmp = root / f".{CURRENT}.tmp{os.getpid()}"
-    ptr_tmp.write_text(ver)
-    os.replace(ptr_tmp, root / CURRENT)  # the commit point
-    for p in root.iterdir():  # versions no reader is pointed at any more; stale temp folders
-        if p.is_dir() and p.name != ver and (p == old or p.name.startswith(".tmp-")):
-            shutil.rmtree(p, ignore_errors=True)
-    return root / ver
-
-
-def build_index(
-    coll: Any, kind: str = "hnsw", *, name: str | None = None, **params: Any
-) -> AnnIndex:
-    """Build index ``kind`` over the collection's live dense vectors and publish it."""
-    idx = make_index(kind, **params)
-    snap = coll.snapshot()
-    if len(snap) == 0:
-        raise ValueError("the collection is empty; add documents before building an index")
-    idx.build(np.asarray(snap.dense()), snap.keys)
-    _publish(coll, name or index_name(kind, idx.codec), idx, snap.generation)
-    idx.meta["generation"] = snap.generation
-    return idx
-
-
-def open_index(
-    coll: Any, name: str, *, kind: str | None = None, expect: dict[str, Any] | None = None
-) -> AnnIndex | None:
-    """Load the live version of index ``name``; ``None`` when absent.
-
-    Raises :class:`~heron.index.IndexMismatchError` when it does not match the collection
-    (dimension, model, a generation from the future) or ``expect``-ed build parameters.
-    """
-    folder = current_folder(coll, name)
-    if folder is None:
-        return None
-    manifest = read_manifest(folder)
-    idx = load_index(
-        folder, dim=coll.dim, model=coll.model, kind=kind, max_generation=coll.generation
-    )
-    for p, want in (expect or {}).items():
-        have = manifest["params"].get(p)
-        if want is not None and have != want:
-            raise IndexMismatchError(
-                f"index {name!r} was built with {p}={have!r}, not {want!r}; rebuild it (build='auto' does)"
+    def normalise(self, params: dict[str, Any]) -> dict[str, Any]:
+        valid = set(BUILD_PARAMS[self.kind]) | {"oversample", "exact_below"}
+        bad = sorted(set(params) - valid)
+        if bad:
+            raise ValueError(
+                f"unknown build parameter(s) {bad} for index kind {self.kind!r}; valid: {sorted(valid)}"
             )
-    idx.meta["generation"] = manifest.get("generation")
-    return idx
+        make_index(self.kind, **params)  # validates values
+        return dict(params)
+
+    def build(self, snap: Any, field: str, params: dict[str, Any], folder: Path, *, progress: bool) -> None:
+        if len(snap) == 0:
+            raise ValueError("the collection is empty; add documents before building an index")
+        idx = make_index(self.kind, **params)
+        idx.build(np.asarray(snap.dense(field)), snap.keys)
+        idx.save(folder / "data", generation=snap.generation, model=snap.collection.model)
+
+    def update(
+        self, old: Path, snap: Any, field: str, params: dict[str, Any], folder: Path
+    ) -> dict[str, int]:
+        """Fold documents added / deleted since ``old`` was built into a copy of it (no retraining)."""
+        coll = snap.collection
+        idx = load_index(old / "data", dim=coll.dim, model=coll.model, kind=self.kind, mmap=False)
+        stale, new_k, new_v = _delta(idx, snap, field)
+        idx.remove(stale)
+        if len(new_k):
+            idx.add(new_v, new_k)
+        idx.save(folder / "data", generation=snap.generation, model=coll.model)
+        return {"added": int(len(new_k)), "tombstoned": int(len(stale)), "dead_total": idx.n_dead}
+
+    def open(self, folder: Path, record: Any, collection: Any) -> AnnIndex:
+        idx = load_index(
+            folder / "data", dim=collection.dim, model=collection.model, kind=self.kind,
+            max_generation=collection.generation,
+        )
+        idx.meta["generation"] = record.generation
+        return idx
+
+    def retriever(self, collection: Any, name: str, **params: Any) -> AnnRetriever:
+        return AnnRetriever(collection, kind=self.kind, name=name, **params)
 
 
-def _delta(idx: AnnIndex, snap: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+for _kind in INDEX_TYPES:
+    register_kind(type(f"{_kind.upper()}Kind", (_AnnKind,), {"kind": _kind}))
+
+
+def build_index(coll: Any, kind: str = "hnsw", *, name: str | None = None, **params: Any) -> AnnIndex:
+    """Build index ``kind`` over the collection's live dense vectors, publish it, return it."""
+    rec = coll.create_index(name, kind=kind, **params)
+    return coll.artifact(rec["name"], build="never")[1]
+
+
+def open_index(coll: Any, name: str, **_: Any) -> AnnIndex | None:
+    """The resident current version of index ``name`` (``None`` when absent or unbuilt)."""
+    rec = coll.snapshot().artifacts.get(name)
+    if rec is None or rec.version is None:
+        return None
+    return coll.artifact(name, build="never")[1]
+
+
+def current_folder(coll: Any, name: str) -> Path | None:
+    """The folder of the current version of index ``name`` (``None`` when never built)."""
+    rec = coll.snapshot().artifacts.get(name)
+    return None if rec is None or rec.version is None else rec.folder(coll.path)
+
+
+def _delta(idx: AnnIndex, snap: Any, field: str = "dense") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(stale_keys, new_keys, new_vectors)``: index keys deleted since, live keys not in the index."""
     live = idx.live_keys()
     stale = live[~np.isin(live, snap.keys)]
@@ -123,46 +126,41 @@ def _delta(idx: AnnIndex, snap: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
         rows = rows[~idx.contains(seg_keys[rows])]
         if len(rows):
             new_k.append(seg_keys[rows])
-            new_v.append(np.asarray(sv.segment.dense("dense")[rows], dtype=np.float32))
+            new_v.append(np.asarray(sv.segment.dense(field)[rows], dtype=np.float32))
     if new_k:
         return stale, np.concatenate(new_k), np.concatenate(new_v)
     return stale, np.zeros(0, np.int64), np.zeros((0, idx.dim or 0), np.float32)
 
 
 def update_index(coll: Any, name: str) -> dict[str, int]:
-    """Fold documents added/deleted since the index's generation into it (no rebuild) and publish."""
-    idx = open_index(coll, name)
-    if idx is None:
-        raise ValueError(
-            f"index {name!r} does not exist; build it first (build_index or a search with build='auto')"
-        )
+    """Fold documents added/deleted since the index's generation into it (no retrain) and publish."""
+    from heron.collection import artifacts as art
+
     snap = coll.snapshot()
-    stale, new_k, new_v = _delta(idx, snap)
-    idx.remove(stale)
-    if len(new_k):
-        idx.add(new_v, new_k)
-    _publish(coll, name, idx, snap.generation)
-    return {
-        "added": int(len(new_k)),
-        "tombstoned": int(len(stale)),
-        "dead_total": idx.n_dead,
-        "generation": snap.generation,
-    }
+    rec = snap.artifacts.get(name)
+    if rec is None or rec.version is None:
+        raise ValueError(
+            f"index {name!r} does not exist; build it first (coll.create_index or a search with build='auto')"
+        )
+    with art.build_lock(coll.path, name):
+        new = art.build(coll, snap, name, rec.kind, rec.field, rec.params, update_from=rec)
+    stats = art.read_manifest(new.folder(coll.path)).get("update", {})
+    return {**stats, "generation": int(new.generation)}
 
 
 def compact_index(coll: Any, name: str, **params: Any) -> dict[str, Any]:
     """Rebuild index ``name`` from the live vectors (reclaims tombstones, retrains IVF/PQ).
 
-    The new index is written to a new folder and published atomically; until then, and if the
+    The new version is built in a new folder and published atomically; until then, and if the
     process dies, the previous version keeps serving.
     """
-    folder = current_folder(coll, name)
-    if folder is None:
+    rec = coll.snapshot().artifacts.get(name)
+    if rec is None or rec.version is None:
         raise ValueError(f"index {name!r} does not exist; build it first")
-    manifest = read_manifest(folder)
-    before = {"count": manifest["count"], "live": manifest["live"]}
-    p = {**manifest["params"], **params}
-    idx = build_index(coll, manifest["kind"], name=name, **p)
+    old = coll.artifact(name, build="never")[1]
+    before = {"count": old.ntotal, "live": len(old)}
+    coll.create_index(name, kind=rec.kind, on=rec.field, **{**rec.params, **params})
+    idx = coll.artifact(name, build="never")[1]
     return {"before": before, "after": {"count": idx.ntotal, "live": len(idx)}}
 
 
@@ -213,13 +211,9 @@ class AnnRetriever(Stage):
         self.index_name = name or index_name(kind, codec)
         self.depth = check_k(depth)
         self.name = kind
-        self._idx: AnnIndex | None = None
-        self._idx_folder: Path | None = None
-        self._gen: int | None = None
-        self._delta: tuple[np.ndarray, np.ndarray] | None = None
 
     def with_depth(self, k: int) -> AnnRetriever:
-        r = AnnRetriever(
+        return AnnRetriever(
             self.collection,
             kind=self.kind,
             filter=self.filter,
@@ -228,36 +222,13 @@ class AnnRetriever(Stage):
             depth=k,
             **self.params,
         )
-        r._idx, r._idx_folder, r._gen, r._delta = (
-            self._idx,
-            self._idx_folder,
-            self._gen,
-            self._delta,
-        )
-        return r
 
-    def index(self) -> AnnIndex:
-        """The loaded index (built or rebuilt here when missing/mismatching and ``build='auto'``)."""
-        folder = current_folder(self.collection, self.index_name)
-        if self._idx is not None and folder == self._idx_folder:
-            return self._idx
+    def index(self, snap: Any = None) -> AnnIndex:
+        """The resident index (built or rebuilt once when missing/mismatching and ``build='auto'``)."""
         build_p = {p: self.params[p] for p in BUILD_PARAMS[self.kind] if p in self.params}
-        try:
-            idx = open_index(self.collection, self.index_name, kind=self.kind, expect=build_p)
-        except IndexMismatchError:
-            if self.build == "never":
-                raise
-            idx = None
-        if idx is None:
-            if self.build == "never":
-                raise ValueError(
-                    f"index {self.index_name!r} does not exist; build it (heron.capabilities.ann.build_index) or pass build='auto'"
-                )
-            extra = {p: self.params[p] for p in ("oversample", "exact_below") if p in self.params}
-            build_index(self.collection, self.kind, name=self.index_name, **build_p, **extra)
-            folder = current_folder(self.collection, self.index_name)
-            idx = open_index(self.collection, self.index_name, kind=self.kind)
-        self._idx, self._idx_folder, self._gen, self._delta = idx, folder, None, None
+        _, idx = self.collection.artifact(
+            self.index_name, kind=self.kind, field="dense", params=build_p, build=self.build, snap=snap
+        )
         return idx
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
@@ -267,12 +238,14 @@ class AnnRetriever(Stage):
         snap = self.collection.snapshot()
         if candidates is not None:
             return rescore_exact(snap, q, candidates)
-        idx = self.index()
-        if self._gen != snap.generation:
+        idx = self.index(snap)
+
+        def delta() -> tuple[np.ndarray, np.ndarray]:
             stale, new_k, new_v = _delta(idx, snap)
-            idx.remove(stale)  # in-memory tombstones for deletions since the index's generation
-            self._delta, self._gen = (new_k, new_v), snap.generation
-        new_k, new_v = self._delta
+            idx.remove(stale)  # in-memory tombstones (keys are never reused: deleted stays deleted)
+            return new_k, new_v
+
+        new_k, new_v = snap.memo(("ann-delta", self.index_name, id(idx)), delta)
         k = self.depth
         allowed = None
         if self.filter is not None:
@@ -306,7 +279,7 @@ class AnnRetriever(Stage):
         )
         if self.filter is not None:
             info["filter_matches"] = int(len(allowed))
-        return Results(keys, scores, self.collection.resolver(), info)
+        return Results(keys, scores, snap.resolver(), info)
 
 
 def write_index_config(collection: Any, config: dict, **extra: Any) -> dict:

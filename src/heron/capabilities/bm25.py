@@ -5,23 +5,21 @@ Lù, "BM25S: Orders of magnitude faster lexical search via eager sparse scoring"
 Defaults follow Lucene (``method="lucene"``, ``k1=1.2``, ``b=0.75``) with English stop words
 and the Snowball English stemmer.
 
-The index is stored under ``indexes/bm25/g<generation>/`` (bm25s's own ``.npy`` + JSON files
-plus ``keys.npy``) and rebuilt when the collection has changed since it was built; results are
-always restricted to documents live in the reader's snapshot.
+The index is a collection artifact (kind ``bm25`` on the ``text`` field: bm25s's own ``.npy`` +
+JSON files plus ``keys.npy``), resident while current and rebuilt once when the collection has
+changed since it was built, so results are restricted to documents live in the reader's snapshot.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from heron._deps import require
+from heron.capabilities.base import ArtifactKind, register_kind
 from heron.capabilities.registry import register_retriever
 from heron.pipeline import Queries, Stage, rescore
 from heron.results import PAD_KEY, Results, check_k, pad
@@ -152,63 +150,68 @@ def _positions(sorted_source: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.where(sk[pos] == keys, order[pos], -1)
 
 
-_LOCK = threading.Lock()
-_LOADED: dict[tuple[str, int, str], BM25Index] = {}
+@register_kind
+class BM25Kind(ArtifactKind):
+    """BM25 over the documents' text as a collection artifact (``kind="bm25"``, ``on="text"``).
+
+    Scores depend on corpus statistics (document frequencies, average length), so a version
+    serves only the generation it was built from; a search after a write rebuilds it once.
+    """
+
+    kind = "bm25"
+    field_kind = "text"
+    default_field = "text"
+    build_params = ("k1", "b", "method", "stopwords", "stemmer")
+
+    def normalise(self, params: dict[str, Any]) -> dict[str, Any]:
+        return dict(BM25Index(**super().normalise(params)).params)
+
+    def build(self, snap: Any, field: str, params: dict[str, Any], folder: Path, *, progress: bool) -> None:
+        texts = snap.texts(snap.keys)
+        BM25Index(**params).build(texts, snap.keys, progress=progress).save(folder / "data")
+
+    def open(self, folder: Path, record: Any, collection: Any) -> BM25Index:
+        return BM25Index.load(folder / "data")
+
+    def fresh(self, record: Any, snap: Any) -> bool:
+        return record.generation == snap.generation
+
+    def retriever(self, collection: Any, name: str, **params: Any) -> BM25Retriever:
+        return BM25Retriever(collection, name=name, **{**collection.snapshot().artifacts[name].params, **params})
 
 
-def bm25_index(collection: Any, **params: Any) -> BM25Index:
-    """The collection's BM25 index at its current generation, built (and saved) if stale."""
-    snap = collection.snapshot()
-    tag = json.dumps(BM25Index(**params).params, sort_keys=True)
-    key = (str(collection.path), snap.generation, tag)
-    with _LOCK:
-        if key in _LOADED:
-            return _LOADED[key]
-        root = collection.index_dir("bm25")
-        want = root / f"g{snap.generation:010d}"
-        idx = None
-        if (want / "bm25.json").exists():
-            try:
-                cand = BM25Index.load(want)
-                if json.dumps(cand.params, sort_keys=True) == tag:
-                    idx = cand
-            except (ValueError, OSError):
-                idx = None
-        if idx is None:
-            texts = snap.texts(snap.keys)
-            idx = BM25Index(**params).build(texts, snap.keys, progress=len(texts) > 20000)
-            tmp = root / f".tmp-{os.getpid()}-{threading.get_ident()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            idx.save(tmp)
-            shutil.rmtree(want, ignore_errors=True)
-            os.replace(tmp, want)
-            for old in root.glob("g*"):
-                if old.name < want.name:
-                    shutil.rmtree(old, ignore_errors=True)
-        _LOADED.clear()
-        _LOADED[key] = idx
-        return idx
+def bm25_index(collection: Any, *, name: str = "bm25", **params: Any) -> BM25Index:
+    """The collection's BM25 index at its current generation (built once if stale), resident."""
+    full = BM25Kind().normalise(params)
+    return collection.artifact(name, kind="bm25", field="text", params=full)[1]
 
 
 class BM25Retriever(Stage):
     """BM25 as a pipeline stage (first stage, or re-scoring given candidates)."""
 
-    def __init__(self, collection: Any, *, depth: int = 1000, **params: Any) -> None:
+    def __init__(
+        self, collection: Any, *, depth: int = 1000, name: str = "bm25", **params: Any
+    ) -> None:
         self.collection = collection
         self.depth = check_k(depth)
         self.params = params
+        self.index_name = name
         self.name = "bm25"
         BM25Index(**params)  # validate parameters now
 
     def with_depth(self, k: int) -> BM25Retriever:
-        return BM25Retriever(self.collection, depth=k, **self.params)
+        return BM25Retriever(self.collection, depth=k, name=self.index_name, **self.params)
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
-        idx = bm25_index(self.collection, **self.params)
+        snap = self.collection.snapshot()
+        full = BM25Kind().normalise(self.params)
+        _, idx = self.collection.artifact(
+            self.index_name, kind="bm25", field="text", params=full, snap=snap
+        )
         if candidates is not None:
             return rescore(candidates, idx.score_pairs(queries.texts, candidates.keys))
         keys, scores = idx.search(queries.texts, self.depth)
-        return Results(keys, scores, self.collection.resolver(), {"retriever": "bm25"})
+        return Results(keys, scores, snap.resolver(), {"retriever": "bm25", "score": "bm25"})
 
 
 register_retriever("bm25", lambda collection, **p: BM25Retriever(collection, **p))

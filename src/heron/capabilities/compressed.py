@@ -2,8 +2,9 @@
 
 The collection's codec configuration lives in ``coll.config["codec"]`` (``{"spec", "oversample",
 "rescore"}``, written by ``heron recommend --write`` or :func:`write_codec_config`); the fitted
-codec, the codes and the row->key map live under ``coll.index_dir("codec")`` and are rebuilt
-when the collection's generation or the spec changes. Rescoring reads the collection's own
+codec, the codes and the row->key map are a collection artifact (``compressed-<spec>``, kind
+``compressed``): built once, resident while current; documents added later are scanned exactly
+and deleted ones masked until the artifact is rebuilt (``coll.create_index``). Rescoring reads the collection's own
 memory-mapped float32 segments (``rescore="float32"``) or a float16 copy kept beside the codes.
 
 ``coll.search(q, 10, retriever="compressed", codec="bin", oversample=10)``
@@ -11,13 +12,13 @@ memory-mapped float32 segments (``rescore="float32"``) or a float16 copy kept be
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from heron.capabilities.base import ArtifactKind, register_kind
 from heron.capabilities.registry import register_retriever
 from heron.codecs.base import load_codec
 from heron.codecs.search import rescore_rows
@@ -74,6 +75,7 @@ class CompressedRetriever(Stage):
         oversample: float | None = None,
         rescore: str | None = None,
         depth: int = 1000,
+        name: str | None = None,
     ) -> None:
         cfg = {**DEFAULT_CONFIG, **(collection.config.get("codec") or {})}
         self.collection = collection
@@ -86,6 +88,7 @@ class CompressedRetriever(Stage):
         if self.rescore not in ("float16", "float32"):
             raise ValueError(f"rescore must be 'float16' or 'float32', got {self.rescore!r}")
         self.depth = check_k(depth)
+        self.index_name = name or f"compressed-{self.spec}"
         self.name = f"compressed[{self.spec}]"
 
     def with_depth(self, k: int) -> CompressedRetriever:
@@ -95,37 +98,8 @@ class CompressedRetriever(Stage):
             oversample=self.oversample,
             rescore=self.rescore,
             depth=k,
+            name=self.index_name,
         )
-
-    def _index(self, snap: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray | None]:
-        folder = Path(self.collection.index_dir(INDEX_NAME))
-        state_path = folder / "state.json"
-        want = {
-            "generation": int(snap.generation),
-            "spec": self.spec,
-            "model": self.collection.model,
-            "dim": int(self.collection.dim),
-        }
-        if state_path.is_file() and json.loads(state_path.read_text()) == want:
-            codec = load_codec(
-                folder / "codec", dim=self.collection.dim, model=self.collection.model
-            )
-            codes = np.load(folder / "codes.npy")
-            keys = np.load(folder / "keys.npy")
-        else:
-            x = np.asarray(snap.dense(), dtype=np.float32)
-            codec = parse_spec(self.spec).fit(x)
-            codes = codec.encode(x)
-            keys = np.asarray(snap.keys, dtype=np.int64)
-            codec.save(folder / "codec", model=self.collection.model)
-            np.save(folder / "codes.npy", codes)
-            np.save(folder / "keys.npy", keys)
-            np.save(folder / "rescore16.npy", x.astype(np.float16))
-            state_path.write_text(json.dumps(want))
-        f16 = (
-            np.load(folder / "rescore16.npy", mmap_mode="r") if self.rescore == "float16" else None
-        )
-        return codec, codes, keys, f16
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         from heron.capabilities.dense import query_vectors, rescore_exact
@@ -142,18 +116,111 @@ class CompressedRetriever(Stage):
         }
         if len(snap.keys) == 0:
             r = Results.empty(len(q), self.depth)
-            return Results(r.keys, r.scores, self.collection.resolver(), info)
-        codec, codes, keys, f16 = self._index(snap)
+            return Results(r.keys, r.scores, snap.resolver(), info)
+        rec, art = self.collection.artifact(
+            self.index_name, kind="compressed", field="dense", params={"spec": self.spec}, snap=snap
+        )
         k = self.depth
+        alive, new_keys, new_vecs = snap.memo(("codes-delta", rec.version), lambda: art.delta(snap))
+        n_dead = int(len(alive) - alive.sum()) if alive is not None else 0
         if self.oversample == 0:
-            scores, rows = codec.topk(q, codes, k)
+            scores, rows = art.codec.topk(q, art.codes, k + n_dead)
         else:
-            first = max(k, int(np.ceil(self.oversample * k)))
-            _, cand = codec.topk(q, codes, first)
-            scores, rows = rescore_rows(q, cand, f16 if f16 is not None else snap.dense(), k)
-        out_keys = np.where(rows >= 0, keys[np.maximum(rows, 0)], PAD_KEY)
-        out_keys, scores = pad(out_keys, scores, k)
-        return Results(out_keys, scores, self.collection.resolver(), info)
+            first = max(k, int(np.ceil(self.oversample * k))) + n_dead
+            _, cand = art.codec.topk(q, art.codes, min(first, len(art.keys)))
+            if n_dead:
+                cand = np.where((cand >= 0) & alive[np.maximum(cand, 0)], cand, -1)
+            if self.rescore == "float16":
+                scores, rows = rescore_rows(q, cand, art.f16, k + n_dead)
+            else:
+                rmap = snap.memo(("codes-rows", rec.version), lambda: art.rows_in(snap))
+                if rmap is None:
+                    scores, rows = rescore_rows(q, cand, snap.dense(), k + n_dead)
+                else:
+                    srows = np.where(cand >= 0, rmap[np.maximum(cand, 0)], -1)
+                    scores, srows = rescore_rows(q, srows, snap.dense(), k + n_dead)
+                    out_keys = np.where(srows >= 0, snap.keys[np.maximum(srows, 0)], PAD_KEY)
+                    return self._finish(snap, q, out_keys, scores, new_keys, new_vecs, info)
+        if n_dead:
+            rows = np.where((rows >= 0) & alive[np.maximum(rows, 0)], rows, -1)
+            scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
+        out_keys = np.where(rows >= 0, art.keys[np.maximum(rows, 0)], PAD_KEY)
+        return self._finish(snap, q, out_keys, scores, new_keys, new_vecs, info)
+
+    def _finish(self, snap, q, keys, scores, new_keys, new_vecs, info) -> Results:
+        k = self.depth
+        if len(new_keys):  # documents added since the codes were built: scanned exactly
+            ds = q @ new_vecs.T
+            keys = np.concatenate([keys, np.broadcast_to(new_keys, ds.shape)], 1)
+            scores = np.concatenate([scores, ds.astype(np.float32)], 1)
+            info["delta"] = int(len(new_keys))
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        keys = np.take_along_axis(keys, order, 1)
+        scores = np.take_along_axis(scores, order, 1)
+        keys = np.where(np.isfinite(scores), keys, PAD_KEY)
+        keys, scores = pad(keys, scores, k)
+        return Results(keys, scores, snap.resolver(), info)
+
+
+class CodesArtifact:
+    """A fitted codec, the codes of the documents it was built from, their keys, a float16 copy.
+
+    Arrays are memory-mapped; :meth:`delta` tells which rows are dead in a later snapshot and
+    which documents it added.
+    """
+
+    def __init__(self, folder: Path, collection: Any) -> None:
+        self.codec = load_codec(folder / "codec", dim=collection.dim, model=collection.model)
+        self.codes = np.load(folder / "codes.npy", mmap_mode="r")
+        self.keys = np.load(folder / "keys.npy")
+        self.f16 = np.load(folder / "rescore16.npy", mmap_mode="r")
+
+    def delta(self, snap: Any) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """``(alive (n_codes,) bool or None when all live, new_keys (m,), new_vectors (m, d))``."""
+        live = np.isin(self.keys, snap.keys)
+        new = ~np.isin(snap.keys, self.keys)
+        rows = np.flatnonzero(new)
+        vecs = np.asarray(snap.dense()[rows], dtype=np.float32) if len(rows) else np.zeros(
+            (0, self.codes.shape[1] if self.codes.ndim == 2 else 0), np.float32
+        )
+        return (None if live.all() else live), snap.keys[rows], vecs
+
+    def rows_in(self, snap: Any) -> np.ndarray | None:
+        """Row of each code's document in ``snap.dense()`` (``None`` when they coincide)."""
+        if len(snap.keys) == len(self.keys) and np.array_equal(snap.keys, self.keys):
+            return None
+        return snap.rows_of(self.keys)
+
+
+@register_kind
+class CompressedKind(ArtifactKind):
+    """Compressed codes + rescoring copy (``kind="compressed"``, parameter ``spec``)."""
+
+    kind = "compressed"
+    field_kind = "dense"
+    build_params = ("spec",)
+
+    def normalise(self, params: dict[str, Any]) -> dict[str, Any]:
+        params = super().normalise(params)
+        parse_spec(params.setdefault("spec", DEFAULT_CONFIG["spec"]))
+        return params
+
+    def build(self, snap: Any, field: str, params: dict[str, Any], folder: Path, *, progress: bool) -> None:
+        x = np.asarray(snap.dense(field), dtype=np.float32)
+        if len(x) == 0:
+            raise ValueError("the collection is empty; add documents before building an index")
+        codec = parse_spec(params["spec"]).fit(x)
+        codec.save(folder / "codec", model=snap.collection.model)
+        np.save(folder / "codes.npy", codec.encode(x))
+        np.save(folder / "keys.npy", np.asarray(snap.keys, dtype=np.int64))
+        np.save(folder / "rescore16.npy", x.astype(np.float16))
+
+    def open(self, folder: Path, record: Any, collection: Any) -> CodesArtifact:
+        return CodesArtifact(folder, collection)
+
+    def retriever(self, collection: Any, name: str, **params: Any) -> CompressedRetriever:
+        params.setdefault("codec", collection.snapshot().artifacts[name].params["spec"])
+        return CompressedRetriever(collection, name=name, **params)
 
 
 register_retriever("compressed", lambda collection, **p: CompressedRetriever(collection, **p))

@@ -3,19 +3,18 @@
 A collection stores SPLADE vectors in a field of kind ``"sparse"`` (CSR per segment), declared
 with ``coll.add_field("splade", kind="sparse", encoder="splade", model="splade-tiny",
 vocab=30522)``. ``coll.retriever("splade", index="seismic")`` builds (once per collection
-generation) a :class:`~heron.sparse.seismic.SeismicIndex` under ``coll.index_dir("seismic")`` and
-memory-maps it afterwards; ``index="exact"`` scores every live document (the oracle).
+generation) a :class:`~heron.sparse.seismic.SeismicIndex` as the collection artifact
+``seismic-<field>``, resident (memory-mapped) while current; ``index="exact"`` scores every live document (the oracle).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from heron.capabilities.base import ArtifactKind, register_kind
 from heron.capabilities.registry import register_retriever
 from heron.pipeline import Queries, Stage
 from heron.results import Results, check_k
@@ -23,7 +22,6 @@ from heron.sparse.exact import ExactSparseIndex
 from heron.sparse.seismic import SeismicIndex
 
 INDEXES = ("seismic", "exact")
-_LOCK = threading.Lock()
 
 
 class SparseRetriever(Stage):
@@ -105,35 +103,17 @@ class SparseRetriever(Stage):
         return q
 
     def _seismic(self, snap: Any) -> SeismicIndex:
-        root = self.collection.index_dir("seismic")
-        params = {k: v for k, v in sorted(self.build_params.items())}
-        tag = f"{self.field}-g{snap.generation}"
-        folder = root / tag
-        with _LOCK:
-            if (folder / "manifest.json").is_file():
-                idx = SeismicIndex.load(folder)
-                if {k: idx.params.get(k) for k in params} == params:
-                    return idx
-                shutil.rmtree(folder)
-            idx = SeismicIndex.build(snap.field(self.field), keys=snap.keys, **params)
-            tmp = root / f".{tag}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            idx.save(tmp)
-            tmp.replace(folder)
-            for old in root.glob(f"{self.field}-g*"):
-                if old.name != tag:
-                    shutil.rmtree(old, ignore_errors=True)
-            (root / "latest.json").write_text(
-                json.dumps({"field": self.field, "generation": snap.generation})
-            )
-            return SeismicIndex.load(folder)
+        return self.collection.artifact(
+            f"seismic-{self.field}", kind="seismic", field=self.field,
+            params=dict(sorted(self.build_params.items())), snap=snap,
+        )[1]
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         queries = Queries.of(queries)
         q = self._query_vectors(queries)
         snap = self.collection.snapshot()
         if len(snap.keys) == 0:
-            return Results.empty(len(queries), self.depth).with_resolver(self.collection.resolver())
+            return Results.empty(len(queries), self.depth).with_resolver(snap.resolver())
         width = snap.field(self.field).shape[1]
         if width != self.encoder.vocab_size:
             raise ValueError(
@@ -151,7 +131,8 @@ class SparseRetriever(Stage):
         if len(empty):
             res.info["empty_queries"] = empty.tolist()
             res.info["note"] = "queries with no vocabulary terms after encoding match nothing"
-        return res.with_resolver(self.collection.resolver())
+        res.info.setdefault("score", "splade")
+        return res.with_resolver(snap.resolver())
 
     def explain(
         self, query: str, doc_id: str, n: int = 10
@@ -163,6 +144,37 @@ class SparseRetriever(Stage):
             raise ValueError(f"no live document {doc_id!r} in the collection")
         row = snap.field(self.field)[ids.index(doc_id)]
         return self.encoder.top_terms(self.encoder.encode_queries([query]), row, n=n)
+
+
+@register_kind
+class SeismicKind(ArtifactKind):
+    """heron's Seismic index over a sparse field (``kind="seismic"``).
+
+    Bruch, Nardini, Rulli & Venturini, "Efficient Inverted Indexes for Approximate Retrieval over
+    Learned Sparse Representations", SIGIR 2024. A version serves the generation it was built
+    from; a search after a write rebuilds it once.
+    """
+
+    kind = "seismic"
+    field_kind = "sparse"
+    default_field = "splade"
+    build_params = (
+        "n_postings", "centroid_fraction", "summary_energy", "doc_cut", "quantize", "seed",
+        "pruning", "max_fraction",
+    )
+
+    def build(self, snap: Any, field: str, params: dict[str, Any], folder: Path, *, progress: bool) -> None:
+        SeismicIndex.build(snap.field(field), keys=snap.keys, **params).save(folder / "data")
+
+    def open(self, folder: Path, record: Any, collection: Any) -> SeismicIndex:
+        return SeismicIndex.load(folder / "data")
+
+    def fresh(self, record: Any, snap: Any) -> bool:
+        return record.generation == snap.generation
+
+    def retriever(self, collection: Any, name: str, **params: Any) -> SparseRetriever:
+        rec = collection.snapshot().artifacts[name]
+        return SparseRetriever(collection, index="seismic", field=rec.field, **{**rec.params, **params})
 
 
 register_retriever("splade", lambda collection, **p: SparseRetriever(collection, **p))

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from heron.collection.leases import Leases
+from heron.collection.lifecycle import LifecycleMixin, bump
 from heron.collection.manifest import (
     FIELD_KINDS,
     MANIFEST,
@@ -41,7 +43,7 @@ from heron.collection.manifest import (
     write_json_atomic,
 )
 from heron.collection.segments import Segment, add_field_to_segment, segment_name, write_segment
-from heron.collection.snapshot import SegmentView, Snapshot
+from heron.collection.snapshot import Snapshot
 from heron.collection.store import Store
 from heron.encoders.base import check_texts
 from heron.results import Results
@@ -61,7 +63,7 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-class Collection:
+class Collection(LifecycleMixin):
     """A folder of documents and their vectors. Use :meth:`create` or :meth:`open`.
 
     Parameters are set at creation and stored in the manifest; see :meth:`create`.
@@ -78,6 +80,7 @@ class Collection:
         self._snapshot: Snapshot | None = None
         self._segments: dict[int, Segment] = {}
         self._field_encoders: dict[str, Any] = {}
+        self._leases = Leases(path)
 
     # ------------------------------------------------------------------ life cycle
     @classmethod
@@ -156,6 +159,8 @@ class Collection:
         return cls(root, manifest, store, encoder)
 
     def close(self) -> None:
+        self._snapshot = None
+        self._leases.close()
         self.store.close()
 
     def __enter__(self) -> Collection:
@@ -226,35 +231,6 @@ class Collection:
         return int(g)
 
     # ------------------------------------------------------------------ reading
-    def snapshot(self) -> Snapshot:
-        """The latest committed state (cached until the next commit)."""
-        con = self.store.connect()
-        con.execute("BEGIN")
-        try:
-            (gen,) = con.execute("SELECT value FROM state WHERE name='generation'").fetchone()
-            snap = self._snapshot
-            if snap is not None and snap.generation == gen:
-                return snap
-            segs = con.execute("SELECT id FROM segments ORDER BY id").fetchall()
-            dead = con.execute("SELECT key FROM docs WHERE deleted = 1").fetchall()
-        finally:
-            con.execute("COMMIT")
-        dead_keys = np.fromiter((k for (k,) in dead), dtype=np.int64, count=len(dead))
-        views = []
-        for (sid,) in segs:
-            seg = self._segments.get(sid)
-            if seg is None:
-                seg = Segment(self.path / "segments" / segment_name(sid), sid)
-                self._segments[sid] = seg
-            keys = np.asarray(seg.keys)
-            live = ~np.isin(keys, dead_keys) if len(dead_keys) else np.ones(len(keys), dtype=bool)
-            views.append(SegmentView(seg, live))
-        snap = Snapshot(self, int(gen), views)
-        with self._snap_lock:
-            if self._snapshot is None or self._snapshot.generation < snap.generation:
-                self._snapshot = snap
-        return snap
-
     def get(self, ids: Sequence[str] | str) -> list[Document | None]:
         """Documents by id (``None`` for ids not in the collection)."""
         single = isinstance(ids, str)
@@ -288,10 +264,7 @@ class Collection:
     def resolver(self) -> Any:
         """A function mapping keys to string ids (used by :class:`Results`)."""
 
-        def resolve(keys: np.ndarray) -> list[str]:
-            return self.snapshot().ids(keys)
-
-        return resolve
+        return self.snapshot().resolver()
 
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
@@ -301,14 +274,17 @@ class Collection:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
                 self._cleanup_orphans()
+                self._collect_garbage()
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _cleanup_orphans(self) -> None:
-        registered = {
-            segment_name(s)
-            for (s,) in self.store.connect().execute("SELECT id FROM segments").fetchall()
+        con = self.store.connect()
+        registered = {segment_name(s) for (s,) in con.execute("SELECT id FROM segments").fetchall()}
+        registered |= {  # retired, kept until no reader holds them
+            p.split("/")[1]
+            for (p,) in con.execute("SELECT path FROM retired WHERE path LIKE 'segments/%'")
         }
         seg_root = self.path / "segments"
         for p in seg_root.iterdir() if seg_root.exists() else []:
@@ -385,7 +361,7 @@ class Collection:
                     )
                     n += cur.rowcount
                 if n:
-                    con.execute("UPDATE state SET value = value + 1 WHERE name='generation'")
+                    bump(con)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -476,7 +452,7 @@ class Collection:
                     "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
                     (int(sid), n, json.dumps(sorted(field_data))),
                 )
-                con.execute("UPDATE state SET value = value + 1 WHERE name='generation'")
+                bump(con)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -591,7 +567,9 @@ class Collection:
                 add_field_to_segment(seg_dir, name, spec["kind"], enc(texts))
                 self._segments.pop(sid, None)
                 done += len(texts)
-            con.execute("UPDATE state SET value = value + 1 WHERE name='generation'")
+            con.execute("BEGIN IMMEDIATE")
+            bump(con)
+            con.execute("COMMIT")
         self._snapshot = None
         return done
 
@@ -625,22 +603,26 @@ class Collection:
                     "UPDATE docs SET segment = ?, row = ? WHERE key = ?",
                     [(int(sid), r, int(k)) for r, k in enumerate(snap.keys)],
                 )
-                con.execute("DELETE FROM docs WHERE deleted = 1")
-                con.execute(
-                    f"DELETE FROM segments WHERE id IN ({','.join('?' * len(old))})", old
-                ) if old else None
+                if old:
+                    con.execute(f"DELETE FROM segments WHERE id IN ({','.join('?' * len(old))})", old)
                 con.execute(
                     "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
                     (int(sid), len(snap.keys), json.dumps(sorted(field_data))),
                 )
-                con.execute("UPDATE state SET value = value + 1 WHERE name='generation'")
+                epoch = bump(con)
+                # old segments (and the rows of documents deleted in them) are retired, not
+                # removed: snapshots in this and other processes may still read them
+                con.executemany(
+                    "INSERT OR REPLACE INTO retired(path, retired_at) VALUES (?, ?)",
+                    [(f"segments/{segment_name(s)}", epoch) for s in old],
+                )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            for s in old:
-                self._segments.pop(s, None)
-                shutil.rmtree(self.path / "segments" / segment_name(s), ignore_errors=True)
+            del snap
+            self._snapshot = None
+            self._collect_garbage()
         return {"segments_before": len(old), "segments_after": 1, "purged": dead_rows}
 
     def info(self) -> dict[str, Any]:
@@ -658,9 +640,7 @@ class Collection:
             "generation": snap.generation,
             "fields": self.fields,
             "config": self.config,
-            "indexes": sorted(p.name for p in (self.path / "indexes").iterdir())
-            if (self.path / "indexes").exists()
-            else [],
+            "indexes": [r.describe() for _, r in sorted(snap.artifacts.items())],
             "bytes_on_disk": size,
         }
 

@@ -43,10 +43,19 @@ class Snapshot:
     """
 
     def __init__(
-        self, collection: Collection, generation: int, segments: list[SegmentView]
+        self,
+        collection: Collection,
+        generation: int,
+        segments: list[SegmentView],
+        *,
+        epoch: int | None = None,
+        artifacts: dict[str, Any] | None = None,
     ) -> None:
         self.collection = collection
         self.generation = generation
+        self.epoch = generation if epoch is None else epoch
+        #: the artifact catalog at this epoch: ``{name: ArtifactRecord}``
+        self.artifacts: dict[str, Any] = dict(artifacts or {})
         self.segments = segments
         parts = [sv.keys[sv.live] for sv in segments]
         self.keys = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
@@ -54,6 +63,16 @@ class Snapshot:
 
     def __len__(self) -> int:
         return int(len(self.keys))
+
+    def memo(self, key: Any, compute: Any) -> Any:
+        """``compute()`` once per snapshot (e.g. an index's delta against this generation)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def resolver(self) -> Any:
+        """Keys -> string ids, reading this snapshot (keeps it, and its lease, alive)."""
+        return self.ids
 
     # -- arrays ---------------------------------------------------------------
     def dense(self, field: str = "dense") -> np.ndarray:
@@ -163,7 +182,7 @@ class Snapshot:
 
     def rows_of(self, keys: np.ndarray) -> np.ndarray:
         """Row numbers in :attr:`keys` of the given keys (``-1`` where not live)."""
-        if "key_order" not in self._cache:
+        if "key_order" not in self._cache:  # noqa: SIM401
             order = np.argsort(self.keys, kind="stable")
             self._cache["key_order"] = (order, self.keys[order])
         order, sorted_keys = self._cache["key_order"]

@@ -37,6 +37,25 @@ CREATE TABLE IF NOT EXISTS state (
 INSERT OR IGNORE INTO state(name, value) VALUES ('generation', 0);
 """
 
+#: tables of the artifact lifecycle (added to collections written before them on open)
+LIFECYCLE = """
+CREATE TABLE IF NOT EXISTS artifacts (
+    name       TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    field      TEXT NOT NULL,
+    params     TEXT NOT NULL,
+    version    TEXT,
+    generation INTEGER,
+    built_at   REAL
+);
+CREATE TABLE IF NOT EXISTS retired (
+    path       TEXT PRIMARY KEY,
+    retired_at INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO state(name, value)
+    SELECT 'epoch', value FROM state WHERE name = 'generation';
+"""
+
 DB = "docs.sqlite"
 
 
@@ -53,13 +72,14 @@ class Store:
         con = self.connect()
         if create:
             con.executescript(SCHEMA)
-        else:
-            try:
-                con.execute("SELECT value FROM state WHERE name='generation'").fetchone()
-            except sqlite3.DatabaseError as exc:
-                raise ValueError(
-                    f"collection database {str(self.path)!r} is corrupt ({exc}); rebuild the collection"
-                ) from exc
+        try:
+            con.execute("SELECT value FROM state WHERE name='generation'").fetchone()
+            if con.execute("SELECT 1 FROM state WHERE name='epoch'").fetchone() is None:
+                con.executescript(LIFECYCLE)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(
+                f"collection database {str(self.path)!r} is corrupt ({exc}); rebuild the collection"
+            ) from exc
 
     def connect(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
