@@ -96,6 +96,8 @@ class Stage:
     #: default number of hits a retriever produces when nothing cuts it
     depth: int = 1000
     name: str = "stage"
+    #: given candidates, a retriever scores exactly those (used by ``filter=`` on small matches)
+    rescores: bool = False
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         raise NotImplementedError

@@ -180,6 +180,8 @@ class AnnRetriever(Stage):
         ``nlist``, ``nprobe``, ``codec``, ``oversample``, ``exact_below``).
     """
 
+    rescores = True
+
     def __init__(
         self,
         collection: Any,

@@ -189,6 +189,8 @@ def bm25_index(collection: Any, *, name: str = "bm25", **params: Any) -> BM25Ind
 class BM25Retriever(Stage):
     """BM25 as a pipeline stage (first stage, or re-scoring given candidates)."""
 
+    rescores = True
+
     def __init__(
         self, collection: Any, *, depth: int = 1000, name: str = "bm25", **params: Any
     ) -> None:

@@ -67,6 +67,8 @@ class CompressedRetriever(Stage):
     depth: hits returned when not cut by ``% k``.
     """
 
+    rescores = True
+
     def __init__(
         self,
         collection: Any,

@@ -62,6 +62,8 @@ class DenseRetriever(Stage):
     depth: hits returned when not cut by ``% k``.
     """
 
+    rescores = True
+
     def __init__(self, collection: Any, *, depth: int = 1000, field: str = "dense") -> None:
         self.collection = collection
         self.depth = check_k(depth)
@@ -80,7 +82,7 @@ class DenseRetriever(Stage):
         return Results(
             keys,
             scores,
-            self.collection.resolver(),
+            snap.resolver(),
             {"retriever": "dense", "generation": snap.generation},
         )
 

@@ -286,7 +286,7 @@ class MappedRetriever(Stage):
             keys, scores = search_segments(snap, q, self.depth)
             info = {"retriever": "mapped", "mode": "drift-map"}
         keys = np.where(np.isfinite(scores), keys, PAD_KEY)
-        return Results(keys, scores, self.collection.resolver(), info)
+        return Results(keys, scores, snap.resolver(), info)
 
 
 def _register() -> None:

@@ -28,6 +28,7 @@ from heron.multivector.maxsim import MaxSim
 from heron.multivector.muvera import FDEEncoder, MuveraRetriever
 from heron.multivector.pooling import PooledRetriever, pool_tokens
 from heron.multivector.ragged import RaggedArray, _atomic_save
+from heron.pipeline import Stage
 
 VERSION = 1
 _STORES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -265,6 +266,42 @@ def pooled_retriever(
     )
 
 
-register_retriever("maxsim", maxsim_retriever)
-register_retriever("muvera", muvera_retriever)
-register_retriever("pooled", pooled_retriever)
+class Current(Stage):
+    """A multi-vector retriever that always searches the collection's current generation.
+
+    The per-segment arrays (tokens, FDEs, pooled vectors) are views of one generation; this
+    stage re-makes the inner retriever (arrays already on disk are memory-mapped, not recomputed)
+    when a write has committed since, so a retriever made before a write sees it.
+    """
+
+    def __init__(self, collection: Any, make: Any, name: str, depth: int, params: dict[str, Any]) -> None:
+        self.collection, self._make, self.name = collection, make, name
+        self.depth, self.params = depth, params
+        self._gen: int | None = None
+        self._stage: Any = None
+        self.rescores = name == "maxsim"
+
+    def _inner(self) -> Any:
+        gen = self.collection.snapshot().generation
+        if self._gen != gen:
+            self._stage, self._gen = self._make(self.collection, depth=self.depth, **self.params), gen
+        return self._stage
+
+    def with_depth(self, k: int) -> Current:
+        return Current(self.collection, self._make, self.name, k, self.params)
+
+    def transform(self, queries: Any, candidates: Any = None) -> Any:
+        return self._inner().transform(queries, candidates)
+
+
+def _current(make: Any, name: str, default_depth: int) -> Any:
+    def factory(collection: Any, *, depth: int = default_depth, **params: Any) -> Current:
+        make(collection, depth=depth, **params)  # validate now (and build the arrays once)
+        return Current(collection, make, name, depth, params)
+
+    return factory
+
+
+register_retriever("maxsim", _current(maxsim_retriever, "maxsim", 1000))
+register_retriever("muvera", _current(muvera_retriever, "muvera", 100))
+register_retriever("pooled", _current(pooled_retriever, "pooled", 100))

@@ -42,11 +42,11 @@ from heron.collection.manifest import (
     read_manifest,
     write_json_atomic,
 )
+from heron.collection.searching import SearchMixin
 from heron.collection.segments import Segment, add_field_to_segment, segment_name, write_segment
 from heron.collection.snapshot import Snapshot
 from heron.collection.store import Store
 from heron.encoders.base import check_texts
-from heron.results import Results
 
 
 @dataclass
@@ -63,7 +63,7 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-class Collection(LifecycleMixin):
+class Collection(LifecycleMixin, SearchMixin):
     """A folder of documents and their vectors. Use :meth:`create` or :meth:`open`.
 
     Parameters are set at creation and stored in the manifest; see :meth:`create`.
@@ -277,6 +277,7 @@ class Collection(LifecycleMixin):
                 self._collect_garbage()
                 yield
             finally:
+                self._snapshot = None  # stale after a commit: release its lease
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _cleanup_orphans(self) -> None:
@@ -643,42 +644,6 @@ class Collection(LifecycleMixin):
             "indexes": [r.describe() for _, r in sorted(snap.artifacts.items())],
             "bytes_on_disk": size,
         }
-
-    # ------------------------------------------------------------------ search
-    def retriever(self, name: str = "dense", **params: Any) -> Any:
-        """A pipeline :class:`~heron.pipeline.Stage` over this collection (see the registry)."""
-        from heron.capabilities.registry import get_retriever
-
-        return get_retriever(self, name, **params)
-
-    def search(
-        self,
-        queries: Sequence[str] | str | Any,
-        k: int = 10,
-        *,
-        retriever: str = "dense",
-        min_relevance: float | None = None,
-        min_hits: int = 0,
-        **params: Any,
-    ) -> Results:
-        """Search with a named retriever; returns :class:`Results` of shape ``(n_queries, k)``.
-
-        With ``min_relevance`` (a probability in [0, 1]) only hits whose calibrated relevance
-        reaches it are kept (rows are padded after the last kept hit, so the number of hits
-        varies per query); the collection must have been calibrated first
-        (:func:`heron.capabilities.calibrated.calibrate`). ``min_hits`` keeps at least that many.
-        """
-        from heron.results import check_k
-
-        k = check_k(k)
-        stage = self.retriever(retriever, **params)
-        if min_relevance is not None:
-            from heron.capabilities.calibrated import threshold_stage
-
-            thr = threshold_stage(self, min_relevance=min_relevance, min_hits=min_hits)
-            stage = stage % max(k, 100) >> thr
-        return stage.search(queries, k)
-
 
 def _check_field_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(name, str) or not name.isidentifier():

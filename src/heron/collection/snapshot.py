@@ -154,6 +154,16 @@ class Snapshot:
                 f"field {name!r} ({kind}) is missing from segment(s) {missing[:5]}; run coll.backfill({name!r}) to compute it"
             )
 
+    def matching_keys(self, flt: dict[str, Any]) -> np.ndarray:
+        """Keys live in this snapshot whose metadata matches ``flt`` (ascending ``int64``)."""
+        from heron.index.filters import compile_filter
+
+        where, params = compile_filter(flt)
+        con = self.collection.store.connect()
+        rows = con.execute(f"SELECT key FROM docs WHERE ({where}) ORDER BY key", params).fetchall()
+        keys = np.fromiter((r for (r,) in rows), dtype=np.int64, count=len(rows))
+        return keys[self.rows_of(keys) >= 0]
+
     # -- documents ------------------------------------------------------------
     def _select(self, column: str, keys: Sequence[int] | np.ndarray) -> list[Any]:
         keys = [int(k) for k in np.asarray(keys).ravel()]

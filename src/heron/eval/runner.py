@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from heron._plugins import registry_of
+from heron.capabilities.spec import parse_spec, stage_from_spec
 from heron.eval.beir import BeirDataset, load_beir
 from heron.eval.cache import cache_dir, dataset_embeddings
 from heron.eval.metrics import DEFAULT_MEASURES, evaluate
@@ -38,29 +39,6 @@ DATASET_HOOKS: dict[str, Callable[[Any, BeirDataset], None]] = {}
 
 def _load_eval_plugins() -> None:
     HYBRID_BUILDERS.load_entry_points()
-
-
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``"name?k=v&k2=v2"`` into ``(name, params)``."""
-    name, _, query = spec.partition("?")
-    params: dict[str, Any] = {}
-    for part in filter(None, query.split("&")):
-        k, eq, v = part.partition("=")
-        if not eq:
-            raise ValueError(
-                f"bad retriever parameter {part!r} in {spec!r}; write name?key=value&key2=value2"
-            )
-        params[k] = _parse_value(v)
-    return name, params
-
-
-def _parse_value(v: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(v.lower(), v)
 
 
 def build_stage(
@@ -84,11 +62,10 @@ def build_stage(
         return RRF(
             *[build_stage(collection, p, depth=depth, dataset=dataset) for p in parts], depth=depth
         )
-    name, params = parse_spec(spec)
-    params.setdefault("depth", depth)
+    name, _ = parse_spec(spec)
     if dataset is not None and name in DATASET_HOOKS:
         DATASET_HOOKS[name](collection, dataset)
-    return collection.retriever(name, **params)
+    return stage_from_spec(collection, spec, depth=depth)
 
 
 def dataset_collection(

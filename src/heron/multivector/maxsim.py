@@ -341,6 +341,8 @@ class MaxSim(Stage):
     resolver: key -> doc id mapper attached to results.
     """
 
+    rescores = True
+
     name = "maxsim"
 
     def __init__(

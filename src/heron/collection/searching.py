@@ -1,0 +1,107 @@
+"""The search side of a collection: one ``search`` for every capability, index or pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from heron.results import Results
+
+
+class SearchMixin:
+    """``retriever`` / ``search`` / ``calibrate`` of :class:`~heron.collection.Collection`."""
+
+    # ------------------------------------------------------------------ search
+    def retriever(self, name: str = "dense", **params: Any) -> Any:
+        """A pipeline :class:`~heron.pipeline.Stage` over this collection.
+
+        ``name`` is an index of the collection (:meth:`indexes`), a registered retriever
+        (``heron.capabilities.retriever_names()``) or a spec (``"hnsw?ef_search=64"``,
+        ``"hybrid:dense+bm25"``; :mod:`heron.capabilities.spec`).
+        """
+        from heron.capabilities.registry import RETRIEVERS
+
+        if not isinstance(name, str):
+            raise TypeError(f"retriever must be a name (str), got {type(name).__name__}")
+        rec = self.snapshot().artifacts.get(name)
+        if rec is not None and name not in RETRIEVERS:
+            from heron.capabilities.base import artifact_kind
+
+            return artifact_kind(rec.kind).retriever(self, name, **params)
+        if name in RETRIEVERS:
+            return RETRIEVERS.get(name)(self, **params)
+        if "?" in name or ":" in name:
+            from heron.capabilities.spec import stage_from_spec
+
+            return stage_from_spec(self, name, **params)
+        raise ValueError(
+            f"unknown retriever {name!r}; choose one of {RETRIEVERS.names()} or an index of this "
+            f"collection {sorted(self.snapshot().artifacts)}"
+        )
+
+    def search(
+        self,
+        queries: Sequence[str] | str | Any,
+        k: int = 10,
+        *,
+        using: str | Any = None,
+        retriever: str | None = None,
+        filter: dict[str, Any] | None = None,
+        min_relevance: float | None = None,
+        min_hits: int = 0,
+        **params: Any,
+    ) -> Results:
+        """Search; returns :class:`Results` of shape ``(n_queries, k)``.
+
+        Parameters
+        ----------
+        queries: a text, a list of texts, or :class:`~heron.pipeline.Queries` (precomputed vectors).
+        k: hits per query.
+        using: an index name, a registered retriever, a spec (``"hybrid:dense+bm25"``) or a
+            :class:`~heron.pipeline.Stage` (default ``"dense"``, exact). ``retriever=`` is an alias.
+        filter: a metadata filter (``{"year": {"$gte": 2020}}``), applied by any retriever: inside
+            the search where the index can, otherwise exactly over the matching documents.
+        min_relevance: keep only hits whose calibrated relevance (a probability) reaches it
+            (rows are padded after the last kept hit); needs :meth:`calibrate` first.
+            ``min_hits`` keeps at least that many.
+        **params: the retriever's keyword parameters (``ef_search``, ``nprobe``, ``oversample``, ...).
+        """
+        from heron.pipeline import Stage
+        from heron.results import check_k
+
+        k = check_k(k)
+        if using is not None and retriever is not None and using != retriever:
+            raise ValueError(f"pass using= or retriever=, not both ({using!r} vs {retriever!r})")
+        using = using if using is not None else (retriever or "dense")
+        if isinstance(using, Stage):
+            if params:
+                raise ValueError(f"parameters {sorted(params)} go to the stage's constructor, not search()")
+            stage = using
+        else:
+            native = filter is not None and self._filters_natively(using)
+            stage = self.retriever(using, **params, **({"filter": filter} if native else {}))
+            if native:
+                filter = None
+        if filter is not None:
+            from heron.capabilities.filtered import Filtered
+
+            stage = Filtered(self, stage, filter)
+        if min_relevance is not None:
+            from heron.capabilities.calibrated import threshold_stage
+
+            thr = threshold_stage(self, min_relevance=min_relevance, min_hits=min_hits)
+            stage = stage % max(k, 100) >> thr
+        return stage.search(queries, k)
+
+    def _filters_natively(self, using: str) -> bool:
+        kinds = {"flat", "ivf", "hnsw", "ann"}  # ANN indexes filter inside the faiss search
+        rec = self.snapshot().artifacts.get(using)
+        return using.partition("?")[0] in kinds or (rec is not None and rec.kind in kinds)
+
+    def calibrate(self, queries: Sequence[str], query_ids: Sequence[str], qrels: Any, **params: Any) -> Any:
+        """Fit the relevance calibration that ``search(..., min_relevance=)`` uses (on train queries)."""
+        from heron.capabilities.calibrated import calibrate
+
+        return calibrate(self, queries, query_ids, qrels, **params)
+
+

@@ -1,0 +1,187 @@
+"""The artifact lifecycle and snapshot guarantees: resident indexes, leases, filters everywhere."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+
+import numpy as np
+import pytest
+
+import heron
+from heron.pipeline import Queries
+
+D = 16
+
+
+def vecs(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, D)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def q(v: np.ndarray) -> Queries:
+    return Queries([f"q{i}" for i in range(len(v))], vectors={"none": v})
+
+
+@pytest.fixture
+def coll(tmp_path):
+    c = heron.Collection.create(tmp_path / "c", model="none", dim=D)
+    x = vecs(300, 0)
+    c.add([f"doc {i} about {'cats' if i % 2 else 'dogs'}" for i in range(300)],
+          ids=[f"d{i}" for i in range(300)], vectors=x,
+          metadata=[{"year": 2000 + i % 30, "even": i % 2 == 0} for i in range(300)])
+    return c, x
+
+
+@pytest.mark.parametrize(
+    "kind,params,search",
+    [("hnsw", {"M": 8}, {}), ("ivf", {"nlist": 4}, {"nprobe": 4}), ("compressed", {"spec": "int8"}, {})],
+)
+def test_create_index_resident_and_never_reread(coll, kind, params, search, monkeypatch) -> None:
+    c, x = coll
+    rec = c.create_index(kind=kind, **params)
+    assert rec["built"] and [i["name"] for i in c.indexes()] == [rec["name"]]
+    res = c.search(q(x[:5]), 1, using=rec["name"], **search)
+    assert [r[0] for r in res.doc_ids()] == [f"d{i}" for i in range(5)]
+    # a query never re-reads index files: make every open fail and search again
+    from heron.capabilities.base import artifact_kind
+
+    def boom(*a, **k):
+        raise AssertionError("an index file was read again")
+
+    monkeypatch.setattr(type(artifact_kind(kind)), "open", boom)
+    monkeypatch.setattr(np, "load", boom)
+    for _ in range(3):
+        res = c.search(q(x[5:8]), 1, using=rec["name"], **search)
+    assert [r[0] for r in res.doc_ids()] == ["d5", "d6", "d7"]
+
+
+def test_retriever_made_before_a_write_sees_it(coll) -> None:
+    c, x = coll
+    stages = {name: c.retriever(name) for name in ("dense", "hnsw", "compressed", "bm25")}
+    for st in stages.values():
+        st.search(q(x[:1]) if st.name != "bm25" else ["cats"], 3)
+    new = vecs(1, 99)
+    c.add(["zebra stripes unique"], ids=["zz"], vectors=new)
+    c.delete(["d0"])
+    for name, st in stages.items():
+        res = st.search(q(new) if name != "bm25" else ["zebra"], 3)
+        assert res.doc_ids()[0][0] == "zz", name
+        res = st.search(q(x[:1]) if name != "bm25" else ["doc 0"], 10)
+        assert "d0" not in res.doc_ids()[0], name
+
+
+@pytest.mark.parametrize("using", ["dense", "hnsw", "compressed", "bm25", "hybrid:dense+bm25"])
+def test_filter_works_with_every_retriever(coll, using) -> None:
+    c, x = coll
+    flt = {"year": {"$gte": 2025}, "even": True}
+    qs = q(x[:4]) if using != "bm25" else ["cats dogs doc"] * 4
+    res = c.search(qs, 5, using=using, filter=flt)
+    meta = c.snapshot().metadata(res.keys[res.keys >= 0])
+    assert meta and all(m["year"] >= 2025 and m["even"] for m in meta)
+    assert (res.keys >= 0).sum(axis=1).min() == 5
+    if using == "dense":  # exact: the best matching documents, in order
+        ok = np.array([m["year"] >= 2025 and m["even"] for m in
+                       c.snapshot().metadata(c.snapshot().keys)])
+        rows = np.flatnonzero(ok)
+        truth = c.snapshot().keys[rows[np.argsort(-(x[:4] @ x[rows].T), axis=1)[:, :5]]]
+        np.testing.assert_array_equal(res.keys, truth)
+
+
+def test_bm25_stale_rebuilt_once_and_old_version_collected(coll) -> None:
+    c, _ = coll
+    c.search(["cats"], 3, using="bm25")
+    v1 = c.snapshot().artifacts["bm25"].version
+    c.add(["dogs dogs dogs"], ids=["new"], vectors=vecs(1, 5))
+    res = c.search(["dogs dogs"], 1, using="bm25")
+    rec = c.snapshot().artifacts["bm25"]
+    assert rec.version != v1 and res.doc_ids() == [["new"]]
+    del res
+    c.collect_garbage()
+    assert not (c.path / "indexes" / "bm25" / v1).exists()
+
+
+def test_drop_index(coll) -> None:
+    c, x = coll
+    c.create_index("fast", kind="hnsw", M=8)
+    folder = c.snapshot().artifacts["fast"].folder(c.path)
+    assert c.drop_index("fast") and not c.drop_index("fast")
+    c.collect_garbage()
+    assert not folder.exists() and c.indexes() == []
+    with pytest.raises(ValueError, match="unknown retriever 'fast'"):
+        c.search(q(x[:1]), 1, using="fast")
+
+
+def test_old_snapshot_survives_compaction_in_process(coll) -> None:
+    c, x = coll
+    c.delete([f"d{i}" for i in range(10)])
+    c.add(["late"], ids=["late"], vectors=vecs(1, 3))
+    old = c.snapshot()
+    c.compact()
+    # the old snapshot still reads its segments and resolves every id, deleted ones included
+    assert np.asarray(old.dense()).shape == (len(old), D)
+    assert "" not in old.ids(old.keys)
+    c.delete(["d20"])
+    c.compact()
+    assert "" not in old.ids(old.keys)
+    seg_dirs = sorted(p.name for p in (c.path / "segments").iterdir())
+    del old
+    c.collect_garbage()
+    assert len(sorted(p.name for p in (c.path / "segments").iterdir())) < len(seg_dirs)
+
+
+def _reader(path: str, seconds: float, out: mp.Queue) -> None:  # pragma: no cover - subprocess
+    c = heron.Collection.open(path)
+    rng = np.random.default_rng(os.getpid())
+    n = fails = bad = 0
+    end = time.time() + seconds
+    while time.time() < end and n < 5000:
+        v = rng.standard_normal((1, D)).astype(np.float32)
+        using = ["dense", "hnsw", "compressed"][n % 3]
+        try:
+            res = c.search(q(v), 5, using=using)
+            ids = res.doc_ids()[0]
+            snap = res.resolver.__self__  # the snapshot the search read
+            keys = res.keys[0][res.keys[0] >= 0]
+            if "" in ids or len(keys) < 5 or not np.isin(keys, snap.keys).all():
+                bad += 1
+                out.put(f"bad hits from {using}: ids={ids} live={np.isin(keys, snap.keys)} {res.info}")
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            fails += 1
+            out.put(repr(exc))
+        n += 1
+    out.put((n, fails, bad))
+
+
+def test_readers_in_other_processes_while_writer_compacts(coll) -> None:
+    c, x = coll
+    c.create_index("hnsw", kind="hnsw", M=8)
+    c.create_index(kind="compressed", spec="bin")
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_reader, args=(str(c.path), 8.0, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    rng = np.random.default_rng(1)
+    end, i = time.time() + 8.0, 0
+    while time.time() < end and i < 200:
+        c.add([f"w{i}"], ids=[f"w{i}"], vectors=vecs(1, 1000 + i))
+        c.delete([f"d{rng.integers(300)}"])
+        if i % 5 == 0:
+            c.compact()
+        if i % 7 == 0:
+            c.create_index("hnsw", kind="hnsw", M=8)
+        i += 1
+    results, errors = [], []
+    for _ in procs:
+        while True:
+            item = out.get(timeout=120)
+            if isinstance(item, tuple):
+                results.append(item)
+                break
+            errors.append(item)
+    for p in procs:
+        p.join(timeout=60)
+    assert not errors, errors[:3]
+    assert all(n > 10 and fails == 0 and bad == 0 for n, fails, bad in results), results
