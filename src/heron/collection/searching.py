@@ -70,6 +70,7 @@ class SearchMixin:
         from heron.results import check_k
 
         k = check_k(k)
+        queries = self.queries(queries)
         if using is not None and retriever is not None and using != retriever:
             raise ValueError(f"pass using= or retriever=, not both ({using!r} vs {retriever!r})")
         using = using if using is not None else (retriever or "dense")
@@ -92,6 +93,24 @@ class SearchMixin:
             thr = threshold_stage(self, min_relevance=min_relevance, min_hits=min_hits)
             stage = stage % max(k, 100) >> thr
         return stage.search(queries, k)
+
+    def queries(self, queries: Any) -> Any:
+        """Texts, or a ``(n, dim)`` / ``(dim,)`` array of query vectors, as :class:`Queries`."""
+        import numpy as np
+
+        from heron.pipeline import Queries
+
+        if isinstance(queries, np.ndarray) or (
+            isinstance(queries, list) and queries and not isinstance(queries[0], str)
+        ):
+            v = np.asarray(queries, dtype=np.float32)
+            v = v[None, :] if v.ndim == 1 else v
+            if v.ndim != 2 or v.shape[1] != self.dim:
+                raise ValueError(
+                    f"query vectors must have shape (n, {self.dim}) for this collection, got {v.shape}"
+                )
+            return Queries([f"<vector {i}>" for i in range(len(v))], vectors={self.model: v})
+        return queries
 
     def _filters_natively(self, using: str) -> bool:
         kinds = {"flat", "ivf", "hnsw", "ann"}  # ANN indexes filter inside the faiss search

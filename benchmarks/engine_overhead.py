@@ -1,0 +1,127 @@
+"""What users get: ``Collection.search`` one query at a time, beside the same kernel called directly.
+
+For each method the kernel is the object the collection keeps resident (the exact scan over the
+memory-mapped segment, the fitted codec's scan + rescoring, the faiss IVF / HNSW index), called
+with the same query vector and parameters; the API path is ``coll.search(vector, k, using=...)``
+on the same collection. Both are timed in the same process, in alternating blocks of single
+queries after a warm-up (3 rounds, order rotated), and reported as p50 latency and the ratio
+API / kernel. The bar (issue "One engine"): ratio <= 1.15 or API - kernel <= 0.3 ms.
+
+    python benchmarks/engine_overhead.py --n 1000000 --out out/engine_overhead
+    python benchmarks/engine_overhead.py --n 200000 --data gaussian --out out/engine_overhead_200k
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import heron  # noqa: E402
+from heron.retrieval.topk import exact_search  # noqa: E402
+
+D, K = 384, 10
+
+
+def collection(path: Path, x: np.ndarray) -> heron.Collection:
+    if (path / "heron.json").exists():
+        c = heron.Collection.open(path)
+        if len(c) == len(x):
+            return c
+        raise SystemExit(f"{path} holds {len(c)} documents, not {len(x)}: remove it")
+    c = heron.Collection.create(path, model="none", dim=D)
+    for s in range(0, len(x), 100_000):
+        e = min(len(x), s + 100_000)
+        c.add([f"d{i}" for i in range(s, e)], ids=[f"d{i}" for i in range(s, e)], vectors=x[s:e])
+    return c
+
+
+def timed_blocks(fns: dict, qs: np.ndarray, rounds: int = 3) -> dict[str, list[float]]:
+    """Per-query latencies (ms) of each function, in blocks rotated over ``rounds``."""
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for name in names:  # warm-up
+        for v in qs[:5]:
+            fns[name](v[None, :])
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn = fns[name]
+            for v in qs:
+                t = time.perf_counter()
+                fn(v[None, :])
+                out[name].append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--data", choices=["anchored", "gaussian"], default="anchored")
+    ap.add_argument("--methods", nargs="+", default=["exact", "bin", "ivf-int8", "hnsw"])
+    ap.add_argument("--out", type=Path, default=Path("out/engine_overhead"))
+    args = ap.parse_args()
+    from ann_bench import make_data
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    x, qs, desc = make_data(args.data, args.n, args.queries)
+    coll = collection(args.out / f"coll-{args.data}-{args.n}", x)
+    del x
+    load = [os.getloadavg()[0]]
+    rows = []
+    for m in args.methods:
+        if m == "exact":
+            mat = coll.snapshot().dense()
+            kernel = lambda v, mat=mat: exact_search(v, mat, K)  # noqa: E731
+            api = lambda v: coll.search(v, K, using="dense")  # noqa: E731
+        elif m == "bin":
+            from heron.codecs.search import rescore_rows
+
+            api = lambda v: coll.search(v, K, using="compressed", codec="bin", oversample=10)  # noqa: E731
+            api(qs[:1])  # builds the codes once
+            rec, art = coll.artifact("compressed-bin")
+            kernel = lambda v, art=art: rescore_rows(  # noqa: E731
+                v, art.codec.topk(v, art.codes, 10 * K)[1], coll.snapshot().dense(), K
+            )
+        else:
+            kind, _, codec = m.partition("-")
+            build = {"ivf": {"nlist": int(4 * np.sqrt(args.n))}, "hnsw": {"M": 32, "ef_construction": 200}}[kind]
+            search = {"ivf": {"nprobe": 32}, "hnsw": {"ef_search": 64}}[kind]
+            if codec:
+                build["codec"] = codec
+            name = m
+            if name not in coll.snapshot().artifacts:
+                t = time.perf_counter()
+                coll.create_index(name, kind=kind, progress=True, **build)
+                print(f"built {name} in {time.perf_counter() - t:.0f} s", flush=True)
+            idx = coll.artifact(name, build="never")[1]
+            kernel = lambda v, idx=idx, search=search: idx.search(v, K, params=search)  # noqa: E731
+            api = lambda v, name=name, search=search: coll.search(v, K, using=name, **search)  # noqa: E731
+        t = timed_blocks({"kernel": kernel, "api": api}, qs)
+        kp, ap50 = float(np.median(t["kernel"])), float(np.median(t["api"]))
+        row = {"method": m, "kernel_p50_ms": round(kp, 4), "api_p50_ms": round(ap50, 4),
+               "ratio": round(ap50 / kp, 3), "overhead_ms": round(ap50 - kp, 4),
+               "met": bool(ap50 / kp <= 1.15 or ap50 - kp <= 0.3)}
+        rows.append(row)
+        load.append(os.getloadavg()[0])
+        print(json.dumps(row), flush=True)
+    report = {"n": args.n, "dim": D, "k": K, "queries": args.queries, **desc,
+              "load_1min": [round(v, 2) for v in load], "rows": rows}
+    (args.out / f"report-{args.data}-{args.n}.json").write_text(json.dumps(report, indent=1))
+    print("\n| method | kernel p50 ms | Collection.search p50 ms | ratio | overhead ms | bar met |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['method']} | {r['kernel_p50_ms']:.3f} | {r['api_p50_ms']:.3f} | {r['ratio']:.2f}x"
+              f" | {r['overhead_ms']:+.3f} | {'yes' if r['met'] else 'no'} |")
+    print(f"load (1-min) during the run: {report['load_1min']}")
+
+
+if __name__ == "__main__":
+    main()
