@@ -59,7 +59,7 @@ def migrate(
     new_encoder: the new model (``name``, ``dim``, ``encode_documents``).
     kind: ``"lstsq"``, ``"procrustes"``, ``"mlp"``, or ``"auto"`` (default): Procrustes when both
         models have the same dimension (the best global map measured on SciFact and NFCorpus,
-        notes/issue7-after-retrieval.md), least squares otherwise.
+        docs/after-retrieval.md), least squares otherwise.
     sample: documents embedded with the new model to fit the map (all if fewer).
     seed: sampling seed.
     max_words: truncate sampled texts to this many words (cheaper to embed); ``None`` keeps them whole.
@@ -74,7 +74,7 @@ def migrate(
         are what the kNN correction needs: on NFCorpus (e5 queries on a MiniLM index) Procrustes
         alone recovers 71 % of MiniLM's nDCG@10; with the kNN correction over corpus text and
         train-query texts 88 %; with dev-query texts, title n-grams and query-text n-grams
-        added as anchors 91 % (notes/issue7-after-retrieval.md, session 3).
+        added as anchors 91 % (docs/after-retrieval.md, query drift).
     old_encoder: the collection's model, to embed ``query_texts``; default ``coll.encoder``.
     heldout: fraction of ``query_texts`` held out by ``knn_k="auto"``.
     """

@@ -20,7 +20,7 @@ for candidates, then exact MaxSim rerank.
 Beyond the paper (each optional, off by default): tokens centred before SimHash
 (:meth:`FDEEncoder.fit_centre`) and per-token weights in the document averages / query sums
 (:func:`piece_weights`: word-piece IDF or common pieces dropped). Measured on MiniLM token
-vectors (notes/issue6-multivector.md, session 3), fewer partitions with more repetitions,
+vectors (docs/multivector.md, MUVERA recall), fewer partitions with more repetitions,
 centring, IDF-weighted document averages and unfilled partitions (``"4,8,80,c,w,e"`` in
 :func:`parse_spec` terms) gave the best recall of the exact MaxSim top-10 at 10240 dims.
 Encoding runs in a fused numba kernel when numba is installed (:mod:`._fde_numba`).
