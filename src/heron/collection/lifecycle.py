@@ -109,8 +109,8 @@ class LifecycleMixin:
 
         cap = artifact_kind(kind)
         params = cap.normalise(params)
-        name = art.check_name(name or _default_name(kind, params))
         field = on or cap.default_field
+        name = art.check_name(name or _default_name(kind, params, field))
         if field != "text" and field not in self.fields:
             raise ValueError(
                 f"index {name!r}: no field {field!r}; fields are {sorted(self.fields)} (or 'text' for BM25)"
@@ -270,7 +270,12 @@ class LifecycleMixin:
         return done
 
 
-def _default_name(kind: str, params: dict[str, Any]) -> str:
+def _default_name(kind: str, params: dict[str, Any], field: str) -> str:
+    """The name the retrievers of a kind look for (``hnsw``, ``ivf-int8``, ``compressed-bin``, ``seismic-splade``)."""
+    if kind == "compressed":
+        return f"compressed-{params['spec']}"
+    if kind == "seismic":
+        return f"seismic-{field}"
     codec = str(params.get("codec", "fp32")).lower()
     return kind if codec == "fp32" else f"{kind}-{codec}"
 
