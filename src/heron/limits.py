@@ -175,7 +175,7 @@ def as_finite_vectors(
     want = f"({rows}, {dim})" if rows is not None else f"(n, {dim})"
     if arr.ndim != 2 or arr.shape[1] != dim or (rows is not None and arr.shape[0] != rows):
         raise ValueError(
-            f"{what} must have shape {want} (one row each, the collection's dimension), got {arr.shape}"
+            f"{what} must have shape {want} (one row each; the collection's dimension is {dim}), got {arr.shape}"
         )
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=np.float32)

@@ -156,7 +156,7 @@ class Collection(LifecycleMixin, SearchMixin):
         root.mkdir(parents=True, exist_ok=True)
         (root / "segments").mkdir(exist_ok=True)
         (root / "indexes").mkdir(exist_ok=True)
-        Store(root, create=True)
+        Store(root, create=True).close()
         write_json_atomic(root / MANIFEST, new_manifest(model=model_name, dim=d, fields=all_fields))
         return cls.open(root, encoder=encoder)
 
