@@ -70,31 +70,34 @@ def test_nan_metadata_refused_filtered_search_keeps_working(coll):
     assert sorted(res.doc_ids()[0]) == ["c", "d", "e"]
 
 
-def test_filter_on_legacy_nan_metadata_names_the_documents(coll):
+@pytest.mark.parametrize("using", ["flat", "dense"])  # native ANN filter / exact fallback
+def test_filter_on_legacy_nan_metadata_names_the_documents(coll, using):
     # a collection written by an older heron may hold NaN (invalid JSON) in its metadata
     con = sqlite3.connect(coll.path / "docs.sqlite")
     con.execute("UPDATE docs SET metadata = '{\"score\": NaN}' WHERE id = 'b'")
     con.commit()
     con.close()
     with pytest.raises(ValueError, match=r"\['b'\].*not valid JSON"):
-        coll.search(q(unit(1)), 3, retriever="flat", filter={"year": 2021})
+        coll.search(q(unit(1)), 3, using=using, filter={"year": 2021})
 
 
-def test_string_bound_against_integer_field_raises(coll):
+@pytest.mark.parametrize("using", ["flat", "dense"])
+def test_string_bound_against_integer_field_raises(coll, using):
     with pytest.raises(ValueError, match=r"'year'.*number \(2025, not '2025'\)"):
-        coll.search(q(unit(1)), 3, retriever="flat", filter={"year": {"$gte": "2022"}})
+        coll.search(q(unit(1)), 3, using=using, filter={"year": {"$gte": "2022"}})
     with pytest.raises(ValueError, match="'lang'.*a string"):
-        coll.search(q(unit(1)), 3, retriever="flat", filter={"lang": {"$in": [1, 2]}})
+        coll.search(q(unit(1)), 3, using=using, filter={"lang": {"$in": [1, 2]}})
     # like with like still works, and a field absent everywhere is not an error
-    ok = coll.search(q(unit(1)), 5, retriever="flat", filter={"lang": {"$gte": "e"}})
+    ok = coll.search(q(unit(1)), 5, using=using, filter={"lang": {"$gte": "e"}})
     assert sorted(ok.doc_ids()[0]) == ["b", "d"]
-    none = coll.search(q(unit(1)), 5, retriever="flat", filter={"missing": "x"})
+    none = coll.search(q(unit(1)), 5, using=using, filter={"missing": "x"})
     assert none.counts()[0] == 0
 
 
-def test_nan_filter_value_refused(coll):
+@pytest.mark.parametrize("using", ["flat", "dense"])
+def test_nan_filter_value_refused(coll, using):
     with pytest.raises(ValueError, match="finite number"):
-        coll.search(q(unit(1)), 3, retriever="flat", filter={"year": {"$lt": float("nan")}})
+        coll.search(q(unit(1)), 3, using=using, filter={"year": {"$lt": float("nan")}})
 
 
 # ---------------------------------------------------------------- 2. non-finite vectors
@@ -199,22 +202,22 @@ def test_numeric_parameters_validated(coll, retriever, params, name):
 
 # ---------------------------------------------------------------- 5. BM25 with no terms
 def test_bm25_on_empty_collection(tmp_path):
-    from heron.retrieval import bm25
+    from heron.collection.artifacts import forget
 
     c = Collection.create(tmp_path / "e", model="none", dim=D)
     res = c.search("hello", 3, retriever="bm25")
     assert res.keys.shape == (1, 3) and res.counts()[0] == 0
-    bm25._LOADED.clear()  # read the saved (empty) index back from disk
+    forget(c.path)  # read the saved (empty) index back from disk
     assert c.search("hello", 3, retriever="bm25").counts()[0] == 0
 
 
 def test_bm25_on_all_empty_texts(tmp_path):
-    from heron.retrieval import bm25
+    from heron.collection.artifacts import forget
 
     c = Collection.create(tmp_path / "e", model="none", dim=D)
     c.add(["", "  ", "the a of"], vectors=unit(3))  # no indexable term at all
     assert c.search("hello", 3, retriever="bm25").counts()[0] == 0
-    bm25._LOADED.clear()
+    forget(c.path)
     stage = c.retriever("dense") % 3 >> c.retriever("bm25")
     assert stage.search(q(unit(1))).keys.shape == (1, 3)
 

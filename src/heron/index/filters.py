@@ -115,13 +115,19 @@ def compile_filter(flt: Any) -> tuple[str, list[Any]]:
     return " AND ".join(f"({p})" for p in parts), params
 
 
-def matching_keys(collection: Any, flt: dict[str, Any]) -> np.ndarray:
-    """Live document keys whose metadata matches ``flt`` (ascending ``int64``)."""
+def matching_keys(collection: Any, flt: dict[str, Any], *, live_only: bool = True) -> np.ndarray:
+    """Document keys whose metadata matches ``flt`` (ascending ``int64``; live ones by default).
+
+    Raises ``ValueError`` when a stored document's metadata is not valid JSON (naming it) or
+    when a condition's value type matches none of the field's stored values (see the module
+    docstring).
+    """
     where, params = compile_filter(flt)
     con = collection.store.connect()
+    live = "deleted = 0 AND " if live_only else ""
     try:
         rows = con.execute(
-            f"SELECT key FROM docs WHERE deleted = 0 AND ({where}) ORDER BY key", params
+            f"SELECT key FROM docs WHERE {live}({where}) ORDER BY key", params
         ).fetchall()
     except sqlite3.OperationalError as exc:
         if "JSON" not in str(exc):
