@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from heron.limits import check_k as _limits_check_k
+
 PAD_KEY = -1
 PAD_SCORE = -np.inf
 
@@ -111,12 +113,8 @@ class Results:
 
 
 def check_k(k: object) -> int:
-    """Validate a cut-off ``k`` (a positive int)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be a positive int, got {k!r} ({type(k).__name__})")
-    if k <= 0:
-        raise ValueError(f"k must be a positive int, got k={k}; ask for at least one hit (k >= 1)")
-    return int(k)
+    """Validate a cut-off ``k``: a positive int, at most :data:`heron.limits.MAX_K`."""
+    return _limits_check_k(k)
 
 
 def pad(keys: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

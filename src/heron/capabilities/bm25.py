@@ -21,10 +21,13 @@ import numpy as np
 from heron._deps import require
 from heron.capabilities.base import ArtifactKind, register_kind
 from heron.capabilities.registry import register_retriever
+from heron.limits import check_number, load_npy
 from heron.pipeline import Queries, Stage, rescore
 from heron.results import PAD_KEY, Results, check_k, pad
 
 FORMAT_VERSION = 1
+#: bm25s scoring variants
+METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 
 
 def _stemmer(language: str) -> Any:
@@ -55,8 +58,10 @@ class BM25Index:
         stopwords: str | None = "en",
         stemmer: str | None = "english",
     ) -> None:
-        if k1 < 0 or not 0 <= b <= 1:
-            raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
+        k1 = check_number(k1, "BM25 k1", low=0, high=1000)
+        b = check_number(b, "BM25 b", low=0, high=1)
+        if method not in METHODS:
+            raise ValueError(f"BM25 method must be one of {METHODS}, got {method!r}")
         self.params = {
             "k1": float(k1),
             "b": float(b),
@@ -77,11 +82,14 @@ class BM25Index:
     def build(self, texts: list[str], keys: np.ndarray, *, progress: bool = False) -> BM25Index:
         bm25s = require("bm25s", purpose="BM25")
         self.keys = np.asarray(keys, dtype=np.int64)
-        self._bm25 = bm25s.BM25(
-            k1=self.params["k1"], b=self.params["b"], method=self.params["method"]
-        )
-        if texts:
-            self._bm25.index(self._tokenize(texts, show=progress), show_progress=progress)
+        self._bm25 = None
+        tok = self._tokenize(texts, show=progress) if texts else None
+        # no term at all (an empty collection, or only empty texts): nothing matches
+        if tok is not None and tok.vocab:
+            self._bm25 = bm25s.BM25(
+                k1=self.params["k1"], b=self.params["b"], method=self.params["method"]
+            )
+            self._bm25.index(tok, show_progress=progress)
         return self
 
     def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,9 +108,11 @@ class BM25Index:
 
     def score_pairs(self, queries: list[str], keys: np.ndarray) -> np.ndarray:
         """BM25 scores of given candidates ``(n_queries, k)`` (0 for unknown keys)."""
+        out = np.zeros(keys.shape, dtype=np.float32)
+        if self._bm25 is None:
+            return out
         rows = _positions(self.keys, keys)
         tok = self._tokenize(queries)
-        out = np.zeros(keys.shape, dtype=np.float32)
         vocab = tok.vocab
         inv = {v: k for k, v in vocab.items()}
         for i, ids in enumerate(tok.ids):
@@ -114,7 +124,8 @@ class BM25Index:
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self._bm25.save(str(folder / "bm25s"))
+        if self._bm25 is not None:
+            self._bm25.save(str(folder / "bm25s"))
         np.save(folder / "keys.npy", self.keys)
         (folder / "bm25.json").write_text(
             json.dumps(
@@ -123,6 +134,7 @@ class BM25Index:
                     "version": FORMAT_VERSION,
                     "params": self.params,
                     "docs": int(len(self.keys)),
+                    "terms": self._bm25 is not None,
                 }
             )
         )
@@ -136,8 +148,9 @@ class BM25Index:
                 f"BM25 index at {str(folder)!r} has format {meta.get('format')!r} v{meta.get('version')!r}; expected heron-bm25 v{FORMAT_VERSION}. Delete it to rebuild"
             )
         idx = cls(**meta["params"])
-        idx.keys = np.load(folder / "keys.npy")
-        idx._bm25 = bm25s.BM25.load(str(folder / "bm25s"), mmap=mmap)
+        idx.keys = load_npy(folder / "keys.npy")
+        if meta.get("terms", True):
+            idx._bm25 = bm25s.BM25.load(str(folder / "bm25s"), mmap=mmap)
         return idx
 
 

@@ -23,6 +23,7 @@ from heron.capabilities.registry import register_retriever
 from heron.codecs.base import load_codec
 from heron.codecs.search import rescore_rows
 from heron.codecs.spec import parse_spec
+from heron.limits import check_oversample
 from heron.pipeline import Queries, Stage
 from heron.results import PAD_KEY, Results, check_k, pad
 
@@ -83,9 +84,7 @@ class CompressedRetriever(Stage):
         self.collection = collection
         self.spec = codec or cfg["spec"]
         parse_spec(self.spec)
-        self.oversample = float(cfg["oversample"] if oversample is None else oversample)
-        if self.oversample < 0:
-            raise ValueError(f"oversample must be >= 0 (0 disables rescoring), got {oversample!r}")
+        self.oversample = check_oversample(cfg["oversample"] if oversample is None else oversample)
         self.rescore = rescore or cfg["rescore"]
         if self.rescore not in ("float16", "float32"):
             raise ValueError(f"rescore must be 'float16' or 'float32', got {self.rescore!r}")

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from heron.capabilities.registry import register_retriever
+from heron.limits import as_finite_vectors
 from heron.pipeline import Queries, Stage, rescore
 from heron.results import PAD_KEY, Results, check_k, pad
 from heron.retrieval.topk import exact_search
@@ -20,12 +21,7 @@ def query_vectors(collection: Any, queries: Queries) -> np.ndarray:
     v = queries.cached(collection.model) if collection.model != "none" else queries.cached("none")
     if v is None:
         v = queries.embed(collection.encoder)
-    v = np.asarray(v, dtype=np.float32)
-    if v.ndim != 2 or v.shape[1] != collection.dim:
-        raise ValueError(
-            f"query vectors have shape {v.shape}; the collection's dimension is {collection.dim}"
-        )
-    return v
+    return as_finite_vectors(v, dim=collection.dim, rows=len(queries), what="query vectors")
 
 
 def search_segments(

@@ -21,14 +21,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import itertools
+    import shutil
     from pathlib import Path
 
     from heron.collection import Collection
+    from heron.collection.manifest import MANIFEST
     from heron.ingest import iter_documents
+    from heron.limits import MAX_BATCH
 
-    if args.batch <= 0:
-        raise ValueError(f"--batch must be positive, got {args.batch}")
+    if not 0 < args.batch <= MAX_BATCH:
+        raise ValueError(f"--batch must be between 1 and {MAX_BATCH}, got {args.batch}")
     out = Path(args.collection or (str(Path(args.path).resolve()).rstrip("/") + ".heron"))
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(
+            f"--collection {str(out)!r} is a file, not a folder; pass a new folder name like docs.heron"
+        )
+    if out.exists() and out.resolve() == Path(args.path).resolve():
+        raise ValueError(
+            f"--collection {str(out)!r} is the folder being indexed; pass a new folder for the collection"
+        )
+    docs = iter_documents(args.path)
+    first = list(itertools.islice(docs, 1))  # a bad PATH fails here, before anything is created
+    fresh = not (out / MANIFEST).exists()
     coll = Collection.create(out, model=args.model, exist_ok=True)
     t0 = time.perf_counter()
     total = 0
@@ -42,11 +57,17 @@ def run(args: argparse.Namespace) -> int:
             total += len(batch)
             batch.clear()
 
-    for doc in iter_documents(args.path):
-        batch.append(doc)
-        if len(batch) >= args.batch:
-            flush()
-    flush()
+    try:
+        for doc in itertools.chain(first, docs):
+            batch.append(doc)
+            if len(batch) >= args.batch:
+                flush()
+        flush()
+    except BaseException:
+        if fresh and total == 0:  # leave no empty collection behind
+            coll.close()
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     if args.bm25:
         from heron.capabilities.bm25 import bm25_index
 

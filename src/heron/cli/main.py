@@ -3,14 +3,35 @@
 Each command lives in its own module ``heron.cli.<name>`` exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; :data:`COMMANDS` maps command names to those modules, imported only when
 the command runs (so ``heron --help`` stays fast and import-side-effect free).
+
+Errors: the documented error types (:data:`USER_ERRORS`: bad values, missing or existing files,
+a corrupt collection) print one line ``heron: error: ...`` on stderr and exit with status 2.
+``--traceback`` (anywhere on the command line) or ``HERON_DEBUG=1`` shows the full traceback
+instead. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
+
+#: exceptions that mean "bad input or a damaged collection", reported in one line
+#: (a heron ``CollectionError`` is a ``ValueError``)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    FileExistsError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    sqlite3.DatabaseError,
+)
+#: exit status of a reported error (argparse uses the same for usage errors)
+ERROR_STATUS = 2
 
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,6 +84,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--traceback" in argv or os.environ.get("HERON_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--traceback"]
+    try:
+        return _main(argv)
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        print(f"heron: error: {one_line(exc)}", file=sys.stderr)
+        return ERROR_STATUS
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (the type's name when it has none)."""
+    msg = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in msg:
+        msg = f"{msg}: {exc.filename}"
+    return msg or type(exc).__name__
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
@@ -79,12 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name][0])
     p = argparse.ArgumentParser(prog=f"heron {name}", description=COMMANDS[name][1])
     module.add_arguments(p)
+    p.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the full traceback of an error (or HERON_DEBUG=1)",
+    )
     args = p.parse_args(argv[1:])
-    try:
-        return int(module.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"heron {name}: error: {exc}", file=sys.stderr)
-        return 2
+    return int(module.run(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

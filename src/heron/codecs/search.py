@@ -19,6 +19,7 @@ import numpy as np
 
 from heron.codecs import _scan
 from heron.codecs.base import Codec, as_matrix, load_codec, pad_topk
+from heron.limits import check_oversample, first_stage_depth
 
 RESCORE_DTYPES = ("float16", "float32")
 
@@ -114,14 +115,11 @@ class TwoStageSearcher:
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive int, got {k!r}")
-        if not isinstance(oversample, (int, float)) or oversample < 0:
-            raise ValueError(
-                f"oversample must be a number >= 0 (0 disables rescoring), got {oversample!r}"
-            )
+        oversample = check_oversample(oversample)
         q = as_matrix(queries, what="queries", dim=self.codec.dim)
         if self.rescore is None or oversample == 0:
             return self.first_stage(q, int(k))
-        depth = max(int(k), int(np.ceil(oversample * k)))
+        depth = first_stage_depth(int(k), oversample, len(self.codes))
         _, rows = self.first_stage(q, depth)
         return rescore_rows(q, rows, self.rescore, int(k))
 

@@ -47,6 +47,7 @@ from heron.collection.segments import Segment, add_field_to_segment, segment_nam
 from heron.collection.snapshot import Snapshot
 from heron.collection.store import Store
 from heron.encoders.base import check_texts
+from heron.limits import as_finite_vectors, check_batch, check_ids, check_metadata
 
 
 @dataclass
@@ -59,8 +60,18 @@ class Document:
     key: int = -1
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+def text_hash(text: str, origin: str = "") -> str:
+    """Key of a stored vector: the text's SHA-1 salted with the vector's ``origin``.
+
+    ``origin`` is the name of the encoder that produced the vector, so identical text reuses a
+    stored vector only when the same encoder made it; user-supplied vectors get a key that no
+    encoder's ever equals (:data:`SUPPLIED`) and are never reused.
+    """
+    return hashlib.sha1(f"{origin}\0{text}".encode()).hexdigest()
+
+
+#: prefix of the hash of a document whose vector the user supplied (never reused)
+SUPPLIED = "supplied:"
 
 
 class Collection(LifecycleMixin, SearchMixin):
@@ -112,6 +123,10 @@ class Collection(LifecycleMixin, SearchMixin):
             raise FileExistsError(
                 f"a collection already exists at {str(root)!r}; open it with Collection.open(path) or pass exist_ok=True"
             )
+        if root.exists() and not root.is_dir():
+            raise NotADirectoryError(
+                f"{str(root)!r} is a file, not a folder; pick a new folder for the collection"
+            )
         if root.exists() and any(root.iterdir()):
             raise FileExistsError(
                 f"{str(root)!r} exists and is not empty; pick a new folder for the collection"
@@ -141,7 +156,7 @@ class Collection(LifecycleMixin, SearchMixin):
         root.mkdir(parents=True, exist_ok=True)
         (root / "segments").mkdir(exist_ok=True)
         (root / "indexes").mkdir(exist_ok=True)
-        Store(root, create=True)
+        Store(root, create=True).close()
         write_json_atomic(root / MANIFEST, new_manifest(model=model_name, dim=d, fields=all_fields))
         return cls.open(root, encoder=encoder)
 
@@ -374,6 +389,7 @@ class Collection(LifecycleMixin, SearchMixin):
     ) -> np.ndarray:
         texts = check_texts(texts, what="texts")
         n = len(texts)
+        check_batch(n)
         if ids is None:
             ids_l = None
         else:
@@ -383,13 +399,14 @@ class Collection(LifecycleMixin, SearchMixin):
             if len(set(ids_l)) != n:
                 dup = next(i for i in ids_l if ids_l.count(i) > 1)
                 raise ValueError(f"id {dup!r} appears twice in one batch; ids must be unique")
-            bad = [i for i in ids_l if not i]
-            if bad:
-                raise ValueError("document ids must be non-empty strings")
-        metas = _check_metadata(metadata, n)
+            check_ids(ids_l)
+        metas = check_metadata(metadata, n)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        hashes = [text_hash(t) for t in texts]
+        if vectors is not None:
+            hashes = [SUPPLIED + text_hash(t) for t in texts]
+        else:
+            hashes = [text_hash(t, self._vector_origin()) for t in texts]
         if ids_l is not None and not replace:
             existing = self._live_ids(ids_l)
             if existing:
@@ -477,17 +494,8 @@ class Collection(LifecycleMixin, SearchMixin):
     ) -> np.ndarray:
         n = len(texts)
         if vectors is not None:
-            v = np.asarray(vectors)
-            if v.ndim != 2 or v.shape != (n, self.dim):
-                raise ValueError(
-                    f"vectors must have shape ({n}, {self.dim}) (one row per text, the collection's dimension), got {v.shape}"
-                )
-            if not np.isfinite(v).all():
-                raise ValueError(
-                    "vectors contain NaN or inf; fix the embeddings before adding them"
-                )
-            return np.ascontiguousarray(v, dtype=np.float32)
-        # reuse stored embeddings of identical texts (same model: one collection, one model)
+            return as_finite_vectors(vectors, dim=self.dim, rows=n, what="vectors")
+        # reuse stored embeddings of identical texts made by the same encoder (hashes are salted)
         out = np.empty((n, self.dim), dtype=np.float32)
         todo: list[int] = []
         first: dict[str, int] = {}
@@ -508,6 +516,17 @@ class Collection(LifecycleMixin, SearchMixin):
                 out[i] = out[first[h]]
         self.last_encoded = len(todo)
         return out
+
+    def _vector_origin(self) -> str:
+        """Name of the encoder that encodes texts added without vectors."""
+        if self._encoder is not None:
+            return str(self._encoder.name)
+        if self.model == "none":
+            raise ValueError(
+                "this collection stores precomputed vectors (model='none'): pass vectors=<(n, dim) array> "
+                "with the texts to add()/upsert()"
+            )
+        return self.model
 
     def _stored_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
         con = self.store.connect()
@@ -653,30 +672,6 @@ def _check_field_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"field {name!r}: kind must be one of {FIELD_KINDS}, got {kind!r}")
     out = dict(spec)
     json.dumps(out)
-    return out
-
-
-def _check_metadata(metadata: Any, n: int) -> list[dict]:
-    if metadata is None:
-        return [{} for _ in range(n)]
-    metas = list(metadata)
-    if len(metas) != n:
-        raise ValueError(
-            f"got {len(metas)} metadata entries for {n} texts; pass one dict (or None) per text"
-        )
-    out = []
-    for i, m in enumerate(metas):
-        if m is None:
-            m = {}
-        if not isinstance(m, Mapping):
-            raise TypeError(f"metadata[{i}] must be a dict, got {type(m).__name__}")
-        try:
-            json.dumps(dict(m))
-        except TypeError as exc:
-            raise TypeError(
-                f"metadata[{i}] is not JSON-serialisable ({exc}); use str/int/float/bool/list/dict values"
-            ) from exc
-        out.append(dict(m))
     return out
 
 

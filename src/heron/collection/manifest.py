@@ -64,6 +64,16 @@ def read_manifest(root: Path) -> dict[str, Any]:
             raise CollectionError(
                 f"collection manifest {str(path)!r} lacks {key!r}; it is corrupt, rebuild the collection"
             )
+    dim = data["dim"]
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+        raise CollectionError(
+            f"collection manifest {str(path)!r} has dim={dim!r}; it must be a positive int (the vector dimension). "
+            "Restore heron.json from a backup or rebuild the collection"
+        )
+    if not isinstance(data["model"], str) or not isinstance(data["fields"], dict):
+        raise CollectionError(
+            f"collection manifest {str(path)!r} has a bad 'model' or 'fields' entry; it is corrupt, rebuild the collection"
+        )
     return data
 
 

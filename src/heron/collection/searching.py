@@ -66,11 +66,14 @@ class SearchMixin:
             ``min_hits`` keeps at least that many.
         **params: the retriever's keyword parameters (``ef_search``, ``nprobe``, ``oversample``, ...).
         """
+        from heron.limits import check_queries, clamp_k
         from heron.pipeline import Stage
         from heron.results import check_k
 
         k = check_k(k)
         queries = self.queries(queries)
+        check_queries(queries, k)
+        kk = clamp_k(k, len(self.snapshot()))  # search no deeper than the live documents
         if using is not None and retriever is not None and using != retriever:
             raise ValueError(f"pass using= or retriever=, not both ({using!r} vs {retriever!r})")
         using = using if using is not None else (retriever or "dense")
@@ -91,8 +94,8 @@ class SearchMixin:
             from heron.capabilities.calibrated import threshold_stage
 
             thr = threshold_stage(self, min_relevance=min_relevance, min_hits=min_hits)
-            stage = stage % max(k, 100) >> thr
-        return stage.search(queries, k)
+            stage = stage % max(kk, 100) >> thr
+        return stage.search(queries, kk).cut(k)  # padded back to (n_queries, k)
 
     def queries(self, queries: Any) -> Any:
         """Texts, or a ``(n, dim)`` / ``(dim,)`` array of query vectors, as :class:`Queries`."""

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from heron.limits import load_npy
+
 
 def segment_name(seg_id: int) -> str:
     return f"{seg_id:08d}"
@@ -156,7 +158,7 @@ class Segment:
         self.id = seg_id
         try:
             self.meta = json.loads((seg_dir / "segment.json").read_text())
-            self.keys = np.load(seg_dir / "keys.npy", mmap_mode="r")
+            self.keys = load_npy(seg_dir / "keys.npy", mmap_mode="r")
         except (OSError, ValueError) as exc:
             raise ValueError(
                 f"segment {str(seg_dir)!r} is missing or corrupt ({exc}); the collection needs repair (heron compact)"
@@ -169,7 +171,7 @@ class Segment:
 
     def _load(self, fname: str) -> np.ndarray:
         if fname not in self._cache:
-            self._cache[fname] = np.load(self.dir / fname, mmap_mode="r")
+            self._cache[fname] = load_npy(self.dir / fname, mmap_mode="r")
         return self._cache[fname]
 
     def dense(self, name: str = "dense") -> np.ndarray:

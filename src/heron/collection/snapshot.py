@@ -156,12 +156,9 @@ class Snapshot:
 
     def matching_keys(self, flt: dict[str, Any]) -> np.ndarray:
         """Keys live in this snapshot whose metadata matches ``flt`` (ascending ``int64``)."""
-        from heron.index.filters import compile_filter
+        from heron.index.filters import matching_keys
 
-        where, params = compile_filter(flt)
-        con = self.collection.store.connect()
-        rows = con.execute(f"SELECT key FROM docs WHERE ({where}) ORDER BY key", params).fetchall()
-        keys = np.fromiter((r for (r,) in rows), dtype=np.int64, count=len(rows))
+        keys = matching_keys(self.collection, flt, live_only=False)
         return keys[self.rows_of(keys) >= 0]
 
     # -- documents ------------------------------------------------------------

@@ -69,14 +69,15 @@ class Store:
                 f"collection {str(root)!r} is corrupt: {DB} is missing; rebuild the collection"
             )
         self._local = threading.local()
-        con = self.connect()
-        if create:
-            con.executescript(SCHEMA)
-        try:
+        try:  # connect() runs PRAGMAs, which already fail on a corrupt header
+            con = self.connect()
+            if create:
+                con.executescript(SCHEMA)
             con.execute("SELECT value FROM state WHERE name='generation'").fetchone()
             if con.execute("SELECT 1 FROM state WHERE name='epoch'").fetchone() is None:
                 con.executescript(LIFECYCLE)
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise ValueError(
                 f"collection database {str(self.path)!r} is corrupt ({exc}); rebuild the collection"
             ) from exc
@@ -87,9 +88,13 @@ class Store:
             con = sqlite3.connect(
                 self.path, timeout=60.0, isolation_level=None, check_same_thread=False
             )
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute("PRAGMA busy_timeout=60000")
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+                con.execute("PRAGMA busy_timeout=60000")
+            except sqlite3.DatabaseError:
+                con.close()  # e.g. "file is not a database"; Store() reports it
+                raise
             self._local.con = con
         return con
 

@@ -97,7 +97,14 @@ class SentenceTransformerEncoder:
             # a local folder needs no hub; don't let transformers try to reach one
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         st = require("sentence_transformers", purpose="dense encoding")
-        self._model = st.SentenceTransformer(self._path, device=device)
+        try:
+            self._model = st.SentenceTransformer(self._path, device=device)
+        except OSError as exc:  # the hub's "couldn't connect / not found" and missing files
+            raise ValueError(
+                f"cannot load model {model!r}: it is not a local folder, not a bundled model and not in the "
+                f"Hugging Face cache ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                "pass a model folder, a cached hub name, or the bundled 'all-MiniLM-L6-v2'"
+            ) from exc
         if max_seq_length is not None:
             if not isinstance(max_seq_length, int) or max_seq_length < 8:
                 raise ValueError(f"max_seq_length must be an int >= 8, got {max_seq_length!r}")

@@ -11,6 +11,7 @@ Information Retrieval Models", NeurIPS 2021 Datasets track)::
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,10 @@ def _read_jsonl(path: Path, what: str) -> list[dict]:
                 raise ValueError(
                     f"{path}:{n}: not valid JSON ({exc.msg}); each line of {what} must be one JSON object"
                 ) from exc
+            if not isinstance(row, dict):
+                raise ValueError(
+                    f"{path}:{n}: each line of {what} must be a JSON object with '_id', got a {type(row).__name__}: {line.strip()[:60]!r}"
+                )
             if "_id" not in row:
                 raise ValueError(
                     f"{path}:{n}: a {what} row needs an '_id' field, got keys {sorted(row)}"
@@ -168,9 +173,19 @@ def load_beir(
                         )
                     continue
                 try:
-                    split.setdefault(q, {})[d] = int(float(s))
+                    score = float(s)
                 except ValueError as exc:
                     raise ValueError(f"{f}:{n}: relevance score {s!r} is not a number") from exc
+                if not math.isfinite(score) or abs(score) > 1e9:
+                    raise ValueError(
+                        f"{f}:{n}: relevance score {s!r} is not a finite grade; use a small integer (0, 1, 2)"
+                    )
+                split.setdefault(q, {})[d] = int(score)
+        if not split and strict:
+            raise ValueError(
+                f"{f} holds no judgments (only a header, or nothing); add rows 'query-id<TAB>corpus-id<TAB>score' "
+                "or remove the file"
+            )
         qrels[f.stem] = split
     return BeirDataset(
         name=root.name,

@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from heron.limits import check_number, check_oversample, first_stage_depth
+
 FORMAT = "heron.index"
 #: version of the on-disk index folder; bumped when the layout changes
 FORMAT_VERSION = 1
@@ -133,18 +135,8 @@ class AnnIndex:
         self.codec = codec.lower()
         if oversample is None:
             oversample = 0.0 if self.codec == "fp32" else 4.0
-        if (
-            not isinstance(oversample, (int, float))
-            or isinstance(oversample, bool)
-            or oversample < 0
-        ):
-            raise ValueError(
-                f"oversample must be a number >= 0 (0 disables rescoring), got {oversample!r}"
-            )
-        if not isinstance(exact_below, (int, float)) or not 0 <= exact_below <= 1:
-            raise ValueError(f"exact_below must be a fraction in [0, 1], got {exact_below!r}")
-        self.oversample = float(oversample)
-        self.exact_below = float(exact_below)
+        self.oversample = check_oversample(oversample)
+        self.exact_below = check_number(exact_below, "exact_below (a fraction)", low=0, high=1)
         self.dim: int | None = None
         self.keys = np.zeros(0, dtype=np.int64)  # label -> key
         self.dead = np.zeros(0, dtype=bool)  # tombstones by label
@@ -321,8 +313,13 @@ class AnnIndex:
         if params:
             if "oversample" in params or "exact_below" in params:
                 params = dict(params)
-                oversample = float(params.pop("oversample", oversample))
-                exact_below = float(params.pop("exact_below", exact_below))
+                oversample = check_oversample(params.pop("oversample", oversample))
+                exact_below = check_number(
+                    params.pop("exact_below", exact_below),
+                    "exact_below (a fraction)",
+                    low=0,
+                    high=1,
+                )
             self._check_search_params(params)
         else:
             params = {}
@@ -359,7 +356,7 @@ class AnnIndex:
             info["strategy"] = "exact-over-matching"
             s, lab = self._exact(q, np.flatnonzero(mask), k)
         else:
-            depth = k if oversample <= 0 else max(k, int(np.ceil(oversample * k)))
+            depth = first_stage_depth(k, oversample, n_ok)
             s, lab, strategy = self._search_labels(q, depth, mask, selectivity, params)
             info["strategy"] = strategy + (f"+rescore(x{oversample:g})" if oversample > 0 else "")
             if oversample > 0:

@@ -8,7 +8,14 @@ A filter is a dict in the common vector-database syntax::
     {"$and": [f1, f2]}, {"$or": [f1, f2]}, {"$not": f}  # boolean combinations
     {"a.b": 1}                                       # nested field (json path $.a.b)
 
-Several keys in one dict are AND-ed. :func:`compile_filter` returns ``(sql, params)`` over
+Several keys in one dict are AND-ed.
+
+Values compare like with like, as in SQLite: a string never equals or orders against a number,
+so ``{"year": {"$gte": "2025"}}`` cannot match years stored as integers. Rather than silently
+matching nothing, :func:`matching_keys` raises ``ValueError`` when a condition's value has a
+type that none of the field's stored values has (numbers and booleans count as one type; NaN
+and infinite values are refused outright). Pass the value with the stored type (``2025``).
+ :func:`compile_filter` returns ``(sql, params)`` over
 ``json_extract(metadata, '$.<field>')``; :func:`matching_keys` runs it and returns the live keys
 that match, which the indexes apply *inside* the search (faiss ``IDSelector``) or answer exactly
 when few match.
@@ -16,7 +23,9 @@ when few match.
 
 from __future__ import annotations
 
+import math
 import re
+import sqlite3
 from typing import Any
 
 import numpy as np
@@ -30,6 +39,10 @@ _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*)*$")
 def _value(v: Any, field: str) -> Any:
     if isinstance(v, bool):
         return int(v)  # json_extract returns 1/0 for true/false
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(
+            f"filter value for {field!r} is {v!r}; compare with a finite number (metadata holds no NaN or inf)"
+        )
     if v is None or isinstance(v, (int, float, str)):
         return v
     raise TypeError(
@@ -102,11 +115,95 @@ def compile_filter(flt: Any) -> tuple[str, list[Any]]:
     return " AND ".join(f"({p})" for p in parts), params
 
 
-def matching_keys(collection: Any, flt: dict[str, Any]) -> np.ndarray:
-    """Live document keys whose metadata matches ``flt`` (ascending ``int64``)."""
+def matching_keys(collection: Any, flt: dict[str, Any], *, live_only: bool = True) -> np.ndarray:
+    """Document keys whose metadata matches ``flt`` (ascending ``int64``; live ones by default).
+
+    Raises ``ValueError`` when a stored document's metadata is not valid JSON (naming it) or
+    when a condition's value type matches none of the field's stored values (see the module
+    docstring).
+    """
     where, params = compile_filter(flt)
     con = collection.store.connect()
-    rows = con.execute(
-        f"SELECT key FROM docs WHERE deleted = 0 AND ({where}) ORDER BY key", params
-    ).fetchall()
+    live = "deleted = 0 AND " if live_only else ""
+    try:
+        rows = con.execute(
+            f"SELECT key FROM docs WHERE {live}({where}) ORDER BY key", params
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "JSON" not in str(exc):
+            raise
+        bad = con.execute(
+            "SELECT id FROM docs WHERE deleted = 0 AND NOT json_valid(metadata) LIMIT 5"
+        ).fetchall()
+        raise ValueError(
+            f"metadata of document(s) {[b for (b,) in bad]} is not valid JSON (NaN or inf written by an "
+            "older heron?); re-add them with upsert() and clean metadata, or delete them"
+        ) from exc
+    _check_types(collection, con, flt)
     return np.fromiter((r for (r,) in rows), dtype=np.int64, count=len(rows))
+
+
+def _kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, (bool, int, float)):
+        return "number"
+    return None
+
+
+_STORED_KIND = {
+    "text": "text",
+    "integer": "number",
+    "real": "number",
+    "true": "number",
+    "false": "number",
+}
+
+
+def _leaves(flt: Any) -> list[tuple[str, str, Any]]:
+    """Every ``(field, op, value)`` condition of a (valid) filter."""
+    out: list[tuple[str, str, Any]] = []
+    for key, val in flt.items():
+        if key in ("$and", "$or"):
+            for sub in val:
+                out += _leaves(sub)
+        elif key == "$not":
+            out += _leaves(val)
+        else:
+            for op, v in (val if isinstance(val, dict) else {"$eq": val}).items():
+                for x in v if op in SETS else [v]:
+                    out.append((key, op, x))
+    return out
+
+
+#: ``(collection path, generation, field) -> stored value kinds``, so the type check scans once
+_KINDS_CACHE: dict[tuple[str, int, str], set[str]] = {}
+
+
+def _stored_kinds(collection: Any, con: sqlite3.Connection, name: str) -> set[str]:
+    key = (str(collection.path), int(collection.generation), name)
+    if key not in _KINDS_CACHE:
+        rows = con.execute(
+            "SELECT DISTINCT json_type(metadata, ?) FROM docs WHERE deleted = 0", ["$." + name]
+        ).fetchall()
+        if len(_KINDS_CACHE) > 256:
+            _KINDS_CACHE.clear()
+        _KINDS_CACHE[key] = {_STORED_KIND.get(t, t) for (t,) in rows if t not in (None, "null")}
+    return _KINDS_CACHE[key]
+
+
+def _check_types(collection: Any, con: sqlite3.Connection, flt: dict[str, Any]) -> None:
+    """Raise when a condition's value type matches none of the field's stored value types."""
+    fields: dict[str, set[str]] = {}
+    for name, _, v in _leaves(flt):
+        kind = _kind(v)
+        if kind is not None:
+            fields.setdefault(name, set()).add(kind)
+    for name, kinds in fields.items():
+        stored = _stored_kinds(collection, con, name)
+        if stored and not kinds & stored:
+            hint = "a number (2025, not '2025')" if "number" in stored else "a string"
+            raise ValueError(
+                f"filter on {name!r} compares with a {'/'.join(sorted(kinds))} value, but the field "
+                f"holds {' or '.join(sorted(stored))} values, so nothing could match; pass {hint}"
+            )

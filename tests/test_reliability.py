@@ -1,0 +1,396 @@
+"""Regression tests of issue 13's defects: every bad input a clear error, never a silent wrong answer.
+
+Each test names the defect it covers. Tiny collections (``model="none"``, ``dim=8``) unless a
+model is the point; the MiniLM tests share one encoder load.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import heron.limits as limits
+from heron.cli.main import main
+from heron.collection import Collection, CollectionError
+from heron.eval.beir import load_beir
+from heron.pipeline import Queries
+
+D = 8
+
+
+def unit(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, D)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def q(v: np.ndarray) -> Queries:
+    v = np.atleast_2d(v)
+    return Queries([f"q{i}" for i in range(len(v))], vectors={"none": v})
+
+
+@pytest.fixture
+def coll(tmp_path):
+    c = Collection.create(tmp_path / "c", model="none", dim=D)
+    c.add(
+        ["alpha one", "beta two", "gamma three", "delta four", "epsilon five"],
+        ids=["a", "b", "c", "d", "e"],
+        vectors=unit(5),
+        metadata=[{"year": 2020 + i, "lang": "en" if i % 2 else "de"} for i in range(5)],
+    )
+    yield c
+    c.close()
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(rc: int, err: str, *needles: str) -> None:
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("heron: error: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+# ---------------------------------------------------------------- 1. metadata and filters
+def test_nan_metadata_refused_filtered_search_keeps_working(coll):
+    for bad in (float("nan"), float("inf"), {"nested": [float("-inf")]}):
+        with pytest.raises(ValueError, match="NaN or an infinity"):
+            coll.add(["x"], ids=["x"], vectors=unit(1, 1), metadata=[{"score": bad}])
+    assert len(coll) == 5 and coll.get("x") == [None]
+    res = coll.search(q(unit(1)), 5, retriever="flat", filter={"year": {"$gte": 2022}})
+    assert sorted(res.doc_ids()[0]) == ["c", "d", "e"]
+
+
+@pytest.mark.parametrize("using", ["flat", "dense"])  # native ANN filter / exact fallback
+def test_filter_on_legacy_nan_metadata_names_the_documents(coll, using):
+    # a collection written by an older heron may hold NaN (invalid JSON) in its metadata
+    con = sqlite3.connect(coll.path / "docs.sqlite")
+    con.execute("UPDATE docs SET metadata = '{\"score\": NaN}' WHERE id = 'b'")
+    con.commit()
+    con.close()
+    with pytest.raises(ValueError, match=r"\['b'\].*not valid JSON"):
+        coll.search(q(unit(1)), 3, using=using, filter={"year": 2021})
+
+
+@pytest.mark.parametrize("using", ["flat", "dense"])
+def test_string_bound_against_integer_field_raises(coll, using):
+    with pytest.raises(ValueError, match=r"'year'.*number \(2025, not '2025'\)"):
+        coll.search(q(unit(1)), 3, using=using, filter={"year": {"$gte": "2022"}})
+    with pytest.raises(ValueError, match="'lang'.*a string"):
+        coll.search(q(unit(1)), 3, using=using, filter={"lang": {"$in": [1, 2]}})
+    # like with like still works, and a field absent everywhere is not an error
+    ok = coll.search(q(unit(1)), 5, using=using, filter={"lang": {"$gte": "e"}})
+    assert sorted(ok.doc_ids()[0]) == ["b", "d"]
+    none = coll.search(q(unit(1)), 5, using=using, filter={"missing": "x"})
+    assert none.counts()[0] == 0
+
+
+@pytest.mark.parametrize("using", ["flat", "dense"])
+def test_nan_filter_value_refused(coll, using):
+    with pytest.raises(ValueError, match="finite number"):
+        coll.search(q(unit(1)), 3, using=using, filter={"year": {"$lt": float("nan")}})
+
+
+# ---------------------------------------------------------------- 2. non-finite vectors
+def test_vectors_overflowing_float32_are_refused(coll):
+    v = unit(2, 3).astype(np.float64)
+    v[1, 4] = 1e39  # finite as float64, inf as float32
+    with pytest.raises(ValueError, match=r"vectors\[1\] contains NaN or inf after the cast"):
+        coll.add(["x", "y"], ids=["x", "y"], vectors=v)
+    assert len(coll) == 5
+    assert np.isfinite(np.asarray(coll.snapshot().dense())).all()
+
+
+def test_complex_vectors_refused(coll):
+    with pytest.raises(TypeError, match="real numeric"):
+        coll.add(["x"], ids=["x"], vectors=unit(1).astype(np.complex64))
+
+
+def test_nan_query_vector_raises(coll):
+    bad = unit(2)
+    bad[1, 0] = np.nan
+    for retriever in ("dense", "flat", "compressed"):
+        with pytest.raises(ValueError, match=r"query vectors\[1\] contains NaN"):
+            coll.search(q(bad), 3, retriever=retriever)
+
+
+# ---------------------------------------------------------------- 3. vector reuse by origin
+def test_text_only_add_never_reuses_a_supplied_vector(coll):
+    # model="none": "alpha one" exists with a user vector; a text-only add must not copy it
+    with pytest.raises(ValueError, match="pass vectors="):
+        coll.add(["alpha one"], ids=["z"])
+    assert coll.get("z") == [None]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from heron.encoders import load_encoder
+
+    try:
+        return load_encoder()
+    except ImportError as exc:  # pragma: no cover
+        pytest.skip(f"MiniLM not installed: {exc}")
+
+
+def test_encoder_collection_reuses_only_its_own_vectors(tmp_path, minilm):
+    c = Collection.create(tmp_path / "m", encoder=minilm)
+    user = np.zeros((1, c.dim), np.float32)
+    user[0, 0] = 1.0
+    c.add(["the same text"], ids=["a"], vectors=user)
+    c.add(["the same text"], ids=["b"])  # must be encoded, not copied from a
+    assert c.last_encoded == 1
+    snap = c.snapshot()
+    vb = np.asarray(snap.dense())[list(snap.keys).index(c.get("b")[0].key)]
+    assert np.allclose(vb, minilm.encode_documents(["the same text"])[0], atol=1e-5)
+    assert not np.allclose(vb, user[0])
+    c.add(["the same text"], ids=["c"])  # now reused: the same encoder made b's vector
+    assert c.last_encoded == 0
+    c.close()
+
+
+# ---------------------------------------------------------------- 4. k and oversample
+def test_k_over_the_limit_raises_and_large_k_is_padded(coll):
+    with pytest.raises(ValueError, match="MAX_K"):
+        coll.search(q(unit(1)), limits.MAX_K + 1)
+    res = coll.search(q(unit(2)), 1000)
+    assert res.keys.shape == (2, 1000) and list(res.counts()) == [5, 5]
+    assert (res.keys[:, 5:] == -1).all() and np.isneginf(res.scores[:, 5:]).all()
+
+
+def test_result_size_limit(coll, monkeypatch):
+    monkeypatch.setattr(limits, "MAX_RESULT_SIZE", 50)
+    with pytest.raises(ValueError, match="MAX_RESULT_SIZE"):
+        coll.search(q(unit(6)), 10)
+
+
+@pytest.mark.parametrize("value", [1e12, float("inf"), float("nan"), -1, "10", True])
+def test_oversample_validated(coll, value):
+    for retriever in ("compressed", "flat"):
+        with pytest.raises((ValueError, TypeError), match="oversample"):
+            coll.search(q(unit(1)), 3, retriever=retriever, oversample=value)
+
+
+def test_largest_oversample_reads_no_more_than_the_collection(coll):
+    res = coll.search(q(unit(1)), 3, retriever="compressed", oversample=limits.MAX_OVERSAMPLE)
+    exact = coll.search(q(unit(1)), 3)
+    assert res.doc_ids() == exact.doc_ids()
+
+
+@pytest.mark.parametrize(
+    ("retriever", "params", "name"),
+    [
+        ("bm25", {"k1": "abc"}, "k1"),
+        ("bm25", {"k1": float("nan")}, "k1"),
+        ("bm25", {"b": 2}, "b"),
+        ("flat", {"exact_below": float("nan")}, "exact_below"),
+        ("dense", {"depth": 0.5}, "k"),
+    ],
+)
+def test_numeric_parameters_validated(coll, retriever, params, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        coll.search(q(unit(1)), 3, retriever=retriever, **params)
+
+
+# ---------------------------------------------------------------- 5. BM25 with no terms
+def test_bm25_on_empty_collection(tmp_path):
+    from heron.collection.artifacts import forget
+
+    c = Collection.create(tmp_path / "e", model="none", dim=D)
+    res = c.search("hello", 3, retriever="bm25")
+    assert res.keys.shape == (1, 3) and res.counts()[0] == 0
+    forget(c.path)  # read the saved (empty) index back from disk
+    assert c.search("hello", 3, retriever="bm25").counts()[0] == 0
+
+
+def test_bm25_on_all_empty_texts(tmp_path):
+    from heron.collection.artifacts import forget
+
+    c = Collection.create(tmp_path / "e", model="none", dim=D)
+    c.add(["", "  ", "the a of"], vectors=unit(3))  # no indexable term at all
+    assert c.search("hello", 3, retriever="bm25").counts()[0] == 0
+    forget(c.path)
+    stage = c.retriever("dense") % 3 >> c.retriever("bm25")
+    assert stage.search(q(unit(1))).keys.shape == (1, 3)
+
+
+# ---------------------------------------------------------------- 6. one-line errors
+def test_corrupt_sqlite_header(coll, capsys):
+    path = coll.path
+    coll.close()
+    db = path / "docs.sqlite"
+    data = bytearray(db.read_bytes())
+    data[:16] = b"not a database!!"
+    db.write_bytes(bytes(data))
+    for wal in path.glob("docs.sqlite-*"):
+        wal.unlink()
+    with pytest.raises(ValueError, match="docs.sqlite"):
+        Collection.open(path)
+    rc, _, err = cli(capsys, "info", path)
+    assert_one_line_error(rc, err, "docs.sqlite", "corrupt")
+
+
+def beir_folder(root: Path, qrels: str, corpus: str | None = None) -> Path:
+    root.mkdir()
+    (root / "corpus.jsonl").write_text(
+        corpus or '{"_id": "d1", "text": "one"}\n{"_id": "d2", "text": "two"}\n'
+    )
+    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "one?"}\n')
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text(qrels)
+    return root
+
+
+@pytest.mark.parametrize("score", ["inf", "1e400", "-inf", "nan"])
+def test_qrels_score_not_finite(tmp_path, score):
+    root = beir_folder(tmp_path / "ds", f"query-id\tcorpus-id\tscore\nq1\td1\t{score}\n")
+    with pytest.raises(ValueError, match=r"test.tsv:2: relevance score .* not a finite grade"):
+        load_beir(root)
+
+
+def test_qrels_only_header(tmp_path):
+    root = beir_folder(tmp_path / "ds", "query-id\tcorpus-id\tscore\n")
+    with pytest.raises(ValueError, match="test.tsv holds no judgments"):
+        load_beir(root)
+
+
+@pytest.mark.parametrize("row", ["5", '"just a string"', "[1, 2]", "null"])
+def test_corpus_row_not_an_object(tmp_path, row):
+    root = beir_folder(
+        tmp_path / "ds", "q1\td1\t1\n", corpus=f'{{"_id": "d1", "text": "x"}}\n{row}\n'
+    )
+    with pytest.raises(ValueError, match=r"corpus.jsonl:2: .*JSON object"):
+        load_beir(root)
+
+
+def test_manifest_dim_not_an_int(coll):
+    path = coll.path
+    coll.close()
+    man = json.loads((path / "heron.json").read_text())
+    for bad in ("abc", 0, True, [8]):
+        man["dim"] = bad
+        (path / "heron.json").write_text(json.dumps(man))
+        with pytest.raises(CollectionError, match="dim="):
+            Collection.open(path)
+
+
+def test_truncated_npy_names_the_file(coll):
+    seg = next((coll.path / "segments").iterdir())
+    f = seg / "dense.npy"
+    f.write_bytes(f.read_bytes()[:100])
+    c = Collection.open(coll.path)
+    with pytest.raises(ValueError, match=r"dense\.npy.*truncated or corrupt"):
+        c.search(q(unit(1)), 3)
+
+
+def test_unknown_model_name(monkeypatch, tmp_path):
+    pytest.importorskip("sentence_transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="cannot load model 'no-such-org/no-such-model'"):
+        Collection.create(tmp_path / "x", model="no-such-org/no-such-model")
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_index_into_a_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("docs.jsonl").write_text('{"id": "1", "text": "hello"}\n')
+    rc, _, err = cli(capsys, "index", "docs.jsonl", "--collection", "docs.jsonl")
+    assert_one_line_error(rc, err, "docs.jsonl", "not a folder")
+    assert Path("docs.jsonl").read_text().startswith('{"id"')
+
+
+def test_cli_index_into_a_non_empty_folder(tmp_path, capsys):
+    src = tmp_path / "docs.jsonl"
+    src.write_text('{"id": "1", "text": "hello"}\n')
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    rc, _, err = cli(capsys, "index", src, "--collection", busy, "--model", "none")
+    assert_one_line_error(rc, err, "not empty")
+    assert sorted(p.name for p in busy.iterdir()) == ["keep.txt"]
+
+
+def test_cli_bad_retriever_parameter(coll, capsys):
+    path = coll.path
+    rc, _, err = cli(capsys, "search", path, "alpha", "-r", "bm25?k1=abc")
+    assert_one_line_error(rc, err, "k1", "'abc'")
+
+
+def test_cli_traceback_flag_and_debug_env(coll, capsys, monkeypatch):
+    with pytest.raises(TypeError, match="k1"):
+        main(["search", str(coll.path), "alpha", "-r", "bm25?k1=abc", "--traceback"])
+    monkeypatch.setenv("HERON_DEBUG", "1")
+    with pytest.raises(TypeError, match="k1"):
+        main(["search", str(coll.path), "alpha", "-r", "bm25?k1=abc"])
+
+
+# ---------------------------------------------------------------- 7. failed index leaves nothing
+def test_failed_index_of_missing_path_leaves_no_collection(tmp_path, capsys):
+    out = tmp_path / "x.heron"
+    rc, _, err = cli(capsys, "index", tmp_path / "missing", "--collection", out)
+    assert_one_line_error(rc, err, "missing")
+    assert not out.exists()
+
+
+def test_failed_index_midway_leaves_no_collection(tmp_path, capsys, minilm):
+    src = tmp_path / "docs.jsonl"
+    src.write_text('{"id": "1", "text": "hello"}\nnot json\n')
+    out = tmp_path / "y.heron"
+    rc, _, err = cli(capsys, "index", src, "--collection", out)
+    assert_one_line_error(rc, err, "docs.jsonl:2")
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- limits
+def test_limits_are_documented_positive_constants():
+    names = [n for n in limits.__all__ if n.startswith("MAX_")]
+    assert len(names) >= 8
+    for n in names:
+        v = getattr(limits, n)
+        assert v > 0 and n in limits.__doc__, n
+
+
+def test_id_length_limit(coll):
+    with pytest.raises(ValueError, match="MAX_ID_CHARS"):
+        coll.add(["x"], ids=["i" * (limits.MAX_ID_CHARS + 1)], vectors=unit(1))
+    coll.add(["x"], ids=["i" * limits.MAX_ID_CHARS], vectors=unit(1))
+
+
+def test_metadata_size_limit(coll):
+    big = {"blob": "x" * limits.MAX_METADATA_BYTES}
+    with pytest.raises(ValueError, match="MAX_METADATA_BYTES"):
+        coll.add(["x"], ids=["x"], vectors=unit(1), metadata=[big])
+
+
+def test_batch_limit(coll, monkeypatch):
+    monkeypatch.setattr(limits, "MAX_BATCH", 2)
+    with pytest.raises(ValueError, match="MAX_BATCH"):
+        coll.add(["x", "y", "z"], vectors=unit(3))
+    assert len(coll) == 5
+
+
+def test_query_length_and_batch_limits(coll, monkeypatch):
+    with pytest.raises(ValueError, match="MAX_QUERY_CHARS"):
+        coll.search("w " * limits.MAX_QUERY_CHARS, 3, retriever="bm25")
+    monkeypatch.setattr(limits, "MAX_QUERY_BATCH", 2)
+    with pytest.raises(ValueError, match="MAX_QUERY_BATCH"):
+        coll.search(q(unit(3)), 3)
+
+
+def test_check_number():
+    assert limits.check_number(3, "x", low=0, integer=True) == 3
+    assert limits.check_number(0.5, "x", low=0, high=1) == 0.5
+    with pytest.raises(ValueError, match="x must be > 0"):
+        limits.check_number(0, "x", low=0, low_open=True)
+    with pytest.raises(TypeError, match="x must be a number"):
+        limits.check_number(None, "x")
+    with pytest.raises(ValueError, match="whole number"):
+        limits.check_number(2.5, "x", integer=True)
