@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from heron.cli._logging import add_output_flags, configure_logging, verbosity
+
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
@@ -46,6 +48,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "heron.cli.bench_multivector",
         "late-interaction benchmark: exact MaxSim, MUVERA, pooling, token codes",
     ),
+    "delete": ("heron.cli.delete", "delete documents from a collection by id"),
+    "compact": (
+        "heron.cli.compact",
+        "purge deleted documents, merge segments and shrink the database (VACUUM)",
+    ),
 }
 
 
@@ -53,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heron", description="heron: a retrieval engine for embedding-based search"
     )
+    parser.add_argument("--version", action="version", version=f"heron {_version()}")
+    parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--verbose", action="store_true", help="debug output, third-party noise")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -61,9 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from heron import __version__
+
+    return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    # global options before the command: heron [--quiet|--verbose|--version] COMMAND ...
+    flags = {"--quiet": False, "--verbose": False}
+    while argv and argv[0] in (*flags, "--version"):
+        if argv[0] == "--version":
+            parser.parse_args(["--version"])  # prints and exits
+        flags[argv.pop(0)] = True
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0
@@ -79,8 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name][0])
     p = argparse.ArgumentParser(prog=f"heron {name}", description=COMMANDS[name][1])
     module.add_arguments(p)
+    add_output_flags(p)
     args = p.parse_args(argv[1:])
     try:
+        args.quiet = bool(flags["--quiet"] or getattr(args, "quiet", None))
+        args.verbose = bool(flags["--verbose"] or getattr(args, "verbose", None))
+        configure_logging(verbosity(args.quiet, args.verbose))
         return int(module.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"heron {name}: error: {exc}", file=sys.stderr)
