@@ -131,6 +131,7 @@ def dataset_collection(
         vectors=emb["doc_emb"],
         metadata=[{"title": t} for t in dataset.titles],
     )
+    coll.set_config("sources", [{"dataset": dataset.name, "path": str(dataset.path)}])
     done.write_text("ok")
     return coll
 
