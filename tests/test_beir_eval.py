@@ -61,8 +61,9 @@ def test_missing_file_and_unknown_doc(tmp_path):
         load_beir(root)
     root2 = make_beir(tmp_path / "bad2", qrels_rows=[("q1", "nope", 1)])
     with pytest.raises(ValueError, match="unknown document 'nope'"):
-        load_beir(root2)
-    assert load_beir(root2, strict=False).qrels["test"] == {}
+        load_beir(root2, strict=True)
+    # by default (BEIR's convention) the row is kept: 'nope' counts as a miss
+    assert load_beir(root2).qrels["test"] == {"q1": {"nope": 1}}
     with pytest.raises(FileNotFoundError, match="no BEIR dataset folder"):
         load_beir(tmp_path / "does-not-exist")
 

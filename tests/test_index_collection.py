@@ -108,7 +108,7 @@ def test_filtered_search_equals_exact(coll, kind) -> None:
 def test_bad_filter_and_params(coll) -> None:
     c, _, _ = coll
     with pytest.raises(ValueError, match="operator"):
-        compile_filter({"year": {"$like": 3}})
+        compile_filter({"year": {"$regex": 3}})
     with pytest.raises(ValueError, match="valid"):
         c.retriever("hnsw", efSearch=3)
     with pytest.raises(ValueError, match="choose one of"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from heron.bench.pareto import pareto_front
 
@@ -190,3 +191,42 @@ def recommend(
             f"runner-up on the frontier: {label(r)}: {metric} {r[metric]:.4f} at {_fmt_bytes(r['memory_bytes'])}, {r['latency_ms']:.2f} ms/query"
         )
     return rec
+
+
+def collection_sources(collection: Any) -> list[str]:
+    """Names of the datasets a collection was built from (its ``sources`` config), in order."""
+    return [str(s.get("dataset")) for s in collection.config.get("sources", []) if s.get("dataset")]
+
+
+def provenance_mismatch(collection: Any, meta: dict, report: str = "the report") -> str | None:
+    """Why measurements described by ``meta`` (a bench report's ``meta``) may not apply to
+    ``collection``; ``None`` when they do.
+
+    A configuration is measured on one dataset's vectors: its recall, memory and latency say
+    nothing about an unrelated collection. It applies when the report's dataset is one the
+    collection was built from (recorded by ``heron index`` as config ``sources``) and, when both
+    are known, the report's model is the collection's.
+    """
+    where = f"collection {str(collection.path)!r}"
+    measured = meta.get("dataset")
+    sources = collection_sources(collection)
+    if not measured:
+        return f"{report} does not name the dataset it measured, so it cannot be matched to {where}"
+    if not sources:
+        return (
+            f"the configuration was measured on dataset {measured!r} ({report}), but {where} does "
+            "not record the dataset it was built from (only `heron index` records it)"
+        )
+    if measured not in sources:
+        return (
+            f"the configuration was measured on dataset {measured!r} ({report}), but {where} was "
+            f"built from {', '.join(repr(s) for s in sources)}; measure that data "
+            f"(heron bench {sources[0]})"
+        )
+    model = meta.get("model")
+    if model and collection.model not in ("none", model):
+        return (
+            f"the configuration was measured with model {model!r} ({report}), but {where} uses "
+            f"{collection.model!r}; measure with --model {collection.model}"
+        )
+    return None

@@ -1,9 +1,19 @@
-"""``heron eval DATASET --retriever dense|bm25|hybrid:dense+bm25 ...``: score retrievers on a BEIR folder."""
+"""``heron eval DATASET --retriever dense|bm25|hybrid:dense+bm25 ...``: score retrievers on a BEIR folder.
+
+BEIR's conventions: qrels naming documents missing from the corpus count as misses (one notice
+counts them; ``--strict`` refuses them), and on datasets whose queries are also documents a hit
+whose id equals the query id is ignored (``--ignore-identical-ids``, on by default there). The
+JSON report never replaces an earlier one: it goes to the next free numbered name
+(``out/eval-DATASET-2.json`` ...) unless ``--overwrite``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +38,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", default=None, help="dense model name or path (default all-MiniLM-L6-v2)"
     )
-    p.add_argument("--out", default=None, help="JSON report path (default out/eval-DATASET.json)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="JSON report path (default out/eval-DATASET.json; an existing report is kept and "
+        "this one gets the next free name, DATASET-2.json ...)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report at --out")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse qrels naming documents missing from the corpus (default: score them as "
+        "misses, as BEIR does) or queries missing from queries.jsonl (default: drop them)",
+    )
+    p.add_argument(
+        "--ignore-identical-ids",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ignore a hit whose id equals the query id, as BEIR and MTEB do (default: on when "
+        "some query ids are also document ids)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,12 +72,17 @@ def run(args: argparse.Namespace) -> int:
         measures=measures,
         depth=args.depth,
         model=args.model,
+        strict=args.strict,
+        ignore_identical_ids=args.ignore_identical_ids,
+        progress=not getattr(args, "quiet", False),
     )
     print(
         f"{report['dataset']} ({args.split}: {report['queries']} queries, {report['documents']} documents, model {report['model']})"
     )
     print(format_table(report, measures))
     out = Path(args.out or f"out/eval-{report['dataset']}.json")
-    write_report(report, out)
-    print(f"report written to {out}")
+    written = write_report(report, out, overwrite=args.overwrite)
+    if written != out:
+        log.info("%s exists and is kept (--overwrite replaces it)", out)
+    print(f"report written to {written}")
     return 0

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             if len(batch) >= args.batch:
                 flush()
         flush()
+        record_source(coll, args.path)
     except BaseException:
         if fresh and total == 0:  # leave no empty collection behind
             coll.close()
@@ -76,3 +77,19 @@ def run(args: argparse.Namespace) -> int:
         f"indexed {total} documents into {out} in {time.perf_counter() - t0:.1f}s ({len(coll)} in the collection)"
     )
     return 0
+
+
+def record_source(coll: object, path: str) -> None:
+    """Add ``{"dataset", "path"}`` of ``path`` to the collection's ``sources`` config (once).
+
+    ``dataset`` is the folder name of a BEIR folder or of a folder of files, or a JSONL file's
+    stem: what ``heron bench`` names its measurements by, so ``heron recommend --write`` can
+    refuse a configuration measured on another dataset.
+    """
+    from pathlib import Path
+
+    p = Path(path).resolve()
+    entry = {"dataset": p.stem if p.is_file() else p.name, "path": str(p)}
+    sources = list(coll.config.get("sources", []))  # type: ignore[attr-defined]
+    if entry not in sources:
+        coll.set_config("sources", [*sources, entry])  # type: ignore[attr-defined]

@@ -19,6 +19,8 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
+from heron.cli._logging import add_output_flags, configure_logging, verbosity
+
 #: exceptions that mean "bad input or a damaged collection", reported in one line
 #: (a heron ``CollectionError`` is a ``ValueError``)
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -67,6 +69,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "heron.cli.bench_multivector",
         "late-interaction benchmark: exact MaxSim, MUVERA, pooling, token codes",
     ),
+    "delete": ("heron.cli.delete", "delete documents from a collection by id"),
+    "compact": (
+        "heron.cli.compact",
+        "purge deleted documents, merge segments and shrink the database (VACUUM)",
+    ),
 }
 
 
@@ -74,12 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heron", description="heron: a retrieval engine for embedding-based search"
     )
+    parser.add_argument("--version", action="version", version=f"heron {_version()}")
+    parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--verbose", action="store_true", help="debug output, third-party noise")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(_module=module)
         # arguments are added lazily in main() for the chosen command only
     return parser
+
+
+def _version() -> str:
+    from heron import __version__
+
+    return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,6 +121,12 @@ def one_line(exc: BaseException) -> str:
 
 def _main(argv: list[str]) -> int:
     parser = build_parser()
+    # global options before the command: heron [--quiet|--verbose|--version] COMMAND ...
+    flags = {"--quiet": False, "--verbose": False}
+    while argv and argv[0] in (*flags, "--version"):
+        if argv[0] == "--version":
+            parser.parse_args(["--version"])  # prints and exits
+        flags[argv.pop(0)] = True
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0
@@ -125,7 +147,11 @@ def _main(argv: list[str]) -> int:
         action="store_true",
         help="show the full traceback of an error (or HERON_DEBUG=1)",
     )
+    add_output_flags(p)
     args = p.parse_args(argv[1:])
+    args.quiet = bool(flags["--quiet"] or getattr(args, "quiet", None))
+    args.verbose = bool(flags["--verbose"] or getattr(args, "verbose", None))
+    configure_logging(verbosity(args.quiet, args.verbose))
     return int(module.run(args) or 0)
 
 

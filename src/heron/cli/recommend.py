@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from heron.bench.recommend import QUALITY_METRICS, parse_bytes
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--write",
         metavar="COLLECTION",
         default=None,
-        help="write the pick as this collection's codec configuration",
+        help="write the pick as this collection's codec configuration (refused when the "
+        "measurements come from another dataset or model than the collection's, unless --force)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --write: apply the pick even if it was measured on another dataset or model",
     )
     parser.add_argument(
         "--indexes",
@@ -124,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if rec.row is None:
         return 1
     print(json.dumps({"recommendation": rec.config}))
+    if args.write:
+        _check_provenance(args.write, meta, str(report), force=args.force)
     if args.write and "index" in rec.row:
         from heron.capabilities.ann import write_index_config
 
@@ -153,3 +164,16 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"wrote codec configuration to collection {args.write}: {json.dumps(cfg)}")
     return 0
+
+
+def _check_provenance(collection: str, meta: dict, report: str, *, force: bool) -> None:
+    """Refuse (``ValueError``) to write a pick measured on other data, unless ``force``."""
+    from heron.bench.recommend import provenance_mismatch
+    from heron.collection import Collection
+
+    why = provenance_mismatch(Collection.open(collection), meta, report)
+    if why is None:
+        return
+    if not force:
+        raise ValueError(f"{why}; nothing written (--force writes it anyway)")
+    log.warning("%s; writing it anyway (--force)", why)

@@ -144,12 +144,20 @@ class BinaryCodec(Codec):
             xs.mean(axis=0).astype(np.float32) if self.centre else np.zeros(x.shape[1], np.float32)
         )
         xc = xs - self.mean
-        self.R = fit_rotation(xc, rotation=self.rotation, iters=self.itq_iters, seed=self.seed)
-        self.scale = np.abs(xc @ self.R).mean(axis=0).astype(np.float32)
+        # rotation "none" keeps R = None: no (d, d) identity in memory, in the state or its bytes
+        self.R = (
+            None
+            if self.rotation == "none"
+            else fit_rotation(xc, rotation=self.rotation, iters=self.itq_iters, seed=self.seed)
+        )
+        self.scale = np.abs(self._rot(xc)).mean(axis=0).astype(np.float32)
+
+    def _rot(self, x: np.ndarray) -> np.ndarray:
+        return x if self.R is None else x @ self.R
 
     def rotate(self, x: np.ndarray) -> np.ndarray:
         """Centred, rotated vectors ``(n, d)``."""
-        return (x - self.mean) @ self.R
+        return self._rot(x - self.mean)
 
     @property
     def width(self) -> int:
@@ -165,7 +173,8 @@ class BinaryCodec(Codec):
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         d = self._check()
-        return (unpack_signs(codes, d) * self.scale) @ self.R.T + self.mean
+        z = unpack_signs(codes, d) * self.scale
+        return (z if self.R is None else z @ self.R.T) + self.mean
 
     # -- scoring ---------------------------------------------------------------
     def query_codes(self, queries: np.ndarray) -> np.ndarray:
@@ -185,7 +194,7 @@ class BinaryCodec(Codec):
             else:
                 ham = (unpack_signs(qc, d)[:, None, :] != unpack_signs(codes, d)[None]).sum(-1)
             return (d - 2 * ham).astype(np.float32)
-        w = (q @ self.R) * self.scale
+        w = self._rot(q) * self.scale
         return (w @ unpack_signs(codes, d).T + (q @ self.mean)[:, None]).astype(np.float32)
 
     def topk(
@@ -202,7 +211,7 @@ class BinaryCodec(Codec):
             )
             s = np.where(rows >= 0, d - 2 * dist, -np.inf).astype(np.float32)
             return pad_topk(s, rows, k)
-        w = (q @ self.R) * self.scale
+        w = self._rot(q) * self.scale
         off = (q @ self.mean)[:, None]
         parts = [
             _scan.lut_topk(byte_tables(w[i : i + 512], self.width), codes, k)
@@ -220,7 +229,13 @@ class BinaryCodec(Codec):
             "itq_iters": self.itq_iters,
             "seed": self.seed,
         }
-        return params, {"mean": self.mean, "R": self.R, "scale": self.scale}
+        arrays = {"mean": self.mean, "scale": self.scale}
+        if self.R is not None:
+            arrays["R"] = self.R
+        return params, arrays
 
     def _load_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.mean, self.R, self.scale = arrays["mean"], arrays["R"], arrays["scale"]
+        R = arrays.get("R")
+        if params.get("rotation") == "none":
+            R = None  # saved before R was dropped: an identity
+        self.mean, self.R, self.scale = arrays["mean"], R, arrays["scale"]

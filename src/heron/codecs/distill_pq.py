@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from heron.codecs.base import as_matrix, topk_from_scores
-from heron.codecs.pq import PQCodec
+from heron.codecs.pq import PQCodec, _is_identity
 
 
 class DistilledPQCodec(PQCodec):
@@ -96,7 +96,8 @@ class DistilledPQCodec(PQCodec):
                 f"metric must be 'query' or 'euclidean' and shrink in [0, 1], got metric={metric!r}, shrink={shrink!r}"
             )
         self.metric, self.shrink = metric, float(shrink)
-        self.Rq: np.ndarray | None = None  # (d, d): rotated query = q @ Rq (= R when orthogonal)
+        # (d, d): rotated query = q @ Rq (= R when orthogonal); both None for plain dpq (no rotation)
+        self.Rq: np.ndarray | None = None
         self.val_history: list[float] = []
         self.best_epoch = 0
         self.spec = f"d{'opq' if opq else 'pq'}{M}"
@@ -119,13 +120,14 @@ class DistilledPQCodec(PQCodec):
         if self.metric == "query":
             A, Ainv = query_metric(qs, self.shrink)
             super()._fit(np.ascontiguousarray(xs @ A, dtype=np.float32))
-            self.Rq = np.ascontiguousarray(Ainv @ self.R, dtype=np.float32)
-            self.R = np.ascontiguousarray(A @ self.R, dtype=np.float32)
+            R = np.eye(len(A)) if self.R is None else self.R
+            self.Rq = np.ascontiguousarray(Ainv @ R, dtype=np.float32)
+            self.R = np.ascontiguousarray(A @ R, dtype=np.float32)
         else:
             super()._fit(x)
             self.Rq = self.R
-        xr = np.ascontiguousarray(xs @ self.R)
-        qr_all = np.ascontiguousarray(qs @ self.Rq)
+        xr = np.ascontiguousarray(self.rotate(xs))
+        qr_all = np.ascontiguousarray(self.rotate_queries(qs))
         perm = rng.permutation(len(qr_all))
         n_val = int(round(self.holdout * len(qr_all))) if len(qr_all) >= 10 else 0
         qv, qr = qr_all[perm[:n_val]], qr_all[perm[n_val:]]
@@ -222,18 +224,23 @@ class DistilledPQCodec(PQCodec):
 
     def lut(self, queries: np.ndarray) -> np.ndarray:
         """Asymmetric tables ``(nq, M, 256)``: ``(q Rq)_m . c_{m, j}``."""
-        qr = (queries @ self.Rq).reshape(len(queries), self.M, -1)
+        qr = self.rotate_queries(queries).reshape(len(queries), self.M, -1)
         return np.einsum("qmd,mkd->qmk", qr, self.centroids, optimize=True).astype(np.float32)
+
+    def rotate_queries(self, q: np.ndarray) -> np.ndarray:
+        """``q @ Rq`` (``q`` itself without a rotation)."""
+        return q if self.Rq is None else q @ self.Rq
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         self._check()
         codes = np.asarray(codes)
-        xr = self.centroids[np.arange(self.M)[None, :], codes]  # (n, M, dsub)
-        return xr.reshape(len(codes), -1) @ self.Rq.T  # R^-1 = Rq^T
+        xr = self.centroids[np.arange(self.M)[None, :], codes].reshape(len(codes), -1)
+        return xr if self.Rq is None else xr @ self.Rq.T  # R^-1 = Rq^T
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         params, arrays = super()._state()
-        arrays["Rq"] = self.Rq
+        if self.Rq is not None and self.Rq is not self.R:
+            arrays["Rq"] = self.Rq
         params.update(
             epochs=self.epochs,
             candidates=self.L,
@@ -249,7 +256,13 @@ class DistilledPQCodec(PQCodec):
 
     def _load_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._load_state(params, arrays)
-        self.Rq = arrays.get("Rq", self.R)  # saved before format 2: orthogonal R
+        # absent (saved before format 2, or orthogonal: Rq = R), equal to R, or an identity
+        # beside no R (plain dpq saved before plain PQ dropped its identity): Rq is R
+        Rq = arrays.get("Rq")
+        same = Rq is None or (
+            np.array_equal(Rq, self.R) if self.R is not None else _is_identity(Rq)
+        )
+        self.Rq = self.R if same else Rq
         self.metric = params.get("metric", "euclidean")
         self.shrink = float(params.get("shrink", self.shrink))
 

@@ -24,7 +24,8 @@ class PQCodec(Codec):
     Parameters
     ----------
     M: number of sub-quantisers (bytes per vector); must divide the dimension.
-    opq: learn an OPQ rotation before quantising.
+    opq: learn an OPQ rotation before quantising. Plain PQ has no rotation: ``R`` stays
+        ``None`` and neither memory nor the saved state holds a ``(d, d)`` identity.
     max_train: vectors sampled for training.
     seed: sampling / k-means seed.
     """
@@ -42,7 +43,7 @@ class PQCodec(Codec):
             raise ValueError(f"PQ needs a positive int number of sub-quantisers M, got {M!r}")
         self.M, self.opq = M, bool(opq)
         self.max_train, self.seed = int(max_train), int(seed)
-        self.R: np.ndarray | None = None  # (d, d): rotated = x @ R
+        self.R: np.ndarray | None = None  # (d, d): rotated = x @ R; None = no rotation
         self.centroids: np.ndarray | None = None  # (M, ksub, dsub)
         self.spec = f"{'opq' if opq else 'pq'}{M}"
 
@@ -68,16 +69,28 @@ class PQCodec(Codec):
         finally:
             faiss.omp_set_num_threads(threads)
 
+    def rotate(self, x: np.ndarray) -> np.ndarray:
+        """``x @ R`` (``x`` itself for plain PQ, which has no rotation)."""
+        return x if self.R is None else x @ self.R
+
     def _train(self, faiss: Any, xs: np.ndarray, d: int) -> None:
         if self.opq:
             opq = faiss.OPQMatrix(d, self.M)
             opq.niter = 25
+            # OPQ trains its own product quantiser every iteration; with faiss's default of 39
+            # points per centroid it prints one "WARNING clustering ... please provide at least"
+            # line per sub-quantiser and iteration (M x niter lines) on corpora under ~10k
+            # vectors. Hand it a quantiser that accepts small samples, as below.
+            inner = faiss.ProductQuantizer(d, self.M, self.nbits)
+            inner.cp.min_points_per_centroid = 1
+            inner.cp.seed = self.seed
+            opq.pq = inner
             opq.train(xs)
             A = faiss.vector_to_array(opq.A).reshape(d, d)  # faiss applies y = A x
             self.R = np.ascontiguousarray(A.T, dtype=np.float32)
         else:
-            self.R = np.eye(d, dtype=np.float32)
-        xr = np.ascontiguousarray(xs @ self.R)
+            self.R = None
+        xr = np.ascontiguousarray(self.rotate(xs))
         pq = faiss.ProductQuantizer(d, self.M, self.nbits)
         pq.cp.seed = self.seed
         pq.cp.max_points_per_centroid = 10_000
@@ -112,17 +125,17 @@ class PQCodec(Codec):
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         d = self._check()
-        return self.assign(as_matrix(x, dim=d) @ self.R)
+        return self.assign(self.rotate(as_matrix(x, dim=d)))
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         self._check()
         codes = np.asarray(codes)
-        xr = self.centroids[np.arange(self.M)[None, :], codes]  # (n, M, dsub)
-        return xr.reshape(len(codes), -1) @ self.R.T
+        xr = self.centroids[np.arange(self.M)[None, :], codes].reshape(len(codes), -1)
+        return xr if self.R is None else xr @ self.R.T
 
     def lut(self, queries: np.ndarray) -> np.ndarray:
         """Asymmetric tables ``(nq, M, 256)``: ``q_m . c_{m, j}`` in the rotated space."""
-        qr = (queries @ self.R).reshape(len(queries), self.M, -1)
+        qr = self.rotate(queries).reshape(len(queries), self.M, -1)
         return np.einsum("qmd,mkd->qmk", qr, self.centroids, optimize=True).astype(np.float32)
 
     def score(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -151,10 +164,22 @@ class PQCodec(Codec):
         )
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"M": self.M, "opq": self.opq, "seed": self.seed}, {
-            "R": self.R,
-            "centroids": self.centroids,
-        }
+        arrays = {"centroids": self.centroids}
+        if self.R is not None:
+            arrays["R"] = self.R
+        return {"M": self.M, "opq": self.opq, "seed": self.seed}, arrays
 
     def _load_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.R, self.centroids = arrays["R"], arrays["centroids"]
+        R = arrays.get("R")
+        # plain PQ saved before R was dropped stored an identity: do not keep it in memory
+        if R is not None and not params.get("opq", True) and _is_identity(R):
+            R = None
+        self.R, self.centroids = R, arrays["centroids"]
+
+
+def _is_identity(R: np.ndarray) -> bool:
+    return (
+        R.ndim == 2
+        and R.shape[0] == R.shape[1]
+        and np.array_equal(R, np.eye(len(R), dtype=R.dtype))
+    )

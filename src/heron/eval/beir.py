@@ -11,12 +11,14 @@ Information Retrieval Models", NeurIPS 2021 Datasets track)::
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SHARED_DATA_ENV = "HERON_DATA"
+log = logging.getLogger(__name__)
 
 
 def data_root() -> Path:
@@ -59,7 +61,11 @@ class BeirDataset:
     doc_ids: corpus ids in file order.
     titles, texts: per document.
     query_ids, queries: all queries in file order.
-    qrels: ``{split: {query_id: {doc_id: relevance}}}``.
+    qrels: ``{split: {query_id: {doc_id: relevance}}}``; rows naming documents missing from the
+        corpus are kept (they count as misses, as in BEIR and MTEB) unless loaded ``strict``.
+    missing_docs: per split, how many qrels rows name a document missing from the corpus.
+    dropped_queries: per split, how many qrels rows named a query missing from
+        ``queries.jsonl`` (dropped: a query without text cannot be run).
     """
 
     name: str
@@ -70,6 +76,8 @@ class BeirDataset:
     query_ids: list[str]
     queries: list[str]
     qrels: dict[str, dict[str, dict[str, int]]]
+    missing_docs: dict[str, int] = field(default_factory=dict)
+    dropped_queries: dict[str, int] = field(default_factory=dict)
 
     def documents(self, sep: str = " ") -> list[str]:
         """Title and text joined (what MTEB encodes), one string per document."""
@@ -112,7 +120,7 @@ def _read_jsonl(path: Path, what: str) -> list[dict]:
 
 
 def load_beir(
-    path: str | os.PathLike, *, splits: tuple[str, ...] | None = None, strict: bool = True
+    path: str | os.PathLike, *, splits: tuple[str, ...] | None = None, strict: bool = False
 ) -> BeirDataset:
     """Load a BEIR folder.
 
@@ -123,7 +131,10 @@ def load_beir(
     splits:
         qrels splits to load; default all ``qrels/*.tsv``.
     strict:
-        Raise when a qrels row names an unknown document or query (default); else drop such rows.
+        Raise when a qrels row names a document missing from the corpus or a query missing from
+        ``queries.jsonl``. By default (BEIR's and MTEB's convention) rows naming missing
+        documents are kept, so those documents count as relevant and never retrieved (misses),
+        and rows naming missing queries are dropped; one logged notice counts both.
     """
     root = resolve_dataset(path)
     for need in ("corpus.jsonl", "queries.jsonl"):
@@ -151,8 +162,11 @@ def load_beir(
             raise FileNotFoundError(
                 f"BEIR folder {str(root)!r} has no qrels for split(s) {sorted(missing)}"
             )
+    missing_docs: dict[str, int] = {}
+    dropped_queries: dict[str, int] = {}
     for f in files:
         split: dict[str, dict[str, int]] = {}
+        n_missing = n_dropped = 0
         with open(f, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
                 parts = line.rstrip("\n").split("\t")
@@ -167,11 +181,20 @@ def load_beir(
                 q, d, s = parts[0], parts[1], parts[2]
                 if d not in known_docs or q not in known_q:
                     if strict:
-                        bad = f"document {d!r}" if d not in known_docs else f"query {q!r}"
-                        raise ValueError(
-                            f"{f}:{n}: qrels row names unknown {bad}; fix the qrels or load with strict=False to drop such rows"
+                        bad = (
+                            f"document {d!r} (not in corpus.jsonl)"
+                            if d not in known_docs
+                            else f"query {q!r} (not in queries.jsonl)"
                         )
-                    continue
+                        raise ValueError(
+                            f"{f}:{n}: qrels row names unknown {bad}; fix the qrels, or load without "
+                            "strict (heron eval without --strict) to score missing documents as misses "
+                            "and drop unknown queries, as BEIR does"
+                        )
+                    if q not in known_q:
+                        n_dropped += 1
+                        continue
+                    n_missing += 1
                 try:
                     score = float(s)
                 except ValueError as exc:
@@ -187,6 +210,17 @@ def load_beir(
                 "or remove the file"
             )
         qrels[f.stem] = split
+        missing_docs[f.stem], dropped_queries[f.stem] = n_missing, n_dropped
+    if any(missing_docs.values()) or any(dropped_queries.values()):
+        log.warning(
+            "%s: %d qrels row(s) name documents missing from corpus.jsonl (%s), kept and scored as "
+            "misses as BEIR does; %d row(s) name queries missing from queries.jsonl, dropped; "
+            "strict=True (heron eval --strict) refuses such qrels",
+            root.name,
+            sum(missing_docs.values()),
+            ", ".join(f"{k}: {v}" for k, v in missing_docs.items() if v) or "none",
+            sum(dropped_queries.values()),
+        )
     return BeirDataset(
         name=root.name,
         path=root,
@@ -196,4 +230,6 @@ def load_beir(
         query_ids=query_ids,
         queries=[str(r.get("text") or "") for r in queries],
         qrels=qrels,
+        missing_docs=missing_docs,
+        dropped_queries=dropped_queries,
     )

@@ -54,3 +54,23 @@ def per_query(
     ):
         out[row.query_id] = float(row.value)
     return out
+
+
+def drop_identical_ids(
+    run: Mapping[str, Mapping[str, float]],
+) -> tuple[dict[str, dict[str, float]], int]:
+    """``run`` without hits whose document id equals the query id, and how many were removed.
+
+    BEIR (``EvaluateRetrieval.evaluate(..., ignore_identical_ids=True)``) and MTEB do this on
+    datasets where queries are also documents (ArguAna, Quora, CQADupStack, SciDocs), so a
+    query does not retrieve itself. The remaining hits keep their scores (and so their order).
+    """
+    out: dict[str, dict[str, float]] = {}
+    removed = 0
+    for q, hits in run.items():
+        if q in hits:
+            removed += 1
+            out[q] = {d: s for d, s in hits.items() if d != q}
+        else:
+            out[q] = dict(hits)
+    return out, removed

@@ -16,6 +16,7 @@ Retriever specs
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,8 +28,10 @@ from heron._plugins import registry_of
 from heron.capabilities.spec import parse_spec, stage_from_spec
 from heron.eval.beir import BeirDataset, load_beir
 from heron.eval.cache import cache_dir, dataset_embeddings
-from heron.eval.metrics import DEFAULT_MEASURES, evaluate
+from heron.eval.metrics import DEFAULT_MEASURES, drop_identical_ids, evaluate
 from heron.pipeline import RRF, Queries, Stage
+
+log = logging.getLogger(__name__)
 
 #: builders of pipeline specs by prefix (``hybrid:``, ``fusion:``), entry-point group ``heron.eval``
 HYBRID_BUILDERS = registry_of("heron.eval", "pipeline prefix")
@@ -99,6 +102,7 @@ def dataset_collection(
         vectors=emb["doc_emb"],
         metadata=[{"title": t} for t in dataset.titles],
     )
+    coll.set_config("sources", [{"dataset": dataset.name, "path": str(dataset.path)}])
     done.write_text("ok")
     return coll
 
@@ -112,10 +116,33 @@ def evaluate_dataset(
     depth: int = 1000,
     model: str | None = None,
     progress: bool = True,
+    strict: bool = False,
+    ignore_identical_ids: bool | None = None,
 ) -> dict[str, Any]:
-    """Run and score each retriever; returns a JSON-able report."""
-    ds = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset)
+    """Run and score each retriever; returns a JSON-able report.
+
+    Follows BEIR's conventions (Thakur et al., NeurIPS 2021 Datasets track), as MTEB does:
+    qrels rows naming documents missing from the corpus count as misses (``strict=True``
+    refuses them, see :func:`~heron.eval.beir.load_beir`), and with ``ignore_identical_ids`` a
+    hit whose id equals the query id is removed from the run before scoring. Its default
+    ``None`` turns it on when some of the split's query ids are also document ids (logged).
+    The report records both (``qrels_missing_docs``, ``ignore_identical_ids``, and per
+    retriever ``identical_ids_removed``).
+    """
+    ds = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, strict=strict)
     qids, qtexts, qrels = ds.split(split)
+    shared = set(qids).intersection(ds.doc_ids)
+    if ignore_identical_ids is None:
+        ignore_identical_ids = bool(shared)
+        if shared:
+            log.info(
+                "%s: %d of %d %s queries are also documents; a hit whose id equals the query id "
+                "is ignored, as BEIR and MTEB do (--no-ignore-identical-ids counts it)",
+                ds.name,
+                len(shared),
+                len(qids),
+                split,
+            )
     coll = dataset_collection(ds, model=model, progress=progress)
     enc = coll.encoder
     qvec = dataset_embeddings(ds, enc, split=split, progress=progress)["query_emb"]
@@ -125,6 +152,8 @@ def evaluate_dataset(
         "queries": len(qids),
         "documents": len(coll),
         "model": coll.model,
+        "qrels_missing_docs": ds.missing_docs.get(split, 0),
+        "ignore_identical_ids": bool(ignore_identical_ids),
         "results": {},
     }
     for spec in retrievers:
@@ -134,9 +163,13 @@ def evaluate_dataset(
         res = stage.search(queries, depth)
         elapsed = time.perf_counter() - t0
         run = res.to_run(qids)
+        removed = 0
+        if ignore_identical_ids:
+            run, removed = drop_identical_ids(run)
         scores = evaluate(qrels, run, measures)
         report["results"][spec] = {
             **scores,
+            "identical_ids_removed": removed,
             "seconds": elapsed,
             "queries_per_second": len(qids) / max(elapsed, 1e-9),
         }
@@ -159,12 +192,27 @@ def format_table(report: dict[str, Any], measures: Sequence[str] = DEFAULT_MEASU
     return "\n".join(lines)
 
 
-def write_report(report: dict[str, Any], path: str | Path) -> Path:
+def write_report(report: dict[str, Any], path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``report`` as JSON; returns the path written.
+
+    An existing file is never replaced unless ``overwrite``: the report then goes to the first
+    free numbered name beside it (``eval-scifact.json`` -> ``eval-scifact-2.json``, ``-3`` ...),
+    created exclusively so two concurrent runs cannot pick the same name.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(
-        json.dumps(
-            report, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)
-        )
+    text = json.dumps(
+        report, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o)
     )
-    return p
+    if overwrite:
+        p.write_text(text)
+        return p
+    n = 1
+    while True:
+        cand = p if n == 1 else p.with_name(f"{p.stem}-{n}{p.suffix}")
+        try:
+            with open(cand, "x", encoding="utf-8") as fh:
+                fh.write(text)
+            return cand
+        except FileExistsError:
+            n += 1

@@ -7,6 +7,11 @@ A filter is a dict in the common vector-database syntax::
     {"lang": {"$in": ["en", "de"]}}                  # sets: $in $nin
     {"$and": [f1, f2]}, {"$or": [f1, f2]}, {"$not": f}  # boolean combinations
     {"a.b": 1}                                       # nested field (json path $.a.b)
+    {"title": {"$contains": "cat"}}                  # substring of a string field ...
+    {"tags": {"$contains": "ml"}}                    # ... or an element of a list field
+    {"path": {"$like": "docs/%.md"}}                 # SQL LIKE: % any run, _ one character,
+                                                     #   ASCII letters case-insensitive
+    {"summary": {"$exists": True}}                   # the field is present (even if null)
 
 Several keys in one dict are AND-ed.
 
@@ -19,6 +24,11 @@ and infinite values are refused outright). Pass the value with the stored type (
 ``json_extract(metadata, '$.<field>')``; :func:`matching_keys` runs it and returns the live keys
 that match, which the indexes apply *inside* the search (faiss ``IDSelector``) or answer exactly
 when few match.
+
+Unknown fields are an error, never a silent empty result: :func:`matching_keys` raises
+``ValueError`` naming a field that no live document has, with the fields that exist (see
+:func:`check_fields`). A field used only under ``$exists`` is exempt, since asking whether it
+is present is a fair question.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ import numpy as np
 OPS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 SETS = ("$in", "$nin")
 BOOLS = ("$and", "$or", "$not")
+#: operators on one field beyond comparisons and sets
+MATCH = ("$contains", "$like", "$exists")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*)*$")
 
 
@@ -82,7 +94,7 @@ def compile_filter(flt: Any) -> tuple[str, list[Any]]:
             params += p
         elif key.startswith("$"):
             raise ValueError(
-                f"unknown filter operator {key!r}; use {list(OPS) + list(SETS) + list(BOOLS)}"
+                f"unknown filter operator {key!r}; use {list(OPS) + list(SETS) + list(MATCH) + list(BOOLS)}"
             )
         else:
             expr, fp = _field(key)
@@ -108,21 +120,110 @@ def compile_filter(flt: Any) -> tuple[str, list[Any]]:
                         f"COALESCE({expr} {'NOT ' if op == '$nin' else ''}IN ({','.join('?' * len(vals))}), 0)"
                     )
                     params += fp + vals
+                elif op in MATCH:
+                    sql, p = _match(op, v, key, fp)
+                    parts.append(sql)
+                    params += p
                 else:
                     raise ValueError(
-                        f"unknown operator {op!r} for field {key!r}; use {list(OPS) + list(SETS)}"
+                        f"unknown operator {op!r} for field {key!r}; use {list(OPS) + list(SETS) + list(MATCH)}"
                     )
     return " AND ".join(f"({p})" for p in parts), params
 
 
-def matching_keys(collection: Any, flt: dict[str, Any], *, live_only: bool = True) -> np.ndarray:
+def _match(op: str, v: Any, field: str, fp: list[Any]) -> tuple[str, list[Any]]:
+    """SQL for ``$contains`` / ``$like`` / ``$exists`` on one field (json path in ``fp``)."""
+    if op == "$exists":
+        if not isinstance(v, bool):
+            raise TypeError(f"$exists for field {field!r} needs true or false, got {v!r}")
+        return f"json_type(metadata, ?) IS {'NOT ' if v else ''}NULL", fp
+    if op == "$like":
+        if not isinstance(v, str):
+            raise TypeError(
+                f"$like for field {field!r} needs a pattern string such as 'docs/%.md', got {v!r}"
+            )
+        return "COALESCE(json_extract(metadata, ?) LIKE ?, 0)", fp + [v]
+    # $contains: substring of a string, element of an array; anything else never matches
+    if isinstance(v, (dict, list, tuple)):
+        raise TypeError(
+            f"$contains for field {field!r} needs one str/int/float/bool value, got {v!r}; "
+            "use $in to match any of several values"
+        )
+    val = _value(v, field)
+    sql = (
+        "COALESCE(CASE json_type(metadata, ?) "
+        "WHEN 'array' THEN EXISTS (SELECT 1 FROM json_each(metadata, ?) WHERE json_each.value = ?) "
+        "WHEN 'text' THEN instr(json_extract(metadata, ?), ?) > 0 "
+        "ELSE 0 END, 0)"
+    )
+    if not isinstance(val, str):  # a number is never a substring of a text field
+        return sql, fp + fp + [val] + fp + [None]
+    return sql, fp + fp + [val] + fp + [val]
+
+
+def referenced_fields(flt: Any) -> set[str]:
+    """Top-level metadata keys a filter tests, except those used only under ``$exists``."""
+    out: set[str] = set()
+    if not isinstance(flt, dict):
+        return out
+    for key, val in flt.items():
+        if key in ("$and", "$or") and isinstance(val, (list, tuple)):
+            for sub in val:
+                out |= referenced_fields(sub)
+        elif key == "$not":
+            out |= referenced_fields(val)
+        elif not key.startswith("$"):
+            ops = val if isinstance(val, dict) else {"$eq": val}
+            if set(ops) - {"$exists"}:
+                out.add(key.split(".", 1)[0])
+    return out
+
+
+def known_fields(collection: Any, limit: int = 50) -> list[str]:
+    """Sorted top-level metadata keys of live documents (at most ``limit``)."""
+    con = collection.store.connect()
+    rows = con.execute(
+        "SELECT DISTINCT j.key FROM docs, json_each(docs.metadata) AS j "
+        "WHERE docs.deleted = 0 ORDER BY j.key LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [r for (r,) in rows]
+
+
+def check_fields(collection: Any, flt: dict[str, Any]) -> None:
+    """Raise ``ValueError`` when ``flt`` tests a metadata field that no live document has.
+
+    The message names the field and the fields that exist. Without this check a typo such as
+    ``{"yaer": 2020}`` would silently match nothing. Each field costs one indexed probe that stops
+    at the first document having it.
+    """
+    con = collection.store.connect()
+    for name in sorted(referenced_fields(flt)):
+        hit = con.execute(
+            "SELECT 1 FROM docs WHERE deleted = 0 AND json_type(metadata, ?) IS NOT NULL LIMIT 1",
+            ("$." + name,),
+        ).fetchone()
+        if hit is None:
+            known = known_fields(collection)
+            raise ValueError(
+                f"filter field {name!r} is not in the metadata of any document; known fields: "
+                f"{known if known else 'none (the documents carry no metadata)'}"
+            )
+
+
+def matching_keys(
+    collection: Any, flt: dict[str, Any], *, live_only: bool = True, check: bool = True
+) -> np.ndarray:
     """Document keys whose metadata matches ``flt`` (ascending ``int64``; live ones by default).
 
-    Raises ``ValueError`` when a stored document's metadata is not valid JSON (naming it) or
-    when a condition's value type matches none of the field's stored values (see the module
-    docstring).
+    Raises ``ValueError`` when a stored document's metadata is not valid JSON (naming it), when
+    a condition's value type matches none of the field's stored values (see the module
+    docstring), or (with ``check``) when it tests a field no live document has (see
+    :func:`check_fields`) instead of matching nothing.
     """
     where, params = compile_filter(flt)
+    if check and len(collection):
+        check_fields(collection, flt)
     con = collection.store.connect()
     live = "deleted = 0 AND " if live_only else ""
     try:
@@ -207,3 +308,5 @@ def _check_types(collection: Any, con: sqlite3.Connection, flt: dict[str, Any]) 
                 f"filter on {name!r} compares with a {'/'.join(sorted(kinds))} value, but the field "
                 f"holds {' or '.join(sorted(stored))} values, so nothing could match; pass {hint}"
             )
+
+
