@@ -296,13 +296,15 @@ def _stored_kinds(collection: Any, con: sqlite3.Connection, name: str) -> set[st
 def _check_types(collection: Any, con: sqlite3.Connection, flt: dict[str, Any]) -> None:
     """Raise when a condition's value type matches none of the field's stored value types."""
     fields: dict[str, set[str]] = {}
-    for name, _, v in _leaves(flt):
+    for name, op, v in _leaves(flt):
+        if op in ("$exists", "$like", "$contains"):
+            continue  # no type of their own to compare with the stored values
         kind = _kind(v)
         if kind is not None:
             fields.setdefault(name, set()).add(kind)
     for name, kinds in fields.items():
         stored = _stored_kinds(collection, con, name)
-        if stored and not kinds & stored:
+        if stored and not kinds & stored and "array" not in stored:
             hint = "a number (2025, not '2025')" if "number" in stored else "a string"
             raise ValueError(
                 f"filter on {name!r} compares with a {'/'.join(sorted(kinds))} value, but the field "
