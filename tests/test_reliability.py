@@ -193,11 +193,21 @@ def test_largest_oversample_reads_no_more_than_the_collection(coll):
         ("bm25", {"b": 2}, "b"),
         ("flat", {"exact_below": float("nan")}, "exact_below"),
         ("dense", {"depth": 0.5}, "k"),
+        ("hnsw", {"ef_search": 10**12}, "ef_search"),
+        ("ivf", {"nprobe": 2**31}, "nprobe"),
     ],
 )
 def test_numeric_parameters_validated(coll, retriever, params, name):
     with pytest.raises((ValueError, TypeError), match=name):
         coll.search(q(unit(1)), 3, retriever=retriever, **params)
+
+
+@pytest.mark.parametrize(("c", "weights"), [(float("nan"), None), (60, [1, float("inf")])])
+def test_rrf_parameters_validated(coll, c, weights):
+    from heron.pipeline import RRF
+
+    with pytest.raises(ValueError, match="RRF"):
+        RRF(coll.retriever("dense"), coll.retriever("bm25"), c=c, weights=weights)
 
 
 # ---------------------------------------------------------------- 5. BM25 with no terms
