@@ -351,8 +351,8 @@ def test_cli_traceback_flag_and_debug_env(coll, capsys, monkeypatch):
 def test_failed_index_of_missing_path_leaves_no_collection(tmp_path, capsys):
     out = tmp_path / "x.heron"
     rc, _, err = cli(capsys, "index", tmp_path / "missing", "--collection", out)
-    assert_one_line_error(rc, err, "missing")
     assert not out.exists()
+    assert_one_line_error(rc, err, "missing")
 
 
 def test_failed_index_midway_leaves_no_collection(tmp_path, capsys, minilm):
@@ -360,8 +360,8 @@ def test_failed_index_midway_leaves_no_collection(tmp_path, capsys, minilm):
     src.write_text('{"id": "1", "text": "hello"}\nnot json\n')
     out = tmp_path / "y.heron"
     rc, _, err = cli(capsys, "index", src, "--collection", out)
-    assert_one_line_error(rc, err, "docs.jsonl:2")
     assert not out.exists()
+    assert_one_line_error(rc, err, "docs.jsonl:2")
 
 
 # ---------------------------------------------------------------- limits
