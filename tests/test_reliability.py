@@ -87,11 +87,15 @@ def test_string_bound_against_integer_field_raises(coll, using):
         coll.search(q(unit(1)), 3, using=using, filter={"year": {"$gte": "2022"}})
     with pytest.raises(ValueError, match="'lang'.*a string"):
         coll.search(q(unit(1)), 3, using=using, filter={"lang": {"$in": [1, 2]}})
-    # like with like still works, and a field absent everywhere is not an error
+    # like with like still works, and so do the match operators on any type
     ok = coll.search(q(unit(1)), 5, using=using, filter={"lang": {"$gte": "e"}})
     assert sorted(ok.doc_ids()[0]) == ["b", "d"]
-    none = coll.search(q(unit(1)), 5, using=using, filter={"missing": "x"})
-    assert none.counts()[0] == 0
+    for flt in (
+        {"year": {"$like": "202_"}},
+        {"lang": {"$exists": True}},
+        {"year": {"$in": [2021, "x"]}},
+    ):
+        assert coll.search(q(unit(1)), 5, using=using, filter=flt).counts()[0] >= 1, flt
 
 
 @pytest.mark.parametrize("using", ["flat", "dense"])
@@ -193,11 +197,21 @@ def test_largest_oversample_reads_no_more_than_the_collection(coll):
         ("bm25", {"b": 2}, "b"),
         ("flat", {"exact_below": float("nan")}, "exact_below"),
         ("dense", {"depth": 0.5}, "k"),
+        ("hnsw", {"ef_search": 10**12}, "ef_search"),
+        ("ivf", {"nprobe": 2**31}, "nprobe"),
     ],
 )
 def test_numeric_parameters_validated(coll, retriever, params, name):
     with pytest.raises((ValueError, TypeError), match=name):
         coll.search(q(unit(1)), 3, retriever=retriever, **params)
+
+
+@pytest.mark.parametrize(("c", "weights"), [(float("nan"), None), (60, [1, float("inf")])])
+def test_rrf_parameters_validated(coll, c, weights):
+    from heron.pipeline import RRF
+
+    with pytest.raises(ValueError, match="RRF"):
+        RRF(coll.retriever("dense"), coll.retriever("bm25"), c=c, weights=weights)
 
 
 # ---------------------------------------------------------------- 5. BM25 with no terms
@@ -256,10 +270,11 @@ def test_qrels_score_not_finite(tmp_path, score):
         load_beir(root)
 
 
-def test_qrels_only_header(tmp_path):
+@pytest.mark.parametrize("strict", [False, True])
+def test_qrels_only_header(tmp_path, strict):
     root = beir_folder(tmp_path / "ds", "query-id\tcorpus-id\tscore\n")
     with pytest.raises(ValueError, match="test.tsv holds no judgments"):
-        load_beir(root)
+        load_beir(root, strict=strict)
 
 
 @pytest.mark.parametrize("row", ["5", '"just a string"', "[1, 2]", "null"])
@@ -336,8 +351,8 @@ def test_cli_traceback_flag_and_debug_env(coll, capsys, monkeypatch):
 def test_failed_index_of_missing_path_leaves_no_collection(tmp_path, capsys):
     out = tmp_path / "x.heron"
     rc, _, err = cli(capsys, "index", tmp_path / "missing", "--collection", out)
-    assert_one_line_error(rc, err, "missing")
     assert not out.exists()
+    assert_one_line_error(rc, err, "missing")
 
 
 def test_failed_index_midway_leaves_no_collection(tmp_path, capsys, minilm):
@@ -345,8 +360,8 @@ def test_failed_index_midway_leaves_no_collection(tmp_path, capsys, minilm):
     src.write_text('{"id": "1", "text": "hello"}\nnot json\n')
     out = tmp_path / "y.heron"
     rc, _, err = cli(capsys, "index", src, "--collection", out)
-    assert_one_line_error(rc, err, "docs.jsonl:2")
     assert not out.exists()
+    assert_one_line_error(rc, err, "docs.jsonl:2")
 
 
 # ---------------------------------------------------------------- limits

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from heron.encoders.base import check_texts
+from heron.limits import check_number
 from heron.results import PAD_KEY, Results, check_k, pad
 
 
@@ -208,13 +209,12 @@ class RRF(Stage):
         if len(stages) < 2:
             raise ValueError(f"RRF needs at least two stages, got {len(stages)}")
         if weights is not None:
-            weights = [float(w) for w in weights]
-            if len(weights) != len(stages) or any(w < 0 for w in weights):
+            weights = [check_number(w, "RRF weight", low=0) for w in weights]
+            if len(weights) != len(stages):
                 raise ValueError(
                     f"RRF needs one non-negative weight per stage ({len(stages)}), got {weights}"
                 )
-        if c < 0:
-            raise ValueError(f"RRF rank constant c must be >= 0, got {c}")
+        c = check_number(c, "RRF rank constant c", low=0)
         self.stages, self.weights, self.c = list(stages), weights, float(c)
         self.depth = depth or max(s.depth for s in stages)
         self.name = "(" + " | ".join(repr(s) for s in stages) + ")"

@@ -166,7 +166,7 @@ def load_beir(
     dropped_queries: dict[str, int] = {}
     for f in files:
         split: dict[str, dict[str, int]] = {}
-        n_missing = n_dropped = 0
+        n_missing = n_dropped = n_rows = 0
         with open(f, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
                 parts = line.rstrip("\n").split("\t")
@@ -179,6 +179,7 @@ def load_beir(
                         f"{f}:{n}: a qrels row needs 3 tab-separated fields (query-id, corpus-id, score), got {line.strip()!r}"
                     )
                 q, d, s = parts[0], parts[1], parts[2]
+                n_rows += 1
                 if d not in known_docs or q not in known_q:
                     if strict:
                         bad = (
@@ -204,7 +205,7 @@ def load_beir(
                         f"{f}:{n}: relevance score {s!r} is not a finite grade; use a small integer (0, 1, 2)"
                     )
                 split.setdefault(q, {})[d] = int(score)
-        if not split and strict:
+        if not n_rows:
             raise ValueError(
                 f"{f} holds no judgments (only a header, or nothing); add rows 'query-id<TAB>corpus-id<TAB>score' "
                 "or remove the file"

@@ -74,10 +74,18 @@ def as_keys(keys: Any, n: int | None = None) -> np.ndarray:
 
 
 def check_param(name: str, value: Any, *, low: int = 1) -> int:
-    """A positive int parameter (``nlist``, ``nprobe``, ``M``, ``ef_search`` ...)."""
+    """A positive int parameter (``nlist``, ``nprobe``, ``M``, ``ef_search`` ...); faiss takes
+    them as a C ``int``, so at most ``2**31 - 1``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"index parameter {name} must be an int >= {low}, got {value!r}")
+    if value > _C_INT_MAX:
+        raise ValueError(
+            f"index parameter {name}={value} is over {_C_INT_MAX} (faiss takes a 32-bit int); use a smaller value"
+        )
     return int(value)
+
+
+_C_INT_MAX = 2**31 - 1
 
 
 def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

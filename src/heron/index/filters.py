@@ -297,10 +297,8 @@ def _check_types(collection: Any, con: sqlite3.Connection, flt: dict[str, Any]) 
     """Raise when a condition's value type matches none of the field's stored value types."""
     fields: dict[str, set[str]] = {}
     for name, op, v in _leaves(flt):
-        if op in ("$exists", "$like", "$contains"):
-            continue  # no type of their own to compare with the stored values
         kind = _kind(v)
-        if kind is not None:
+        if kind is not None and (op in OPS or op in SETS):  # $contains/$like/$exists: own rules
             fields.setdefault(name, set()).add(kind)
     for name, kinds in fields.items():
         stored = _stored_kinds(collection, con, name)
@@ -310,5 +308,3 @@ def _check_types(collection: Any, con: sqlite3.Connection, flt: dict[str, Any]) 
                 f"filter on {name!r} compares with a {'/'.join(sorted(kinds))} value, but the field "
                 f"holds {' or '.join(sorted(stored))} values, so nothing could match; pass {hint}"
             )
-
-
