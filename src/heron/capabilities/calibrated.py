@@ -48,7 +48,20 @@ def threshold_stage(
         raise ValueError(
             "this collection has no calibration; fit one with heron.capabilities.calibrated.calibrate(coll, queries, ids, qrels)"
         )
-    adapter = CosineAdapter.load(coll.path / "indexes" / INDEX)
+    adapter = _resident_adapter(coll.path / "indexes" / INDEX)
     return RelevanceThreshold(
         adapter=adapter, encoder=coll.encoder, min_relevance=min_relevance, min_hits=min_hits
     )
+
+
+_ADAPTERS: dict[str, tuple[int, CosineAdapter]] = {}
+
+
+def _resident_adapter(folder: Any) -> CosineAdapter:
+    """The stored adapter, read once and kept while its files are unchanged (not per search)."""
+    stamp = max(p.stat().st_mtime_ns for p in folder.iterdir())
+    hit = _ADAPTERS.get(str(folder))
+    if hit is None or hit[0] != stamp:
+        hit = (stamp, CosineAdapter.load(folder))
+        _ADAPTERS[str(folder)] = hit
+    return hit[1]

@@ -224,13 +224,21 @@ def _reembedded_keys(root: Any) -> np.ndarray:
 
 
 def _reembedded(coll: Any, model: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Re-embedded ``(keys, vectors)`` so far; read once per set of chunk files (kept resident)."""
     root = coll.path / "indexes" / INDEX / (_slug(model) + "-vectors")
-    kf = sorted(root.glob("keys-*.npy")) if root.is_dir() else []
+    kf = tuple(sorted(root.glob("keys-*.npy"))) if root.is_dir() else ()
     if not kf:
         return None
-    keys = np.concatenate([np.load(f) for f in kf])
-    vecs = np.concatenate([np.load(str(f).replace("keys-", "vectors-")) for f in kf])
-    return keys, vecs
+    hit = _CHUNKS.get(str(root))
+    if hit is None or hit[0] != kf:
+        keys = np.concatenate([np.load(f) for f in kf])
+        vecs = np.concatenate([np.load(str(f).replace("keys-", "vectors-")) for f in kf])
+        hit = (kf, (keys, vecs))
+        _CHUNKS[str(root)] = hit
+    return hit[1]
+
+
+_CHUNKS: dict[str, tuple[tuple[Any, ...], tuple[np.ndarray, np.ndarray]]] = {}
 
 
 def _slug(name: str) -> str:
