@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from heron.encoders import load_encoder
     from heron.eval import load_beir
-    from heron.eval.cache import cached_array
+    from heron.eval.cache import cached_array, cached_token_ids, cached_token_vectors
     from heron.multivector.maxsim import (
         _topk,
         as_token_list,
@@ -65,8 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     from heron.multivector.muvera import FDEEncoder, encoder_from_spec, parse_spec
     from heron.multivector.pooling import pool_tokens
     from heron.multivector.tokens import (
-        cached_token_ids,
-        cached_token_vectors,
         token_ids,
         vocab_size,
     )

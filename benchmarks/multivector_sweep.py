@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from heron.cli.bench_multivector import _run_dict, multi_pass
     from heron.encoders import load_encoder
     from heron.eval import load_beir
-    from heron.eval.cache import cached_array
+    from heron.eval.cache import cached_array, cached_token_ids, cached_token_vectors
     from heron.eval.metrics import evaluate
     from heron.multivector.maxsim import (
         _topk,
@@ -74,8 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     from heron.multivector.pooling import pool_tokens
     from heron.multivector.tokencodes import salience_keep_mask
     from heron.multivector.tokens import (
-        cached_token_ids,
-        cached_token_vectors,
         token_ids,
         vocab_size,
     )

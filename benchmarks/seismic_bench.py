@@ -63,11 +63,12 @@ def recall(approx: np.ndarray, exact: np.ndarray) -> float:
 def load_corpus(name: str, n_docs: int, n_queries: int):
     """``(docs, queries)`` CSR matrices of corpus ``name`` (``"synthetic"`` or a BEIR name)."""
     if name == "synthetic":
-        from heron.sparse.synthetic import cached_synthetic_sparse
+        from _lib.synthetic_sparse import cached_synthetic_sparse
 
         return cached_synthetic_sparse(n_docs, n_queries=n_queries, seed=0)
-    from heron.encoders.splade import SpladeEncoder, dataset_sparse
+    from heron.encoders.splade import SpladeEncoder
     from heron.eval import load_beir
+    from heron.eval.cache import dataset_sparse
 
     r = dataset_sparse(load_beir(name), SpladeEncoder(), split="test")
     return r["doc_vecs"], r["query_vecs"]
@@ -95,7 +96,7 @@ def _build_child(
         extra = {"n_blocks": idx.n_blocks, "n_postings_kept": idx.n_postings_kept}
         extra["bytes"] = idx.nbytes()
     else:
-        from heron.sparse.pyseismic import PySeismicIndex
+        from _lib.pyseismic import PySeismicIndex
 
         idx = PySeismicIndex.build(docs, **params, num_threads=build_threads)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
@@ -175,7 +176,7 @@ def run_corpus(corpus: str, args) -> dict:
     heron = SeismicIndex.load(hpath)
     systems = {"heron": heron}
     if "pyseismic" in args.systems:
-        from heron.sparse.pyseismic import PySeismicIndex
+        from _lib.pyseismic import PySeismicIndex
 
         seismic = __import__("seismic")
         ps = PySeismicIndex(

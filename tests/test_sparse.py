@@ -8,9 +8,9 @@ import pytest
 sp = pytest.importorskip("scipy.sparse")
 pytest.importorskip("numba")
 
+from _lib.synthetic_sparse import synthetic_sparse  # noqa: E402
 from heron.sparse.exact import ExactSparseIndex  # noqa: E402
 from heron.sparse.seismic import SeismicIndex  # noqa: E402
-from heron.sparse.synthetic import synthetic_sparse  # noqa: E402
 
 
 @pytest.fixture(scope="module")

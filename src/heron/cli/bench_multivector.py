@@ -211,7 +211,7 @@ def bench(args: argparse.Namespace) -> dict:
 
     from heron.encoders import load_encoder
     from heron.eval import load_beir
-    from heron.eval.cache import dataset_embeddings
+    from heron.eval.cache import cached_token_ids, cached_token_vectors, dataset_embeddings
     from heron.eval.metrics import evaluate
     from heron.multivector.maxsim import (
         _topk,
@@ -224,8 +224,6 @@ def bench(args: argparse.Namespace) -> dict:
     from heron.multivector.pooling import pool_tokens
     from heron.multivector.tokencodes import CodedTokens, TokenCodec, salience_keep_mask
     from heron.multivector.tokens import (
-        cached_token_ids,
-        cached_token_vectors,
         token_ids,
         token_stats,
         vocab_size,

@@ -208,66 +208,6 @@ def load_sparse_encoder(model: str = DEFAULT_SPARSE_MODEL, **kwargs: object) -> 
     return _CACHE[key]
 
 
-def cached_sparse(name: str, ids: Sequence[str], compute):
-    """Like :func:`heron.eval.cache.cached_array` for a CSR matrix (three ``.npy`` arrays + shape)."""
-    sp = require("scipy.sparse", purpose="sparse vectors")
-    from heron.eval.cache import cached_array
-
-    box: dict = {}
-
-    def part(field: str):
-        def make():
-            if "m" not in box:
-                box["m"] = sp.csr_matrix(compute(), dtype=np.float32)
-            m = box["m"]
-            nnz = np.diff(m.indptr)
-            if field == "nnz":
-                return nnz.astype(np.int64)
-            # pad ragged rows into a (n, max_nnz) table so the row-keyed cache can hold it
-            width = max(1, int(nnz.max(initial=0)))
-            arr = np.zeros((m.shape[0], width), dtype=np.float32 if field == "data" else np.int32)
-            for i in range(m.shape[0]):
-                a, b = m.indptr[i], m.indptr[i + 1]
-                arr[i, : b - a] = (m.data if field == "data" else m.indices)[a:b]
-            return arr
-
-        return make
-
-    nnz = cached_array(f"{name}-nnz", ids, part("nnz"))
-    idx = cached_array(f"{name}-idx", ids, part("indices"))
-    val = cached_array(f"{name}-val", ids, part("data"))
-    vocab = box["m"].shape[1] if "m" in box else None
-    indptr = np.concatenate([[0], np.cumsum(nnz)]).astype(np.int64)
-    mask = np.arange(idx.shape[1])[None, :] < nnz[:, None]
-    if vocab is None:
-        vocab = 30522 if not idx.size else max(30522, int(idx.max()) + 1)
-    return sp.csr_matrix((val[mask], idx[mask], indptr), shape=(len(ids), vocab))
-
-
-def dataset_sparse(
-    dataset, encoder: SpladeEncoder, *, split: str = "test", progress: bool = True
-) -> dict:
-    """Cached SPLADE vectors of a BEIR dataset: ``doc_vecs`` ``(n_docs, V)``, ``query_vecs`` for ``split``."""
-    qids, qtexts, qrels = dataset.split(split)
-    docs = dataset.documents()
-    tag = f"{dataset.name}-{encoder.name}-sparse{encoder.max_length}"
-    d = cached_sparse(
-        f"{tag}-docs", dataset.doc_ids, lambda: encoder.encode_documents(docs, progress=progress)
-    )
-    q = cached_sparse(f"{tag}-queries-{split}", qids, lambda: encoder.encode_queries(qtexts))
-    v = encoder.vocab_size
-    d.resize((d.shape[0], v))
-    q.resize((q.shape[0], v))
-    return {
-        "doc_ids": dataset.doc_ids,
-        "doc_vecs": d,
-        "query_ids": qids,
-        "queries": qtexts,
-        "query_vecs": q,
-        "qrels": qrels,
-    }
-
-
 def _register_field_encoder() -> None:
     from heron.collection.fields import register_field_encoder
 

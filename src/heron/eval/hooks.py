@@ -14,12 +14,13 @@ from heron.eval.runner import DATASET_HOOKS
 def prepare_eval_collection(collection: Any, dataset: Any, *, field: str = "splade") -> None:
     """Give an evaluation collection its SPLADE field (``heron eval ... --retriever splade``).
 
-    The vectors come from the encoding cache (:func:`heron.encoders.splade.dataset_sparse`), so
+    The vectors come from the encoding cache (:func:`heron.eval.cache.dataset_sparse`), so
     they are computed once per dataset and shared with the benchmarks.
     """
     if field in collection.fields:
         return
-    from heron.encoders.splade import DEFAULT_SPARSE_MODEL, SpladeEncoder, dataset_sparse
+    from heron.encoders.splade import DEFAULT_SPARSE_MODEL, SpladeEncoder
+    from heron.eval.cache import dataset_sparse
 
     enc = SpladeEncoder(DEFAULT_SPARSE_MODEL)
     split = next(iter(dataset.qrels))

@@ -69,7 +69,7 @@ def piece_weights(
     Parameters
     ----------
     token_ids: ``(n_tokens,)`` vocabulary id of every document token (concatenated in document
-        order, e.g. :func:`heron.multivector.tokens.cached_token_ids`).
+        order, e.g. :func:`heron.eval.cache.cached_token_ids`).
     lengths: ``(n_docs,)`` tokens per document (``docs.lengths()``).
     scheme: ``"common-pieces"`` — weight 0 for word pieces found in more than ``common_df`` of
         the documents (stopwords, punctuation: ~1/3 of MiniLM's tokens on SciFact and
@@ -598,7 +598,7 @@ def encoder_from_spec(
     ``c``), the ``(n_tokens,)`` document token weights for :meth:`FDEEncoder.encode_documents`
     (``None`` without a weight flag), and the ``(vocab_size,)`` word-piece weight table (look up
     query token ids in it when ``parse_spec(spec)["weight_queries"]``). Weight flags need
-    ``doc_token_ids`` (:func:`heron.multivector.tokens.cached_token_ids`).
+    ``doc_token_ids`` (:func:`heron.eval.cache.cached_token_ids`).
     """
     cfg = parse_spec(spec)
     enc = FDEEncoder(
@@ -617,7 +617,7 @@ def encoder_from_spec(
     if doc_token_ids is None:
         raise ValueError(
             f"MUVERA spec {spec!r} weights word pieces: pass doc_token_ids "
-            "(heron.multivector.tokens.cached_token_ids)"
+            "(heron.eval.cache.cached_token_ids)"
         )
     ids = np.asarray(doc_token_ids)
     table = piece_weights(ids, docs.lengths(), scheme=cfg["weights"], vocab_size=vocab_size)

@@ -533,7 +533,7 @@ def salience_keep_mask(
         only the best match, so a duplicated token adds little); ``"random"`` — a baseline.
     codes: centroid id per token ``(n_tokens,)`` (from :meth:`TokenCodec.encode`).
     token_ids: vocabulary id per token ``(n_tokens,)`` (from
-        :func:`heron.multivector.tokens.cached_token_ids`). Ties in salience are broken at random
+        :func:`heron.eval.cache.cached_token_ids`). Ties in salience are broken at random
         (``seed``).
     """
     if not 0.0 <= float(fraction) < 1.0:
@@ -556,7 +556,7 @@ def salience_keep_mask(
         if token_ids is None or len(token_ids) != n_tok:
             raise ValueError(
                 f"salience={salience!r} needs token_ids, one vocabulary id per token ({n_tok}); "
-                "see heron.multivector.tokens.cached_token_ids"
+                "see heron.eval.cache.cached_token_ids"
             )
         tid = np.asarray(token_ids, np.int64)
         _, inv = np.unique(tid, return_inverse=True)

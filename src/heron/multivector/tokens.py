@@ -7,7 +7,6 @@ sentence-transformers model by name or path, or a ColBERT-style checkpoint wrapp
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,48 +38,6 @@ def encode_tokens_to(
         chunk = list(texts[s : s + batch])
         writer.append(encoder.encode_tokens(chunk) if chunk else [])
     return writer.close()
-
-
-def cached_token_vectors(
-    dataset: Any, encoder: Any, *, split: str = "test", progress: bool = True
-) -> dict:
-    """Cached token vectors of a :class:`~heron.eval.beir.BeirDataset`.
-
-    Stored under ``$HERON_CACHE/tokens/<dataset>-<model>-<hash>/`` (float16 ragged folders).
-
-    Returns
-    -------
-    dict with ``doc_ids``, ``docs`` (:class:`RaggedArray`, memory-mapped, row ``i`` = document
-    ``doc_ids[i]``), ``query_ids``, ``queries`` (texts), ``query_tokens`` (:class:`RaggedArray`)
-    and ``qrels`` of the ``split``.
-    """
-    from heron.eval.cache import cache_dir
-
-    qids, qtexts, qrels = dataset.split(split)
-    h = hashlib.sha1("\x1f".join(dataset.doc_ids).encode()).hexdigest()[:12]
-    safe_model = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder.name)[-60:]
-    root = cache_dir() / "tokens" / f"{dataset.name}-{safe_model}-{h}"
-    dpath = root / "docs"
-    if not (dpath / "manifest.json").exists():
-        encode_tokens_to(dpath, dataset.documents(), encoder, progress=progress)
-    qh = hashlib.sha1("\x1f".join(qids).encode()).hexdigest()[:12]
-    qpath = root / f"queries-{split}-{qh}"
-    if not (qpath / "manifest.json").exists():
-        encode_tokens_to(qpath, qtexts, encoder, progress=False)
-    docs = RaggedArray.open(dpath)
-    queries = RaggedArray.open(qpath)
-    if len(docs) != len(dataset.doc_ids) or len(queries) != len(qids):
-        raise ValueError(
-            f"token cache at {str(root)!r} does not match the dataset; delete the folder to rebuild it"
-        )
-    return {
-        "doc_ids": dataset.doc_ids,
-        "docs": docs,
-        "query_ids": qids,
-        "queries": qtexts,
-        "query_tokens": queries,
-        "qrels": qrels,
-    }
 
 
 def token_ids(texts: Sequence[str], encoder: Any, *, batch: int = 1024) -> np.ndarray:
@@ -120,34 +77,6 @@ def vocab_size(encoder: Any) -> int:
     return len(_tokenizer(encoder))
 
 
-def cached_token_ids(dataset: Any, encoder: Any, docs: RaggedArray) -> np.ndarray:
-    """Vocabulary id of every stored document token of ``dataset`` (cached next to its tokens).
-
-    Returns ``(n_tokens,)`` int32, aligned with ``docs.values``; raises if the tokenizer's count
-    differs from the stored token counts (then the cache does not belong to this encoder).
-    """
-    from heron.eval.cache import cache_dir
-
-    h = hashlib.sha1("\x1f".join(dataset.doc_ids).encode()).hexdigest()[:12]
-    safe_model = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder.name)[-60:]
-    path = cache_dir() / "tokens" / f"{dataset.name}-{safe_model}-{h}" / "docs-token-ids.npy"
-    if path.exists():
-        ids = np.load(path)
-    else:
-        ids = token_ids(dataset.documents(), encoder)
-        if len(ids) == docs.values.shape[0]:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, ids)
-            tmp.replace(path)
-    if len(ids) != docs.values.shape[0]:
-        raise ValueError(
-            f"tokenizer gives {len(ids)} tokens but the store holds {docs.values.shape[0]}; "
-            "the token cache was built with another encoder or settings"
-        )
-    return ids
-
-
 def token_stats(r: RaggedArray) -> dict:
     lens = r.lengths()
     return {
@@ -159,8 +88,6 @@ def token_stats(r: RaggedArray) -> dict:
 
 
 __all__ = [
-    "cached_token_ids",
-    "cached_token_vectors",
     "encode_tokens_to",
     "token_ids",
     "token_stats",

@@ -1,4 +1,7 @@
-"""Learned-sparse retrieval: heron's Seismic index, the exact oracle, a pyseismic-lsr adapter.
+"""Learned-sparse retrieval: heron's Seismic index and the exact oracle.
+
+The pyseismic-lsr adapter and the synthetic corpus generator are benchmark code
+(``benchmarks/_lib/``).
 
 ``heron.capabilities.splade`` registers the ``"splade"`` retriever on collections.
 """

@@ -1,6 +1,6 @@
 """Seeded synthetic learned-sparse corpora (Zipfian vocabulary, topical structure).
 
-Used to stress the Seismic index at scale (1,000,000 documents) without encoding text. A real
+Benchmark code (not part of the ``heron`` package): used to stress the Seismic index at scale (1,000,000 documents) without encoding text. A real
 learned-sparse corpus (SPLADE on MS MARCO) has a heavy-tailed term distribution and topical
 co-occurrence; the generator imitates both:
 

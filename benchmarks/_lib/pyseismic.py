@@ -1,4 +1,4 @@
-"""Optional backend: the authors' Rust Seismic (``pyseismic-lsr``) on heron's sparse matrices.
+"""Benchmark reference: the authors' Rust Seismic (``pyseismic-lsr``) on heron's sparse matrices.
 
 Bruch, Nardini, Rulli & Venturini, "Efficient Inverted Indexes for Approximate Retrieval over
 Learned Sparse Representations", SIGIR 2024. Same parameters as :class:`heron.sparse.seismic.SeismicIndex`
