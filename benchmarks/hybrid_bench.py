@@ -25,8 +25,9 @@ from heron.encoders import load_encoder  # noqa: E402
 from heron.encoders.splade import SpladeEncoder  # noqa: E402
 from heron.eval import load_beir  # noqa: E402
 from heron.eval.cache import dataset_embeddings, dataset_sparse  # noqa: E402
+from heron.eval.fusion import fit_fusion_weights  # noqa: E402
 from heron.eval.metrics import evaluate  # noqa: E402
-from heron.fusion import fit_fusion_weights, fuse_rrf, fuse_scores  # noqa: E402
+from heron.fusion import fuse_rrf, fuse_scores  # noqa: E402
 from heron.results import Results  # noqa: E402
 from heron.sparse.exact import ExactSparseIndex  # noqa: E402
 

@@ -53,3 +53,20 @@ def test_eval_fusion_spec_fits_on_train_only(tmp_path, monkeypatch, capsys):
     assert "fitted on 15 train queries" in capsys.readouterr().err
     with pytest.raises(ValueError, match="norm must be one of"):
         evaluate_dataset(folder, ["fusion:dense+bm25?norm=bad"], progress=False)
+
+
+def test_fit_fusion_weights_prefers_the_run_that_finds_the_judged_documents():
+    pytest.importorskip("ir_measures")
+    from heron.eval.fusion import fit_fusion_weights
+
+    # run a ranks the relevant document 7 first for both queries; run b ranks it last
+    a = Results(np.array([[7, 1, 2], [7, 3, 4]]), np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]]))
+    b = Results(np.array([[1, 2, 7], [3, 4, 7]]), np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]]))
+    qrels = {"q1": {"d7": 1}, "q2": {"d7": 1}}
+    best, table = fit_fusion_weights(
+        [a, b], qrels, ["q1", "q2"], step=0.5,
+        doc_ids=lambda r: [[f"d{k}" for k in row] for row in r.keys],
+    )
+    assert len(table) == 3 and best == (1.0, 0.0)
+    assert dict(table)[(1.0, 0.0)] == pytest.approx(1.0)
+    assert dict(table)[(0.0, 1.0)] < 1.0

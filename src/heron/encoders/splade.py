@@ -209,7 +209,7 @@ def load_sparse_encoder(model: str = DEFAULT_SPARSE_MODEL, **kwargs: object) -> 
 
 
 def _register_field_encoder() -> None:
-    from heron.collection.fields import register_field_encoder
+    from heron.encoders.registry import register_field_encoder
 
     register_field_encoder(
         "splade", lambda spec: load_sparse_encoder(spec.get("model", DEFAULT_SPARSE_MODEL))

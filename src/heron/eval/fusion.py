@@ -5,7 +5,7 @@ Registered in :data:`heron.eval.runner.HYBRID_BUILDERS` under the prefix ``"fusi
 
 1. each named retriever is built over the dataset collection with depth ``pool`` (default 100);
 2. they are run on the dataset's ``train`` queries only and the weights are chosen on the simplex
-   grid (``step``, default 0.1) maximising train nDCG@10 (:func:`heron.fusion.fit_fusion_weights`);
+   grid (``step``, default 0.1) maximising train nDCG@10 (:func:`fit_fusion_weights`);
    without a ``train`` split the weights are equal and a notice is printed;
 3. the returned :class:`~heron.fusion.ScoreFusion` stage is evaluated on the requested split.
 
@@ -16,13 +16,16 @@ belong to the fusion. Normalisations: ``minmax`` (default) or ``zscore``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from heron.eval.beir import BeirDataset
 from heron.eval.cache import dataset_embeddings
+from heron.eval.metrics import evaluate
 from heron.eval.runner import HYBRID_BUILDERS, build_stage, parse_spec
-from heron.fusion.score import NORMALISATIONS, ScoreFusion, fit_fusion_weights
+from heron.fusion.score import NORMALISATIONS, ScoreFusion, fuse_scores, weight_grid
 from heron.pipeline import Queries, Stage
+from heron.results import Results
 
 PREFIX = "fusion:"
 
@@ -68,6 +71,35 @@ def build_fusion(
         file=sys.stderr,
     )
     return ScoreFusion(*stages, weights=weights, norm=norm, depth=depth)
+
+
+def fit_fusion_weights(
+    runs: Sequence[Results],
+    qrels: dict[str, dict[str, int]],
+    query_ids: Sequence[str],
+    *,
+    norm: str = "minmax",
+    measure: str = "nDCG@10",
+    step: float = 0.1,
+    doc_ids: Callable[[Results], list[list[str]]] | None = None,
+) -> tuple[tuple[float, ...], list[tuple[tuple[float, ...], float]]]:
+    """Grid-search fusion weights maximising ``measure`` on *training* queries.
+
+    ``runs`` are the single retrievers' results on the training queries ``query_ids`` (never
+    the test queries) and ``qrels`` their judgements. Returns ``(best_weights, table)`` where
+    ``table`` lists every ``(weights, value)`` tried.
+    """
+    table = []
+    for w in weight_grid(len(runs), step):
+        fused = fuse_scores(runs, w, norm=norm, depth=max(r.k for r in runs))
+        ids = doc_ids(fused) if doc_ids is not None else fused.doc_ids()
+        run = {
+            q: {d: float(s) for d, s in zip(row, sc)}
+            for q, row, sc in zip(query_ids, ids, fused.scores)
+        }
+        table.append((w, evaluate(qrels, run, [measure])[measure]))
+    best = max(table, key=lambda t: (t[1], -max(t[0])))
+    return best[0], table
 
 
 HYBRID_BUILDERS.register(PREFIX, build_fusion)

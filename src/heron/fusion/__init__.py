@@ -3,7 +3,6 @@
 from heron.fusion.score import (
     NORMALISATIONS,
     ScoreFusion,
-    fit_fusion_weights,
     fuse_scores,
     weight_grid,
 )
@@ -13,7 +12,6 @@ __all__ = [
     "NORMALISATIONS",
     "RRF",
     "ScoreFusion",
-    "fit_fusion_weights",
     "fuse_rrf",
     "fuse_scores",
     "weight_grid",

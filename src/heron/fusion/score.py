@@ -8,14 +8,15 @@ when its weight is tuned on a little training data).
 Each run's scores are normalised per query over its own returned list (``"minmax"`` to [0, 1],
 ``"zscore"`` to mean 0 / std 1), then ``score(d) = sum_i w_i * norm_i(d)``; a document missing
 from run ``i`` contributes that run's floor (0 for min-max, the run's minimum for z-score).
-Weights are given, or fitted on *training* queries only with :func:`fit_fusion_weights`.
+Weights are given, or fitted on *training* queries only with
+:func:`heron.eval.fusion.fit_fusion_weights` (it needs judgements, so it lives with the evaluation).
 """
 
 from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -148,34 +149,3 @@ def weight_grid(n_runs: int, step: float = 0.1) -> list[tuple[float, ...]]:
         if sum(c) <= m:
             out.append(tuple(x / m for x in (*c, m - sum(c))))
     return out
-
-
-def fit_fusion_weights(
-    runs: Sequence[Results],
-    qrels: dict[str, dict[str, int]],
-    query_ids: Sequence[str],
-    *,
-    norm: str = "minmax",
-    measure: str = "nDCG@10",
-    step: float = 0.1,
-    doc_ids: Callable[[Results], list[list[str]]] | None = None,
-) -> tuple[tuple[float, ...], list[tuple[tuple[float, ...], float]]]:
-    """Grid-search fusion weights maximising ``measure`` on *training* queries.
-
-    ``runs`` are the single retrievers' results on the training queries ``query_ids`` (never
-    the test queries) and ``qrels`` their judgements. Returns ``(best_weights, table)`` where
-    ``table`` lists every ``(weights, value)`` tried.
-    """
-    from heron.eval.metrics import evaluate
-
-    table = []
-    for w in weight_grid(len(runs), step):
-        fused = fuse_scores(runs, w, norm=norm, depth=max(r.k for r in runs))
-        ids = doc_ids(fused) if doc_ids is not None else fused.doc_ids()
-        run = {
-            q: {d: float(s) for d, s in zip(row, sc)}
-            for q, row, sc in zip(query_ids, ids, fused.scores)
-        }
-        table.append((w, evaluate(qrels, run, [measure])[measure]))
-    best = max(table, key=lambda t: (t[1], -max(t[0])))
-    return best[0], table

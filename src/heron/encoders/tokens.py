@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from heron.collection.fields import register_field_encoder
+from heron.encoders.registry import register_field_encoder
 
 
 class TokenFieldEncoder:
@@ -29,7 +29,7 @@ class TokenFieldEncoder:
     """
 
     def __init__(self, model: str | None = None, *, dtype: str = "float16") -> None:
-        from heron.encoders import DEFAULT_MODEL, load_encoder
+        from heron.encoders.dense import DEFAULT_MODEL, load_encoder
 
         if dtype not in ("float16", "float32"):
             raise ValueError(f"token dtype must be 'float16' or 'float32', got {dtype!r}")
