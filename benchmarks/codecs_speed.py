@@ -153,8 +153,8 @@ def main() -> None:
     from tqdm.auto import tqdm
 
     from heron.codecs import parse_spec
-    from heron.codecs.base import topk_from_scores
     from heron.codecs.search import TwoStageSearcher
+    from heron.retrieval.topk import topk_rows
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +169,7 @@ def main() -> None:
     steps.update()
 
     def np_scan(qq):
-        return topk_from_scores(qq @ x.T, 10)
+        return topk_rows(qq @ x.T, 10)
 
     binc = parse_spec("bin-ham").fit(x[:: max(1, args.n // 100_000)])
     codes = np.concatenate([binc.encode(x[s : s + 100_000]) for s in range(0, args.n, 100_000)])

@@ -56,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     from heron.eval import load_beir
     from heron.eval.cache import cached_array, cached_token_ids, cached_token_vectors
     from heron.multivector.maxsim import (
-        _topk,
         as_token_list,
         exact_maxsim_search,
         maxsim_batch,
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         token_ids,
         vocab_size,
     )
-    from heron.retrieval.topk import exact_search
+    from heron.retrieval.topk import exact_search, topk_rows
 
     if args.threads > 0:
         import numba
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"pooled {pm} (<= 8 vectors/doc)"
 
         def pooled_one(q: np.ndarray, pooled: object = pooled) -> np.ndarray:
-            _, r = _topk(maxsim_batch([q], pooled.values, pooled.offsets), K)  # type: ignore[attr-defined]
+            _, r = topk_rows(maxsim_batch([q], pooled.values, pooled.offsets), K)  # type: ignore[attr-defined]
             s = maxsim_rerank_rows(q, docs, r[0])
             return r[0][np.argsort(-s, kind="stable")[:10]]
 

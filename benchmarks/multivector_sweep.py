@@ -65,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     from heron.eval.cache import cached_array, cached_token_ids, cached_token_vectors
     from heron.eval.metrics import evaluate
     from heron.multivector.maxsim import (
-        _topk,
         as_token_list,
         exact_maxsim_search,
         maxsim_rerank_rows,
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         token_ids,
         vocab_size,
     )
-    from heron.retrieval.topk import exact_search
+    from heron.retrieval.topk import exact_search, topk_rows
 
     ds = load_beir(args.dataset)
     enc = load_encoder()
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         full = multi_pass(qt, docs, variants)
         base = None
         for name, m in full.items():
-            s, r = _topk(m, 100)
+            s, r = topk_rows(m, 100)
             nd = ndcg(r, s)
             base = nd if base is None else base
             results.append(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from heron.codecs import load_codec, parse_spec
-from heron.codecs.base import topk_from_scores
+from heron.retrieval.topk import topk_rows
 
 SPECS = [
     "fp32",
@@ -92,7 +92,7 @@ def test_score_is_decoded_dot(fitted, spec):
         ref = (q @ c.transforms[0].W) @ c.codec.decode(codes).T
     np.testing.assert_allclose(c.score(q, codes), ref, atol=2e-4, rtol=1e-4)
     s, r = c.topk(q, codes, 7)
-    es, er = topk_from_scores(ref, 7)
+    es, er = topk_rows(ref, 7)
     np.testing.assert_allclose(s, es, atol=2e-4)
     assert np.mean(r == er) > 0.9  # ties aside, the same rows
 

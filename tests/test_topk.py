@@ -191,3 +191,123 @@ def test_bad_shapes_and_dtypes():
         exact_search(np.ones((2, 4), np.float32), m.astype(np.float64), 3)
     with pytest.raises(ValueError, match="2-D numpy array"):
         exact_search(np.ones((2, 4), np.float32), [[1.0] * 4], 3)
+
+
+# ------------------------------------------------------------------ the shared primitives
+def row_oracle(scores: np.ndarray, k: int):
+    """Full sort of every row: descending, ties to the smaller column, NaN/-inf dropped."""
+    out_s = np.full((len(scores), k), -np.inf, dtype=np.float32)
+    out_c = np.full((len(scores), k), -1, dtype=np.int64)
+    cols = np.arange(scores.shape[1])
+    for a, s in enumerate(scores.astype(np.float64)):
+        keep = s > -np.inf
+        order = cols[keep][np.lexsort((cols[keep], -s[keep]))][:k]
+        out_s[a, : len(order)] = s[order]
+        out_c[a, : len(order)] = order
+    return out_s, out_c
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 7, 12, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_topk_rows_matches_oracle_with_ties_nan_and_inf(k, dtype):
+    rng = np.random.default_rng(k)
+    s = rng.integers(-3, 4, size=(9, 12)).astype(dtype)  # many ties at the k-th score
+    if np.issubdtype(dtype, np.floating):
+        s[0, :] = -np.inf  # a row with nothing
+        s[1, 5:] = np.nan  # NaN must never be returned, nor push real hits out
+        s[2, ::2] = -np.inf
+    ts, tc = topk.topk_rows(s, k)
+    os_, oc = row_oracle(s, k)
+    assert ts.shape == tc.shape == (9, k) and ts.dtype == np.float32 and tc.dtype == np.int64
+    np.testing.assert_array_equal(tc, oc)
+    np.testing.assert_array_equal(ts, os_)
+
+
+def test_topk_rows_hand_checked():
+    s = np.array([[1.0, 3.0, 2.0, 3.0, np.nan, -np.inf]], dtype=np.float32)
+    ts, tc = topk.topk_rows(s, 5)
+    assert tc[0].tolist() == [1, 3, 2, 0, -1]
+    assert ts[0].tolist() == [3.0, 3.0, 2.0, 1.0, -np.inf]
+    ts, tc = topk.topk_rows(np.zeros((2, 0), np.float32), 3)
+    assert (tc == -1).all() and np.isneginf(ts).all()
+    with pytest.raises(ValueError, match="k must be a non-negative int"):
+        topk.topk_rows(s, -1)
+    with pytest.raises(ValueError, match="2-D"):
+        topk.topk_rows(s[0], 2)
+
+
+def test_topk_candidates_and_merge_and_pad():
+    rng = np.random.default_rng(11)
+    dense = rng.integers(0, 5, size=(6, 30)).astype(np.float32)
+    dense[dense == 0] = -np.inf  # absent candidates
+    r, c = np.nonzero(dense > -np.inf)
+    perm = rng.permutation(len(r))  # any order
+    ts, tc = topk.topk_candidates(r[perm], c[perm], dense[r, c][perm], 6, 8)
+    os_, oc = row_oracle(dense, 8)
+    np.testing.assert_array_equal(tc, oc)
+    np.testing.assert_array_equal(ts, os_)
+    # merging two sorted lists of ids: ties go to the earlier column (the smaller ids first)
+    a_s, a_i = np.array([[5.0, 3.0, -np.inf]]), np.array([[10, 11, -1]])
+    b_s, b_i = np.array([[5.0, 4.0]]), np.array([[20, 21]])
+    ms, mi = topk.merge_topk(np.hstack([a_s, b_s]), np.hstack([a_i, b_i]), 6)
+    assert mi[0].tolist() == [10, 20, 21, 11, -1, -1]
+    assert ms[0].tolist() == [5.0, 5.0, 4.0, 3.0, -np.inf, -np.inf]
+    ps, pi = topk.pad_topk(ms[:, :2], mi[:, :2], 4)
+    assert pi[0].tolist() == [10, 20, -1, -1] and np.isneginf(ps[0, 2:]).all()
+    ps, pi = topk.pad_topk(ms, mi, 2)
+    assert pi.shape == (1, 2) and pi[0].tolist() == [10, 20]
+    with pytest.raises(ValueError, match="1-D of one length"):
+        topk.topk_candidates(r, c[:-1], dense[r, c], 6, 3)
+
+
+@pytest.mark.skipif(not has("numba"), reason="numba not installed")
+@pytest.mark.parametrize("k", [1, 5, 16])
+def test_numba_heap_push_replace_sort(k):
+    """The shared heap keeps the k best (score desc, id asc) of a stream, as the oracle does."""
+    import numba as nb
+
+    from heron.retrieval import _topk_numba as kern
+
+    @nb.njit
+    def stream(scores, k):
+        hs = np.empty(k, np.float32)
+        hi = np.empty(k, np.int64)
+        size = 0
+        for i in range(scores.shape[0]):
+            s = scores[i]
+            if size < k:
+                kern.heap_push(hs, hi, size, s, i)
+                size += 1
+            elif kern.heap_worse(hs[0], hi[0], s, i):
+                kern.heap_replace_top(hs, hi, size, s, i)
+        kern.heap_sort(hs, hi, size)
+        return hs[:size], hi[:size]
+
+    rng = np.random.default_rng(k)
+    for n in (3, 50, 400):
+        scores = rng.integers(0, 6, size=n).astype(np.float32)  # ties everywhere
+        hs, hi = stream(scores[::-1].copy(), k)  # reversed: ties arrive larger id first
+        os_, oc = row_oracle(scores[::-1][None, :], min(k, n))
+        np.testing.assert_array_equal(hi, oc[0])
+        np.testing.assert_array_equal(hs, os_[0])
+
+
+@pytest.mark.skipif(not has("numba"), reason="numba not installed")
+def test_numba_threshold_buffer_keeps_ties_in_row_order():
+    from heron.retrieval import _topk_numba as kern
+
+    bs = np.array([1.0, 4.0, 2.0, 4.0, 3.0, 2.0, 4.0, 0.5], dtype=np.float32)
+    bi = np.arange(8, dtype=np.int64)
+    n, kth = kern.buffer_compact(bs, bi, 8, 4)
+    # better than the k-th first, then the k-th ties, each group in row order
+    assert n == 4 and kth == 3.0 and bi[:4].tolist() == [1, 3, 6, 4]
+    out_s, out_i = np.empty(6, np.float32), np.empty(6, np.int64)
+    kern.buffer_emit(bs, bi, n, 6, out_s, out_i, -np.inf, False)
+    assert out_i.tolist() == [1, 3, 6, 4, -1, -1]
+    bd = np.array([3, 1, 2, 1, 0, 2], dtype=np.int32)
+    bi = np.arange(6, dtype=np.int64)
+    n, bound = kern.buffer_compact_small(bd, bi, 6, 3, 8)
+    assert n == 3 and bound == 1 and bi[:3].tolist() == [4, 1, 3]
+    out_d, out_i = np.empty(4, np.int32), np.empty(4, np.int64)
+    kern.buffer_emit(bd, bi, n, 4, out_d, out_i, 9, True)
+    assert out_i.tolist() == [4, 1, 3, -1] and out_d.tolist() == [0, 1, 1, 9]

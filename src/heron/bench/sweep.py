@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from heron.codecs import parse_spec
-from heron.codecs.base import topk_from_scores
 from heron.codecs.distill_pq import DistilledPQCodec
 from heron.codecs.search import TwoStageSearcher, rescore_rows
+from heron.retrieval.topk import topk_rows
 
 DEFAULT_CODECS = (
     "fp32",
@@ -51,7 +51,7 @@ DEFAULT_OVERSAMPLES = (0, 2, 4, 5, 10)
 def _exact(q: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
     rows = np.empty((len(q), min(k, len(x))), dtype=np.int64)
     for s in range(0, len(q), 256):
-        rows[s : s + 256] = topk_from_scores(q[s : s + 256] @ x.T, k)[1]
+        rows[s : s + 256] = topk_rows(q[s : s + 256] @ x.T, k)[1][:, : rows.shape[1]]
     return rows
 
 

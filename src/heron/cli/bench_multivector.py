@@ -131,13 +131,14 @@ def _rerank_all(
     qt: list[np.ndarray], docs: Any, cand_rows: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     from heron.multivector.maxsim import maxsim_rerank_rows
+    from heron.retrieval.topk import merge_topk
 
     out_s = np.full((len(qt), k), -np.inf, np.float32)
     out_r = np.full((len(qt), k), -1, np.int64)
     for i, q in enumerate(qt):
         s = maxsim_rerank_rows(q, docs, cand_rows[i])
-        order = np.argsort(-s, kind="stable")[:k]
-        out_s[i, : len(order)], out_r[i, : len(order)] = s[order], cand_rows[i][order]
+        ts, tr = merge_topk(s[None], cand_rows[i][None], k)
+        out_s[i], out_r[i] = ts[0], tr[0]
     return out_s, out_r
 
 
@@ -214,7 +215,6 @@ def bench(args: argparse.Namespace) -> dict:
     from heron.eval.cache import cached_token_ids, cached_token_vectors, dataset_embeddings
     from heron.eval.metrics import evaluate
     from heron.multivector.maxsim import (
-        _topk,
         as_token_list,
         exact_maxsim_search,
         maxsim_batch,
@@ -228,7 +228,7 @@ def bench(args: argparse.Namespace) -> dict:
         token_stats,
         vocab_size,
     )
-    from heron.retrieval.topk import exact_search
+    from heron.retrieval.topk import exact_search, merge_topk, topk_rows
 
     for cfg in args.muvera:  # bad specs fail before any heavy work
         parse_spec(cfg)
@@ -335,7 +335,7 @@ def bench(args: argparse.Namespace) -> dict:
     add("MiniLM single vector (exact dense)", "single-vector", ev(r, s), None, docs.dim * 4)
 
     # -- exact MaxSim oracle: quality from the one-pass matrix, speed timed on tq queries ---------
-    ex_s, ex_r = _topk(ex, 100)
+    ex_s, ex_r = topk_rows(ex, 100)
     # timed one query at a time (serving latency), like the rerank paths below; with numba both
     # use the same fused kernel (float16 tokens read in place), so neither side is handicapped
     t = time.perf_counter()
@@ -360,8 +360,7 @@ def bench(args: argparse.Namespace) -> dict:
 
     def rerank_from_matrix(cand_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sc = np.where(cand_r >= 0, np.take_along_axis(ex, np.maximum(cand_r, 0), axis=1), -np.inf)
-        order = np.argsort(-sc, axis=1, kind="stable")
-        return np.take_along_axis(sc, order, 1), np.take_along_axis(cand_r, order, 1)
+        return merge_topk(sc, cand_r, cand_r.shape[1])
 
     def staged(method: str, family: str, first: Any, bytes_doc: float, **extra: Any) -> None:
         """Report the first stage alone and first stage + exact rerank of the top-K.
@@ -499,7 +498,7 @@ def bench(args: argparse.Namespace) -> dict:
         staged(
             f"pooled {method} (<= {nv} vectors/doc, mean {mean_vec:.1f})",
             "pooled",
-            lambda q, p=pooled: _topk(maxsim_batch(q, p.values, p.offsets), 100),
+            lambda q, p=pooled: topk_rows(maxsim_batch(q, p.values, p.offsets), 100),
             mean_vec * docs.dim * 2,
             vectors_per_doc=round(mean_vec, 2),
             build_seconds=round(b, 1),
@@ -510,7 +509,7 @@ def bench(args: argparse.Namespace) -> dict:
     def compressed(
         label: str, family: str, name: str, bytes_doc: float, timer: Any = None, **extra: Any
     ) -> None:
-        s_, r_ = _topk(full[name], 100)
+        s_, r_ = topk_rows(full[name], 100)
         sec = None
         if timer is not None:
             t0 = time.perf_counter()

@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import heron
     from heron.capabilities.ann import AnnRetriever
+    from heron.retrieval.topk import topk_rows
 
     coll = heron.Collection.open(args.collection)
     snap = coll.snapshot()
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     rows = rng.choice(len(x), min(args.queries, len(x)), replace=False)
     q = x[rows] + 0.05 * rng.standard_normal((len(rows), x.shape[1])).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    truth = snap.keys[np.argsort(-(q @ x.T), axis=1)[:, : args.k]]
+    truth = snap.keys[topk_rows(q @ x.T, min(args.k, len(x)))[1]]  # k <= n: no padding
     knob = "ef_search" if args.index == "hnsw" else "nprobe"
     values = (
         [int(v) for v in args.values.split(",")]

@@ -3,8 +3,9 @@
 Every kernel returns the top ``K`` rows of a code matrix per query without materialising the
 ``(n_queries, n)`` score matrix: each (query block, row chunk) task keeps a candidate buffer of
 ``2K`` entries behind a running threshold and compacts it when full (the bucket/threshold idea of
-faiss' ``HeapWithBuckets``). Query blocks are tiled over rows so a tile of codes is read once from
-memory per block of queries. Results of the row chunks are merged by :func:`merge_chunks`.
+faiss' ``HeapWithBuckets``; the buffer functions are heron's shared top-k primitives in
+:mod:`heron.retrieval._topk_numba`). Query blocks are tiled over rows so a tile of codes is read
+once from memory per block of queries. Results of the row chunks are merged by :func:`merge_chunks`.
 """
 
 from __future__ import annotations
@@ -16,77 +17,12 @@ from numba import njit, prange
 from heron._numba_ext import half_bits_to_f32 as _half_bits_to_f32
 from heron._numba_ext import popcount64 as _popcount64
 from heron._numba_ext import prefetch as _prefetch
+from heron.retrieval._topk_numba import buffer_compact, buffer_compact_small, buffer_emit
 
 #: rows ahead of the scan that the int8 kernel asks the CPU to prefetch (one row = d bytes)
 PREFETCH_ROWS_U8 = 16
 #: rows ahead for the Hamming scan (one row = w * 8 bytes, under a cache line for d <= 512)
 PREFETCH_ROWS_HAM = 64
-
-
-@njit(cache=True, nogil=True)
-def _compact_f(bs, bi, cnt, K):  # pragma: no cover - compiled
-    """Keep the ``K`` largest of ``bs[:cnt]`` at the front; return (K, K-th largest)."""
-    tmp = bs[:cnt].copy()
-    kth = np.partition(tmp, cnt - K)[cnt - K]
-    cs = bs[:cnt].copy()
-    ci = bi[:cnt].copy()
-    j = 0
-    for t in range(cnt):
-        if cs[t] > kth:
-            bs[j] = cs[t]
-            bi[j] = ci[t]
-            j += 1
-    for t in range(cnt):
-        if j >= K:
-            break
-        if cs[t] == kth:
-            bs[j] = cs[t]
-            bi[j] = ci[t]
-            j += 1
-    return j, kth
-
-
-@njit(cache=True, nogil=True)
-def _compact_i(bd, bi, cnt, K, nbins):  # pragma: no cover - compiled
-    """Keep the ``K`` smallest integer distances of ``bd[:cnt]``; return (K, new strict bound)."""
-    hist = np.zeros(nbins + 1, dtype=np.int64)
-    for t in range(cnt):
-        hist[bd[t]] += 1
-    acc = 0
-    kth = 0
-    for v in range(nbins + 1):
-        acc += hist[v]
-        if acc >= K:
-            kth = v
-            break
-    cd = bd[:cnt].copy()
-    ci = bi[:cnt].copy()
-    j = 0
-    for t in range(cnt):
-        if cd[t] < kth:
-            bd[j] = cd[t]
-            bi[j] = ci[t]
-            j += 1
-    for t in range(cnt):
-        if j >= K:
-            break
-        if cd[t] == kth:
-            bd[j] = cd[t]
-            bi[j] = ci[t]
-            j += 1
-    return j, kth
-
-
-@njit(cache=True, nogil=True)
-def _emit_f(bs, bi, cnt, K, out_s, out_i):  # pragma: no cover - compiled
-    order = np.argsort(-bs[:cnt], kind="mergesort")
-    m = min(K, cnt)
-    for t in range(m):
-        out_s[t] = bs[order[t]]
-        out_i[t] = bi[order[t]]
-    for t in range(m, K):
-        out_s[t] = -np.inf
-        out_i[t] = -1
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -133,20 +69,20 @@ def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compile
                         bi[qq, ct] = r
                         ct += 1
                         if ct == cap:
-                            ct, th = _compact_i(bd[qq], bi[qq], ct, K, nbits)
+                            ct, th = buffer_compact_small(bd[qq], bi[qq], ct, K, nbits)
                 cnt[qq] = ct
                 thr[qq] = th
         for qq in range(nb):
-            ct = cnt[qq]
-            order = np.argsort(bd[qq, :ct], kind="mergesort")
-            m = min(K, ct)
-            base = c * K
-            for t in range(m):
-                out_d[q0 + qq, base + t] = bd[qq, order[t]]
-                out_i[q0 + qq, base + t] = bi[qq, order[t]]
-            for t in range(m, K):
-                out_d[q0 + qq, base + t] = nbits + 1
-                out_i[q0 + qq, base + t] = -1
+            buffer_emit(
+                bd[qq],
+                bi[qq],
+                cnt[qq],
+                K,
+                out_d[q0 + qq, c * K : (c + 1) * K],
+                out_i[q0 + qq, c * K : (c + 1) * K],
+                nbits + 1,
+                True,
+            )
     return out_d, out_i
 
 
@@ -190,17 +126,19 @@ def lut_topk(lut, codes, K, nchunks, qblock, tile):  # pragma: no cover - compil
                         bi[qq, ct] = r
                         ct += 1
                         if ct == cap:
-                            ct, th = _compact_f(bs[qq], bi[qq], ct, K)
+                            ct, th = buffer_compact(bs[qq], bi[qq], ct, K)
                 cnt[qq] = ct
                 thr[qq] = th
         for qq in range(nb):
-            _emit_f(
+            buffer_emit(
                 bs[qq],
                 bi[qq],
                 cnt[qq],
                 K,
                 out_s[q0 + qq, c * K : (c + 1) * K],
                 out_i[q0 + qq, c * K : (c + 1) * K],
+                -np.inf,
+                False,
             )
     return out_s, out_i
 
@@ -255,20 +193,20 @@ def i16u8_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compi
                         bi[qq, ct] = r
                         ct += 1
                         if ct == cap:
-                            ct, th = _compact_f(bs[qq], bi[qq], ct, K)
+                            ct, th = buffer_compact(bs[qq], bi[qq], ct, K)
                 cnt[qq] = ct
                 thr[qq] = th
         for qq in range(nb):
-            ct = cnt[qq]
-            order = np.argsort(-bs[qq, :ct], kind="mergesort")
-            m = min(K, ct)
-            base = c * K
-            for t in range(m):
-                out_s[q0 + qq, base + t] = bs[qq, order[t]]
-                out_i[q0 + qq, base + t] = bi[qq, order[t]]
-            for t in range(m, K):
-                out_s[q0 + qq, base + t] = lowest
-                out_i[q0 + qq, base + t] = -1
+            buffer_emit(
+                bs[qq],
+                bi[qq],
+                cnt[qq],
+                K,
+                out_s[q0 + qq, c * K : (c + 1) * K],
+                out_i[q0 + qq, c * K : (c + 1) * K],
+                lowest,
+                False,
+            )
     return out_s, out_i
 
 

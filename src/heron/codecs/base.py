@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from heron.retrieval.topk import merge_topk, pad_topk, topk_rows
+
 #: version of the on-disk codec folder; bumped when the layout changes
 FORMAT_VERSION = 1
 MANIFEST = "codec.json"
@@ -40,42 +42,6 @@ def as_matrix(x: Any, *, what: str = "vectors", dim: int | None = None) -> np.nd
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"{what} must be floating point, got dtype {x.dtype}")
     return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def topk_from_scores(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` columns of each row of ``s`` ``(nq, n)``: ``(scores, cols)`` sorted descending."""
-    nq, n = s.shape
-    kk = min(k, n)
-    if kk < n:
-        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-    else:
-        part = np.broadcast_to(np.arange(n), (nq, n)).copy()
-    ps = np.take_along_axis(s, part, axis=1)
-    order = np.argsort(-ps, axis=1, kind="stable")
-    return np.take_along_axis(ps, order, axis=1), np.take_along_axis(part, order, axis=1).astype(
-        np.int64
-    )
-
-
-def merge_topk(
-    best_s: np.ndarray, best_i: np.ndarray, s: np.ndarray, i: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two sorted top lists per row into the top ``k``."""
-    cs = np.concatenate([best_s, s], axis=1)
-    ci = np.concatenate([best_i, i], axis=1)
-    top_s, cols = topk_from_scores(cs, k)
-    return top_s, np.take_along_axis(ci, cols, axis=1)
-
-
-def pad_topk(s: np.ndarray, i: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pad ``(nq, k0)`` top lists to ``(nq, k)`` with ``-inf`` / ``-1``."""
-    nq, k0 = s.shape
-    if k0 >= k:
-        return s[:, :k].astype(np.float32), i[:, :k].astype(np.int64)
-    ps = np.full((nq, k), -np.inf, dtype=np.float32)
-    pi = np.full((nq, k), -1, dtype=np.int64)
-    ps[:, :k0], pi[:, :k0] = s, i
-    return ps, pi
 
 
 class Codec:
@@ -164,9 +130,11 @@ class Codec:
         best_s = np.full((nq, 0), -np.inf, dtype=np.float32)
         best_i = np.full((nq, 0), -1, dtype=np.int64)
         for s in range(0, len(codes), block_size):
-            sc = self.score(q, codes[s : s + block_size])
-            ts, ti = topk_from_scores(sc, k)
-            best_s, best_i = merge_topk(best_s, best_i, ts, ti + s, k)
+            ts, ti = topk_rows(self.score(q, codes[s : s + block_size]), k)
+            rows = np.where(ti >= 0, ti + s, -1)
+            best_s, best_i = merge_topk(
+                np.concatenate([best_s, ts], 1), np.concatenate([best_i, rows], 1), k
+            )
         return pad_topk(best_s, best_i, k)
 
     # -- persistence -----------------------------------------------------------

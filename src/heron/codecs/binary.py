@@ -20,7 +20,8 @@ import numpy as np
 
 from heron._deps import has
 from heron.codecs import _scan
-from heron.codecs.base import Codec, as_matrix, pad_topk
+from heron.codecs.base import Codec, as_matrix
+from heron.retrieval.topk import pad_topk
 
 ROTATIONS = ("itq", "random", "none")
 SCORINGS = ("asym", "hamming")

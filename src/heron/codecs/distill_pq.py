@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from heron.codecs.base import as_matrix, topk_from_scores
+from heron.codecs.base import as_matrix
 from heron.codecs.pq import PQCodec, _is_identity
+from heron.retrieval.topk import topk_rows
 
 
 class DistilledPQCodec(PQCodec):
@@ -134,8 +135,8 @@ class DistilledPQCodec(PQCodec):
         L = min(self.L, len(xs))
         t_top = np.empty((len(qr), L), dtype=np.int64)
         for s in range(0, len(qr), 256):
-            t_top[s : s + 256] = topk_from_scores(qr[s : s + 256] @ xr.T, L)[1]
-        v_top = topk_from_scores(qv @ xr.T, min(10, len(xs)))[1] if n_val else None
+            t_top[s : s + 256] = topk_rows(qr[s : s + 256] @ xr.T, L)[1]
+        v_top = topk_rows(qv @ xr.T, min(10, len(xs)))[1] if n_val else None
         M, ksub, dsub = self.centroids.shape
         C = self.centroids.astype(np.float64)
         m1, m2 = np.zeros_like(C), np.zeros_like(C)
@@ -151,7 +152,7 @@ class DistilledPQCodec(PQCodec):
             for m in range(M):
                 sc += lut[:, m, codes[:, m]]
             depth = min(100, len(xr))
-            top = topk_from_scores(sc, depth)[1]
+            top = topk_rows(sc, depth)[1]
             k = v_top.shape[1]
             rec = [
                 np.mean([len(set(t[: min(depth, k * o)]) & set(g)) / k for t, g in zip(top, v_top)])
@@ -175,7 +176,7 @@ class DistilledPQCodec(PQCodec):
                 s_all = np.zeros((B, len(xr)))
                 for m in range(M):
                     s_all += lut[:, m, codes[:, m]]
-                s_top = topk_from_scores(s_all, L)[1]
+                s_top = topk_rows(s_all, L)[1]
                 cand = np.concatenate([t_top[b], s_top], axis=1)  # (B, 2L)
                 teacher = np.einsum("bd,bld->bl", qr[b], xr[cand], optimize=True) / self.temperature
                 cc = codes[cand]  # (B, 2L, M)

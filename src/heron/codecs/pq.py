@@ -15,7 +15,8 @@ import numpy as np
 
 from heron._deps import require
 from heron.codecs import _scan
-from heron.codecs.base import Codec, as_matrix, pad_topk
+from heron.codecs.base import Codec, as_matrix
+from heron.retrieval.topk import pad_topk
 
 
 class PQCodec(Codec):

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from heron.codecs import _scan
-from heron.codecs.base import Codec, as_matrix, pad_topk
+from heron.codecs.base import Codec, as_matrix
 from heron.codecs.binary import byte_tables, code_width, fit_rotation, pack_signs, unpack_signs
+from heron.retrieval.topk import pad_topk
 
 SCORINGS = ("asym", "sym")
 

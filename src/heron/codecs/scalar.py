@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from heron.codecs import _scan
-from heron.codecs.base import Codec, as_matrix, pad_topk
+from heron.codecs.base import Codec, as_matrix
+from heron.retrieval.topk import pad_topk
 
 
 class ScalarQuantizer(Codec):

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from heron.codecs import _scan
-from heron.codecs.base import Codec, as_matrix, load_codec, pad_topk
+from heron.codecs.base import Codec, as_matrix, load_codec
 from heron.limits import check_oversample, first_stage_depth
+from heron.retrieval.topk import merge_topk
 
 RESCORE_DTYPES = ("float16", "float32")
 
@@ -46,10 +47,7 @@ def rescore_rows(
         out_s = fast
     else:
         out_s = _gather_dot_numpy(queries, rows, matrix, chunk)
-    order = np.argsort(-out_s, axis=1, kind="stable")[:, :k]
-    top_s = np.take_along_axis(out_s, order, axis=1)
-    top_r = np.where(np.isfinite(top_s), np.take_along_axis(rows, order, axis=1), -1)
-    return pad_topk(top_s, top_r, k)
+    return merge_topk(out_s, rows, k)
 
 
 def _gather_dot_numpy(

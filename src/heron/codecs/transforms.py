@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from heron.codecs.base import Codec, as_matrix, pad_topk
+from heron.codecs.base import Codec, as_matrix
 from heron.codecs.binary import single_thread_blas
+from heron.retrieval.topk import pad_topk
 
 
 class Transform:

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from heron._state import load_state, save_state
+from heron.retrieval.topk import topk_rows
 
 FORMAT_VERSION = 1
 KINDS = ("lstsq", "procrustes", "mlp")
@@ -66,8 +67,7 @@ def knn_targets(
     out = np.zeros((len(x), anchors_target.shape[1]), dtype=np.float32)
     for s in range(0, len(x), 1024):  # bounded memory: (1024, m) similarities at a time
         sims = x[s : s + 1024] @ anchors_source.T
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        st = np.take_along_axis(sims, top, axis=1)
+        st, top = topk_rows(sims, k)  # k <= m: no padding
         w = np.exp((st - st.max(1, keepdims=True)) / temperature)
         w /= w.sum(1, keepdims=True)
         out[s : s + 1024] = (w[:, :, None] * anchors_target[top]).sum(1)
@@ -147,10 +147,7 @@ def tune_knn(
     y0 = base.apply(hs)
     kmax = min(max(int(k) for k in ks), len(xs))
     sims = hs @ xs.T
-    top = np.argpartition(-sims, kmax - 1, axis=1)[:, :kmax]
-    st = np.take_along_axis(sims, top, axis=1)
-    order = np.argsort(-st, axis=1, kind="stable")
-    top, st = np.take_along_axis(top, order, axis=1), np.take_along_axis(st, order, axis=1)
+    st, top = topk_rows(sims, kmax)  # kmax <= len(xs): no padding
     grid: dict = {}
     for k in ks:
         kk = min(int(k), kmax)

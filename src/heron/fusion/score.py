@@ -22,6 +22,7 @@ import numpy as np
 
 from heron.pipeline import Queries, Stage
 from heron.results import PAD_KEY, Results, check_k
+from heron.retrieval.topk import topk_rows
 
 NORMALISATIONS = ("minmax", "zscore")
 
@@ -81,9 +82,10 @@ def fuse_scores(
             pos = np.searchsorted(uniq, rk[m])
             got[pos] = vals[qi][m]
             tot += wi * got
-        order = np.lexsort((uniq, -tot))[:depth]
-        keys_out[qi, : len(order)] = uniq[order]
-        scores_out[qi, : len(order)] = tot[order]
+        top, cols = topk_rows(tot[None, :], depth)  # ties: the smaller key (uniq is sorted)
+        hit = cols[0] >= 0
+        keys_out[qi, hit] = uniq[cols[0, hit]]
+        scores_out[qi, hit] = top[0, hit]
     resolver = next((r.resolver for r in runs if r.resolver is not None), None)
     return Results(keys_out, scores_out, resolver, {"fusion": norm, "weights": w.tolist()})
 

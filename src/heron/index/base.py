@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from heron.limits import check_number, check_oversample, first_stage_depth
+from heron.retrieval.topk import merge_topk, topk_rows
 
 FORMAT = "heron.index"
 #: version of the on-disk index folder; bumped when the layout changes
@@ -86,27 +87,6 @@ def check_param(name: str, value: Any, *, low: int = 1) -> int:
 
 
 _C_INT_MAX = 2**31 - 1
-
-
-def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` columns per row of ``scores`` ``(nq, m)``: ``(scores, cols)`` padded ``-inf``/``-1``."""
-    nq, m = scores.shape
-    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
-    out_c = np.full((nq, k), -1, dtype=np.int64)
-    kk = min(k, m)
-    if kk == 0:
-        return out_s, out_c
-    part = (
-        np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        if kk < m
-        else np.tile(np.arange(m), (nq, 1))
-    )
-    ps = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-ps, axis=1, kind="stable")
-    out_s[:, :kk] = np.take_along_axis(ps, order, axis=1)
-    out_c[:, :kk] = np.take_along_axis(part, order, axis=1)
-    out_c[~np.isfinite(out_s)] = -1
-    return out_s, out_c
 
 
 class AnnIndex:
@@ -452,14 +432,11 @@ class AnnIndex:
             sc = q @ self.vectors_of(lab).T
             ts, tc = topk_rows(sc, k)
             tl = np.where(tc >= 0, lab[np.maximum(tc, 0)], -1)
-            cs, cl = np.concatenate([best_s, ts], 1), np.concatenate([best_l, tl], 1)
-            ms, mc = topk_rows(cs, k)
-            best_s, best_l = ms, np.where(mc >= 0, np.take_along_axis(cl, np.maximum(mc, 0), 1), -1)
-        if best_s.shape[1] < k:
-            best_s, best_l = (
-                topk_rows(best_s, k)[0],
-                np.pad(best_l, ((0, 0), (0, k - best_l.shape[1])), constant_values=-1),
+            best_s, best_l = merge_topk(
+                np.concatenate([best_s, ts], 1), np.concatenate([best_l, tl], 1), k
             )
+        if best_s.shape[1] < k:  # no labels at all
+            best_s, best_l = merge_topk(best_s, best_l, k)
         return best_s, best_l
 
     def _rescore(self, q: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -468,8 +445,7 @@ class AnnIndex:
         vec = self.vectors_of(np.maximum(labels, 0))  # (nq, K, d)
         sc = np.einsum("qd,qkd->qk", q, vec, optimize=True)
         sc = np.where(valid, sc, -np.inf).astype(np.float32)
-        ts, tc = topk_rows(sc, k)
-        return ts, np.where(tc >= 0, np.take_along_axis(labels, np.maximum(tc, 0), 1), -1)
+        return merge_topk(sc, labels, k)
 
     def _search_labels(
         self,

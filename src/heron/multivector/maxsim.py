@@ -33,6 +33,7 @@ import numpy as np
 from heron.multivector.ragged import RaggedArray
 from heron.pipeline import Queries, Stage, rescore
 from heron.results import PAD_KEY, Results, check_k
+from heron.retrieval.topk import topk_rows
 
 QueryTokens = Sequence[np.ndarray] | RaggedArray
 METHODS = ("auto", "numba", "numpy")
@@ -187,28 +188,9 @@ def exact_maxsim_search(
         )
         if docs.deleted.any():
             sc[:, docs.deleted] = -np.inf
-        ts, tr = _topk(sc, k)
+        ts, tr = topk_rows(sc, k)
         scores[s : s + len(ts)], rows[s : s + len(ts)] = ts, tr
     return scores, rows
-
-
-def _topk(sc: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    n = sc.shape[1]
-    kk = min(k, n)
-    part = (
-        np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
-        if kk < n
-        else np.broadcast_to(np.arange(n), sc.shape).copy()
-    )
-    ps = np.take_along_axis(sc, part, axis=1)
-    order = np.argsort(-ps, axis=1, kind="stable")
-    ps, part = np.take_along_axis(ps, order, axis=1), np.take_along_axis(part, order, axis=1)
-    out_s = np.full((sc.shape[0], k), -np.inf, dtype=np.float32)
-    out_r = np.full((sc.shape[0], k), -1, dtype=np.int64)
-    out_s[:, :kk], out_r[:, :kk] = ps, part
-    out_r[~np.isfinite(out_s)] = -1
-    out_s[out_r < 0] = -np.inf
-    return out_s, out_r
 
 
 def maxsim_rerank_rows(

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from heron.multivector.maxsim import _topk, maxsim_batch, query_tokens, rerank_maxsim
+from heron.multivector.maxsim import maxsim_batch, query_tokens, rerank_maxsim
 from heron.multivector.ragged import RaggedArray
 from heron.pipeline import Queries, Stage
 from heron.results import PAD_KEY, Results, check_k
+from heron.retrieval.topk import topk_rows
 
 METHODS = ("window", "kmeans", "mean")
 
@@ -228,7 +229,7 @@ class PooledRetriever(Stage):
         dead = self.docs.deleted | self.pooled.deleted
         if dead.any():
             sc[:, dead] = -np.inf
-        s, r = _topk(sc, k)
+        s, r = topk_rows(sc, k)
         keys = np.where(r >= 0, self.docs.keys[np.maximum(r, 0)], PAD_KEY)
         return Results(keys, s, self.resolver, {"stage": "pooled"})
 

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from heron.multivector.maxsim import _segment_max, _topk, as_token_list, maxsim_batch
+from heron.multivector.maxsim import _segment_max, as_token_list, maxsim_batch
 from heron.multivector.ragged import RaggedArray, _atomic_save
+from heron.retrieval.topk import topk_rows
 
 FORMAT = "heron.tokencodes"
 VERSION = 1
@@ -399,7 +400,7 @@ class CodedTokens:
 
     def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(scores, rows)`` by MaxSim on codes."""
-        return _topk(self.maxsim_batch(queries), k)
+        return topk_rows(self.maxsim_batch(queries), k)
 
     def maxsim_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """MaxSim on codes of one query against documents ``rows`` (``-1`` -> ``-inf``)."""

@@ -8,6 +8,7 @@ import numpy as np
 
 from heron.pipeline import Queries, Stage
 from heron.results import PAD_KEY, PAD_SCORE, Results
+from heron.retrieval.topk import topk_rows
 
 
 class KeyedVectors:
@@ -145,20 +146,11 @@ def search_vectors(
     """Exact top-``k`` keys by inner product of ``q`` ``(n_queries, d)`` with ``vectors``."""
     q = np.ascontiguousarray(q, dtype=np.float32)
     mat = vectors.vectors
-    n = len(mat)
-    kk = min(k, n)
     keys = np.full((len(q), k), PAD_KEY, dtype=np.int64)
     scores = np.full((len(q), k), PAD_SCORE, dtype=np.float32)
     for s in range(0, len(q), block_size):
         sc = q[s : s + block_size] @ np.asarray(mat, dtype=np.float32).T
-        part = (
-            np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
-            if kk < n
-            else np.broadcast_to(np.arange(n), sc.shape)
-        )
-        ps = np.take_along_axis(sc, part, axis=1)
-        order = np.argsort(-ps, axis=1, kind="stable")
-        rows = np.take_along_axis(part, order, axis=1)
-        keys[s : s + len(sc), :kk] = vectors.keys[rows]
-        scores[s : s + len(sc), :kk] = np.take_along_axis(ps, order, axis=1)
+        ts, rows = topk_rows(sc, k)
+        keys[s : s + len(sc)] = np.where(rows >= 0, vectors.keys[np.maximum(rows, 0)], PAD_KEY)
+        scores[s : s + len(sc)] = ts
     return Results(keys, scores)

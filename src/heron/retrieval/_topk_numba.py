@@ -1,7 +1,7 @@
-"""numba kernels behind :func:`heron.retrieval.topk.exact_search` (imported lazily, only with numba).
+"""numba top-k: the shared heap and threshold buffer, and the kernels of ``exact_search``.
 
-Every kernel keeps, per query, a binary min-heap of the ``k`` best ``(score, row)`` pairs seen so
-far: the root is the *worst* kept hit, so a new score is compared with one number (the
+Imported lazily, only with numba. The kernels of :func:`heron.retrieval.topk.exact_search` keep,
+per query, a binary min-heap of the ``k`` best ``(score, row)`` pairs seen so far: the root is the *worst* kept hit, so a new score is compared with one number (the
 threshold) and almost every candidate is rejected by that single comparison. Hits are ordered by
 score descending, ties broken by the smaller row number; padding is ``(-inf, -1)``.
 """
@@ -16,24 +16,31 @@ _JIT = {"nogil": True, "cache": True}
 _GROUP = 32
 
 
+# ------------------------------------------------------------------- the shared binary heap
+# A min-heap of hits ``hs[:size], hi[:size]`` whose root ``hs[0], hi[0]`` is the *worst* kept hit
+# (lowest score; on equal scores the larger id). Every fused top-k kernel of heron keeps its
+# per-query best hits in one: this module's scans, Seismic's query processing
+# (heron.sparse._seismic_numba).
+
+
 @nb.njit(inline="always", **_JIT)
-def _worse(s1: float, i1: int, s2: float, i2: int) -> bool:
-    """Whether hit ``(s1, i1)`` ranks below ``(s2, i2)`` (lower score, or equal score and larger row)."""
+def heap_worse(s1: float, i1: int, s2: float, i2: int) -> bool:
+    """Whether hit ``(s1, i1)`` ranks below ``(s2, i2)`` (lower score, or equal score and larger id)."""
     return s1 < s2 or (s1 == s2 and i1 > i2)
 
 
 @nb.njit(inline="always", **_JIT)
-def _replace_root(hs: np.ndarray, hi: np.ndarray, k: int, s: float, i: int) -> None:
-    """Replace the root (worst hit) of the min-heap ``hs[:k], hi[:k]`` with ``(s, i)`` and sift down."""
+def heap_replace_top(hs: np.ndarray, hi: np.ndarray, size: int, s: float, i: int) -> None:
+    """Replace the root (worst hit) of the heap ``hs[:size], hi[:size]`` with ``(s, i)``; sift down."""
     pos = 0
     while True:
         child = 2 * pos + 1
-        if child >= k:
+        if child >= size:
             break
         right = child + 1
-        if right < k and _worse(hs[right], hi[right], hs[child], hi[child]):
+        if right < size and heap_worse(hs[right], hi[right], hs[child], hi[child]):
             child = right
-        if _worse(hs[child], hi[child], s, i):
+        if heap_worse(hs[child], hi[child], s, i):
             hs[pos] = hs[child]
             hi[pos] = hi[child]
             pos = child
@@ -44,9 +51,25 @@ def _replace_root(hs: np.ndarray, hi: np.ndarray, k: int, s: float, i: int) -> N
 
 
 @nb.njit(inline="always", **_JIT)
-def _sort_heap(hs: np.ndarray, hi: np.ndarray, k: int) -> None:
-    """Heap sort in place: afterwards ``hs[:k]`` is descending (best hit first)."""
-    for end in range(k - 1, 0, -1):
+def heap_push(hs: np.ndarray, hi: np.ndarray, size: int, s: float, i: int) -> None:
+    """Add ``(s, i)`` to the heap ``hs[:size], hi[:size]`` (which grows to ``size + 1``); sift up."""
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if heap_worse(s, i, hs[parent], hi[parent]):
+            hs[pos] = hs[parent]
+            hi[pos] = hi[parent]
+            pos = parent
+        else:
+            break
+    hs[pos] = s
+    hi[pos] = i
+
+
+@nb.njit(inline="always", **_JIT)
+def heap_sort(hs: np.ndarray, hi: np.ndarray, size: int) -> None:
+    """Heap sort in place: afterwards ``hs[:size]`` is descending (best hit first)."""
+    for end in range(size - 1, 0, -1):
         s, i = hs[end], hi[end]
         hs[end] = hs[0]
         hi[end] = hi[0]
@@ -57,9 +80,9 @@ def _sort_heap(hs: np.ndarray, hi: np.ndarray, k: int) -> None:
             if child >= end:
                 break
             right = child + 1
-            if right < end and _worse(hs[right], hi[right], hs[child], hi[child]):
+            if right < end and heap_worse(hs[right], hi[right], hs[child], hi[child]):
                 child = right
-            if _worse(hs[child], hi[child], s, i):
+            if heap_worse(hs[child], hi[child], s, i):
                 hs[pos] = hs[child]
                 hi[pos] = hi[child]
                 pos = child
@@ -67,6 +90,88 @@ def _sort_heap(hs: np.ndarray, hi: np.ndarray, k: int) -> None:
                 break
         hs[pos] = s
         hi[pos] = i
+
+
+# -------------------------------------------------------- the shared threshold buffer
+# The codec scans (heron.codecs._kernels) keep a buffer of up to ``2K`` candidates above a running
+# threshold and compact it to the ``K`` best when full (the bucket/threshold idea of faiss'
+# ``HeapWithBuckets``): cheaper than a heap when most candidates arrive early. Candidates enter in
+# ascending row order, and compaction and emission are stable, so ties keep the smaller row.
+
+
+@nb.njit(**_JIT)
+def buffer_compact(bs, bi, cnt, K):  # pragma: no cover - compiled
+    """Keep the ``K`` largest of ``bs[:cnt]`` at the front (stable); return (K, K-th largest)."""
+    tmp = bs[:cnt].copy()
+    kth = np.partition(tmp, cnt - K)[cnt - K]
+    cs = bs[:cnt].copy()
+    ci = bi[:cnt].copy()
+    j = 0
+    for t in range(cnt):
+        if cs[t] > kth:
+            bs[j] = cs[t]
+            bi[j] = ci[t]
+            j += 1
+    for t in range(cnt):
+        if j >= K:
+            break
+        if cs[t] == kth:
+            bs[j] = cs[t]
+            bi[j] = ci[t]
+            j += 1
+    return j, kth
+
+
+@nb.njit(**_JIT)
+def buffer_compact_small(bd, bi, cnt, K, nbins):  # pragma: no cover - compiled
+    """Keep the ``K`` smallest integer distances (``0..nbins``) of ``bd[:cnt]`` (stable, by a
+    histogram); return (K, new strict bound)."""
+    hist = np.zeros(nbins + 1, dtype=np.int64)
+    for t in range(cnt):
+        hist[bd[t]] += 1
+    acc = 0
+    kth = 0
+    for v in range(nbins + 1):
+        acc += hist[v]
+        if acc >= K:
+            kth = v
+            break
+    cd = bd[:cnt].copy()
+    ci = bi[:cnt].copy()
+    j = 0
+    for t in range(cnt):
+        if cd[t] < kth:
+            bd[j] = cd[t]
+            bi[j] = ci[t]
+            j += 1
+    for t in range(cnt):
+        if j >= K:
+            break
+        if cd[t] == kth:
+            bd[j] = cd[t]
+            bi[j] = ci[t]
+            j += 1
+    return j, kth
+
+
+@nb.njit(**_JIT)
+def buffer_emit(bs, bi, cnt, K, out_s, out_i, pad, ascending):  # pragma: no cover - compiled
+    """Write the best ``K`` of ``bs[:cnt]`` sorted (descending, or ascending distances) into
+    ``out_s[:K], out_i[:K]``, stable (ties keep the smaller row), padded with ``pad`` / ``-1``."""
+    if ascending:
+        order = np.argsort(bs[:cnt], kind="mergesort")
+    else:
+        order = np.argsort(-bs[:cnt], kind="mergesort")
+    m = min(K, cnt)
+    for t in range(m):
+        out_s[t] = bs[order[t]]
+        out_i[t] = bi[order[t]]
+    for t in range(m, K):
+        out_s[t] = pad
+        out_i[t] = -1
+
+
+# ------------------------------------------------------------------------- exact_search kernels
 
 
 @nb.njit(parallel=True, **_JIT)
@@ -106,7 +211,7 @@ def select_block(
                         r = row0 + t
                         if has_valid and not valid[r]:
                             continue
-                        _replace_root(hs, hi, k, s, r)
+                        heap_replace_top(hs, hi, k, s, r)
                         thr = hs[0]
             j = stop
 
@@ -115,7 +220,7 @@ def select_block(
 def sort_heaps(heap_s: np.ndarray, heap_i: np.ndarray) -> None:
     """Sort every query's heap in place into descending order."""
     for a in nb.prange(heap_s.shape[0]):
-        _sort_heap(heap_s[a], heap_i[a], heap_s.shape[1])
+        heap_sort(heap_s[a], heap_i[a], heap_s.shape[1])
 
 
 @nb.njit(parallel=True, fastmath=True, **_JIT)
@@ -156,7 +261,7 @@ def scan(
                 for t in range(d):
                     acc += q[t] * x[t]
                 if acc > thr[a]:
-                    _replace_root(ps[a], pi[a], k, acc, r)
+                    heap_replace_top(ps[a], pi[a], k, acc, r)
                     thr[a] = ps[a, 0]
     out_s = np.full((m, k), -np.inf, dtype=np.float32)
     out_i = np.full((m, k), -1, dtype=np.int64)
@@ -167,7 +272,7 @@ def scan(
             for j in range(k):
                 s = part_s[c, a, j]
                 i = part_i[c, a, j]
-                if i >= 0 and _worse(hs[0], hi[0], s, i):
-                    _replace_root(hs, hi, k, s, i)
-        _sort_heap(hs, hi, k)
+                if i >= 0 and heap_worse(hs[0], hi[0], s, i):
+                    heap_replace_top(hs, hi, k, s, i)
+        heap_sort(hs, hi, k)
     return out_s, out_i

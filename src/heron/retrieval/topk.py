@@ -1,6 +1,20 @@
-"""Exact top-k by inner product over a (possibly memory-mapped) matrix.
+"""Top-k: the one home of heron's top-k selection (numpy here, numba in :mod:`._topk_numba`).
 
-Two execution strategies, chosen per call:
+* :func:`topk_rows` — the top ``k`` columns of every row of a score matrix;
+* :func:`topk_candidates` — the top ``k`` of scattered ``(row, column, score)`` candidates (sparse
+  score matrices, merged blocks);
+* :func:`merge_topk` — the top ``k`` of concatenated per-row hit lists carrying their own ids;
+* :func:`pad_topk` — pad ``(n, k0)`` hit lists to ``k`` columns;
+* :func:`exact_search` — exact top-``k`` rows of a (possibly memory-mapped) matrix by inner
+  product, the fused GEMM + heap scan described below.
+
+Every function keeps one ordering contract: hits sorted by score descending, ties broken by the
+smaller column (row, id); NaN and ``-inf`` scores are never returned; missing hits are padded
+with score ``-inf`` and column ``-1``. The numba kernels (:mod:`heron.retrieval._topk_numba`)
+keep the same contract with a binary min-heap (``heap_push`` / ``heap_replace_top`` /
+``heap_sort``) that the fused kernels of the codecs and of Seismic call too.
+
+:func:`exact_search` has two execution strategies, chosen per call:
 
 * **blocked** (many queries): the matrix is streamed in blocks of ``block_size`` rows; each block
   is scored against the queries by one BLAS matrix product, and a fused numba kernel folds the
@@ -16,9 +30,7 @@ Two execution strategies, chosen per call:
 Without numba, a pure-numpy implementation (blocked matrix product + ``argpartition``) gives the
 same results, slower.
 
-Ordering contract: hits sorted by score descending, ties broken by the smaller row number; rows
-scoring NaN or ``-inf`` and rows masked out by ``valid`` are never returned; missing hits are
-padded with score ``-inf`` and row ``-1``.
+Rows masked out by ``valid`` are never returned either.
 """
 
 from __future__ import annotations
@@ -37,6 +49,132 @@ SCAN_MAX_QUERIES = 16
 #: Bytes of the score buffer of one block (queries are processed in chunks that fit it).
 _SCORE_BUFFER_BYTES = 32 << 20
 METHODS = ("auto", "numba", "numpy")
+
+
+def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` columns of each row of ``scores``.
+
+    Parameters
+    ----------
+    scores:
+        ``(n, m)`` real scores (any float or integer dtype); NaN and ``-inf`` are never returned.
+    k:
+        Hits per row (non-negative int); may exceed ``m``, the rest is padding.
+
+    Returns
+    -------
+    top_scores:
+        ``(n, k)`` float32, descending, padded with ``-inf``.
+    cols:
+        ``(n, k)`` int64 column numbers, padded with ``-1``; ties go to the smaller column.
+
+    Notes
+    -----
+    One ``partition`` per row finds the ``k``-th best score; only the candidates at least as good
+    (``k`` per row, more on ties) are sorted, so the cost is linear in ``m``.
+    """
+    s = np.asarray(scores)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be 2-D (n, m), got shape {s.shape}")
+    k = _check_count(k)
+    n, m = s.shape
+    if n == 0 or m == 0 or k == 0:
+        return _padded(n, k)
+    floating = np.issubdtype(s.dtype, np.floating)
+    if m > k:
+        kth = np.partition(s, m - k, axis=1)[:, m - k]
+        if floating and np.isnan(kth).any():  # NaN sorts last in partition: drop them first
+            s = np.where(np.isnan(s), -np.inf, s)
+            kth = np.partition(s, m - k, axis=1)[:, m - k]
+        cand = s >= kth[:, None]  # NaN compares False
+        if floating and (kth == -np.inf).any():
+            cand &= s > -np.inf
+    else:
+        cand = s > -np.inf if floating else np.ones(s.shape, dtype=bool)
+    flat = np.flatnonzero(cand)  # row-major: columns ascending within a row (2-D nonzero is slower)
+    rows, cols = np.divmod(flat, m)
+    return _select(rows, cols, s.reshape(-1)[flat] if s.flags.c_contiguous else s[rows, cols], n, k)
+
+
+def topk_candidates(
+    rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, n_rows: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` per row of scattered candidates ``(rows[i], cols[i], scores[i])``.
+
+    ``rows``, ``cols`` and ``scores`` are 1-D of equal length, in any order, with no duplicate
+    ``(row, col)`` pair; rows lie in ``0 .. n_rows-1``. Returns ``(top_scores (n_rows, k) float32,
+    cols (n_rows, k) int64)`` with the ordering contract of :func:`topk_rows`. All candidates are
+    sorted once: meant for a few times ``k`` candidates per row (merges); for thousands per row
+    use :func:`topk_rows` on each row.
+    """
+    rows, cols, vals = np.asarray(rows), np.asarray(cols), np.asarray(scores)
+    if not rows.shape == cols.shape == vals.shape or rows.ndim != 1:
+        raise ValueError(
+            f"rows, cols and scores must be 1-D of one length, got {rows.shape}, {cols.shape}, {vals.shape}"
+        )
+    k = _check_count(k)
+    keep = vals > -np.inf  # drops NaN too
+    if not keep.all():
+        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    order = np.lexsort((cols, rows))  # row-major, columns ascending
+    return _select(rows[order], cols[order], vals[order], int(n_rows), k)
+
+
+def merge_topk(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of per-row hit lists laid side by side: ``scores``/``ids`` ``(n, m)`` -> ``(n, k)``.
+
+    Ties go to the earlier column, so concatenating sorted lists in ascending id order (earlier
+    blocks first) keeps "ties to the smaller id". Padding ids are ``-1``.
+    """
+    top, cols = topk_rows(scores, k)
+    ids = np.asarray(ids)
+    out = np.take_along_axis(ids, np.maximum(cols, 0), axis=1).astype(np.int64, copy=False)
+    return top, np.where(cols >= 0, out, -1)
+
+
+def pad_topk(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad ``(n, k0)`` hit lists to ``(n, k)`` with ``-inf`` / ``-1`` (or cut them to ``k``)."""
+    n, k0 = scores.shape
+    if k0 >= k:
+        return scores[:, :k].astype(np.float32), ids[:, :k].astype(np.int64)
+    ps, pi = _padded(n, k)
+    ps[:, :k0], pi[:, :k0] = scores, ids
+    return ps, pi
+
+
+def _select(
+    rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` per row of candidates given row-major (columns ascending within a row)."""
+    out_s, out_c = _padded(n, k)
+    if rows.size == 0:
+        return out_s, out_c
+    key = -vals.astype(np.float64) if not np.issubdtype(vals.dtype, np.floating) else -vals
+    counts = np.bincount(rows, minlength=n)
+    if rows.size == n * k and (counts == k).all():  # the usual case: exactly k per row
+        key = key.reshape(n, k)
+        order = np.argsort(key, axis=1, kind="stable")  # stable: ties keep the smaller column
+        out_s[:] = np.take_along_axis(vals.reshape(n, k), order, axis=1)
+        out_c[:] = np.take_along_axis(cols.reshape(n, k), order, axis=1)
+        return out_s, out_c
+    order = np.lexsort((key, rows))  # stable: ties keep the smaller column
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(rows.size) - first[rows]
+    sel = rank < k
+    out_s[rows[sel], rank[sel]] = vals[sel]
+    out_c[rows[sel], rank[sel]] = cols[sel]
+    return out_s, out_c
+
+
+def _padded(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((n, k), -np.inf, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
+
+
+def _check_count(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+        raise ValueError(f"k must be a non-negative int, got {k!r}")
+    return int(k)
 
 
 def exact_search(
@@ -174,11 +312,10 @@ def _numpy_search(
     q: np.ndarray, matrix: np.ndarray, k: int, valid: np.ndarray | None, block_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pure-numpy reference: blocked matrix product, ``partition`` for each block's k-th best
-    score, then an exact merge of the candidates (lexicographic on ``(-score, row)``)."""
+    score, then an exact merge of the candidates (:func:`topk_candidates`)."""
     nq = q.shape[0]
     qid_all = np.repeat(np.arange(nq), k)
-    best_s = np.full((nq, k), -np.inf, dtype=np.float32)
-    best_i = np.full((nq, k), -1, dtype=np.int64)
+    best_s, best_i = _padded(nq, k)
     for start in range(0, matrix.shape[0], block_size):
         block = np.asarray(matrix[start : start + block_size], dtype=np.float32)
         s = q @ block.T
@@ -195,16 +332,11 @@ def _numpy_search(
             cand = s > -np.inf
         cq, cc = np.nonzero(cand)
         keep = best_i.ravel() >= 0
-        all_q = np.concatenate([qid_all[keep], cq])
-        all_r = np.concatenate([best_i.ravel()[keep], cc + start])
-        all_s = np.concatenate([best_s.ravel()[keep], s[cq, cc]])
-        order = np.lexsort((all_r, -all_s, all_q))
-        all_q, all_r, all_s = all_q[order], all_r[order], all_s[order]
-        first = np.searchsorted(all_q, np.arange(nq))
-        rank = np.arange(all_q.size) - first[all_q]
-        sel = rank < k
-        best_s = np.full((nq, k), -np.inf, dtype=np.float32)
-        best_i = np.full((nq, k), -1, dtype=np.int64)
-        best_s[all_q[sel], rank[sel]] = all_s[sel]
-        best_i[all_q[sel], rank[sel]] = all_r[sel]
+        best_s, best_i = topk_candidates(
+            np.concatenate([qid_all[keep], cq]),
+            np.concatenate([best_i.ravel()[keep], cc + start]),
+            np.concatenate([best_s.ravel()[keep], s[cq, cc]]),
+            nq,
+            k,
+        )
     return best_s, best_i

@@ -3,7 +3,8 @@
 Compile time matters (a cold CI box compiles every kernel once; ``cache=True`` keeps them for
 later runs), so the kernels avoid numpy's sorting and searching routines, each of which costs
 seconds to compile per dtype: sorting is a hand-written heapsort, lookup a hand-written binary
-search, the block order a counting sort.
+search, the block order a counting sort. The per-query top-k heap is heron's shared one
+(:mod:`heron.retrieval._topk_numba`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numba as nb
 import numpy as np
 
 from heron._numba_ext import prefetch
+from heron.retrieval._topk_numba import heap_push, heap_replace_top, heap_sort, heap_worse
 
 _JIT = {"nogil": True, "cache": True}
 
@@ -392,42 +394,6 @@ def build(
 
 
 @nb.njit(**_JIT)
-def worse(s1, d1, s2, d2):
-    return s1 < s2 or (s1 == s2 and d1 > d2)
-
-
-@nb.njit(**_JIT)
-def sift_down(hs, hd, size):
-    i = 0
-    while True:
-        lc = 2 * i + 1
-        if lc >= size:
-            break
-        m = lc
-        r = lc + 1
-        if r < size and worse(hs[r], hd[r], hs[lc], hd[lc]):
-            m = r
-        if worse(hs[m], hd[m], hs[i], hd[i]):
-            hs[i], hs[m] = hs[m], hs[i]
-            hd[i], hd[m] = hd[m], hd[i]
-            i = m
-        else:
-            break
-
-
-@nb.njit(**_JIT)
-def sift_up(hs, hd, i):
-    while i > 0:
-        p = (i - 1) // 2
-        if worse(hs[i], hd[i], hs[p], hd[p]):
-            hs[i], hs[p] = hs[p], hs[i]
-            hd[i], hd[p] = hd[p], hd[i]
-            i = p
-        else:
-            break
-
-
-@nb.njit(**_JIT)
 def search(
     q_ptr,
     q_idx,
@@ -562,26 +528,17 @@ def search(
                     if s <= 0:
                         continue
                     if size < k:
-                        hs[size] = s
-                        hd[size] = d
-                        sift_up(hs, hd, size)
+                        heap_push(hs, hd, size, s, d)
                         size += 1
                         if size == k:
                             thr = heap_factor * hs[0]
-                    elif worse(hs[0], hd[0], s, d):
-                        hs[0] = s
-                        hd[0] = d
-                        sift_down(hs, hd, size)
+                    elif heap_worse(hs[0], hd[0], s, d):
+                        heap_replace_top(hs, hd, size, s, d)
                         thr = heap_factor * hs[0]
-        # pop in best-first order
-        for r in range(size - 1, -1, -1):
-            out_s[qi, r] = hs[0]
-            out_d[qi, r] = hd[0]
-            last = size - 1
-            hs[0] = hs[last]
-            hd[0] = hd[last]
-            size = last
-            sift_down(hs, hd, size)
+        heap_sort(hs, hd, size)  # best first
+        for r in range(size):
+            out_s[qi, r] = hs[r]
+            out_d[qi, r] = hd[r]
         for p in range(a, b):
             qd[q_idx[p]] = 0.0
     return out_d, out_s, n_scored, n_blocks

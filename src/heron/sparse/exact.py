@@ -13,6 +13,7 @@ import numpy as np
 
 from heron._deps import require
 from heron.results import PAD_KEY, Results, check_k
+from heron.retrieval.topk import topk_candidates
 
 
 def check_csr(x, *, what: str, vocab_size: int | None = None):
@@ -40,28 +41,28 @@ def check_csr(x, *, what: str, vocab_size: int | None = None):
 
 
 def topk_sparse_rows(scores, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` (by value desc, then column asc) of each row of a CSR score matrix.
+    """Top-``k`` (by value desc, then column asc) of the positive entries of each CSR row.
 
-    Returns ``(rows (n, k) int64 padded -1, values (n, k) float32 padded -inf)``.
+    Returns ``(rows (n, k) int64 padded -1, values (n, k) float32 padded -inf)``. A row holds
+    thousands of matches: one ``partition`` per row finds its ``k``-th value, and only the entries
+    at least as good go to the shared selector (:func:`heron.retrieval.topk.topk_candidates`,
+    which orders ties by column whatever the order of the row's indices).
     """
     n = scores.shape[0]
     keys = np.full((n, k), PAD_KEY, dtype=np.int64)
     vals = np.full((n, k), -np.inf, dtype=np.float32)
     for i in range(n):
         a, b = scores.indptr[i], scores.indptr[i + 1]
-        cols = scores.indices[a:b]
         data = scores.data[a:b].astype(np.float32)
-        pos = data > 0
-        cols, data = cols[pos], data[pos]
-        if len(cols) > k:
-            part = np.argpartition(-data, k - 1)[:k]
-            # include ties at the boundary so the order by (score desc, key asc) is exact
-            thr = data[part].min()
-            part = np.flatnonzero(data >= thr)
-            cols, data = cols[part], data[part]
-        order = np.lexsort((cols, -data))[:k]
-        keys[i, : len(order)] = cols[order]
-        vals[i, : len(order)] = data[order]
+        keep = data > 0
+        if b - a > k:
+            keep &= data >= np.partition(data, b - a - k)[b - a - k]
+        pick = np.flatnonzero(keep)
+        if len(pick):
+            ts, tc = topk_candidates(
+                np.zeros(len(pick), np.int64), scores.indices[a:b][pick], data[pick], 1, k
+            )
+            keys[i], vals[i] = tc[0], ts[0]
     return keys, vals
 
 
