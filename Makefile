@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/heron demo
 
-test: install
+test: install lint
 	$(PY) -m pytest -q
 
 test-all: install

@@ -133,19 +133,8 @@ def _delta(idx: AnnIndex, snap: Any, field: str = "dense") -> tuple[np.ndarray, 
 
 
 def update_index(coll: Any, name: str) -> dict[str, int]:
-    """Fold documents added/deleted since the index's generation into it (no retrain) and publish."""
-    from heron.collection import artifacts as art
-
-    snap = coll.snapshot()
-    rec = snap.artifacts.get(name)
-    if rec is None or rec.version is None:
-        raise ValueError(
-            f"index {name!r} does not exist; build it first (coll.create_index or a search with build='auto')"
-        )
-    with art.build_lock(coll.path, name):
-        new = art.build(coll, snap, name, rec.kind, rec.field, rec.params, update_from=rec)
-    stats = art.read_manifest(new.folder(coll.path)).get("update", {})
-    return {**stats, "generation": int(new.generation)}
+    """Fold documents added/deleted since the index's generation into a new version (no retrain)."""
+    return coll.update_index(name)
 
 
 def compact_index(coll: Any, name: str, **params: Any) -> dict[str, Any]:
@@ -292,9 +281,7 @@ def write_index_config(collection: Any, config: dict, **extra: Any) -> dict:
     ``coll.search(q, 10, retriever="ann")``. Nothing is built here; the first search builds.
     """
     if isinstance(collection, (str, os.PathLike)):
-        from heron.collection import Collection
-
-        collection = Collection.open(collection)
+        raise TypeError("pass an open collection (heron.Collection.open(path)), not a path")
     if not isinstance(config, dict) or config.get("kind") not in INDEX_TYPES:
         raise ValueError(
             f"index configuration needs 'kind' in {sorted(INDEX_TYPES)}, got {config!r}"

@@ -33,9 +33,7 @@ INDEX_NAME = "codec"
 
 def _open(collection: Any) -> Any:
     if isinstance(collection, (str, os.PathLike)):
-        from heron.collection import Collection
-
-        return Collection.open(collection)
+        raise TypeError("pass an open collection (heron.Collection.open(path)), not a path")
     return collection
 
 

@@ -107,7 +107,7 @@ def _token_encoder(collection: Any, field: str) -> Any:
     spec = _field_spec(collection, field)
     if not spec.get("encoder"):
         return None
-    return collection._field_encoder(field)
+    return collection.field_encoder(field)
 
 
 def _per_segment(
@@ -156,9 +156,7 @@ def _per_segment(
 
 
 def _segment_tokens(collection: Any, field: str, sid: int) -> RaggedArray:
-    from heron.collection.segments import Segment, segment_name
-
-    seg = Segment(collection.path / "segments" / segment_name(sid), sid)
+    seg = next(sv.segment for sv in collection.snapshot().segments if sv.segment.id == sid)
     o, v = seg.ragged(field)
     return RaggedArray(np.asarray(o), v)
 

@@ -137,9 +137,10 @@ def run(args: argparse.Namespace) -> int:
         _check_provenance(args.write, meta, str(report), force=args.force)
     if args.write and "index" in rec.row:
         from heron.capabilities.ann import write_index_config
+        from heron.collection import Collection
 
         cfg = write_index_config(
-            args.write,
+            Collection.open(args.write),
             rec.config,
             measured={
                 k: rec.row[k]
@@ -151,9 +152,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote index configuration to collection {args.write}: {json.dumps(cfg)}")
     elif args.write:
         from heron.capabilities.compressed import write_codec_config
+        from heron.collection import Collection
 
         cfg = write_codec_config(
-            args.write,
+            Collection.open(args.write),
             rec.config,
             measured={
                 k: rec.row[k]

@@ -593,6 +593,10 @@ class Collection(LifecycleMixin, SearchMixin):
         self._snapshot = None
         return done
 
+    def field_encoder(self, name: str) -> Any:
+        """The encoder of field ``name`` (from the field-encoder registry; loaded once)."""
+        return self._field_encoder(name)
+
     def _field_encoder(self, name: str) -> Any:
         if name not in self._field_encoders:
             from heron.collection.fields import field_encoder

@@ -127,6 +127,23 @@ class LifecycleMixin:
             rec = art.build(self, self.snapshot(), name, kind, field, params, progress=progress)
         return rec.describe()
 
+    def update_index(self, name: str) -> dict[str, Any]:
+        """Fold the documents added and deleted since index ``name`` was built into a new version.
+
+        Kinds that cannot update incrementally are rebuilt. Returns the update's counts
+        (``added``, ``tombstoned``, ...) and the generation it now serves.
+        """
+        snap = self.snapshot()
+        rec = snap.artifacts.get(name)
+        if rec is None or rec.version is None:
+            raise ValueError(
+                f"index {name!r} does not exist; build it first (coll.create_index or a search with build='auto')"
+            )
+        with art.build_lock(self.path, name):
+            new = art.build(self, snap, name, rec.kind, rec.field, rec.params, update_from=rec)
+        stats = art.read_manifest(new.folder(self.path)).get("update", {})
+        return {**stats, "generation": int(new.generation)}
+
     def drop_index(self, name: str) -> bool:
         """Remove index ``name`` (its files go once no reader holds them); ``False`` if absent."""
         with self._writer():
