@@ -1,0 +1,304 @@
+"""The write side of a collection: add / upsert / delete under one writer lock, all or nothing.
+
+A write takes the writer ``flock``, writes a new segment folder (temp + rename), then commits
+the documents, the segment's registration and the new generation in one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from heron.collection.lifecycle import bump
+from heron.collection.segments import Segment, segment_name, write_segment
+from heron.encoders.base import check_texts
+from heron.limits import as_finite_vectors, check_batch, check_ids, check_metadata
+
+#: prefix of the hash of a document whose vector the user supplied (never reused)
+SUPPLIED = "supplied:"
+
+
+def text_hash(text: str, origin: str = "") -> str:
+    """Key of a stored vector: the text's SHA-1 salted with the vector's ``origin``.
+
+    ``origin`` is the name of the encoder that produced the vector, so identical text reuses a
+    stored vector only when the same encoder made it; user-supplied vectors get a key that no
+    encoder's ever equals (:data:`SUPPLIED`) and are never reused.
+    """
+    return hashlib.sha1(f"{origin}\0{text}".encode()).hexdigest()
+
+
+class WriteMixin:
+    """``add`` / ``upsert`` / ``delete`` and the writer lock of :class:`~heron.collection.Collection`."""
+
+    # ------------------------------------------------------------------ writing
+    @contextlib.contextmanager
+    def _writer(self) -> Iterator[None]:
+        lock_path = self.path / ".writer.lock"
+        with open(lock_path, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                self._cleanup_orphans()
+                self._collect_garbage()
+                yield
+            finally:
+                self._snapshot = None  # stale after a commit: release its lease
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _cleanup_orphans(self) -> None:
+        con = self.store.connect()
+        registered = {segment_name(s) for (s,) in con.execute("SELECT id FROM segments").fetchall()}
+        registered |= {  # retired, kept until no reader holds them
+            p.split("/")[1]
+            for (p,) in con.execute("SELECT path FROM retired WHERE path LIKE 'segments/%'")
+        }
+        seg_root = self.path / "segments"
+        for p in seg_root.iterdir() if seg_root.exists() else []:
+            if p.name.startswith(".") or p.name not in registered:
+                shutil.rmtree(p, ignore_errors=True)
+
+    def add(
+        self,
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        vectors: np.ndarray | None = None,
+        fields: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
+    ) -> np.ndarray:
+        """Add documents (all or nothing). Returns their new keys, shape ``(n,)``.
+
+        Parameters
+        ----------
+        texts: document texts.
+        ids: string ids (default: new keys as strings); an id already live raises (use :meth:`upsert`).
+        metadata: one JSON-serialisable dict per document.
+        vectors: precomputed dense vectors ``(n, dim)`` (skips encoding).
+        fields: precomputed data of extra fields ``{name: data}``; other fields are encoded.
+        progress: show a progress bar while encoding (default: when more than 256 texts).
+        """
+        return self._write(
+            texts,
+            ids=ids,
+            metadata=metadata,
+            vectors=vectors,
+            fields=fields,
+            progress=progress,
+            replace=False,
+        )
+
+    def upsert(
+        self,
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str],
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        vectors: np.ndarray | None = None,
+        fields: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
+    ) -> np.ndarray:
+        """Insert or replace documents by id (old versions are deleted in the same commit)."""
+        if ids is None:
+            raise ValueError("upsert needs ids=[...] naming the documents to insert or replace")
+        return self._write(
+            texts,
+            ids=ids,
+            metadata=metadata,
+            vectors=vectors,
+            fields=fields,
+            progress=progress,
+            replace=True,
+        )
+
+    def delete(self, ids: Sequence[str] | str) -> int:
+        """Delete documents by id; returns how many were deleted (unknown ids are ignored)."""
+        ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+        with self._writer():
+            con = self.store.connect()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                n = 0
+                for start in range(0, len(ids), 900):
+                    chunk = ids[start : start + 900]
+                    cur = con.execute(
+                        f"UPDATE docs SET deleted = 1 WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                    n += cur.rowcount
+                if n:
+                    bump(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return n
+
+    def _write(
+        self, texts, *, ids, metadata, vectors, fields, progress, replace: bool
+    ) -> np.ndarray:
+        texts = check_texts(texts, what="texts")
+        n = len(texts)
+        check_batch(n)
+        if ids is None:
+            ids_l = None
+        else:
+            ids_l = [str(i) for i in ids]
+            if len(ids_l) != n:
+                raise ValueError(f"got {len(ids_l)} ids for {n} texts; pass one id per text")
+            if len(set(ids_l)) != n:
+                dup = next(i for i in ids_l if ids_l.count(i) > 1)
+                raise ValueError(f"id {dup!r} appears twice in one batch; ids must be unique")
+            check_ids(ids_l)
+        metas = check_metadata(metadata, n)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        if vectors is not None:
+            hashes = [SUPPLIED + text_hash(t) for t in texts]
+        else:
+            hashes = [text_hash(t, self._vector_origin()) for t in texts]
+        if ids_l is not None and not replace:
+            existing = self._live_ids(ids_l)
+            if existing:
+                raise ValueError(
+                    f"id(s) already in the collection: {sorted(existing)[:5]}; use upsert() to replace them"
+                )
+        dense = self._dense_for(texts, hashes, vectors, progress)
+        field_data: dict[str, tuple[str, Any]] = {"dense": ("dense", dense)}
+        fields = dict(fields or {})
+        for name, spec in self.fields.items():
+            if name == "dense":
+                continue
+            if name in fields:
+                field_data[name] = (spec["kind"], fields.pop(name))
+            else:
+                field_data[name] = (spec["kind"], self._field_encoder(name).encode_documents(texts))
+        if fields:
+            raise ValueError(
+                f"unknown field(s) {sorted(fields)}; the collection's fields are {sorted(self.fields)} (add one with add_field)"
+            )
+        with self._writer():
+            con = self.store.connect()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                if ids_l is not None and not replace:
+                    existing = self._live_ids(ids_l)
+                    if existing:
+                        raise ValueError(
+                            f"id(s) already in the collection: {sorted(existing)[:5]}; use upsert() to replace them"
+                        )
+                (seq,) = con.execute("SELECT COALESCE(MAX(key), 0) FROM docs").fetchone()
+                seq2 = con.execute("SELECT seq FROM sqlite_sequence WHERE name='docs'").fetchone()
+                start = max(int(seq), int(seq2[0]) if seq2 else 0) + 1
+                keys = np.arange(start, start + n, dtype=np.int64)
+                (sid,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM segments").fetchone()
+                write_segment(self.path, int(sid), keys, field_data)
+                if replace:
+                    for s0 in range(0, n, 900):
+                        chunk = ids_l[s0 : s0 + 900]
+                        con.execute(
+                            f"UPDATE docs SET deleted = 1 WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})",
+                            chunk,
+                        )
+                ids_final = ids_l if ids_l is not None else [str(int(k)) for k in keys]
+                con.executemany(
+                    "INSERT INTO docs(key, id, text, metadata, hash, segment, row) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            int(keys[r]),
+                            ids_final[r],
+                            texts[r],
+                            json.dumps(metas[r]),
+                            hashes[r],
+                            int(sid),
+                            r,
+                        )
+                        for r in range(n)
+                    ],
+                )
+                con.execute(
+                    "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
+                    (int(sid), n, json.dumps(sorted(field_data))),
+                )
+                bump(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return keys
+
+    def _live_ids(self, ids: list[str]) -> set[str]:
+        con = self.store.connect()
+        found: set[str] = set()
+        for s0 in range(0, len(ids), 900):
+            chunk = ids[s0 : s0 + 900]
+            rows = con.execute(
+                f"SELECT id FROM docs WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update(r[0] for r in rows)
+        return found
+
+    def _dense_for(
+        self, texts: list[str], hashes: list[str], vectors: np.ndarray | None, progress: bool | None
+    ) -> np.ndarray:
+        n = len(texts)
+        if vectors is not None:
+            return as_finite_vectors(vectors, dim=self.dim, rows=n, what="vectors")
+        # reuse stored embeddings of identical texts made by the same encoder (hashes are salted)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        todo: list[int] = []
+        first: dict[str, int] = {}
+        reuse = self._stored_vectors(sorted(set(hashes)))
+        for i, h in enumerate(hashes):
+            if h in reuse:
+                out[i] = reuse[h]
+            elif h in first:
+                continue
+            else:
+                first[h] = i
+                todo.append(i)
+        if todo:
+            show = progress if progress is not None else len(todo) > 256
+            out[todo] = self.encoder.encode_documents([texts[i] for i in todo], progress=show)
+        for i, h in enumerate(hashes):
+            if h not in reuse and first.get(h, i) != i:
+                out[i] = out[first[h]]
+        self.last_encoded = len(todo)
+        return out
+
+    def _vector_origin(self) -> str:
+        """Name of the encoder that encodes texts added without vectors."""
+        if self._encoder is not None:
+            return str(self._encoder.name)
+        if self.model == "none":
+            raise ValueError(
+                "this collection stores precomputed vectors (model='none'): pass vectors=<(n, dim) array> "
+                "with the texts to add()/upsert()"
+            )
+        return self.model
+
+    def _stored_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
+        con = self.store.connect()
+        found: dict[str, tuple[int, int]] = {}
+        for s0 in range(0, len(hashes), 900):
+            chunk = hashes[s0 : s0 + 900]
+            rows = con.execute(
+                f"SELECT d.hash, d.segment, d.row FROM docs d JOIN segments s ON s.id = d.segment WHERE d.hash IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            for h, s, r in rows:
+                found.setdefault(h, (s, r))
+        out = {}
+        for h, (s, r) in found.items():
+            seg = self._segments.get(s) or Segment(self.path / "segments" / segment_name(s), s)
+            self._segments[s] = seg
+            out[h] = np.asarray(seg.dense("dense")[r], dtype=np.float32)
+        return out
