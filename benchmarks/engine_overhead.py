@@ -9,6 +9,7 @@ API / kernel. The bar (issue "One engine"): ratio <= 1.15 or API - kernel <= 0.3
 
     python benchmarks/engine_overhead.py --n 1000000 --out out/engine_overhead
     python benchmarks/engine_overhead.py --n 200000 --data gaussian --out out/engine_overhead_200k
+    python benchmarks/engine_overhead.py --n 1000000 --methods seismic --out out/engine_overhead
 """
 
 from __future__ import annotations
@@ -43,21 +44,68 @@ def collection(path: Path, x: np.ndarray) -> heron.Collection:
     return c
 
 
-def timed_blocks(fns: dict, qs: np.ndarray, rounds: int = 3) -> dict[str, list[float]]:
+def timed_blocks(fns: dict, qs: list, rounds: int = 3) -> dict[str, list[float]]:
     """Per-query latencies (ms) of each function, in blocks rotated over ``rounds``."""
     out: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
     for name in names:  # warm-up
         for v in qs[:5]:
-            fns[name](v[None, :])
+            fns[name](v)
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
             fn = fns[name]
             for v in qs:
                 t = time.perf_counter()
-                fn(v[None, :])
+                fn(v)
                 out[name].append((time.perf_counter() - t) * 1e3)
     return out
+
+
+class PrecomputedSparse:
+    """The query side of a synthetic sparse corpus: its queries arrive as vectors, not text."""
+
+    name = "synthetic-sparse"
+
+    def __init__(self, vocab: int) -> None:
+        self.vocab_size = vocab
+
+    def encode_queries(self, texts: list[str]) -> None:
+        raise ValueError("synthetic sparse queries are passed as vectors")
+
+
+def seismic_method(args: argparse.Namespace) -> dict:
+    """Seismic through ``coll.search(using="splade")`` beside ``SeismicIndex.search``."""
+    from _lib.synthetic_sparse import cached_synthetic_sparse
+    from heron.pipeline import Queries
+
+    docs, queries = cached_synthetic_sparse(args.n, n_queries=args.queries, seed=0)
+    vocab = docs.shape[1]
+    path = args.out / f"coll-sparse-{args.n}"
+    if (path / "heron.json").exists():
+        coll = heron.Collection.open(path)
+    else:
+        coll = heron.Collection.create(path, model="none", dim=1,
+                                       fields={"splade": {"kind": "sparse", "vocab": vocab}})
+        for s in range(0, docs.shape[0], 100_000):
+            e = min(docs.shape[0], s + 100_000)
+            coll.add([f"d{i}" for i in range(s, e)], ids=[f"d{i}" for i in range(s, e)],
+                     vectors=np.ones((e - s, 1), np.float32), fields={"splade": docs[s:e]})
+    build = dict(n_postings=1000, centroid_fraction=0.1, summary_energy=0.4, doc_cut=15,
+                 pruning="global")
+    enc = PrecomputedSparse(vocab)
+    if "seismic-splade" not in coll.snapshot().artifacts:
+        t = time.perf_counter()
+        coll.create_index(kind="seismic", on="splade", progress=True, **build)
+        print(f"built seismic in {time.perf_counter() - t:.0f} s", flush=True)
+    idx = coll.artifact("seismic-splade", build="never")[1]
+    rows = [queries[i] for i in range(queries.shape[0])]
+    knobs = {"query_cut": 10, "heap_factor": 0.9}
+
+    def api(row):
+        qs = Queries(["q"], vectors={f"sparse:{enc.name}": row})
+        return coll.search(qs, K, using="splade", encoder=enc, **build, **knobs)
+
+    return timed_blocks({"kernel": lambda row: idx.search(row, K, **knobs), "api": api}, rows)
 
 
 def main() -> None:
@@ -71,13 +119,18 @@ def main() -> None:
     from ann_bench import make_data
 
     args.out.mkdir(parents=True, exist_ok=True)
-    x, qs, desc = make_data(args.data, args.n, args.queries)
-    coll = collection(args.out / f"coll-{args.data}-{args.n}", x)
-    del x
+    dense = [m for m in args.methods if m != "seismic"]
+    desc: dict = {}
+    if dense:
+        x, qs, desc = make_data(args.data, args.n, args.queries)
+        coll = collection(args.out / f"coll-{args.data}-{args.n}", x)
+        del x
     load = [os.getloadavg()[0]]
     rows = []
     for m in args.methods:
-        if m == "exact":
+        if m == "seismic":
+            t = seismic_method(args)
+        elif m == "exact":
             mat = coll.snapshot().dense()
             kernel = lambda v, mat=mat: exact_search(v, mat, K)  # noqa: E731
             api = lambda v: coll.search(v, K, using="dense")  # noqa: E731
@@ -104,7 +157,8 @@ def main() -> None:
             idx = coll.artifact(name, build="never")[1]
             kernel = lambda v, idx=idx, search=search: idx.search(v, K, params=search)  # noqa: E731
             api = lambda v, name=name, search=search: coll.search(v, K, using=name, **search)  # noqa: E731
-        t = timed_blocks({"kernel": kernel, "api": api}, qs)
+        if m != "seismic":
+            t = timed_blocks({"kernel": kernel, "api": api}, [v[None, :] for v in qs])
         kp, ap50 = float(np.median(t["kernel"])), float(np.median(t["api"]))
         row = {"method": m, "kernel_p50_ms": round(kp, 4), "api_p50_ms": round(ap50, 4),
                "ratio": round(ap50 / kp, 3), "overhead_ms": round(ap50 - kp, 4),
@@ -112,9 +166,10 @@ def main() -> None:
         rows.append(row)
         load.append(os.getloadavg()[0])
         print(json.dumps(row), flush=True)
+    tag = "-".join(args.methods) if args.methods != ap.get_default("methods") else args.data
     report = {"n": args.n, "dim": D, "k": K, "queries": args.queries, **desc,
               "load_1min": [round(v, 2) for v in load], "rows": rows}
-    (args.out / f"report-{args.data}-{args.n}.json").write_text(json.dumps(report, indent=1))
+    (args.out / f"report-{tag}-{args.n}.json").write_text(json.dumps(report, indent=1))
     print("\n| method | kernel p50 ms | Collection.search p50 ms | ratio | overhead ms | bar met |")
     print("|---|---|---|---|---|---|")
     for r in rows:

@@ -57,7 +57,8 @@ class Queries:
             raise ValueError(f"got {len(self.ids)} query ids for {len(self.texts)} queries")
         self._vectors: dict[str, Any] = dict(vectors or {})
         for name, v in self._vectors.items():
-            if not isinstance(v, np.ndarray) or v.ndim < 1 or len(v) != len(self.texts):
+            shape = getattr(v, "shape", None)  # dense arrays or scipy sparse matrices
+            if shape is None or len(shape) < 1 or shape[0] != len(self.texts):
                 raise ValueError(
                     f"precomputed query vectors for {name!r} must have one row per query ({len(self.texts)})"
                 )
