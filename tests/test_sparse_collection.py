@@ -100,3 +100,14 @@ def test_missing_field_is_clear(tmp_path):
     c = heron.Collection.create(tmp_path / "x", model="none", dim=4)
     with pytest.raises(ValueError, match="add_field"):
         c.search(["x"], 3, retriever="splade")
+
+
+def test_add_field_takes_vocabulary_and_model_from_the_encoder(tmp_path):
+    c = heron.Collection.create(tmp_path / "v", model="none", dim=2)
+    c.add(["cats purr", "dogs bark"], ids=["a", "b"], vectors=np.eye(2, dtype=np.float32))
+    c.add_field("splade", kind="sparse", encoder="splade")
+    spec = c.fields["splade"]
+    enc = c.field_encoder("splade")
+    assert spec["vocab"] == enc.vocab_size and spec["model"] == enc.name
+    res = c.search(["a cat purring"], 1, using="splade", index="exact")
+    assert res.doc_ids() == [["a"]]

@@ -1,8 +1,8 @@
 """The ``"splade"`` retriever over a collection's sparse field (exact or Seismic).
 
 A collection stores SPLADE vectors in a field of kind ``"sparse"`` (CSR per segment), declared
-with ``coll.add_field("splade", kind="sparse", encoder="splade", model="splade-tiny",
-vocab=30522)``. ``coll.retriever("splade", index="seismic")`` builds (once per collection
+with ``coll.add_field("splade", kind="sparse", encoder="splade")`` (the encoder fills in its model
+name and vocabulary). ``coll.retriever("splade", index="seismic")`` builds (once per collection
 generation) a :class:`~heron.sparse.seismic.SeismicIndex` as the collection artifact
 ``seismic-<field>``, resident (memory-mapped) while current; ``index="exact"`` scores every live document (the oracle).
 """
@@ -55,7 +55,7 @@ class SparseRetriever(Stage):
         if spec is None or spec.get("kind") != "sparse":
             raise ValueError(
                 f"collection has no sparse field {field!r}; add one with "
-                f"coll.add_field({field!r}, kind='sparse', encoder='splade', vocab=30522)"
+                f"coll.add_field({field!r}, kind='sparse', encoder='splade')"
             )
         self.collection, self.index, self.field, self.depth = (
             collection,

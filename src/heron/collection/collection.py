@@ -274,6 +274,15 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         if name in self.fields:
             raise ValueError(f"field {name!r} already exists")
         full = _check_field_spec(name, {"kind": kind, **spec})
+        if full.get("encoder"):  # the encoder knows its own model name and vocabulary
+            from heron.collection.fields import field_encoder
+
+            enc = field_encoder(full)
+            self._field_encoders[name] = enc
+            if kind == "sparse" and getattr(enc, "vocab_size", None):
+                full.setdefault("vocab", int(enc.vocab_size))
+            if getattr(enc, "name", None):
+                full.setdefault("model", enc.name)
         with self._writer():
             self.manifest = read_manifest(self.path)
             self.manifest["fields"][name] = full
