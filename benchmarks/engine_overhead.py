@@ -35,12 +35,15 @@ def collection(path: Path, x: np.ndarray) -> heron.Collection:
     if (path / "heron.json").exists():
         c = heron.Collection.open(path)
         if len(c) == len(x):
+            if len(c.snapshot().segments) > 1:
+                c.compact()  # one memory-mapped segment, as after a bulk load
             return c
         raise SystemExit(f"{path} holds {len(c)} documents, not {len(x)}: remove it")
     c = heron.Collection.create(path, model="none", dim=D)
     for s in range(0, len(x), 100_000):
         e = min(len(x), s + 100_000)
         c.add([f"d{i}" for i in range(s, e)], ids=[f"d{i}" for i in range(s, e)], vectors=x[s:e])
+    c.compact()  # one memory-mapped segment, as after a bulk load
     return c
 
 

@@ -185,3 +185,21 @@ def test_readers_in_other_processes_while_writer_compacts(coll) -> None:
         p.join(timeout=60)
     assert not errors, errors[:3]
     assert all(n > 10 and fails == 0 and bad == 0 for n, fails, bad in results), results
+
+
+def test_many_small_writes_are_merged_into_few_segments(tmp_path) -> None:
+    from heron.collection.collection import MAX_SEGMENTS
+
+    c = heron.Collection.create(tmp_path / "m", model="none", dim=D)
+    x = vecs(60, 4)
+    for i in range(40):
+        c.add([f"t{i}"], ids=[f"t{i}"], vectors=x[i : i + 1])
+        assert len(c.snapshot().segments) <= MAX_SEGMENTS
+    c.delete(["t3"])
+    for i in range(40, 60):
+        c.add([f"t{i}"], ids=[f"t{i}"], vectors=x[i : i + 1])
+    snap = c.snapshot()
+    assert len(snap) == 59 and len(snap.segments) <= MAX_SEGMENTS
+    res = c.search(x, 1, using="dense")
+    assert [r[0] for r in res.doc_ids()] == [f"t{i}" if i != 3 else res.doc_ids()[3][0] for i in range(60)]
+    assert res.doc_ids()[3][0] != "t3"

@@ -280,7 +280,7 @@ class Current(Stage):
         self.rescores = name == "maxsim"
 
     def _inner(self) -> Any:
-        gen = self.collection.snapshot().generation
+        gen = self.collection.snapshot().epoch  # segment layout changes with merges too
         if self._gen != gen:
             self._stage, self._gen = self._make(self.collection, depth=self.depth, **self.params), gen
         return self._stage

@@ -44,6 +44,11 @@ from heron.collection.snapshot import Snapshot
 from heron.collection.store import Store
 from heron.collection.writes import WriteMixin
 
+#: more segments than this after a write trigger a tiered merge of the smallest ones ...
+MAX_SEGMENTS = 16
+#: ... down to this many
+MERGE_TO = 8
+
 
 @dataclass
 class Document:
@@ -336,45 +341,61 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         """Rewrite live rows into one segment and purge deleted documents; returns counts."""
         with self._writer():
             snap = self.snapshot()
-            con = self.store.connect()
-            old = [sv.segment.id for sv in snap.segments]
+            n_before = len(snap.segments)
             dead_rows = int(sum((~sv.live).sum() for sv in snap.segments))
-            if len(old) <= 1 and dead_rows == 0:
-                return {"segments_before": len(old), "segments_after": len(old), "purged": 0}
-            field_data: dict[str, tuple[str, Any]] = {}
-            for name, spec in self.fields.items():
-                if all(sv.segment.has(name) for sv in snap.segments):
-                    field_data[name] = (spec["kind"], snap.field(name))
-            field_data["dense"] = ("dense", np.asarray(snap.dense()))
-            (sid,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM segments").fetchone()
-            write_segment(self.path, int(sid), snap.keys, field_data)
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.executemany(
-                    "UPDATE docs SET segment = ?, row = ? WHERE key = ?",
-                    [(int(sid), r, int(k)) for r, k in enumerate(snap.keys)],
-                )
-                if old:
-                    con.execute(f"DELETE FROM segments WHERE id IN ({','.join('?' * len(old))})", old)
-                con.execute(
-                    "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
-                    (int(sid), len(snap.keys), json.dumps(sorted(field_data))),
-                )
-                epoch = bump(con)
-                # old segments (and the rows of documents deleted in them) are retired, not
-                # removed: snapshots in this and other processes may still read them
-                con.executemany(
-                    "INSERT OR REPLACE INTO retired(path, retired_at) VALUES (?, ?)",
-                    [(f"segments/{segment_name(s)}", epoch) for s in old],
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            if n_before <= 1 and dead_rows == 0:
+                return {"segments_before": n_before, "segments_after": n_before, "purged": 0}
+            self._merge(snap, snap.segments, data=True)
             del snap
-            self._snapshot = None
-            self._collect_garbage()
-        return {"segments_before": len(old), "segments_after": 1, "purged": dead_rows}
+        return {"segments_before": n_before, "segments_after": 1, "purged": dead_rows}
+
+    def _merge_small_segments(self) -> None:
+        """Tiered merging after a write (writer lock held): past :data:`MAX_SEGMENTS` segments,
+        the smallest are rewritten into one, so exact scans stay one pass over few arrays."""
+        (n,) = self.store.connect().execute("SELECT COUNT(*) FROM segments").fetchone()
+        if n <= MAX_SEGMENTS:
+            return
+        snap = self.snapshot()
+        views = sorted(snap.segments, key=lambda sv: int(sv.live.sum()))
+        self._merge(snap, views[: len(views) - MERGE_TO + 1], data=False)
+
+    def _merge(self, snap: Snapshot, views: list[Any], *, data: bool) -> None:
+        """Rewrite the live rows of ``views`` into one new segment; retire the old ones."""
+        part = Snapshot(self, snap.generation, list(views))
+        con = self.store.connect()
+        old = [sv.segment.id for sv in views]
+        field_data: dict[str, tuple[str, Any]] = {}
+        for name, spec in self.fields.items():
+            if all(sv.segment.has(name) for sv in views):
+                field_data[name] = (spec["kind"], part.field(name))
+        field_data["dense"] = ("dense", np.asarray(part.dense()))
+        (sid,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM segments").fetchone()
+        write_segment(self.path, int(sid), part.keys, field_data)
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany(
+                "UPDATE docs SET segment = ?, row = ? WHERE key = ?",
+                [(int(sid), r, int(k)) for r, k in enumerate(part.keys)],
+            )
+            con.execute(f"DELETE FROM segments WHERE id IN ({','.join('?' * len(old))})", old)
+            con.execute(
+                "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
+                (int(sid), len(part.keys), json.dumps(sorted(field_data))),
+            )
+            epoch = bump(con, data=data)
+            # old segments (and the rows of documents deleted in them) are retired, not
+            # removed: snapshots in this and other processes may still read them
+            con.executemany(
+                "INSERT OR REPLACE INTO retired(path, retired_at) VALUES (?, ?)",
+                [(f"segments/{segment_name(s)}", epoch) for s in old],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        del part, snap
+        self._snapshot = None
+        self._collect_garbage()
 
     def info(self) -> dict[str, Any]:
         """A summary: counts, fields, sizes on disk, config."""

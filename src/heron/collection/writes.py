@@ -232,6 +232,7 @@ class WriteMixin:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+            self._merge_small_segments()
         return keys
 
     def _live_ids(self, ids: list[str]) -> set[str]:
