@@ -75,6 +75,8 @@ class Results:
     def cut(self, k: int) -> Results:
         """Keep the first ``k`` hits of each row (the ``% k`` operator)."""
         k = check_k(k)
+        if self.keys.shape[1] == k:
+            return self
         keys, scores = self.keys[:, :k], self.scores[:, :k]
         if keys.shape[1] < k:
             keys, scores = pad(keys, scores, k)

@@ -163,11 +163,11 @@ _RES_LOCK = threading.RLock()
 
 def resident(coll: Any, rec: ArtifactRecord) -> Any:
     """The opened object of ``rec``'s version, kept in memory while it is the current one."""
-    folder = rec.folder(coll.path)
-    key = str(folder)
-    obj = _RESIDENT.get(key)
+    obj = _RESIDENT.get(f"{coll.path}/indexes/{rec.name}/{rec.version}")  # the hot path
     if obj is not None:
         return obj
+    folder = rec.folder(coll.path)
+    key = f"{coll.path}/indexes/{rec.name}/{rec.version}"
     from heron.capabilities.base import artifact_kind
 
     with _RES_LOCK:

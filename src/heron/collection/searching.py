@@ -19,11 +19,14 @@ class SearchMixin:
         (``heron.capabilities.retriever_names()``) or a spec (``"hnsw?ef_search=64"``,
         ``"hybrid:dense+bm25"``; :mod:`heron.capabilities.spec`).
         """
+        return self._retriever(name, self.snapshot(), **params)
+
+    def _retriever(self, name: str, snap: Any, **params: Any) -> Any:
         from heron.capabilities.registry import RETRIEVERS
 
         if not isinstance(name, str):
             raise TypeError(f"retriever must be a name (str), got {type(name).__name__}")
-        rec = self.snapshot().artifacts.get(name)
+        rec = snap.artifacts.get(name)
         if rec is not None and name not in RETRIEVERS:
             from heron.capabilities.base import artifact_kind
 
@@ -36,7 +39,7 @@ class SearchMixin:
             return stage_from_spec(self, name, **params)
         raise ValueError(
             f"unknown retriever {name!r}; choose one of {RETRIEVERS.names()} or an index of this "
-            f"collection {sorted(self.snapshot().artifacts)}"
+            f"collection {sorted(snap.artifacts)}"
         )
 
     def search(
@@ -73,7 +76,8 @@ class SearchMixin:
         k = check_k(k)
         queries = self.queries(queries)
         check_queries(queries, k)
-        kk = clamp_k(k, len(self.snapshot()))  # search no deeper than the live documents
+        snap = self.snapshot()
+        kk = clamp_k(k, len(snap))  # search no deeper than the live documents
         if using is not None and retriever is not None and using != retriever:
             raise ValueError(f"pass using= or retriever=, not both ({using!r} vs {retriever!r})")
         using = using if using is not None else (retriever or "dense")
@@ -82,8 +86,8 @@ class SearchMixin:
                 raise ValueError(f"parameters {sorted(params)} go to the stage's constructor, not search()")
             stage = using
         else:
-            native = filter is not None and self._filters_natively(using)
-            stage = self.retriever(using, **params, **({"filter": filter} if native else {}))
+            native = filter is not None and self._filters_natively(using, snap)
+            stage = self._retriever(using, snap, **params, **({"filter": filter} if native else {}))
             if native:
                 filter = None
         if filter is not None:
@@ -115,9 +119,9 @@ class SearchMixin:
             return Queries([f"<vector {i}>" for i in range(len(v))], vectors={self.model: v})
         return queries
 
-    def _filters_natively(self, using: str) -> bool:
+    def _filters_natively(self, using: str, snap: Any) -> bool:
         kinds = {"flat", "ivf", "hnsw", "ann"}  # ANN indexes filter inside the faiss search
-        rec = self.snapshot().artifacts.get(using)
+        rec = snap.artifacts.get(using)
         return using.partition("?")[0] in kinds or (rec is not None and rec.kind in kinds)
 
     def calibrate(self, queries: Sequence[str], query_ids: Sequence[str], qrels: Any, **params: Any) -> Any:
