@@ -13,80 +13,49 @@ scan over the matching rows.
 Persistence: a folder with ``index.json`` (format, version, kind, parameters, codec spec, count,
 dimension, model, collection generation), ``keys.npy``, ``dead.npy`` and the library's own file;
 :func:`read_manifest` checks the version and :func:`check_compatible` refuses an index whose
-count, dimension, codec or model does not match what the caller expects.
+count, dimension, codec or model does not match what the caller expects (both in
+:mod:`.persist`; the input checks are in :mod:`.validate`; every name is importable from here).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from heron.index.persist import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    IndexMismatchError,
+    check_compatible,
+    load_index,
+    read_manifest,
+    write_index,
+)
+from heron.index.validate import as_keys, as_vectors, check_param
 from heron.limits import check_number, check_oversample, first_stage_depth
 from heron.retrieval.topk import merge_topk, topk_rows
 
-FORMAT = "heron.index"
-#: version of the on-disk index folder; bumped when the layout changes
-FORMAT_VERSION = 1
-MANIFEST = "index.json"
-
-
-class IndexMismatchError(ValueError):
-    """A saved index does not match the vectors it is asked to serve (never silently used)."""
-
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "AnnIndex",
+    "IndexMismatchError",
+    "as_keys",
+    "as_vectors",
+    "check_compatible",
+    "check_param",
+    "load_index",
+    "merge_topk",
+    "read_manifest",
+    "topk_rows",
+]
 
 _F32 = np.dtype(np.float32)
-
-
-def as_vectors(x: Any, *, dim: int | None = None, what: str = "vectors") -> np.ndarray:
-    """Validate ``(n, d)`` float vectors; returns C-contiguous float32."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{what} must be a numpy array of shape (n, d), got {type(x).__name__}")
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2:
-        raise ValueError(f"{what} must be 2-d (n, d), got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{what} must be floating point, got dtype {x.dtype}")
-    if dim is not None and x.shape[1] != dim:
-        raise ValueError(
-            f"{what} have dimension {x.shape[1]}, the index holds dimension {dim}; "
-            "use vectors of the same model or rebuild the index"
-        )
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def as_keys(keys: Any, n: int | None = None) -> np.ndarray:
-    """Validate document keys: 1-d non-negative integers, unique; returns int64."""
-    k = np.asarray(keys)
-    if k.ndim != 1 or (k.size and not np.issubdtype(k.dtype, np.integer)):
-        raise TypeError(f"keys must be a 1-d integer array, got shape {k.shape} dtype {k.dtype}")
-    k = k.astype(np.int64)
-    if n is not None and len(k) != n:
-        raise ValueError(f"got {len(k)} keys for {n} vectors; pass one key per vector")
-    if k.size and k.min() < 0:
-        raise ValueError("keys must be >= 0 (-1 is the padding key)")
-    if len(np.unique(k)) != len(k):
-        raise ValueError("keys must be unique; use upsert (remove then add) to replace a vector")
-    return k
-
-
-def check_param(name: str, value: Any, *, low: int = 1) -> int:
-    """A positive int parameter (``nlist``, ``nprobe``, ``M``, ``ef_search`` ...); faiss takes
-    them as a C ``int``, so at most ``2**31 - 1``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"index parameter {name} must be an int >= {low}, got {value!r}")
-    if value > _C_INT_MAX:
-        raise ValueError(
-            f"index parameter {name}={value} is over {_C_INT_MAX} (faiss takes a 32-bit int); use a smaller value"
-        )
-    return int(value)
-
-
-_C_INT_MAX = 2**31 - 1
 
 
 class AnnIndex:
@@ -468,117 +437,10 @@ class AnnIndex:
         self, folder: str | os.PathLike, *, generation: int | None = None, model: str | None = None
     ) -> Path:
         """Write the index to ``folder`` (arrays, the library's file, ``index.json`` last)."""
-        if self.dim is None:
-            raise ValueError("the index is not built; nothing to save")
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        vec_all = (
-            self._vec_parts[0] if len(self._vec_parts) == 1 else np.concatenate(self._vec_parts)
-        )
-        np.save(folder / "vectors.npy", np.asarray(vec_all, dtype=np.float32))
-        np.save(folder / "keys.npy", self.keys)
-        np.save(folder / "dead.npy", self.dead)
-        self._save_structure(folder)
-        manifest = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "kind": self.kind,
-            "params": self.params(),
-            "codec": self.codec,
-            "dim": self.dim,
-            "count": self.ntotal,
-            "live": len(self),
-            "model": model,
-            "generation": generation,
-            "meta": self.meta,
-        }
-        tmp = folder / f"{MANIFEST}.tmp{os.getpid()}"
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        os.replace(tmp, folder / MANIFEST)
-        return folder
+        return write_index(self, folder, generation=generation, model=model)
 
     def _save_structure(self, folder: Path) -> None:
         raise NotImplementedError
 
     def _load_structure(self, folder: Path) -> None:
         raise NotImplementedError
-
-
-def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
-    """Read and check ``index.json`` of a saved index."""
-    mf = Path(folder) / MANIFEST
-    if not mf.is_file():
-        raise FileNotFoundError(
-            f"no saved index at {str(folder)!r} (missing {MANIFEST}); build one first"
-        )
-    manifest = json.loads(mf.read_text())
-    if manifest.get("format") != FORMAT:
-        raise IndexMismatchError(
-            f"{mf} is not a heron index manifest (format={manifest.get('format')!r})"
-        )
-    if manifest.get("version") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"index at {str(folder)!r} has format version {manifest.get('version')!r}; this heron reads "
-            f"version {FORMAT_VERSION}; rebuild it"
-        )
-    return manifest
-
-
-def check_compatible(
-    manifest: dict[str, Any],
-    *,
-    dim: int | None = None,
-    codec: str | None = None,
-    model: str | None = None,
-    kind: str | None = None,
-    max_generation: int | None = None,
-) -> None:
-    """Raise :class:`IndexMismatchError` naming the first field that differs from what is expected."""
-    checks = [("kind", kind), ("dim", dim), ("codec", codec), ("model", model)]
-    for name, want in checks:
-        have = manifest.get(name)
-        if want is None or (name == "model" and have is None):
-            continue
-        if have != want:
-            raise IndexMismatchError(
-                f"saved index has {name}={have!r} but {want!r} is expected; rebuild the index"
-            )
-    gen = manifest.get("generation")
-    if max_generation is not None and gen is not None and gen > max_generation:
-        raise IndexMismatchError(
-            f"saved index is at collection generation {gen}, newer than the collection ({max_generation}); "
-            "it belongs to another collection state; rebuild the index"
-        )
-
-
-def load_index(folder: str | os.PathLike, *, mmap: bool = True, **expect: Any) -> AnnIndex:
-    """Open an index saved with :meth:`AnnIndex.save`; ``expect`` is passed to :func:`check_compatible`.
-
-    The stored arrays are checked against the manifest's ``count`` and ``dim`` (a truncated or
-    swapped file raises :class:`IndexMismatchError`).
-    """
-    from heron.index import INDEX_TYPES
-
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    check_compatible(manifest, **expect)
-    cls = INDEX_TYPES.get(manifest["kind"])
-    if cls is None:
-        raise IndexMismatchError(
-            f"saved index kind {manifest['kind']!r} is unknown; choose one of {sorted(INDEX_TYPES)}"
-        )
-    idx = cls(**manifest["params"])
-    idx.dim = int(manifest["dim"])
-    idx.keys = np.load(folder / "keys.npy")
-    idx.dead = np.load(folder / "dead.npy").astype(bool)
-    vec = np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None)
-    n = int(manifest["count"])
-    if len(idx.keys) != n or len(idx.dead) != n or vec.shape != (n, idx.dim):
-        raise IndexMismatchError(
-            f"index at {str(folder)!r} is inconsistent: manifest says {n} x {idx.dim}, files hold "
-            f"{len(idx.keys)} keys and vectors {vec.shape}; rebuild the index"
-        )
-    idx._vec_parts = [vec]
-    idx.meta = dict(manifest.get("meta") or {})
-    idx._load_structure(folder)
-    return idx

@@ -1,0 +1,156 @@
+"""Persistence of heron's indexes: the ``index.json`` manifest, saving, checking and loading.
+
+A saved index is a folder with ``index.json`` (format, version, kind, parameters, codec spec,
+count, dimension, model, collection generation), ``keys.npy``, ``dead.npy``, ``vectors.npy`` (the
+rescoring copy) and the library's own file. :func:`write_index` writes it (the manifest last),
+:func:`read_manifest` checks the version, :func:`check_compatible` refuses an index whose count,
+dimension, codec or model does not match what the caller expects, and :func:`load_index` opens it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from heron.index.base import AnnIndex
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "IndexMismatchError",
+    "check_compatible",
+    "load_index",
+    "read_manifest",
+    "write_index",
+]
+
+FORMAT = "heron.index"
+#: version of the on-disk index folder; bumped when the layout changes
+FORMAT_VERSION = 1
+MANIFEST = "index.json"
+
+
+class IndexMismatchError(ValueError):
+    """A saved index does not match the vectors it is asked to serve (never silently used)."""
+
+
+def write_index(
+    idx: AnnIndex,
+    folder: str | os.PathLike,
+    *,
+    generation: int | None = None,
+    model: str | None = None,
+) -> Path:
+    """Write ``idx`` to ``folder`` (arrays, the library's file, ``index.json`` last)."""
+    if idx.dim is None:
+        raise ValueError("the index is not built; nothing to save")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vec_all = idx._vec_parts[0] if len(idx._vec_parts) == 1 else np.concatenate(idx._vec_parts)
+    np.save(folder / "vectors.npy", np.asarray(vec_all, dtype=np.float32))
+    np.save(folder / "keys.npy", idx.keys)
+    np.save(folder / "dead.npy", idx.dead)
+    idx._save_structure(folder)
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "kind": idx.kind,
+        "params": idx.params(),
+        "codec": idx.codec,
+        "dim": idx.dim,
+        "count": idx.ntotal,
+        "live": len(idx),
+        "model": model,
+        "generation": generation,
+        "meta": idx.meta,
+    }
+    tmp = folder / f"{MANIFEST}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp, folder / MANIFEST)
+    return folder
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read and check ``index.json`` of a saved index."""
+    mf = Path(folder) / MANIFEST
+    if not mf.is_file():
+        raise FileNotFoundError(
+            f"no saved index at {str(folder)!r} (missing {MANIFEST}); build one first"
+        )
+    manifest = json.loads(mf.read_text())
+    if manifest.get("format") != FORMAT:
+        raise IndexMismatchError(
+            f"{mf} is not a heron index manifest (format={manifest.get('format')!r})"
+        )
+    if manifest.get("version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"index at {str(folder)!r} has format version {manifest.get('version')!r}; this heron reads "
+            f"version {FORMAT_VERSION}; rebuild it"
+        )
+    return manifest
+
+
+def check_compatible(
+    manifest: dict[str, Any],
+    *,
+    dim: int | None = None,
+    codec: str | None = None,
+    model: str | None = None,
+    kind: str | None = None,
+    max_generation: int | None = None,
+) -> None:
+    """Raise :class:`IndexMismatchError` naming the first field that differs from what is expected."""
+    checks = [("kind", kind), ("dim", dim), ("codec", codec), ("model", model)]
+    for name, want in checks:
+        have = manifest.get(name)
+        if want is None or (name == "model" and have is None):
+            continue
+        if have != want:
+            raise IndexMismatchError(
+                f"saved index has {name}={have!r} but {want!r} is expected; rebuild the index"
+            )
+    gen = manifest.get("generation")
+    if max_generation is not None and gen is not None and gen > max_generation:
+        raise IndexMismatchError(
+            f"saved index is at collection generation {gen}, newer than the collection ({max_generation}); "
+            "it belongs to another collection state; rebuild the index"
+        )
+
+
+def load_index(folder: str | os.PathLike, *, mmap: bool = True, **expect: Any) -> AnnIndex:
+    """Open an index saved with :meth:`AnnIndex.save`; ``expect`` is passed to :func:`check_compatible`.
+
+    The stored arrays are checked against the manifest's ``count`` and ``dim`` (a truncated or
+    swapped file raises :class:`IndexMismatchError`).
+    """
+    from heron.index import INDEX_TYPES
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    check_compatible(manifest, **expect)
+    cls = INDEX_TYPES.get(manifest["kind"])
+    if cls is None:
+        raise IndexMismatchError(
+            f"saved index kind {manifest['kind']!r} is unknown; choose one of {sorted(INDEX_TYPES)}"
+        )
+    idx = cls(**manifest["params"])
+    idx.dim = int(manifest["dim"])
+    idx.keys = np.load(folder / "keys.npy")
+    idx.dead = np.load(folder / "dead.npy").astype(bool)
+    vec = np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None)
+    n = int(manifest["count"])
+    if len(idx.keys) != n or len(idx.dead) != n or vec.shape != (n, idx.dim):
+        raise IndexMismatchError(
+            f"index at {str(folder)!r} is inconsistent: manifest says {n} x {idx.dim}, files hold "
+            f"{len(idx.keys)} keys and vectors {vec.shape}; rebuild the index"
+        )
+    idx._vec_parts = [vec]
+    idx.meta = dict(manifest.get("meta") or {})
+    idx._load_structure(folder)
+    return idx

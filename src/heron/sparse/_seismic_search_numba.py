@@ -1,0 +1,166 @@
+"""numba kernel answering Seismic queries (imported lazily, only with numba).
+
+Bruch, Nardini, Rulli & Venturini, "Efficient Inverted Indexes for Approximate Retrieval over
+Learned Sparse Representations", SIGIR 2024 (Seismic). The per-query top-k heap is heron's
+shared one (:mod:`heron.retrieval._topk_numba`). Driven by :mod:`heron.sparse.seismic`.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from heron._numba_ext import prefetch
+from heron.retrieval._topk_numba import heap_push, heap_replace_top, heap_sort, heap_worse
+from heron.sparse._seismic_helpers_numba import _JIT, argsort_desc, lower_bound, sparse_dot
+
+
+@nb.njit(**_JIT)
+def search(
+    q_ptr,
+    q_idx,
+    q_val,
+    query_cut,
+    k,
+    heap_factor,
+    sort_blocks,
+    n_docs,
+    vocab,
+    term_blocks,
+    block_ptr,
+    post_docs,
+    term_cols,
+    col_term,
+    col_ptr,
+    sum_blk,
+    sum_codes,
+    sum_f,
+    blk_scale,
+    fwd_ptr,
+    fwd_idx,
+    fwd_val,
+):
+    """Seismic query processing (Bruch et al., SIGIR 2024, Algorithm 2), one query at a time.
+
+    Per query: the query as a dense vector ``qd`` over the vocabulary (set, then reset), its
+    ``query_cut`` heaviest terms in decreasing weight (ties: lower term id first). For each
+    term's list:
+    every block's summary score in one pass over the list's transposed summaries (only the
+    query's own terms), then the blocks in order (decreasing summary score for the first
+    ``sort_blocks`` lists, stored order after), skipping a block whose summary score is below
+    ``heap_factor`` times the current ``k``-th score, scoring the others' documents exactly from
+    the forward index, each document once per query (``visited`` stamp, never reallocated).
+    All scratch space is allocated once per call.
+    """
+    nq = q_ptr.shape[0] - 1
+    out_d = np.empty((nq, k), dtype=np.int64)
+    out_s = np.empty((nq, k), dtype=np.float32)
+    for qi in range(nq):
+        for r in range(k):
+            out_d[qi, r] = -1
+            out_s[qi, r] = -np.inf
+    max_nb = 1
+    for t in range(vocab):
+        if term_blocks[t + 1] - term_blocks[t] > max_nb:
+            max_nb = term_blocks[t + 1] - term_blocks[t]
+    max_q = 1
+    for qi in range(nq):
+        if q_ptr[qi + 1] - q_ptr[qi] > max_q:
+            max_q = q_ptr[qi + 1] - q_ptr[qi]
+    qorder = np.empty(max_q, dtype=np.int64)
+    ss = np.zeros(max_nb, dtype=np.float32)
+    border = np.empty(max_nb, dtype=np.int64)
+    qd = np.zeros(vocab, dtype=np.float32)
+    visited = np.zeros(n_docs, dtype=np.int32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    quant = sum_f.shape[0] == 0
+    n_scored = 0
+    n_blocks = 0
+    for qi in range(nq):
+        a, b = q_ptr[qi], q_ptr[qi + 1]
+        for p in range(a, b):
+            qd[q_idx[p]] = q_val[p]
+        size = 0
+        thr = np.float32(-np.inf)  # heap_factor x the k-th best score once the heap is full
+        stamp = qi + 1
+        nqt = b - a
+        for z in range(nqt):
+            qorder[z] = z
+        argsort_desc(q_val[a:b], qorder[:nqt])
+        for o in range(min(query_cut, nqt)):
+            t = q_idx[a + qorder[o]]
+            b0, b1 = term_blocks[t], term_blocks[t + 1]
+            nbk = b1 - b0
+            if nbk == 0:
+                continue
+            for bb in range(nbk):
+                ss[bb] = 0.0
+            c0, c1 = term_cols[t], term_cols[t + 1]
+            lo = c0
+            for p in range(a, b):
+                u = q_idx[p]
+                lo = lower_bound(col_term, lo, c1, u)
+                if lo >= c1:
+                    break
+                if col_term[lo] != u:
+                    continue
+                w = q_val[p]
+                if quant:
+                    for e in range(col_ptr[lo], col_ptr[lo + 1]):
+                        ss[sum_blk[e]] += w * np.float32(sum_codes[e])
+                else:
+                    for e in range(col_ptr[lo], col_ptr[lo + 1]):
+                        ss[sum_blk[e]] += w * sum_f[e]
+            if quant:
+                for bb in range(nbk):
+                    ss[bb] *= blk_scale[b0 + bb]
+            for bb in range(nbk):
+                border[bb] = bb
+            ordered = o < sort_blocks
+            if ordered:
+                argsort_desc(ss, border[:nbk])
+            for z in range(nbk):
+                bb = border[z]
+                if ss[bb] < thr:
+                    if ordered:
+                        break
+                    continue
+                bi = b0 + bb
+                n_blocks += 1
+                p0, p1 = block_ptr[bi], block_ptr[bi + 1]
+                for p in range(p0, min(p0 + 2, p1)):
+                    prefetch(fwd_ptr, post_docs[p])
+                for p in range(p0, p1):
+                    # software pipelining: the pointer of the document 2 ahead, the vector 1 ahead
+                    if p + 2 < p1:
+                        prefetch(fwd_ptr, post_docs[p + 2])
+                        prefetch(visited, post_docs[p + 2])
+                    if p + 1 < p1:
+                        o = fwd_ptr[post_docs[p + 1]]
+                        prefetch(fwd_idx, o)
+                        prefetch(fwd_val, o)
+                        prefetch(fwd_val, o + 16)
+                    d = post_docs[p]
+                    if visited[d] == stamp:
+                        continue
+                    visited[d] = stamp
+                    n_scored += 1
+                    s = sparse_dot(qd, fwd_idx, fwd_val, fwd_ptr[d], fwd_ptr[d + 1])
+                    if s <= 0:
+                        continue
+                    if size < k:
+                        heap_push(hs, hd, size, s, d)
+                        size += 1
+                        if size == k:
+                            thr = heap_factor * hs[0]
+                    elif heap_worse(hs[0], hd[0], s, d):
+                        heap_replace_top(hs, hd, size, s, d)
+                        thr = heap_factor * hs[0]
+        heap_sort(hs, hd, size)  # best first
+        for r in range(size):
+            out_s[qi, r] = hs[r]
+            out_d[qi, r] = hd[r]
+        for p in range(a, b):
+            qd[q_idx[p]] = 0.0
+    return out_d, out_s, n_scored, n_blocks
