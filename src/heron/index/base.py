@@ -125,6 +125,8 @@ class AnnIndex:
 
     @property
     def n_dead(self) -> int:
+        if self._live is not None:  # counted once per mutation, not per search
+            return int(self.ntotal - self._live[2])
         return int(self.dead.sum())
 
     def memory_bytes(self) -> int:
@@ -174,8 +176,9 @@ class AnnIndex:
         labels = self.labels_of(np.asarray(keys, dtype=np.int64))
         labels = labels[labels >= 0]
         labels = labels[~self.dead[labels]]
-        self.dead[labels] = True
-        self._live = None
+        if len(labels):
+            self.dead[labels] = True
+            self._live = None
         return int(len(labels))
 
     def upsert(self, vectors: np.ndarray, keys: np.ndarray) -> None:
