@@ -126,6 +126,7 @@ class SentenceTransformerEncoder:
         st = require("sentence_transformers", purpose="dense encoding")
         self._torch = require("torch", purpose="dense encoding")
         self._model = st.SentenceTransformer(self._path, device=device)
+        self._model.eval()  # inference only: no dropout (SentenceTransformer.encode did this)
         if max_seq_length is not None:
             if not isinstance(max_seq_length, int) or max_seq_length < 8:
                 raise ValueError(f"max_seq_length must be an int >= 8, got {max_seq_length!r}")

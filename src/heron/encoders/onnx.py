@@ -238,6 +238,12 @@ def export_onnx(
     require("onnx", purpose="exporting the encoder to ONNX")
     transformer, _ = _split_modules(st_model)
     hf = _hf_model(transformer)
+    dtype = next(iter(hf.parameters())).dtype
+    if dtype != torch.float32:
+        raise ValueError(
+            f"ONNX export needs the float32 model, got one in {dtype}; "
+            "load it with precision='float32' (or backend='onnx', which does)"
+        )
     weights = weights_hash(path, hf)
     model_id = str(Path(path).resolve()) if os.path.isdir(path) else str(path)
     # float32 keeps the key it always had, so existing exports stay valid
