@@ -144,6 +144,37 @@ def ndcg(dataset: str, encoders: dict, names: list[str]) -> dict:
     return out
 
 
+def collection_add(sample: list[str], exact: object, threads: int) -> dict:
+    """Seconds of ``Collection.add(sample)`` into a new collection with the default encoder (what
+    ``heron index`` runs) and with ``exact`` (torch/float32), interleaved twice each."""
+    import tempfile
+
+    from heron.collection import Collection
+    from heron.encoders import load_encoder
+
+    default = load_encoder(threads=threads)
+    seconds = {"default": 0.0, "torch/float32": 0.0}
+    loads: dict[str, list[float]] = {k: [] for k in seconds}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(2):
+            for name in list(seconds) if r == 0 else list(seconds)[::-1]:
+                enc = default if name == "default" else exact
+                with Collection.create(
+                    Path(tmp) / f"{name.replace('/', '-')}{r}", encoder=enc
+                ) as c:
+                    t = time.perf_counter()
+                    c.add(sample)
+                    seconds[name] += time.perf_counter() - t
+                loads[name].append(_load())
+    pps = {k: 2 * len(sample) / v for k, v in seconds.items()}
+    return {
+        "default_encoder": f"{default.backend}/{default.precision}",
+        "passages_per_second": pps,
+        "speedup": pps["default"] / pps["torch/float32"],
+        "mean_load_1min": {k: float(np.mean(v)) for k, v in loads.items()},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -168,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated configurations for --ndcg (default: all available); "
         "torch/float32 always runs first, as the reference",
     )
+    parser.add_argument(
+        "--collection",
+        action="store_true",
+        help="also time Collection.add of the sample: the default encoder vs torch/float32",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/encode_speed"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -182,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     if only is not None and (bad := [c for c in only if c not in known]):
         raise SystemExit(f"unknown --configs {bad}; known: {known}")
     encoders, setup = build(args.threads, args.batch_size, only)
-    auto = f"torch/{resolve_precision('auto', backend='torch')}"  # what load_encoder() runs
+    from heron.encoders.dense import _auto_backend
+
+    backend = _auto_backend("auto", "cpu")  # what load_encoder() runs
+    auto = f"{backend}/{resolve_precision('auto', backend=backend)}"
     load_start = _load()
     results = speed(encoders, sample, args.slices)
     base = results["torch/float32"]["passages_per_second"]
@@ -200,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         "speed": results,
         "ndcg": {},
     }
+    if args.collection:
+        report["collection_add"] = collection_add(sample, encoders["torch/float32"], args.threads)
     if args.ndcg:
         wanted = list(encoders) if args.ndcg_configs == "all" else args.ndcg_configs.split(",")
         bad = [w for w in wanted if w not in encoders]
@@ -231,6 +272,15 @@ def markdown(report: dict) -> str:
             f"{r['cosine_to_float32_min']:.5f} / {r['cosine_to_float32_mean']:.5f} | "
             f"{r['mean_load_1min']:.2f} |"
         )
+    if "collection_add" in report:
+        c = report["collection_add"]
+        lines += [
+            "",
+            f"Collection.add of the sample: default encoder ({c['default_encoder']}) "
+            f"{c['passages_per_second']['default']:.1f} passages/s vs torch/float32 "
+            f"{c['passages_per_second']['torch/float32']:.1f} = **{c['speedup']:.2f}×** "
+            f"(load {c['mean_load_1min']['default']:.2f} / {c['mean_load_1min']['torch/float32']:.2f})",
+        ]
     for ds, rows in report["ndcg"].items():
         base = rows["torch/float32"]
         lines += [
