@@ -10,7 +10,7 @@ An encoder's ``precision`` is one of
 * ``"int8"`` — ONNX Runtime with weights quantised to int8 and activations quantised per batch
   at run time (dynamic quantisation; Jacob et al., "Quantization and Training of Neural Networks
   for Efficient Integer-Arithmetic-Only Inference", CVPR 2018), using VNNI where present;
-* ``"auto"`` — the fastest of these measured to lose at most 0.3 nDCG@10 (docs/encoding.md) that
+* ``"auto"`` — the fastest of these measured to lose at most 0.003 nDCG@10 (docs/encoding.md) that
   this CPU runs natively: ``"bfloat16"`` on a CPU with bfloat16 arithmetic and the torch or
   OpenVINO backend, ``"float32"`` otherwise (ONNX Runtime's int8 is opt-in: it moves vectors
   further, cosine about 0.99 to float32, and is slower than bfloat16 where bfloat16 is native).
