@@ -144,6 +144,53 @@ def ndcg(dataset: str, encoders: dict, names: list[str]) -> dict:
     return out
 
 
+def splade(dataset: str, threads: int, slices: int) -> dict:
+    """SPLADE (bundled splade-tiny) float32 vs bfloat16 on ``dataset``: the corpus encoded in
+    ``slices`` interleaved slices, test queries, nDCG@10 of exact sparse dot-product search."""
+    import scipy.sparse as sp
+
+    from heron.encoders.splade import SpladeEncoder
+    from heron.eval import load_beir
+    from heron.eval.metrics import evaluate
+
+    ds = load_beir(dataset)
+    docs = ds.documents()
+    qids, qtexts, qrels = ds.split("test")
+    encs = {p: SpladeEncoder(precision=p) for p in ("float32", "bfloat16")}
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    seconds = dict.fromkeys(encs, 0.0)
+    loads: dict[str, list[float]] = {p: [] for p in encs}
+    parts: dict[str, list] = {p: [] for p in encs}
+    try:
+        for j, idx in enumerate(np.array_split(np.arange(len(docs)), slices)):
+            for p in list(encs) if j % 2 == 0 else list(encs)[::-1]:
+                t = time.perf_counter()
+                parts[p].append(encs[p].encode_documents([docs[i] for i in idx]))
+                seconds[p] += time.perf_counter() - t
+                loads[p].append(_load())
+        out = {}
+        for p, enc in encs.items():
+            d = sp.vstack(parts[p]).tocsr()
+            scores = (enc.encode_queries(qtexts) @ d.T).toarray()
+            top = np.argsort(-scores, axis=1)[:, :10]
+            run = {
+                qid: {ds.doc_ids[j]: float(scores[i, j]) for j in top[i]}
+                for i, qid in enumerate(qids)
+            }
+            out[p] = {
+                "nDCG@10": evaluate(qrels, run, ("nDCG@10",))["nDCG@10"],
+                "passages_per_second": len(docs) / seconds[p],
+                "nnz_per_doc": d.nnz / d.shape[0],
+                "mean_load_1min": float(np.mean(loads[p])),
+            }
+    finally:
+        torch.set_num_threads(previous)
+    return out
+
+
 def collection_add(sample: list[str], exact: object, threads: int) -> dict:
     """Seconds of ``Collection.add(sample)`` into a new collection with the default encoder (what
     ``heron index`` runs) and with ``exact`` (torch/float32), interleaved twice each."""
@@ -204,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time Collection.add of the sample: the default encoder vs torch/float32",
     )
+    parser.add_argument(
+        "--splade", default="", help="dataset for SPLADE float32 vs bfloat16 (nDCG@10, speed)"
+    )
     parser.add_argument("--out", type=Path, default=Path("out/encode_speed"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -239,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         "speed": results,
         "ndcg": {},
     }
+    if args.splade:
+        report["splade"] = {args.splade: splade(args.splade, args.threads, args.slices)}
     if args.collection:
         report["collection_add"] = collection_add(sample, encoders["torch/float32"], args.threads)
     if args.ndcg:
@@ -280,6 +332,19 @@ def markdown(report: dict) -> str:
             f"{c['passages_per_second']['default']:.1f} passages/s vs torch/float32 "
             f"{c['passages_per_second']['torch/float32']:.1f} = **{c['speedup']:.2f}×** "
             f"(load {c['mean_load_1min']['default']:.2f} / {c['mean_load_1min']['torch/float32']:.2f})",
+        ]
+    for ds, rows in report.get("splade", {}).items():
+        lines += [
+            "",
+            f"## SPLADE (splade-tiny) on {ds}: whole corpus, interleaved slices",
+            "",
+            "| precision | nDCG@10 | passages/s | nnz/doc | load (1 min) |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {p} | {r['nDCG@10']:.4f} | {r['passages_per_second']:.1f} | "
+                f"{r['nnz_per_doc']:.1f} | {r['mean_load_1min']:.2f} |"
+                for p, r in rows.items()
+            ],
         ]
     for ds, rows in report["ndcg"].items():
         base = rows["torch/float32"]
