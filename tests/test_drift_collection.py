@@ -157,7 +157,7 @@ def test_migrate_cli_with_query_file_defaults_to_auto_knn(coll, monkeypatch, cap
     from heron.cli.main import main
 
     monkeypatch.setattr(dc, "load_model", lambda name: TwistedEncoder(dim=16, name=name))
-    monkeypatch.setattr(heron.encoders, "load_encoder", lambda name: HashEncoder(16, name))
+    monkeypatch.setattr(heron.encoders, "load_encoder", lambda name, **kw: HashEncoder(16, name))
     rng = np.random.default_rng(3)
     qfile = tmp_path / "queries.txt"
     qfile.write_text("\n".join(" ".join(rng.choice(WORDS, 2)) for _ in range(30)) + "\n\n")

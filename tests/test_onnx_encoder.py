@@ -44,7 +44,7 @@ def encoders(tmp_path_factory):
     from heron.encoders.dense import load_encoder
     from heron.encoders.onnx import OnnxRuntimeEncoder
 
-    torch_enc = load_encoder()
+    torch_enc = load_encoder(precision="float32")  # the exact path is the reference
     cache = tmp_path_factory.mktemp("heron-cache") / "onnx"
     onnx_enc = OnnxRuntimeEncoder(torch_enc._model, torch_enc._path, cache_dir=cache)
     return torch_enc, onnx_enc, cache

@@ -136,8 +136,10 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
             raise ValueError(
                 f"dim={dim} does not match the model's dimension {d}; drop dim or pick the matching model"
             )
+        from heron.encoders.precision import field_record
+
         all_fields: dict[str, dict[str, Any]] = {
-            "dense": {"kind": "dense", "dim": d, "encoder": model_name}
+            "dense": {"kind": "dense", "dim": d, "encoder": model_name, **field_record(encoder)}
         }
         for name, spec in (fields or {}).items():
             all_fields[name] = _check_field_spec(name, spec)
@@ -159,6 +161,10 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
                 f"encoder {encoder.name!r} does not match the collection's model {manifest['model']!r}; "
                 "open it without an encoder (it loads its own) or migrate it (heron migrate)"
             )
+        if encoder is not None and manifest["model"] != "none":
+            from heron.encoders.precision import check_encoder_precision
+
+            check_encoder_precision(encoder, manifest["fields"].get("dense", {}))
         return cls(root, manifest, store, encoder)
 
     def close(self) -> None:
@@ -198,8 +204,10 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
                     "this collection stores precomputed vectors (model='none'); pass query vectors, not text"
                 )
             from heron.encoders import load_encoder
+            from heron.encoders.precision import encoder_kwargs
 
-            self._encoder = load_encoder(self.model)
+            # the precision the stored vectors were encoded at, so queries and new documents match
+            self._encoder = load_encoder(self.model, **encoder_kwargs(self.fields.get("dense", {})))
         return self._encoder
 
     def index_dir(self, name: str) -> Path:

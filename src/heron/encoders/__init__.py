@@ -1,4 +1,4 @@
-"""Text encoders: dense single-vector (sentence-transformers / ONNX Runtime).
+"""Text encoders: dense single-vector (sentence-transformers on torch, ONNX Runtime or OpenVINO).
 
 Every encoder exposes ``name`` (stored in a collection's manifest), ``dim``,
 ``encode_queries(texts)`` and ``encode_documents(texts)`` returning ``float32`` arrays of shape

@@ -81,3 +81,26 @@ def resolve_model_path(
 
         return str(Path(name).resolve()), name
     return name, name
+
+
+def length_batches(lengths: Sequence[int] | np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Indices of texts grouped into batches of similar length, longest first.
+
+    Sorting by length before batching pads each batch only to its own longest text; writing each
+    batch's results back at its indices (``out[idx] = ...``) restores the input order exactly.
+
+    Parameters
+    ----------
+    lengths:
+        Length (in tokens) of each of ``n`` texts, shape ``(n,)``.
+    batch_size:
+        Texts per batch (the last batch may be smaller).
+
+    Returns
+    -------
+    list of int64 arrays; together a permutation of ``range(n)``. Ties keep input order.
+    """
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]

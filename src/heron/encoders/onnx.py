@@ -13,6 +13,12 @@ model's own (its ``preprocess``/``tokenize``), and the pooling is read from the 
 ``Pooling`` module and re-implemented in numpy (mean, mean of sqrt length, CLS, max), so the
 vectors equal the PyTorch path's to float rounding (about 1e-6).
 
+``precision="int8"`` quantises the exported graph dynamically (int8 weights, per-batch activation
+scales; ``onnxruntime.quantization.quantize_dynamic``) and caches it beside the float32 export.
+The *unfused* graph is quantised (the quantiser cannot type the fused attention nodes), and the
+result is kept only if its pooled sentence vectors reach cosine >= ``INT8_MIN_COSINE`` to PyTorch's
+on the probe batch.
+
 Texts are batched in order of token length (``sort_by_length=True``), so each batch is padded
 only to its own longest text; results come back in input order.
 """
@@ -36,6 +42,9 @@ OPSET = 17
 POOLING_MODES = ("mean", "mean_sqrt_len_tokens", "cls", "max")
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+ONNX_PRECISIONS = ("float32", "int8")
+#: Least cosine of an int8 graph's mean-pooled probe vectors to PyTorch's for it to be kept.
+INT8_MIN_COSINE = 0.99
 
 
 class OnnxRuntimeEncoder:
@@ -52,6 +61,9 @@ class OnnxRuntimeEncoder:
         ONNX Runtime intra-op threads; default: the cores this process may run on.
     cache_dir:
         Where exports are kept; default ``$HERON_CACHE/onnx``.
+    precision:
+        ``"float32"`` (the exported graph, fused where possible) or ``"int8"`` (the unfused graph,
+        dynamically quantised).
     """
 
     def __init__(
@@ -61,12 +73,14 @@ class OnnxRuntimeEncoder:
         *,
         threads: int | None = None,
         cache_dir: str | os.PathLike | None = None,
+        precision: str = "float32",
     ) -> None:
         ort = require("onnxruntime", purpose="the ONNX Runtime encoder backend")
         self._st = st_model
         self._transformer, pooling = _split_modules(st_model)
         self.pooling_modes = pooling_modes(pooling)
-        self.onnx_path = export_onnx(st_model, path, cache_dir=cache_dir)
+        self.precision = precision
+        self.onnx_path = export_onnx(st_model, path, cache_dir=cache_dir, precision=precision)
         self.input_names = json.loads((self.onnx_path.parent / "manifest.json").read_text())[
             "inputs"
         ]
@@ -201,22 +215,41 @@ def pool(tokens: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarr
 
 
 # ---------------------------------------------------------------------------------- export
-def export_onnx(st_model: Any, path: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
+def export_onnx(
+    st_model: Any,
+    path: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    precision: str = "float32",
+) -> Path:
     """Export (once, cached) the transformer under ``st_model`` to ONNX; return the ``.onnx`` path.
+
+    ``precision="int8"`` exports to its own folder a dynamically quantised copy of the unfused
+    graph (see the module docstring).
 
     The export folder holds ``model.onnx`` and ``manifest.json`` (format version, model path,
     weights hash, opset, input names); a folder whose manifest does not match is re-exported.
     Writes are atomic (temporary file, then rename), so concurrent processes never read a
     half-written model.
     """
+    if precision not in ONNX_PRECISIONS:
+        raise ValueError(f"ONNX precision must be one of {ONNX_PRECISIONS}, got {precision!r}")
     torch = require("torch", purpose="exporting the encoder to ONNX")
     require("onnx", purpose="exporting the encoder to ONNX")
     transformer, _ = _split_modules(st_model)
     hf = _hf_model(transformer)
+    dtype = next(iter(hf.parameters())).dtype
+    if dtype != torch.float32:
+        raise ValueError(
+            f"ONNX export needs the float32 model, got one in {dtype}; "
+            "load it with precision='float32' (or backend='onnx', which does)"
+        )
     weights = weights_hash(path, hf)
     model_id = str(Path(path).resolve()) if os.path.isdir(path) else str(path)
+    # float32 keeps the key it always had, so existing exports stay valid
+    variant = "" if precision == "float32" else f"\x1f{precision}"
     key = hashlib.sha1(
-        f"{model_id}\x1f{weights}\x1f{OPSET}\x1f{EXPORT_FORMAT_VERSION}".encode()
+        f"{model_id}\x1f{weights}\x1f{OPSET}\x1f{EXPORT_FORMAT_VERSION}{variant}".encode()
     ).hexdigest()[:16]
     safe = "".join(
         c if c.isalnum() or c in "-_." else "_" for c in Path(model_id).name or model_id
@@ -231,6 +264,8 @@ def export_onnx(st_model: Any, path: str, *, cache_dir: str | os.PathLike | None
         "weights_sha1": weights,
         "opset": OPSET,
     }
+    if precision != "float32":
+        manifest["precision"] = precision
     if onnx_path.exists() and manifest_path.exists():
         found = json.loads(manifest_path.read_text())
         if all(found.get(k) == v for k, v in manifest.items()) and found.get("inputs"):
@@ -265,10 +300,22 @@ def export_onnx(st_model: Any, path: str, *, cache_dir: str | os.PathLike | None
                 dynamic_axes={k: {0: "batch", 1: "sequence"} for k in [*names, "token_embeddings"]},
                 opset_version=OPSET,
             )
-        manifest["fused_operators"] = _fuse(raw, fused, hf.config)
         feed = {k: np.asarray(feats[k].numpy(), dtype=np.int64) for k in names}
         mask = feed["attention_mask"][:, :, None]
-        if manifest["fused_operators"] and _max_diff(fused, feed, reference, mask) <= 1e-5:
+        if precision == "int8":
+            cos = _quantize_int8(raw, fused, feed, reference, mask)
+            if cos < INT8_MIN_COSINE:
+                raise RuntimeError(
+                    f"int8 quantisation of {model_id!r} moves its vectors too far (cosine {cos:.4f} "
+                    f"< {INT8_MIN_COSINE}); use precision='float32'"
+                )
+            manifest["fused_operators"] = {}
+            manifest["probe_min_cosine"] = cos
+            os.replace(fused, onnx_path)
+        elif (fusion := _fuse(raw, fused, hf.config)) and _max_diff(
+            fused, feed, reference, mask
+        ) <= 1e-5:
+            manifest["fused_operators"] = fusion
             os.replace(fused, onnx_path)
         else:  # fusion unavailable for this architecture, or it changed the numbers: plain graph
             manifest["fused_operators"] = {}
@@ -321,6 +368,24 @@ def _fuse(src: Path, dst: Path, config: Any) -> dict[str, int]:
     except Exception:  # noqa: BLE001 - any failure of the optional fusion keeps the plain graph
         return {}
     return {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
+
+
+def _quantize_int8(
+    src: Path, dst: Path, feed: dict[str, np.ndarray], reference: np.ndarray, mask: np.ndarray
+) -> float:
+    """Dynamically quantise the (unfused) graph ``src`` to int8 weights into ``dst``; return the
+    least cosine between its mean-pooled probe vectors and ``reference``'s."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=False
+    )
+    import onnxruntime as ort
+
+    out = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    a, b = (out * mask).sum(1), (reference * mask).sum(1)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return float(cos.min())
 
 
 def _max_diff(

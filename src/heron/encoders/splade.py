@@ -18,6 +18,7 @@ import numpy as np
 
 from heron._deps import require
 from heron.encoders.base import check_texts, resolve_model_path
+from heron.encoders.precision import resolve_precision
 
 DEFAULT_SPARSE_MODEL = "splade-tiny"
 _BUNDLED = {"splade-tiny": ("cognition", "model")}
@@ -45,6 +46,10 @@ class SpladeEncoder:
         here, within noise, so none is offered; the BERT fast path gains more).
     threshold:
         Weights at or below this are dropped (0 keeps every positive weight).
+    precision:
+        ``"auto"`` (bfloat16 where the CPU runs it natively, else float32), ``"float32"``
+        (exact) or ``"bfloat16"``; see :mod:`heron.encoders.precision`. Resolved value:
+        ``self.precision``.
     """
 
     kind = "sparse"
@@ -57,6 +62,7 @@ class SpladeEncoder:
         max_length: int = 256,
         backend: str = "torch",
         threshold: float = 0.0,
+        precision: str = "auto",
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -66,6 +72,7 @@ class SpladeEncoder:
             raise ValueError(f"max_length must be an int in [8, 512], got {max_length!r}")
         if threshold < 0:
             raise ValueError(f"threshold must be >= 0, got {threshold}")
+        self.precision = resolve_precision(precision, backend=backend)
         self.name, self._path = resolve_sparse_model(model)
         self.batch_size, self.max_length, self.backend, self.threshold = (
             batch_size,
@@ -80,6 +87,8 @@ class SpladeEncoder:
         self.tokenizer = tr.AutoTokenizer.from_pretrained(self._path)
         self._model = tr.AutoModelForMaskedLM.from_pretrained(self._path)
         self._model.eval()
+        if self.precision == "bfloat16":
+            self._model.to(self._torch.bfloat16)
         self.vocab_size = int(self._model.config.vocab_size)
         self.dim = self.vocab_size
 
@@ -166,7 +175,7 @@ class SpladeEncoder:
             for i, n in enumerate(lengths):
                 out[i] = w(h[start : start + n]).amax(dim=0)
                 start += n
-            return torch.log1p(torch.relu(out)).numpy()
+            return torch.log1p(torch.relu(out)).float().numpy()
 
 
 def top_terms(
