@@ -51,9 +51,10 @@ def timed_blocks(fns: dict, qs: list, rounds: int = 3) -> dict[str, list[float]]
     """Per-query latencies (ms) of each function, in blocks rotated over ``rounds``."""
     out: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
-    for name in names:  # warm-up
-        for v in qs[:5]:
-            fns[name](v)
+    for _ in range(2):  # warm-up: compile, page the memory-mapped arrays in
+        for name in names:
+            for v in qs[:10]:
+                fns[name](v)
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
             fn = fns[name]

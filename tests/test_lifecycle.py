@@ -203,3 +203,13 @@ def test_many_small_writes_are_merged_into_few_segments(tmp_path) -> None:
     res = c.search(x, 1, using="dense")
     assert [r[0] for r in res.doc_ids()] == [f"t{i}" if i != 3 else res.doc_ids()[3][0] for i in range(60)]
     assert res.doc_ids()[3][0] != "t3"
+
+
+@pytest.mark.parametrize("using,params", [("compressed", {"codec": "bin"}), ("hnsw", {"M": 8})])
+def test_candidates_is_the_first_stage_size_everywhere(coll, using, params) -> None:
+    c, x = coll
+    a = c.search(q(x[:6]), 5, using=using, candidates=50, **params)
+    b = c.search(q(x[:6]), 5, using=using, oversample=10, **params)
+    np.testing.assert_array_equal(a.keys, b.keys)
+    with pytest.raises(ValueError, match="not both"):
+        c.search(q(x[:1]), 5, using=using, candidates=50, oversample=10, **params)

@@ -186,12 +186,18 @@ class AnnRetriever(Stage):
             raise ValueError(f"unknown index type {kind!r}; choose one of {sorted(INDEX_TYPES)}")
         if build not in ("auto", "never"):
             raise ValueError(f"build must be 'auto' or 'never', got {build!r}")
-        valid = set(BUILD_PARAMS[kind]) | set(SEARCH_PARAMS[kind]) | {"oversample", "exact_below"}
+        valid = set(BUILD_PARAMS[kind]) | set(SEARCH_PARAMS[kind]) | {
+            "oversample", "exact_below", "candidates",
+        }
         bad = sorted(set(params) - valid)
         if bad:
             raise ValueError(
                 f"unknown parameter(s) {bad} for retriever {kind!r}; valid: {sorted(valid)}"
             )
+        if "candidates" in params:
+            if "oversample" in params:
+                raise ValueError("pass candidates= (documents) or oversample= (a multiple of k), not both")
+            check_k(params["candidates"])
         if filter is not None:
             from heron.index.filters import compile_filter
 
@@ -248,6 +254,8 @@ class AnnRetriever(Stage):
             for p in (*SEARCH_PARAMS[self.kind], "oversample", "exact_below")
             if p in self.params
         }
+        if "candidates" in self.params:  # first-stage documents -> the index's multiple of k
+            sp["oversample"] = max(1.0, self.params["candidates"] / k)
         scores, keys, info = idx.search(q, k, allowed=allowed, params=sp)
         if len(new_k):
             sel = np.ones(len(new_k), bool) if allowed is None else np.isin(new_k, allowed)

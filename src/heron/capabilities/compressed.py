@@ -62,6 +62,8 @@ class CompressedRetriever(Stage):
     collection: the collection.
     codec: codec spec (default: the collection's configured one, else ``"bin"``).
     oversample: first-stage depth as a multiple of ``k``; 0 = no rescoring.
+    candidates: first-stage depth as a number of documents (the name every retriever with a
+        first stage uses; an alternative to ``oversample``).
     rescore: ``"float32"`` (the collection's segments) or ``"float16"`` (a copy beside the codes).
     depth: hits returned when not cut by ``% k``.
     """
@@ -77,8 +79,12 @@ class CompressedRetriever(Stage):
         rescore: str | None = None,
         depth: int = 1000,
         name: str | None = None,
+        candidates: int | None = None,
     ) -> None:
         cfg = {**DEFAULT_CONFIG, **(collection.config.get("codec") or {})}
+        if candidates is not None and oversample is not None:
+            raise ValueError("pass candidates= (documents) or oversample= (a multiple of k), not both")
+        self.candidates = None if candidates is None else check_k(candidates)
         self.collection = collection
         self.spec = codec or cfg["spec"]
         parse_spec(self.spec)
@@ -94,10 +100,11 @@ class CompressedRetriever(Stage):
         return CompressedRetriever(
             self.collection,
             codec=self.spec,
-            oversample=self.oversample,
+            oversample=None if self.candidates else self.oversample,
             rescore=self.rescore,
             depth=k,
             name=self.index_name,
+            candidates=self.candidates,
         )
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
@@ -111,6 +118,7 @@ class CompressedRetriever(Stage):
             "retriever": "compressed",
             "codec": self.spec,
             "oversample": self.oversample,
+            "candidates": self.candidates,
             "generation": snap.generation,
         }
         if len(snap.keys) == 0:
@@ -122,10 +130,14 @@ class CompressedRetriever(Stage):
         k = self.depth
         alive, new_keys, new_vecs = snap.memo(("codes-delta", rec.version), lambda: art.delta(snap))
         n_dead = int(len(alive) - alive.sum()) if alive is not None else 0
-        if self.oversample == 0:
+        if self.candidates is not None:
+            first_stage = max(k, self.candidates)
+        else:
+            first_stage = max(k, int(np.ceil(self.oversample * k))) if self.oversample else 0
+        if first_stage == 0:
             scores, rows = art.codec.topk(q, art.codes, k + n_dead)
         else:
-            first = max(k, int(np.ceil(self.oversample * k))) + n_dead
+            first = first_stage + n_dead
             _, cand = art.codec.topk(q, art.codes, min(first, len(art.keys)))
             if n_dead:
                 cand = np.where((cand >= 0) & alive[np.maximum(cand, 0)], cand, -1)
