@@ -62,6 +62,15 @@ def cached_array(
     return arr
 
 
+def encoder_tag(encoder: object) -> str:
+    """The cache name of an encoder's vectors: its model name, plus its precision unless float32
+    (so float32 caches written before precisions existed stay valid, and a bfloat16 encoder never
+    reads float32 vectors as its own)."""
+    p = getattr(encoder, "precision", None)
+    name = str(encoder.name)
+    return name if p in (None, "float32") else f"{name}@{p}"
+
+
 def dataset_embeddings(dataset, encoder, *, split: str = "test", progress: bool = True) -> dict:
     """Cached dense embeddings of a :class:`~heron.eval.beir.BeirDataset`.
 
@@ -70,7 +79,7 @@ def dataset_embeddings(dataset, encoder, *, split: str = "test", progress: bool 
     """
     qids, qtexts, qrels = dataset.split(split)
     docs = dataset.documents()
-    tag = f"{dataset.name}-{encoder.name}"
+    tag = f"{dataset.name}-{encoder_tag(encoder)}"
     doc_emb = cached_array(
         f"{tag}-docs",
         dataset.doc_ids,
@@ -134,7 +143,7 @@ def dataset_sparse(
     """Cached SPLADE vectors of a BEIR dataset: ``doc_vecs`` ``(n_docs, V)``, ``query_vecs`` for ``split``."""
     qids, qtexts, qrels = dataset.split(split)
     docs = dataset.documents()
-    tag = f"{dataset.name}-{encoder.name}-sparse{encoder.max_length}"
+    tag = f"{dataset.name}-{encoder_tag(encoder)}-sparse{encoder.max_length}"
     d = cached_sparse(
         f"{tag}-docs", dataset.doc_ids, lambda: encoder.encode_documents(docs, progress=progress)
     )

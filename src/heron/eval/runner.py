@@ -27,7 +27,7 @@ import numpy as np
 from heron._plugins import registry_of
 from heron.capabilities.spec import parse_spec, stage_from_spec
 from heron.eval.beir import BeirDataset, load_beir
-from heron.eval.cache import cache_dir, dataset_embeddings
+from heron.eval.cache import cache_dir, dataset_embeddings, encoder_tag
 from heron.eval.metrics import DEFAULT_MEASURES, drop_identical_ids, evaluate
 from heron.pipeline import RRF, Queries, Stage
 
@@ -85,7 +85,7 @@ def dataset_collection(
     import hashlib
 
     tag = hashlib.sha1(
-        "\x1f".join([enc.name, str(dataset.path), *dataset.doc_ids]).encode()
+        "\x1f".join([encoder_tag(enc), str(dataset.path), *dataset.doc_ids]).encode()
     ).hexdigest()[:12]
     root = cache_dir() / "collections" / f"{dataset.name}-{tag}"
     done = root / ".complete"
