@@ -111,3 +111,14 @@ def test_add_field_takes_vocabulary_and_model_from_the_encoder(tmp_path):
     assert spec["vocab"] == enc.vocab_size and spec["model"] == enc.name
     res = c.search(["a cat purring"], 1, using="splade", index="exact")
     assert res.doc_ids() == [["a"]]
+
+
+def test_typed_field_specs(tmp_path):
+    c = heron.Collection.create(tmp_path / "t", model="none", dim=2, fields={"splade": heron.SparseField()})
+    c.add(["cats purr", "dogs bark"], ids=["a", "b"], vectors=np.eye(2, dtype=np.float32))
+    assert c.fields["splade"]["kind"] == "sparse" and c.fields["splade"]["encoder"] == "splade"
+    assert c.search(["dog barking"], 1, using="splade", index="exact").doc_ids() == [["b"]]
+    c.add_field("extra", heron.DenseField(dim=3), backfill=False)
+    assert c.fields["extra"] == {"kind": "dense", "dim": 3}
+    with pytest.raises(TypeError, match="FieldSpec"):
+        c.add_field("bad", 42)

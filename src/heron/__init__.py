@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
 _LAZY = {
     "Collection": "heron.collection",
     "Document": "heron.collection",
+    "SparseField": "heron.collection",
+    "TokensField": "heron.collection",
+    "DenseField": "heron.collection",
     "Results": "heron.results",
     "Queries": "heron.pipeline",
     "Stage": "heron.pipeline",
@@ -44,7 +47,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Collection",
+    "DenseField",
     "Document",
+    "SparseField",
+    "TokensField",
     "Queries",
     "RRF",
     "Results",

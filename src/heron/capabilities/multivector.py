@@ -148,10 +148,8 @@ def _per_segment(
             if not f.exists():
                 _atomic_save(f, compute(sid))
             out.append(np.load(f, mmap_mode="r"))
-    live = {f"{sid:08d}" for sid, _ in layout}
-    for p in d.glob("*.npy"):  # drop arrays of segments compacted away
-        if p.name.split(".")[0] not in live:
-            p.unlink()
+    # arrays of segments merged away are removed with their segment by the collection's garbage
+    # collector, once no reader holds them (see heron.collection.lifecycle)
     return out
 
 

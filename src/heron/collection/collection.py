@@ -141,8 +141,11 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         all_fields: dict[str, dict[str, Any]] = {
             "dense": {"kind": "dense", "dim": d, "encoder": model_name, **field_record(encoder)}
         }
+        from heron.collection.fields import as_spec
+
         for name, spec in (fields or {}).items():
-            all_fields[name] = _check_field_spec(name, spec)
+            all_fields[name] = _check_field_spec(name, as_spec(spec))
+            _complete_spec(all_fields[name])
         root.mkdir(parents=True, exist_ok=True)
         (root / "segments").mkdir(exist_ok=True)
         (root / "indexes").mkdir(exist_ok=True)
@@ -278,7 +281,9 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         return self.snapshot().resolver()
 
     # ------------------------------------------------------------------ fields
-    def add_field(self, name: str, *, kind: str, backfill: bool = True, **spec: Any) -> None:
+    def add_field(
+        self, name: str, field: Any = None, *, kind: str | None = None, backfill: bool = True, **spec: Any
+    ) -> None:
         """Declare an extra per-document field (e.g. ``"splade"`` sparse, ``"tokens"`` ragged).
 
         ``spec`` may name an ``encoder`` registered in :mod:`heron.collection.fields`; with
@@ -286,16 +291,15 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         """
         if name in self.fields:
             raise ValueError(f"field {name!r} already exists")
-        full = _check_field_spec(name, {"kind": kind, **spec})
-        if full.get("encoder"):  # the encoder knows its own model name and vocabulary
-            from heron.collection.fields import field_encoder
+        if field is not None:
+            from heron.collection.fields import as_spec
 
-            enc = field_encoder(full)
+            spec = {**as_spec(field), **spec}
+            kind = kind or spec.pop("kind")
+        full = _check_field_spec(name, {"kind": kind, **spec})
+        enc = _complete_spec(full)
+        if enc is not None:
             self._field_encoders[name] = enc
-            if kind == "sparse" and getattr(enc, "vocab_size", None):
-                full.setdefault("vocab", int(enc.vocab_size))
-            if getattr(enc, "name", None):
-                full.setdefault("model", enc.name)
         with self._writer():
             self.manifest = read_manifest(self.path)
             self.manifest["fields"][name] = full
@@ -423,6 +427,20 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
             "indexes": [r.describe() for _, r in sorted(snap.artifacts.items())],
             "bytes_on_disk": size,
         }
+
+def _complete_spec(full: dict[str, Any]) -> Any:
+    """Fill in the model name and vocabulary a field's encoder knows; returns the encoder."""
+    if not full.get("encoder"):
+        return None
+    from heron.collection.fields import field_encoder
+
+    enc = field_encoder(full)
+    if full["kind"] == "sparse" and getattr(enc, "vocab_size", None):
+        full.setdefault("vocab", int(enc.vocab_size))
+    if getattr(enc, "name", None):
+        full.setdefault("model", enc.name)
+    return enc
+
 
 def _check_field_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(name, str) or not name.isidentifier():

@@ -144,6 +144,16 @@ class LifecycleMixin:
         stats = art.read_manifest(new.folder(self.path)).get("update", {})
         return {**stats, "generation": int(new.generation)}
 
+    def migrate(self, new_encoder: Any, **params: Any) -> Any:
+        """Fit a drift map so ``new_encoder``'s queries search this collection's vectors.
+
+        Then ``coll.search(q, k, using="mapped", model=new_encoder.name)``; see
+        :func:`heron.capabilities.mapped.migrate` for the parameters.
+        """
+        from heron.capabilities.mapped import migrate
+
+        return migrate(self, new_encoder, **params)
+
     def drop_index(self, name: str) -> bool:
         """Remove index ``name`` (its files go once no reader holds them); ``False`` if absent."""
         with self._writer():
@@ -278,6 +288,9 @@ class LifecycleMixin:
                     sid = int(path.split("/")[1])
                     con.execute("DELETE FROM docs WHERE deleted = 1 AND segment = ?", (sid,))
                     self._segments.pop(sid, None)
+                    # per-segment derived arrays (multi-vector FDEs, pooled vectors) go with it
+                    for p in self.path.glob(f"indexes/*/{path.split('/')[1]}.*npy"):
+                        p.unlink(missing_ok=True)
                 con.execute("DELETE FROM retired WHERE path = ?", (path,))
                 con.execute("COMMIT")
             except BaseException:
