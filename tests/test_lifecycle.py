@@ -213,3 +213,16 @@ def test_candidates_is_the_first_stage_size_everywhere(coll, using, params) -> N
     np.testing.assert_array_equal(a.keys, b.keys)
     with pytest.raises(ValueError, match="not both"):
         c.search(q(x[:1]), 5, using=using, candidates=50, oversample=10, **params)
+
+
+def test_ann_snapshots_see_their_own_tombstones(coll) -> None:
+    c, x = coll
+    c.create_index("hnsw", kind="hnsw", M=8)
+    old = c.search(x[:1], 1, using="hnsw")
+    assert old.doc_ids() == [["d0"]]
+    c.delete(["d0"])
+    new = c.search(x[:1], 1, using="hnsw")
+    assert new.doc_ids()[0] != ["d0"] and new.info["tombstones"] == 1
+    # the deletion lives on this snapshot's view; the resident index other snapshots share is intact
+    idx = c.artifact("hnsw", build="never")[1]
+    assert idx.n_dead == 0, "the shared resident index was mutated"

@@ -4,8 +4,8 @@ Registers the index kinds and retrievers ``flat``, ``ivf`` and ``hnsw``. An inde
 collection artifact (:mod:`heron.collection.artifacts`): built from a snapshot, published
 atomically, resident in memory while current, collected when no reader holds it.
 
-Live updates: a search at a later generation than the index's tombstones keys deleted since (in
-memory, once per snapshot) and scans documents added since *exactly* (merged with the index's
+Live updates: a search at a later generation than the index's tombstones keys deleted since (on
+a per-snapshot view of the shared resident index, once per snapshot) and scans documents added since *exactly* (merged with the index's
 hits), so a deleted id never comes back and an upserted id returns its new vector.
 :func:`update_index` folds the additions into a new version incrementally (no retrain);
 :func:`compact_index` rebuilds from live vectors (reclaims space, retrains IVF/PQ).
@@ -13,6 +13,7 @@ hits), so a deleted id never comes back and an upserted id returns its new vecto
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -237,12 +238,16 @@ class AnnRetriever(Stage):
             return rescore_exact(snap, q, candidates)
         idx = self.index(snap)
 
-        def delta() -> tuple[np.ndarray, np.ndarray]:
+        def delta() -> tuple[AnnIndex, np.ndarray, np.ndarray]:
             stale, new_k, new_v = _delta(idx, snap)
-            idx.remove(stale)  # in-memory tombstones (keys are never reused: deleted stays deleted)
-            return new_k, new_v
+            view = idx
+            if len(stale):  # this snapshot's tombstones, on a view: the resident index is shared
+                view = copy.copy(idx)  # by every snapshot and thread, so it is never mutated here
+                view.dead, view._live = idx.dead.copy(), None
+                view.remove(stale)
+            return view, new_k, new_v
 
-        new_k, new_v = snap.memo(("ann-delta", self.index_name, id(idx)), delta)
+        idx, new_k, new_v = snap.memo(("ann-delta", self.index_name, id(idx)), delta)
         k = self.depth
         allowed = None
         if self.filter is not None:
