@@ -38,3 +38,11 @@ DOCS = [
     "options for the command parser",
     "a mat for the cat",
 ]
+
+
+def codec_data(n: int = 600, d: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32) * (np.arange(1, d + 1) ** -0.5).astype(
+        np.float32
+    )
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from tests._after_fixtures import codec_data as data
 
 from heron.codecs import load_codec, parse_spec
 from heron.retrieval.topk import topk_rows
@@ -43,14 +44,6 @@ ERROR_BOUND = {
     "int8": 0.02,
     "int4": 0.2,
 }
-
-
-def data(n: int = 600, d: int = 32, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d)).astype(np.float32) * (np.arange(1, d + 1) ** -0.5).astype(
-        np.float32
-    )
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.test_codecs import data
+from tests._after_fixtures import codec_data as data
 
 from heron.bench.pareto import pareto_front
 from heron.bench.recommend import parse_bytes, recommend
