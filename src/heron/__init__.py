@@ -34,6 +34,9 @@ _LAZY = {
     "RRF": "heron.pipeline",
     "load_encoder": "heron.encoders",
     "load_beir": "heron.eval",
+    "Client": "heron.client",
+    "AsyncClient": "heron.client",
+    "ShardedCollection": "heron.scale",
 }
 
 
@@ -46,9 +49,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "Collection",
     "DenseField",
     "Document",
+    "ShardedCollection",
     "SparseField",
     "TokensField",
     "Queries",
