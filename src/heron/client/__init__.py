@@ -1,0 +1,1 @@
+"""heron.client: a Python client (sync and async) for the heron HTTP server."""

@@ -1,0 +1,1 @@
+"""heron.scale: sharded collections on Ray (scatter-gather search, parallel ingest)."""

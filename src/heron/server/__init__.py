@@ -1,0 +1,1 @@
+"""heron.server: the HTTP API (FastAPI app factory), its search page and operations endpoints."""
