@@ -96,7 +96,7 @@ def _build_child(
         extra = {"n_blocks": idx.n_blocks, "n_postings_kept": idx.n_postings_kept}
         extra["bytes"] = idx.nbytes()
     else:
-        from _lib.pyseismic import PySeismicIndex
+        from heron.sparse.pyseismic import PySeismicIndex
 
         idx = PySeismicIndex.build(docs, **params, num_threads=build_threads)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
@@ -176,7 +176,7 @@ def run_corpus(corpus: str, args) -> dict:
     heron = SeismicIndex.load(hpath)
     systems = {"heron": heron}
     if "pyseismic" in args.systems:
-        from _lib.pyseismic import PySeismicIndex
+        from heron.sparse.pyseismic import PySeismicIndex
 
         seismic = __import__("seismic")
         ps = PySeismicIndex(

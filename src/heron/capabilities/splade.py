@@ -63,6 +63,8 @@ class SparseRetriever(Stage):
             field,
             check_k(depth),
         )
+        if build.get("backend") == "auto":  # the kind resolves it; the record names the chosen one
+            build = {k: v for k, v in build.items() if k != "backend"}
         self.query_cut, self.heap_factor, self.build_params = query_cut, heap_factor, build
         self.spec = spec
         if encoder is None:
@@ -102,7 +104,7 @@ class SparseRetriever(Stage):
             queries.put(key, q)
         return q
 
-    def _seismic(self, snap: Any) -> SeismicIndex:
+    def _seismic(self, snap: Any) -> Any:
         return self.collection.artifact(
             f"seismic-{self.field}", kind="seismic", field=self.field,
             params=dict(sorted(self.build_params.items())), snap=snap,
@@ -146,27 +148,65 @@ class SparseRetriever(Stage):
         return self.encoder.top_terms(self.encoder.encode_queries([query]), row, n=n)
 
 
+#: build parameters only heron's own index understands (they select ``backend="heron"``)
+HERON_ONLY = ("quantize", "seed", "pruning")
+BACKENDS = ("auto", "pyseismic", "heron")
+
+
 @register_kind
 class SeismicKind(ArtifactKind):
-    """heron's Seismic index over a sparse field (``kind="seismic"``).
+    """A Seismic index over a sparse field (``kind="seismic"``).
 
     Bruch, Nardini, Rulli & Venturini, "Efficient Inverted Indexes for Approximate Retrieval over
-    Learned Sparse Representations", SIGIR 2024. A version serves the generation it was built
-    from; a search after a write rebuilds it once.
+    Learned Sparse Representations", SIGIR 2024. ``backend="auto"`` (default) picks the faster
+    implementation, measured (``docs/sparse.md``): the authors' Rust ``pyseismic-lsr`` when it is
+    installed and no heron-only parameter (``quantize``, ``seed``, ``pruning``) is given, else
+    heron's numba index; ``backend="heron"`` or ``"pyseismic"`` forces one. A version serves the
+    generation it was built from; a search after a write rebuilds it once.
     """
 
     kind = "seismic"
     field_kind = "sparse"
     default_field = "splade"
     build_params = (
-        "n_postings", "centroid_fraction", "summary_energy", "doc_cut", "quantize", "seed",
-        "pruning", "max_fraction",
+        "n_postings", "centroid_fraction", "summary_energy", "doc_cut", "max_fraction",
+        "backend", *HERON_ONLY,
     )
 
-    def build(self, snap: Any, field: str, params: dict[str, Any], folder: Path, *, progress: bool) -> None:
-        SeismicIndex.build(snap.field(field), keys=snap.keys, **params).save(folder / "data")
+    def normalise(self, params: dict[str, Any]) -> dict[str, Any]:
+        from heron.sparse import pyseismic
 
-    def open(self, folder: Path, record: Any, collection: Any) -> SeismicIndex:
+        params = super().normalise(params)
+        backend = params.pop("backend", "auto")
+        if backend not in BACKENDS:
+            raise ValueError(f"Seismic backend must be one of {BACKENDS}, got {backend!r}")
+        heron_only = sorted(set(params) & set(HERON_ONLY))
+        if backend == "auto":
+            backend = "pyseismic" if pyseismic.available() and not heron_only else "heron"
+        if backend == "pyseismic" and heron_only:
+            raise ValueError(
+                f"parameter(s) {heron_only} exist only in heron's Seismic; pass backend='heron' or drop them"
+            )
+        if backend == "pyseismic" and not pyseismic.available():
+            raise ValueError(
+                "backend='pyseismic' needs pyseismic-lsr (pip install 'heron[sparse]'); or pass backend='heron'"
+            )
+        return {**params, "backend": backend}
+
+    def build(self, snap: Any, field: str, params: dict[str, Any], folder: Path, *, progress: bool) -> None:
+        params = dict(params)
+        if params.pop("backend", "heron") == "pyseismic":
+            from heron.sparse.pyseismic import PySeismicIndex
+
+            PySeismicIndex.build(snap.field(field), keys=snap.keys, **params).save(folder / "data")
+        else:
+            SeismicIndex.build(snap.field(field), keys=snap.keys, **params).save(folder / "data")
+
+    def open(self, folder: Path, record: Any, collection: Any) -> Any:
+        if record.params.get("backend", "heron") == "pyseismic":
+            from heron.sparse.pyseismic import PySeismicIndex
+
+            return PySeismicIndex.load(folder / "data")
         return SeismicIndex.load(folder / "data")
 
     def fresh(self, record: Any, snap: Any) -> bool:

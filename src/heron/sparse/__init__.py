@@ -1,7 +1,5 @@
-"""Learned-sparse retrieval: heron's Seismic index and the exact oracle.
-
-The pyseismic-lsr adapter and the synthetic corpus generator are benchmark code
-(``benchmarks/_lib/``).
+"""Learned-sparse retrieval: Seismic (heron's numba index, or the authors' Rust ``pyseismic-lsr``
+through :mod:`heron.sparse.pyseismic`) and the exact oracle.
 
 ``heron.capabilities.splade`` registers the ``"splade"`` retriever on collections.
 """
