@@ -2,12 +2,14 @@
 
 from heron.collection.collection import Collection, Document
 from heron.collection.fields import DenseField, FieldSpec, SparseField, TokensField
+from heron.collection.integrity import CorruptionError
 from heron.collection.manifest import CollectionError
 from heron.collection.snapshot import Snapshot
 
 __all__ = [
     "Collection",
     "CollectionError",
+    "CorruptionError",
     "DenseField",
     "Document",
     "FieldSpec",

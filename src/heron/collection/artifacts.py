@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from heron.collection import integrity
+
 log = logging.getLogger("heron.artifacts")
 
 FORMAT = "heron-artifact"
@@ -128,6 +130,7 @@ def build(
     try:
         stats = None
         if update_from is not None and hasattr(cap, "update"):
+            integrity.verify_artifact(update_from.folder(root))
             stats = cap.update(update_from.folder(root), snap, field, params, tmp)
         else:
             cap.build(snap, field, params, tmp, progress=show)
@@ -145,7 +148,11 @@ def build(
         }
         if stats is not None:
             manifest["update"] = stats
-        (tmp / "artifact.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        manifest["files"] = integrity.record(tmp, integrity.artifact_files(tmp))
+        with open(tmp / "artifact.json", "w", encoding="utf-8") as f:
+            f.write(json.dumps(integrity.seal(manifest), indent=1, sort_keys=True))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, tmp.parent / version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -173,6 +180,7 @@ def resident(coll: Any, rec: ArtifactRecord) -> Any:
     with _RES_LOCK:
         obj = _RESIDENT.get(key)
         if obj is None:
+            integrity.verify_artifact(folder)  # first use in this process: every file's checksum
             obj = artifact_kind(rec.kind).open(folder, rec, coll)
             slot = (str(coll.path), rec.name)
             old = _CURRENT.get(slot)
@@ -193,7 +201,9 @@ def forget(root: Path) -> None:
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     try:
-        meta = json.loads((folder / "artifact.json").read_text())
+        meta = integrity.read_sealed(folder / "artifact.json")
+    except integrity.CorruptionError:
+        raise
     except (OSError, ValueError) as exc:
         raise ValueError(
             f"artifact {str(folder)!r} is missing or corrupt ({exc}); rebuild it with coll.create_index"

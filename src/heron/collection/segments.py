@@ -22,6 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from heron.collection.integrity import (
+    SMALL_FILE,
+    CorruptionError,
+    read_sealed,
+    record,
+    seal,
+    verify_file,
+    verify_files,
+)
 from heron.limits import load_npy
 
 
@@ -116,28 +125,40 @@ def write_segment(
     n = len(keys)
     _save(tmp / "keys.npy", np.asarray(keys, dtype=np.int64))
     meta: dict[str, Any] = {"rows": n, "fields": {}}
+    names = ["keys.npy"]
     for name, (kind, data) in fields.items():
         files = field_arrays(kind, name, data, n)
         for fname, arr in files.items():
             _save(tmp / fname, arr)
+        names += list(files)
         meta["fields"][name] = {"kind": kind, **_field_meta(kind, files)}
-    (tmp / "segment.json").write_text(json.dumps(meta, indent=1))
+    meta["files"] = record(tmp, names)
+    _write_json(tmp / "segment.json", seal(meta))
     os.replace(tmp, seg_dir)
     return seg_dir
 
 
 def add_field_to_segment(seg_dir: Path, name: str, kind: str, data: Any) -> None:
     """Add one field's files to an existing segment (atomic per file, manifest last)."""
-    meta = json.loads((seg_dir / "segment.json").read_text())
+    meta = read_sealed(seg_dir / "segment.json")
     files = field_arrays(kind, name, data, int(meta["rows"]))
     for fname, arr in files.items():
         tmp = seg_dir / f".{fname}.tmp"
         _save(tmp, arr)
         os.replace(tmp, seg_dir / fname)
     meta["fields"][name] = {"kind": kind, **_field_meta(kind, files)}
+    if "files" in meta:
+        meta["files"].update(record(seg_dir, list(files)))
     tmpj = seg_dir / ".segment.json.tmp"
-    tmpj.write_text(json.dumps(meta, indent=1))
+    _write_json(tmpj, seal(meta))
     os.replace(tmpj, seg_dir / "segment.json")
+
+
+def _write_json(path: Path, meta: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(meta, indent=1))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _field_meta(kind: str, files: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -153,12 +174,19 @@ def _field_meta(kind: str, files: dict[str, np.ndarray]) -> dict[str, Any]:
 class Segment:
     """Read-only, memory-mapped view of one segment."""
 
-    def __init__(self, seg_dir: Path, seg_id: int) -> None:
+    def __init__(self, seg_dir: Path, seg_id: int, *, deep: bool = False) -> None:
         self.dir = seg_dir
         self.id = seg_id
         try:
-            self.meta = json.loads((seg_dir / "segment.json").read_text())
+            self.meta = read_sealed(seg_dir / "segment.json")
+            #: checksums recorded at commit (absent in segments written before them)
+            self.files: dict[str, dict[str, Any]] = self.meta.get("files", {})
+            verify_files(seg_dir, self.files, deep=deep)  # sizes; contents of small files
+            if "keys.npy" in self.files:
+                verify_file(seg_dir / "keys.npy", self.files["keys.npy"])
             self.keys = load_npy(seg_dir / "keys.npy", mmap_mode="r")
+        except CorruptionError:
+            raise
         except (OSError, ValueError) as exc:
             raise ValueError(
                 f"segment {str(seg_dir)!r} is missing or corrupt ({exc}); the collection needs repair (heron compact)"
@@ -171,6 +199,9 @@ class Segment:
 
     def _load(self, fname: str) -> np.ndarray:
         if fname not in self._cache:
+            entry = self.files.get(fname)
+            if entry is not None and entry["size"] > SMALL_FILE:  # large: verified on first use
+                verify_file(self.dir / fname, entry)
             self._cache[fname] = load_npy(self.dir / fname, mmap_mode="r")
         return self._cache[fname]
 
