@@ -47,6 +47,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "search": ("heron.cli.search", "search a collection"),
     "info": ("heron.cli.info", "describe a collection"),
+    "check": ("heron.cli.check", "find damaged files of a collection (checksums, SQLite); --deep hashes all"),
+    "repair": (
+        "heron.cli.repair",
+        "rebuild damaged segments and every derived index from documents + vectors; report losses",
+    ),
     "tune": ("heron.cli.tune", "sweep ANN index parameters: recall@10 vs queries/second"),
     "eval": ("heron.cli.eval", "evaluate retrievers on a BEIR dataset"),
     "limit": (

@@ -111,8 +111,13 @@ def _remember(p: Path) -> None:
         _VERIFIED.add(_stamp(p))
 
 
-def verify_file(path: Path, entry: dict[str, Any], *, full: bool = True) -> None:
-    """Raise :class:`CorruptionError` unless ``path`` matches ``entry`` (size; digest if ``full``)."""
+def verify_file(
+    path: Path, entry: dict[str, Any], *, full: bool = True, fresh: bool = False
+) -> None:
+    """Raise :class:`CorruptionError` unless ``path`` matches ``entry`` (size; digest if ``full``).
+
+    ``fresh`` hashes the file even if this process verified it before (``heron check --deep``).
+    """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -125,7 +130,7 @@ def verify_file(path: Path, entry: dict[str, Any], *, full: bool = True) -> None
         return
     stamp = _stamp(path)
     with _VLOCK:
-        if stamp in _VERIFIED:
+        if stamp in _VERIFIED and not fresh:
             return
     algo = str(entry["digest"]).split(":", 1)[0]
     if algo == "xxh3_64" and _algorithm() != "xxh3_64":
