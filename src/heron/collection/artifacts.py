@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from heron._faults import point
 from heron.collection import integrity
 
 log = logging.getLogger("heron.artifacts")
@@ -134,6 +135,7 @@ def build(
             stats = cap.update(update_from.folder(root), snap, field, params, tmp)
         else:
             cap.build(snap, field, params, tmp, progress=show)
+        point("artifact.built")
         manifest = {
             "format": FORMAT,
             "version": VERSION,
@@ -153,6 +155,7 @@ def build(
             f.write(json.dumps(integrity.seal(manifest), indent=1, sort_keys=True))
             f.flush()
             os.fsync(f.fileno())
+        point("artifact.rename")
         os.replace(tmp, tmp.parent / version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from heron._faults import point
 from heron.collection.leases import Leases
 from heron.collection.lifecycle import LifecycleMixin, bump
 from heron.collection.manifest import (
@@ -383,6 +384,7 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         field_data["dense"] = ("dense", np.asarray(part.dense()))
         (sid,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM segments").fetchone()
         write_segment(self.path, int(sid), part.keys, field_data)
+        point("merge.segment")
         con.execute("BEGIN IMMEDIATE")
         try:
             con.executemany(
@@ -401,6 +403,7 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
                 "INSERT OR REPLACE INTO retired(path, retired_at) VALUES (?, ?)",
                 [(f"segments/{segment_name(s)}", epoch) for s in old],
             )
+            point("merge.commit")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

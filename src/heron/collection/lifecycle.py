@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from heron._faults import point
 from heron.collection import artifacts as art
 from heron.collection.segments import Segment, segment_name
 from heron.collection.snapshot import SegmentView, Snapshot
@@ -251,6 +252,7 @@ class LifecycleMixin:
                 if old and old[0] and old[0] != rec.version:
                     con.execute("INSERT OR REPLACE INTO retired(path, retired_at) VALUES (?, ?)",
                                 (f"indexes/{rec.name}/{old[0]}", epoch))
+                point("artifact.publish")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -282,6 +284,7 @@ class LifecycleMixin:
                 continue
             target = self.path / path
             shutil.rmtree(target, ignore_errors=True)
+            point("gc.remove")
             con.execute("BEGIN IMMEDIATE")
             try:
                 if path.startswith("segments/"):

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from heron._faults import point
 from heron.collection.integrity import (
     SMALL_FILE,
     CorruptionError,
@@ -130,10 +131,12 @@ def write_segment(
         files = field_arrays(kind, name, data, n)
         for fname, arr in files.items():
             _save(tmp / fname, arr)
+            point("segment.file")
         names += list(files)
         meta["fields"][name] = {"kind": kind, **_field_meta(kind, files)}
     meta["files"] = record(tmp, names)
     _write_json(tmp / "segment.json", seal(meta))
+    point("segment.rename")
     os.replace(tmp, seg_dir)
     return seg_dir
 

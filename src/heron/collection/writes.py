@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from heron._faults import point
 from heron.collection.lifecycle import bump
 from heron.collection.segments import Segment, segment_name, write_segment
 from heron.encoders.base import check_texts
@@ -135,6 +136,7 @@ class WriteMixin:
                     n += cur.rowcount
                 if n:
                     bump(con)
+                point("delete.commit")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -228,7 +230,9 @@ class WriteMixin:
                     (int(sid), n, json.dumps(sorted(field_data))),
                 )
                 bump(con)
+                point("write.commit")
                 con.execute("COMMIT")
+                point("write.committed")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
