@@ -17,12 +17,30 @@ def save_state(
     """Write ``arrays`` as ``NAME.npy`` and a manifest ``{kind, format_version, params, arrays}``."""
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
+    # new array files under fresh names, then the manifest naming them replaces the old one in
+    # one rename: a crash at any point leaves the previous state loadable (and orphan files)
+    try:
+        prev = json.loads((p / MANIFEST).read_text())
+        stale = {prev.get("files", {}).get(n, f"{n}.npy") for n in prev.get("arrays", [])}
+    except (OSError, ValueError, AttributeError):
+        stale = set()
+    token = os.urandom(4).hex()
+    files = {name: f"{name}.{token}.npy" for name in arrays}
     for name, arr in arrays.items():
-        np.save(p / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-    manifest = {"kind": kind, "format_version": version, "params": params, "arrays": sorted(arrays)}
+        with open(p / files[name], "wb") as f:
+            np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+    manifest = {"kind": kind, "format_version": version, "params": params,
+                "arrays": sorted(arrays), "files": files}
     tmp = p / f"{MANIFEST}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    with open(tmp, "w") as f:
+        f.write(json.dumps(manifest, indent=1, sort_keys=True))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, p / MANIFEST)
+    for old in stale - set(files.values()):  # the previous version's arrays
+        (p / old).unlink(missing_ok=True)
     return p
 
 
@@ -36,14 +54,20 @@ def load_state(
         raise FileNotFoundError(
             f"no {kind} at {str(p)!r}: {MANIFEST} is missing (was it saved with .save()?)"
         )
-    manifest = json.loads(mf.read_text())
+    try:
+        manifest = json.loads(mf.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{str(mf)!r} is corrupt ({exc}); refit and save it again") from exc
     if manifest.get("kind") != kind:
         raise ValueError(f"{str(p)!r} holds a {manifest.get('kind')!r}, not a {kind!r}")
     if manifest.get("format_version") != version:
         raise ValueError(
             f"{str(p)!r} has {kind} format version {manifest.get('format_version')!r}; this heron reads version {version}: refit and save it again"
         )
-    arrays = {n: np.load(p / f"{n}.npy", allow_pickle=False) for n in manifest["arrays"]}
+    from heron.limits import load_npy
+
+    files = manifest.get("files", {})
+    arrays = {n: load_npy(p / files.get(n, f"{n}.npy")) for n in manifest["arrays"]}
     return manifest["params"], arrays
 
 

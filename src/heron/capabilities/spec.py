@@ -48,6 +48,11 @@ def stage_from_spec(collection: Any, spec: str, *, depth: int | None = None, **p
         stages = [stage_from_spec(collection, p, depth=depth) for p in parts]
         return RRF(*stages, depth=depth) if depth else RRF(*stages)
     name, sp = parse_spec(spec)
+    if ":" in name or not name:
+        raise ValueError(
+            f"bad retriever spec {spec!r}: write NAME, NAME?key=value or hybrid:A+B "
+            "(only 'hybrid:' may use ':')"
+        )
     sp.update(params)
     if depth is not None:
         sp.setdefault("depth", depth)

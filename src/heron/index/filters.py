@@ -68,8 +68,16 @@ def _field(name: str) -> tuple[str, list[Any]]:
     return "json_extract(metadata, ?)", ["$." + name]
 
 
-def compile_filter(flt: Any) -> tuple[str, list[Any]]:
+#: deepest nesting of $and / $or / $not a filter may use
+MAX_FILTER_DEPTH = 64
+
+
+def compile_filter(flt: Any, _depth: int = 0) -> tuple[str, list[Any]]:
     """SQL ``WHERE`` fragment and parameters for filter ``flt`` (see the module docstring)."""
+    if _depth > MAX_FILTER_DEPTH:
+        raise ValueError(
+            f"filter nested deeper than {MAX_FILTER_DEPTH} levels of $and/$or/$not; flatten it"
+        )
     if not isinstance(flt, dict):
         raise TypeError(
             f"a filter must be a dict such as {{'year': {{'$gte': 2020}}}}, got {type(flt).__name__}"
@@ -79,17 +87,19 @@ def compile_filter(flt: Any) -> tuple[str, list[Any]]:
     parts: list[str] = []
     params: list[Any] = []
     for key, val in flt.items():
+        if not isinstance(key, str):
+            raise TypeError(f"filter keys must be strings (field names or operators), got {key!r}")
         if key in ("$and", "$or"):
             if not isinstance(val, (list, tuple)) or not val:
                 raise ValueError(f"{key} needs a non-empty list of filters, got {val!r}")
-            subs = [compile_filter(v) for v in val]
+            subs = [compile_filter(v, _depth + 1) for v in val]
             parts.append(
                 "(" + (" AND " if key == "$and" else " OR ").join(f"({s})" for s, _ in subs) + ")"
             )
             for _, p in subs:
                 params += p
         elif key == "$not":
-            s, p = compile_filter(val)
+            s, p = compile_filter(val, _depth + 1)
             parts.append(f"NOT COALESCE(({s}), 0)")
             params += p
         elif key.startswith("$"):
@@ -265,6 +275,8 @@ def _leaves(flt: Any) -> list[tuple[str, str, Any]]:
     """Every ``(field, op, value)`` condition of a (valid) filter."""
     out: list[tuple[str, str, Any]] = []
     for key, val in flt.items():
+        if not isinstance(key, str):
+            raise TypeError(f"filter keys must be strings (field names or operators), got {key!r}")
         if key in ("$and", "$or"):
             for sub in val:
                 out += _leaves(sub)
