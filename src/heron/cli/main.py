@@ -13,6 +13,7 @@ instead. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sqlite3
@@ -111,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
     except USER_ERRORS as exc:
         if debug:
+            raise
+        print(f"heron: error: {one_line(exc)}", file=sys.stderr)
+        return ERROR_STATUS
+    except OSError as exc:  # a full disk (heron.collection.diskfull.DiskFullError) is no bug
+        if debug or exc.errno != errno.ENOSPC:
             raise
         print(f"heron: error: {one_line(exc)}", file=sys.stderr)
         return ERROR_STATUS

@@ -157,8 +157,13 @@ def build(
             os.fsync(f.fileno())
         point("artifact.rename")
         os.replace(tmp, tmp.parent / version)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        from heron.collection.diskfull import disk_full
+
+        full = disk_full(exc, root, int(snap.generation))
+        if full is not None:
+            raise full from exc
         raise
     rec = ArtifactRecord(name, kind, field, dict(params), version, int(snap.generation))
     coll._publish_artifact(rec)

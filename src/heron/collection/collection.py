@@ -406,7 +406,8 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
             point("merge.commit")
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             raise
         del part, snap
         self._snapshot = None

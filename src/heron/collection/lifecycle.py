@@ -47,7 +47,15 @@ class LifecycleMixin:
         snap = self._snapshot
         if snap is not None and snap.epoch == epoch:
             return snap
-        self._leases.announce(int(epoch))
+        try:
+            self._leases.announce(int(epoch))
+        except OSError as exc:  # a new reader writes a few bytes: its lease file
+            from heron.collection.diskfull import disk_full
+
+            full = disk_full(exc, self.path, None)
+            if full is not None:
+                raise full from exc
+            raise
         try:
             con.execute("BEGIN")
             try:
@@ -231,7 +239,8 @@ class LifecycleMixin:
                 bump(con, data=False)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
                 raise
 
     def _publish_artifact(self, rec: art.ArtifactRecord) -> None:
@@ -255,7 +264,8 @@ class LifecycleMixin:
                 point("artifact.publish")
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
                 raise
             self._collect_garbage()
 
@@ -297,7 +307,8 @@ class LifecycleMixin:
                 con.execute("DELETE FROM retired WHERE path = ?", (path,))
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
                 raise
             done += 1
         return done

@@ -123,6 +123,17 @@ def write_segment(
     if seg_dir.exists():  # an orphan from a crashed write (never registered)
         shutil.rmtree(seg_dir)
     tmp.mkdir(parents=True)
+    try:
+        _write_files(tmp, keys, fields)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # give the space back at once
+        raise
+    point("segment.rename")
+    os.replace(tmp, seg_dir)
+    return seg_dir
+
+
+def _write_files(tmp: Path, keys: np.ndarray, fields: dict[str, tuple[str, Any]]) -> None:
     n = len(keys)
     _save(tmp / "keys.npy", np.asarray(keys, dtype=np.int64))
     meta: dict[str, Any] = {"rows": n, "fields": {}}
@@ -136,9 +147,6 @@ def write_segment(
         meta["fields"][name] = {"kind": kind, **_field_meta(kind, files)}
     meta["files"] = record(tmp, names)
     _write_json(tmp / "segment.json", seal(meta))
-    point("segment.rename")
-    os.replace(tmp, seg_dir)
-    return seg_dir
 
 
 def add_field_to_segment(seg_dir: Path, name: str, kind: str, data: Any) -> None:

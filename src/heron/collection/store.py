@@ -78,6 +78,13 @@ class Store:
                 con.executescript(LIFECYCLE)
         except sqlite3.DatabaseError as exc:
             self.close()
+            from heron.collection.diskfull import disk_full, nearly_full
+
+            full = disk_full(exc, root, None) or (
+                disk_full(OSError(28, str(exc)), root, None) if nearly_full(root) else None
+            )
+            if full is not None:  # SQLite cannot create its -shm/-wal files: not corruption
+                raise full from exc
             raise ValueError(
                 f"collection database {str(self.path)!r} is corrupt ({exc}); rebuild the collection"
             ) from exc

@@ -11,12 +11,14 @@ import fcntl
 import hashlib
 import json
 import shutil
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from heron._faults import point
+from heron.collection.diskfull import disk_full
 from heron.collection.lifecycle import bump
 from heron.collection.segments import Segment, segment_name, write_segment
 from heron.encoders.base import check_texts
@@ -49,9 +51,23 @@ class WriteMixin:
                 self._cleanup_orphans()
                 self._collect_garbage()
                 yield
+            except (OSError, sqlite3.OperationalError) as exc:
+                full = disk_full(exc, self.path, self._committed_generation())
+                if full is not None:
+                    raise full from exc
+                raise
             finally:
                 self._snapshot = None  # stale after a commit: release its lease
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _committed_generation(self) -> int | None:
+        try:
+            (g,) = self.store.connect().execute(
+                "SELECT value FROM state WHERE name='generation'"
+            ).fetchone()
+            return int(g)
+        except sqlite3.Error:
+            return None
 
     def _cleanup_orphans(self) -> None:
         con = self.store.connect()
@@ -139,7 +155,8 @@ class WriteMixin:
                 point("delete.commit")
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:  # SQLite already rolled back after e.g. SQLITE_FULL
+                    con.execute("ROLLBACK")
                 raise
         return n
 
@@ -234,7 +251,8 @@ class WriteMixin:
                 con.execute("COMMIT")
                 point("write.committed")
             except BaseException:
-                con.execute("ROLLBACK")
+                if con.in_transaction:  # SQLite already rolled back after e.g. SQLITE_FULL
+                    con.execute("ROLLBACK")
                 raise
             self._merge_small_segments()
         return keys
