@@ -13,14 +13,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit status 1 when the (quick) integrity check finds damage."""
-    from heron.collection import Collection
+    from heron.collection import Collection, CorruptionError
     from heron.collection.repair import check
 
     rep = check(args.collection)  # sizes of all files, contents of small ones, quick_check
     integrity = "ok" if rep.ok else [f"{p.kind} {p.file}: {p.message}" for p in rep.problems]
     try:
         info = Collection.open(args.collection).info()
-    except ValueError as exc:
+    except CorruptionError as exc:  # a damaged segment or index: list the damage
         if rep.ok:
             raise
         info = {"path": args.collection, "error": str(exc)}
