@@ -2,6 +2,7 @@
 
 from heron.collection.collection import Collection, Document
 from heron.collection.fields import DenseField, FieldSpec, SparseField, TokensField
+from heron.collection.diskfull import DiskFullError
 from heron.collection.integrity import CorruptionError
 from heron.collection.manifest import CollectionError
 from heron.collection.snapshot import Snapshot
@@ -11,6 +12,7 @@ __all__ = [
     "CollectionError",
     "CorruptionError",
     "DenseField",
+    "DiskFullError",
     "Document",
     "FieldSpec",
     "Snapshot",
