@@ -14,7 +14,8 @@ When files are verified
   is first read, an artifact's files when it is first opened), and by ``heron check --deep``.
 
 A verified file is remembered per process by ``(path, size, mtime, inode)``, so reopening a
-collection does not hash its large arrays again.
+collection does not hash its large arrays again. ``HERON_VERIFY=sizes`` skips hashing large
+files on first use (for a fast first query on a huge collection; ``--deep`` still hashes).
 
 The digest is xxHash3-64 when the optional ``xxhash`` package is installed, else CRC-32 (zlib,
 about 1.3 GB/s here), which finds every burst error of up to 32 bits, so any flipped byte
@@ -38,6 +39,9 @@ log = logging.getLogger("heron.integrity")
 #: files up to this size (bytes) are hashed when their segment is opened; larger on first use
 SMALL_FILE = 4 << 20
 _CHUNK = 1 << 20
+#: ``HERON_VERIFY=sizes`` skips hashing large files on first use (sizes are still checked;
+#: ``heron check --deep`` still hashes everything)
+VERIFY_ENV = "HERON_VERIFY"
 
 
 class CorruptionError(ValueError):
@@ -126,7 +130,7 @@ def verify_file(
         raise CorruptionError(
             path, f"it has {size:,} bytes, {entry['size']:,} were written (cut short or overwritten)"
         )
-    if not full:
+    if not full or (not fresh and size > SMALL_FILE and os.environ.get(VERIFY_ENV) == "sizes"):
         return
     stamp = _stamp(path)
     with _VLOCK:
