@@ -244,3 +244,15 @@ def test_database_flip_in_unused_page_is_harmless_or_detected(fresh):
             pass
         db.write_bytes(backup)
     assert silent == 0
+
+
+def test_deep_check_of_an_unsealed_segment_finds_a_truncated_array(fresh):
+    import json
+
+    seg = next((fresh / "segments").iterdir())
+    meta = json.loads((seg / "segment.json").read_text())
+    meta.pop("checksum"), meta.pop("files")
+    (seg / "segment.json").write_text(json.dumps(meta))
+    (seg / "dense.npy").write_bytes((seg / "dense.npy").read_bytes()[:200])
+    rep = check(fresh, deep=True)
+    assert [p.segment for p in rep.problems] == [int(seg.name)] and "does not load" in rep.problems[0].message
