@@ -114,3 +114,16 @@ def test_query_strings(coll, text, using):
     except DOCUMENTED:
         return
     assert res.keys.shape == (1, 3)
+
+
+@pytest.mark.parametrize("op", ["$not", "$and", "$or"])
+def test_filter_nesting_within_the_limit_runs_in_sqlite(coll, op):
+    """Found by fuzz/fuzz_filters.py: 14 nested $not overflowed SQLite's parser stack."""
+    from heron.index.filters import MAX_FILTER_DEPTH
+
+    flt: dict = {"tags": {"$contains": "a"}}
+    for _ in range(MAX_FILTER_DEPTH):
+        flt = {"$not": flt} if op == "$not" else {op: [flt, {"tags": {"$contains": "b"}}]}
+    assert matching_keys(coll, flt).dtype == np.int64
+    with pytest.raises(ValueError, match="nested deeper"):
+        matching_keys(coll, {"$not": flt})

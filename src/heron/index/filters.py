@@ -68,8 +68,8 @@ def _field(name: str) -> tuple[str, list[Any]]:
     return "json_extract(metadata, ?)", ["$." + name]
 
 
-#: deepest nesting of $and / $or / $not a filter may use
-MAX_FILTER_DEPTH = 64
+#: deepest nesting of $and / $or / $not a filter may use (SQLite's parser overflows near 14)
+MAX_FILTER_DEPTH = 10
 
 
 def compile_filter(flt: Any, _depth: int = 0) -> tuple[str, list[Any]]:
@@ -241,7 +241,13 @@ def matching_keys(
             f"SELECT key FROM docs WHERE {live}({where}) ORDER BY key", params
         ).fetchall()
     except sqlite3.OperationalError as exc:
-        if "JSON" not in str(exc):
+        msg = str(exc)
+        if "stack overflow" in msg or "too many" in msg or "too large" in msg:
+            raise ValueError(
+                f"filter too large for SQLite ({msg}); use fewer nested $and/$or/$not levels "
+                "or split a long $in list into several searches"
+            ) from exc
+        if "JSON" not in msg:
             raise
         bad = con.execute(
             "SELECT id FROM docs WHERE deleted = 0 AND NOT json_valid(metadata) LIMIT 5"
