@@ -84,6 +84,7 @@ function clearError() {
 }
 
 function fmtScore(x) {
+  if (x === null || x === undefined) return "—";
   if (typeof x !== "number" || !isFinite(x)) return String(x);
   return Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(4);
 }
@@ -248,6 +249,7 @@ function fieldType(name) {
 
 function parseValue(text, type, field) {
   const t = text.trim();
+  if (type.includes("/")) type = ""; // mixed types: read the value as JSON, else as text
   if (/int|float|num|double/i.test(type)) {
     const n = Number(t);
     if (t === "" || !isFinite(n)) {
@@ -430,6 +432,10 @@ function renderExplain(x) {
   if (x.terms && x.terms.length) {
     box.append(el("div", { class: "terms" }, "matched terms: ",
       ...x.terms.map(([t, w]) => el("span", { class: "term", "data-term": t, text: t + " " + fmtScore(w) }))));
+  }
+  if (x.sparse_terms && x.sparse_terms.length) {
+    box.append(el("div", { class: "terms sparse" }, "sparse terms: ",
+      ...x.sparse_terms.map(([t, w]) => el("span", { class: "term", "data-term": t, text: t + " " + fmtScore(w) }))));
   }
   if (x.weights && Object.keys(x.weights).length) {
     box.append(el("div", { class: "weights muted", text: "fusion weights: " + JSON.stringify(x.weights) }));
