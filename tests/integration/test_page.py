@@ -111,9 +111,9 @@ def served(tmp_path_factory, encoder):
     rows = run_sweep(
         np.asarray(x, dtype=np.float32),
         np.asarray(q, dtype=np.float32),
-        codecs=("fp32", "fp16", "int8", "int4", "bin"),
+        codecs=("fp32", "fp16", "int8", "bin"),
         oversamples=(0, 2),
-        n_latency=2,
+        n_latency=1,
         progress=False,
     )
     coll.close()
@@ -194,16 +194,6 @@ def test_search_page_in_chromium(served):
             assert hits[0]["score"].startswith("cosine ")
             assert any(h["meta"]["year"] < 2021 for h in hits)
 
-            # markup inside a document's text shows as text; only <mark> is an element
-            page.fill("#query", "escape script tags in snippets")
-            _search(page)
-            first = page.locator("#hits li.hit").first
-            expect(first).to_have_attribute("data-id", "markup")
-            snip = first.locator(".snippet")
-            expect(snip).to_contain_text('<script>alert("x")</script> & <b>bold</b>')
-            tags = snip.evaluate("p => [...p.querySelectorAll('*')].map(e => e.tagName)")
-            assert tags and set(tags) == {"MARK"}
-
             # 2. a metadata filter from the field rows: year >= 2021
             page.click("#add-filter")
             row = page.locator("#filter-rows .filter-row").first
@@ -240,18 +230,29 @@ def test_search_page_in_chromium(served):
             page.screenshot(path=str(shots / "4-plot.png"))
             page.click("#plot-close")
 
-            # 5. errors: filter JSON that does not parse; a field no document has (the server's message)
+            # 5. markup inside a document's text shows as text; only <mark> is an element
+            page.fill("#query", "escape script tags in snippets")
+            _search(page)
+            page.screenshot(path=str(shots / "5-markup.png"), full_page=True)
+            first = page.locator("#hits li.hit").first
+            expect(first).to_have_attribute("data-id", "markup")
+            snip = first.locator(".snippet")
+            expect(snip).to_contain_text('<script>alert("x")</script> & <b>bold</b>')
+            tags = snip.evaluate("p => [...p.querySelectorAll('*')].map(e => e.tagName)")
+            assert tags and set(tags) == {"MARK"}
+
+            # 6. errors: filter JSON that does not parse; a field no document has (the server's message)
             page.fill("#filter-json", '{"year": ')
             page.press("#query", "Enter")
             expect(page.locator("#error")).to_be_visible()
             expect(page.locator("#error-message")).to_contain_text("does not parse")
-            page.screenshot(path=str(shots / "5-error-json.png"))
+            page.screenshot(path=str(shots / "6-error-json.png"))
             page.fill("#filter-json", '{"colour": "red"}')
             with page.expect_response(lambda r: r.url.endswith("/search") and r.status == 400):
                 page.press("#query", "Enter")
             expect(page.locator("#error")).to_be_visible()
             expect(page.locator("#error-message")).to_contain_text("colour")
-            page.screenshot(path=str(shots / "6-error-server.png"))
+            page.screenshot(path=str(shots / "7-error-server.png"))
             assert not errors, errors
         finally:
             browser.close()
@@ -260,8 +261,9 @@ def test_search_page_in_chromium(served):
         "2-filter.png",
         "3-bm25-explain.png",
         "4-plot.png",
-        "5-error-json.png",
-        "6-error-server.png",
+        "5-markup.png",
+        "6-error-json.png",
+        "7-error-server.png",
     ]
 
 
