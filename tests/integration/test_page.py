@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+KEY = "page-test-read-key"  # the server runs with one read-only API key
 ROOT = Path(__file__).resolve().parents[2]
 
 DOCS = [
@@ -97,6 +98,7 @@ def served(tmp_path_factory, encoder):
     import heron
     from heron.bench.sweep import run_sweep, write_report
     from heron.server.app import create_app
+    from heron.server.auth import hash_key
 
     root = tmp_path_factory.mktemp("page")
     path = root / "notes"
@@ -125,7 +127,12 @@ def served(tmp_path_factory, encoder):
     )
     assert "png" in paths, "matplotlib is needed for the Pareto plot (heron[eval])"
 
-    app = create_app([str(path)])
+    # a second collection, with no encoder and no reports: its panel says "no bench report"
+    bare = heron.Collection.create(root / "bare", model="none", dim=4)
+    bare.add(["a", "b"], ids=["a", "b"], vectors=np.eye(2, 4, dtype=np.float32))
+    bare.close()
+
+    app = create_app([str(path), str(root / "bare")], api_keys={hash_key(KEY): "read"})
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     )
@@ -176,10 +183,24 @@ def test_search_page_in_chromium(served):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            # without the key the API refuses and the page says so; with it (kept in
+            # sessionStorage, so a reload keeps it) the collection and its info load
             page.goto(served + "/")
-            expect(page.locator("#collection")).to_have_value("notes")
+            expect(page.locator("#error")).to_be_visible()
+            expect(page.locator("#error-code")).to_contain_text("unauthorized")
+            page.screenshot(path=str(shots / "0-no-key.png"))
+            page.fill("#api-key", KEY)
+            page.press("#api-key", "Enter")
+            expect(page.locator("#collection")).to_have_value("bare")
+            assert page.evaluate("sessionStorage.getItem('heron.apiKey')") == KEY
+            page.reload()
+            expect(page.locator("#error")).to_be_hidden()
+            expect(page.locator("#collection")).to_have_value("bare")  # the first by name
+            expect(page.locator("#plot-box")).to_have_text("no bench report")
+            page.select_option("#collection", "notes")
             expect(page.locator("#info")).to_contain_text("all-MiniLM-L6-v2")
             expect(page.locator("#info")).to_contain_text(str(len(DOCS)))
+            expect(page.locator("#plot-thumb")).to_be_visible()
 
             # 1. a query, Enter, ranked hits with highlighted snippets; the expected top hit
             page.fill("#query", "gzip log files")
@@ -257,6 +278,7 @@ def test_search_page_in_chromium(served):
         finally:
             browser.close()
     assert sorted(p.name for p in shots.glob("*.png")) == [
+        "0-no-key.png",
         "1-hits.png",
         "2-filter.png",
         "3-bm25-explain.png",
@@ -268,7 +290,8 @@ def test_search_page_in_chromium(served):
 
 
 def test_page_and_assets_are_served(served):
-    """``/`` is the page and its script and stylesheet come from ``/static`` (no external URLs)."""
+    """``/`` is the page and its script and stylesheet come from ``/static`` (no external URLs),
+    without a key; the API itself needs one."""
     import httpx
 
     page = httpx.get(served + "/", timeout=10)
@@ -278,3 +301,6 @@ def test_page_and_assets_are_served(served):
         r = httpx.get(served + asset, timeout=10)
         assert r.status_code == 200 and len(r.text) > 500
         assert "http://" not in r.text and "https://" not in r.text
+    assert httpx.get(served + "/v1/collections", timeout=10).status_code == 401
+    ok = httpx.get(served + "/v1/collections", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+    assert sorted(c["name"] for c in ok.json()["collections"]) == ["bare", "notes"]

@@ -75,7 +75,12 @@ function el(tag, attrs, ...children) {
 
 function showError(err) {
   $("error-code").textContent = (err.code || "error") + (err.field ? " (" + err.field + ")" : "") + ":";
-  $("error-message").textContent = err.message || String(err);
+  let message = err.message || String(err);
+  if (err.status === 401 || err.status === 403) {
+    message += " — type an API key with the read scope in the field at the top right";
+    $("api-key").focus();
+  }
+  $("error-message").textContent = message;
   $("error").hidden = false;
 }
 
