@@ -240,6 +240,15 @@ def test_search_page_in_chromium(served):
             got = [t.split(" ")[0] for t in terms.all_text_contents()]
             assert "gzip" in got and "log" in got
             page.screenshot(path=str(shots / "3-bm25-explain.png"), full_page=True)
+            # a typed spec overrides the choice: a hybrid's RRF score, explained by its parts
+            page.fill("#spec", "hybrid:dense+bm25")
+            _search(page)
+            expect(page.locator("#score-kind")).to_have_text("rrf")
+            parts = page.locator("#hits li.hit").first.locator(".part").all_text_contents()
+            assert [p.split(" ")[0] for p in parts] == ["dense", "bm25"]
+            assert _hits(page)[0]["id"] == "gz"
+            page.screenshot(path=str(shots / "3b-hybrid.png"), full_page=True)
+            page.fill("#spec", "")
 
             # 4. the bench report's Pareto plot, opened full size
             page.click("#open-plot")
@@ -282,6 +291,7 @@ def test_search_page_in_chromium(served):
         "1-hits.png",
         "2-filter.png",
         "3-bm25-explain.png",
+        "3b-hybrid.png",
         "4-plot.png",
         "5-markup.png",
         "6-error-json.png",

@@ -443,7 +443,8 @@ function renderExplain(x) {
       ...x.sparse_terms.map(([t, w]) => el("span", { class: "term", "data-term": t, text: t + " " + fmtScore(w) }))));
   }
   if (x.weights && Object.keys(x.weights).length) {
-    box.append(el("div", { class: "weights muted", text: "fusion weights: " + JSON.stringify(x.weights) }));
+    box.append(el("div", { class: "weights" }, "fusion weights: ",
+      ...Object.entries(x.weights).map(([k, v]) => el("span", { class: "part", text: k + " " + fmtValue(v) }))));
   }
   if (!box.childNodes.length) box.append(el("span", { class: "muted", text: "no explanation for this retriever" }));
   return box;
