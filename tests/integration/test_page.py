@@ -18,8 +18,6 @@ Skipped only when Chromium (``/usr/bin/chromium``) or the Playwright package is 
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -90,15 +88,15 @@ def _artifacts() -> Path:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, encoder):
-    """A server over one real collection (MiniLM, BM25 index, bench report) on an ephemeral port."""
+    """A server (one read-only key) over `notes` (MiniLM, BM25 index, bench report) and `bare`."""
     _need_browser()
     import numpy as np
-    import uvicorn
 
     import heron
     from heron.bench.sweep import run_sweep, write_report
     from heron.server.app import create_app
     from heron.server.auth import hash_key
+    from heron.server.threaded import ThreadedServer
 
     root = tmp_path_factory.mktemp("page")
     path = root / "notes"
@@ -133,20 +131,8 @@ def served(tmp_path_factory, encoder):
     bare.close()
 
     app = create_app([str(path), str(root / "bare")], api_keys={hash_key(KEY): "read"})
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not (server.started and server.servers):
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with ThreadedServer(app, timeout=120) as srv:  # 127.0.0.1, port 0
+        yield srv.url
 
 
 def _hits(page) -> list[dict]:

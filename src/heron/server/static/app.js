@@ -444,7 +444,7 @@ function renderExplain(x) {
   }
   if (x.weights && Object.keys(x.weights).length) {
     box.append(el("div", { class: "weights" }, "fusion weights: ",
-      ...Object.entries(x.weights).map(([k, v]) => el("span", { class: "part", text: k + " " + fmtValue(v) }))));
+      ...Object.entries(x.weights).map(([k, v]) => el("span", { class: "weight", text: k + " " + fmtValue(v) }))));
   }
   if (!box.childNodes.length) box.append(el("span", { class: "muted", text: "no explanation for this retriever" }));
   return box;
