@@ -160,6 +160,7 @@ def _search(page) -> None:
 def test_search_page_in_chromium(served):
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=15_000)  # a loaded 2-core CI box can be slow to search
     shots = _artifacts()
     for old in shots.glob("*.png"):
         old.unlink()
