@@ -9,8 +9,11 @@ This is the seam every later stage (codecs, indexes, rerankers, fusion) plugs in
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +21,19 @@ from heron.limits import check_k as _limits_check_k
 
 PAD_KEY = -1
 PAD_SCORE = -np.inf
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One hit of one query: its document id, score, 1-based rank, metadata and text
+    (``None`` when the results carry no document lookup)."""
+
+    id: str
+    score: float
+    rank: int
+    metadata: dict = field(default_factory=dict)
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,9 @@ class Results:
         default=None, compare=False, repr=False
     )
     info: dict = field(default_factory=dict, compare=False)
+    documents: Callable[[list[str]], list[Any]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         keys = np.asarray(self.keys)
@@ -80,10 +99,38 @@ class Results:
         keys, scores = self.keys[:, :k], self.scores[:, :k]
         if keys.shape[1] < k:
             keys, scores = pad(keys, scores, k)
-        return Results(keys, scores, self.resolver, dict(self.info))
+        return Results(keys, scores, self.resolver, dict(self.info), self.documents)
 
     def with_resolver(self, resolver: Callable[[np.ndarray], list[str]] | None) -> Results:
-        return Results(self.keys, self.scores, resolver, self.info)
+        return Results(self.keys, self.scores, resolver, self.info, self.documents)
+
+    def with_documents(self, documents: Callable[[list[str]], list[Any]] | None) -> Results:
+        """These results with a document lookup (ids -> objects with ``text`` and ``metadata``,
+        or ``None``), which :meth:`hits` uses; a collection's ``search`` attaches its ``get``."""
+        return Results(self.keys, self.scores, self.resolver, self.info, documents)
+
+    def hits(self) -> list[list[Hit]]:
+        """The hits of every query, padding dropped: ``[[Hit(id, score, rank, metadata, text)]]``.
+
+        Metadata and text come from the document lookup (:meth:`with_documents`); without one
+        they are ``{}`` and ``None``.
+        """
+        out: list[list[Hit]] = []
+        for ids, row in zip(self.doc_ids(), self.scores):
+            docs = self.documents(ids) if self.documents is not None and ids else [None] * len(ids)
+            out.append(
+                [
+                    Hit(
+                        doc_id,
+                        float(score),
+                        rank,
+                        dict(getattr(doc, "metadata", None) or {}),
+                        getattr(doc, "text", None),
+                    )
+                    for rank, (doc_id, score, doc) in enumerate(zip(ids, row, docs), start=1)
+                ]
+            )
+        return out
 
     def doc_ids(self) -> list[list[str]]:
         """String document ids per query (padding dropped)."""
@@ -129,3 +176,62 @@ def pad(keys: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     pk[:, :k0] = keys
     ps[:, :k0] = scores
     return pk, ps
+
+
+# ---------------------------------------------------------------------- snippets
+def query_terms(query: str) -> list[str]:
+    """Lower-cased words of ``query`` worth highlighting (3+ characters, else 2+), unique, in order."""
+    words = [w.lower() for w in _WORD.findall(query)]
+    keep = [w for w in words if len(w) > 2] or [w for w in words if len(w) > 1] or words
+    return list(dict.fromkeys(keep))
+
+
+def snippet(text: str, query: str, width: int = 200) -> tuple[str, list[tuple[int, int]]]:
+    """A window of about ``width`` characters of ``text`` around the query terms.
+
+    Whitespace is collapsed; the window holds the most distinct query terms (the earliest such
+    window on ties; the start of the text when no term occurs), cut at word boundaries, with
+    ``…`` where text was cut. Terms match at word starts, case-insensitively. Returns the
+    snippet and the ``(start, end)`` character spans of the matches in it.
+    """
+    flat = " ".join(text.split())
+    terms = query_terms(query)
+    if not flat:
+        return "", []
+    pat = (
+        re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\w*", re.IGNORECASE)
+        if terms
+        else None
+    )
+    matches = [(m.start(), m.end(), m.group(1).lower()) for m in pat.finditer(flat)] if pat else []
+    start = 0
+    if matches and len(flat) > width:
+        best = (-1, 0)
+        for s, _, _ in matches:
+            lo = max(0, s - width // 4)
+            got = {t for a, b, t in matches if a >= lo and b <= lo + width}
+            if len(got) > best[0]:
+                best = (len(got), lo)
+        start = best[1]
+    end = min(len(flat), start + width)
+    if start > 0:  # move to the next word start
+        sp = flat.find(" ", start)
+        start = sp + 1 if 0 <= sp < end else start
+    if end < len(flat):  # cut at the last space inside the window
+        sp = flat.rfind(" ", start, end)
+        end = sp if sp > start else end
+    pre, post = ("…" if start > 0 else ""), ("…" if end < len(flat) else "")
+    out = pre + flat[start:end] + post
+    spans = [(a - start + len(pre), b - start + len(pre)) for a, b, _ in matches if a >= start and b <= end]
+    return out, spans
+
+
+def snippet_html(text: str, query: str, width: int = 200) -> str:
+    """:func:`snippet` as HTML: the text escaped, each match wrapped in ``<mark>...</mark>``."""
+    snip, spans = snippet(text, query, width)
+    out, last = [], 0
+    for a, b in spans:
+        out += [html.escape(snip[last:a]), "<mark>", html.escape(snip[a:b]), "</mark>"]
+        last = b
+    out.append(html.escape(snip[last:]))
+    return "".join(out)

@@ -80,6 +80,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "heron.cli.compact",
         "purge deleted documents, merge segments and shrink the database (VACUUM)",
     ),
+    "serve": ("heron.cli.serve", "serve collections over HTTP: the API, a search page, metrics"),
 }
 
 

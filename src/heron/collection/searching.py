@@ -99,7 +99,7 @@ class SearchMixin:
 
             thr = threshold_stage(self, min_relevance=min_relevance, min_hits=min_hits)
             stage = stage % max(kk, 100) >> thr
-        return stage.search(queries, kk).cut(k)  # padded back to (n_queries, k)
+        return stage.search(queries, kk).cut(k).with_documents(self.get)  # padded to (n, k); hits() look up documents
 
     def queries(self, queries: Any) -> Any:
         """Texts, or a ``(n, dim)`` / ``(dim,)`` array of query vectors, as :class:`Queries`."""

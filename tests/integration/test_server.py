@@ -1,0 +1,234 @@
+"""The HTTP server end to end: a real uvicorn server on 127.0.0.1 (free port) over a real MiniLM
+collection; the sync and async clients against it; structured errors, keys, limits, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from heron.collection import Collection  # noqa: E402
+from heron.server.auth import hash_key  # noqa: E402
+
+DOCS = [
+    ("gz", "gzip compresses files with the deflate algorithm", {"lang": "en", "year": 2020}),
+    ("cat", "the cat sat on the mat and purred", {"lang": "en", "year": 2021}),
+    ("json", "json parses text into Python objects & dicts", {"lang": "fr", "year": 2019}),
+    ("tar", "tar archives many files into one file", {"lang": "en", "year": 2018}),
+    ("re", "regular expressions match patterns in strings", {"lang": "de", "year": 2022}),
+    ("sock", "sockets send bytes over a network connection", {"lang": "en", "year": 2023}),
+]
+QUERIES = ["compress a file", "pattern matching in text", "network bytes"]
+READ, WRITE = "reader-key", "writer-key"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, encoder):
+    from heron.server import create_app
+    from heron.server.catalog import ServerLimits
+    from heron.server.threaded import ThreadedServer
+
+    root = tmp_path_factory.mktemp("served")
+    coll = Collection.create(root / "docs.heron", encoder=encoder)
+    coll.add([t for _, t, _ in DOCS], ids=[i for i, _, _ in DOCS], metadata=[m for _, _, m in DOCS])
+    coll.create_index(kind="bm25")
+    (root / "docs.heron" / "reports" / "bench-codecs").mkdir(parents=True)
+    (root / "docs.heron" / "reports" / "bench-codecs" / "pareto.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    limits = ServerLimits(max_k=100, max_queries=8, max_query_chars=2000, max_documents=50, max_body_bytes=200_000)
+    app = create_app(
+        [root], api_keys={hash_key(READ): "read", hash_key(WRITE): "read,write"}, limits=limits,
+        encoders={encoder.name: encoder},
+    )
+    with ThreadedServer(app) as srv:
+        yield srv.url, coll
+    coll.close()
+
+
+@pytest.fixture(scope="module")
+def url(served):
+    return served[0]
+
+
+def call(url, method, path, body=None, key=WRITE, **kw):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.request(method, url + path, json=body, headers=headers, timeout=60, **kw)
+
+
+def test_operations_endpoints(url):
+    assert httpx.get(url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(url + "/readyz").json() == {"status": "ready", "collections": 1}
+    schema = httpx.get(url + "/openapi.json").json()
+    assert "/v1/collections/{name}/search" in schema["paths"]
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+def test_remote_equals_embedded(served):
+    """The same queries through the client and in-process: identical ids, scores and metadata."""
+    import heron
+
+    url, coll = served
+    remote = heron.Client(url, api_key=READ).collection("docs")
+    for using in ("dense", "bm25", "hybrid:dense+bm25"):
+        here = coll.search(QUERIES, k=4, using=using)
+        there = remote.search(QUERIES, k=4, using=using)
+        assert isinstance(there, heron.Results)
+        assert there.doc_ids() == here.doc_ids(), using
+        np.testing.assert_array_equal(there.scores, here.scores)
+        assert [[(h.id, h.metadata, h.text) for h in row] for row in there.hits()] == [
+            [(h.id, h.metadata, h.text) for h in row] for row in here.hits()
+        ]
+    vec = coll.encoder.encode_queries(["compress a file"])
+    assert remote.search(vec, k=3).doc_ids() == coll.search(vec, k=3).doc_ids()
+    filt = {"lang": "en"}
+    assert remote.search("files", k=5, filter=filt).doc_ids() == coll.search("files", k=5, filter=filt).doc_ids()
+
+
+def test_search_response_snippet_and_explain(url):
+    r = call(url, "POST", "/v1/collections/docs/search", {
+        "queries": ["json text objects"], "k": 2, "using": "hybrid:dense+bm25", "explain": True,
+        "with_text": True,
+    }, key=READ)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["score_kind"] == "rrf" and body["using"] == "hybrid:dense+bm25"
+    top = body["results"][0]["hits"][0]
+    assert top["id"] == "json" and top["rank"] == 1 and top["metadata"] == {"lang": "fr", "year": 2019}
+    assert "<mark>json</mark>" in top["snippet"] and "&amp;" in top["snippet"]  # escaped otherwise
+    assert set(top["explain"]["parts"]) == {"dense", "bm25"} and top["explain"]["parts"]["bm25"] > 0
+    assert {t for t, _ in top["explain"]["terms"]} >= {"json", "text"}
+    assert top["explain"]["weights"] == {"dense": 1.0, "bm25": 1.0}
+    dense = call(url, "POST", "/v1/collections/docs/search", {"queries": ["cat"], "k": 1, "snippet": False,
+                                                              "with_metadata": False}, key=READ).json()
+    assert dense["score_kind"] == "cosine" and set(dense["results"][0]["hits"][0]) == {"id", "score", "rank"}
+
+
+def test_client_round_trip_writes(url):
+    import heron
+
+    cl = heron.Client(url, api_key=WRITE)
+    c = cl.create_collection("scratch")
+    assert "scratch" in {x["name"] for x in cl.collections()}
+    keys = c.add(["alpha beta", "gamma delta"], ids=["a", "b"], metadata=[{"n": 1}, None])
+    assert keys.shape == (2,) and len(c) == 2
+    with pytest.raises(ValueError, match="already"):
+        c.add(["again"], ids=["a"])
+    c.upsert(["alpha beta replaced"], ids=["a"], metadata=[{"n": 2}])
+    doc_a, missing = c.get(["a", "zz"])
+    assert (doc_a.text, doc_a.metadata, missing) == ("alpha beta replaced", {"n": 2}, None)
+    assert c.search("alpha", k=1).hits()[0][0].metadata == {"n": 2}
+    rec = c.create_index(kind="bm25")
+    assert rec["name"] == "bm25" and [r["name"] for r in c.indexes()] == ["bm25"]
+    assert c.drop_index("bm25") and not c.drop_index("bm25")
+    assert c.delete(["a", "nope"]) == 1 and len(c) == 1
+    assert c.compact()["purged"] >= 1
+    assert cl.drop_collection("scratch")
+    with pytest.raises(KeyError, match="scratch"):
+        cl.collection("scratch")
+
+
+def test_async_client(served):
+    import heron
+
+    url, coll = served
+
+    async def go():
+        async with heron.AsyncClient(url, api_key=READ) as cl:
+            c = await cl.collection("docs")
+            res = await asyncio.gather(*(c.search(q, k=3) for q in QUERIES))
+            return [r.doc_ids()[0] for r in res], (await c.info())["documents"]
+
+    ids, n = asyncio.run(go())
+    assert ids == [row for row in coll.search(QUERIES, k=3).doc_ids()]
+    assert n == len(DOCS)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code", "field"),
+    [
+        ("POST", "/v1/collections/nope/search", {"queries": ["x"]}, 404, "not_found", None),
+        ("GET", "/v1/nothing", None, 404, "not_found", None),
+        ("POST", "/v1/collections/docs/search", {"queries": ["x"], "k": 0}, 422, "bad_request", "k"),
+        ("POST", "/v1/collections/docs/search", {"queries": [1]}, 422, "bad_request", "queries[0]"),
+        ("POST", "/v1/collections/docs/search", {"queries": ["x"], "bogus": 1}, 422, "bad_request", "bogus"),
+        ("POST", "/v1/collections/docs/search", {}, 400, "bad_request", "queries"),
+        ("POST", "/v1/collections/docs/search", {"queries": ["x"], "using": "nope"}, 400, "bad_request", None),
+        ("POST", "/v1/collections/docs/search", {"vectors": [[0.1, 0.2]]}, 400, "bad_request", "vectors[0]"),
+        ("POST", "/v1/collections/docs/search", {"queries": ["x"], "filter": {"year": {"$bad": 1}}}, 400, "bad_request", None),
+        ("POST", "/v1/collections/docs/search", {"queries": ["x"], "k": 101}, 400, "bad_request", "k"),
+        ("POST", "/v1/collections/docs/search", {"queries": ["x"] * 9}, 413, "too_large", "queries"),
+        ("POST", "/v1/collections/docs/search", {"queries": ["x" * 2001]}, 413, "too_large", "queries[0]"),
+        ("POST", "/v1/collections/docs/add", {"ids": ["x"], "texts": ["a", "b"]}, 400, "bad_request", "texts"),
+        ("POST", "/v1/collections/docs/add", {"ids": ["gz"], "texts": ["dup"]}, 409, "conflict", "ids"),
+        ("POST", "/v1/collections/docs/add", {"ids": [str(i) for i in range(51)], "texts": ["t"] * 51}, 413, "too_large", "texts"),
+        ("POST", "/v1/collections", {"name": "docs"}, 409, "conflict", "name"),
+        ("POST", "/v1/collections", {"name": "../evil"}, 400, "bad_request", "name"),
+        ("POST", "/v1/collections", {"name": "v", "model": "none"}, 400, "bad_request", "dim"),
+        ("DELETE", "/v1/collections/docs/indexes/nope", None, 404, "not_found", "index"),
+        ("POST", "/v1/collections/docs/indexes", {"kind": "nope"}, 400, "bad_request", None),
+        ("GET", "/v1/collections/docs/reports/bench-codecs/secret.py", None, 404, "not_found", None),
+    ],
+)
+def test_structured_errors(url, method, path, body, status, code, field):
+    r = call(url, method, path, body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["code"] == code and err["field"] == field and err["message"]
+
+
+def test_body_limit(url):
+    r = httpx.post(url + "/v1/collections/docs/search", content=b"{" + b" " * 300_000 + b"}",
+                   headers={"Authorization": f"Bearer {READ}", "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+
+def test_keys_and_scopes(url):
+    import heron
+
+    search = {"queries": ["cat"], "k": 1}
+    assert call(url, "POST", "/v1/collections/docs/search", search, key=None).status_code == 401
+    assert call(url, "POST", "/v1/collections/docs/search", search, key="wrong").json()["error"]["code"] == "unauthorized"
+    assert call(url, "POST", "/v1/collections/docs/search", search, key=READ).status_code == 200
+    r = httpx.post(url + "/v1/collections/docs/search", json=search, headers={"X-API-Key": READ})
+    assert r.status_code == 200
+    r = call(url, "POST", "/v1/collections/docs/delete", {"ids": ["gz"]}, key=READ)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert httpx.get(url + "/healthz").status_code == 200  # operations stay open
+    with pytest.raises(PermissionError, match="write"):
+        heron.Client(url, api_key=READ).collection("docs").delete(["gz"])
+    with pytest.raises(PermissionError):
+        heron.Client(url).collection("docs")
+
+
+def test_info_and_reports(url):
+    info = call(url, "GET", "/v1/collections/docs", key=READ).json()
+    assert info["name"] == "docs" and info["documents"] == len(DOCS) and "path" not in info
+    assert "hybrid:dense+bm25" in info["retrievers"] and "bm25" in info["retrievers"]
+    fields = {f["name"]: f for f in info["metadata_fields"]}
+    assert fields["lang"]["type"] == "string" and "fr" in fields["lang"]["examples"]
+    assert fields["year"]["type"] == "number"
+    reps = call(url, "GET", "/v1/collections/docs/reports", key=READ).json()["reports"]
+    assert reps == [{"name": "bench-codecs", "kind": "bench", "files": ["pareto.svg"],
+                     "plot": "/v1/collections/docs/reports/bench-codecs/pareto.svg"}]
+    svg = call(url, "GET", reps[0]["plot"], key=READ)
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+
+
+def _count(text, route, status):
+    pat = rf'heron_http_requests_total{{method="GET",route="{re.escape(route)}",status="{status}"}} (\S+)'
+    m = re.search(pat, text)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_metrics_count_requests(url):
+    before = _count(httpx.get(url + "/metrics").text, "/healthz", 200)
+    for _ in range(3):
+        httpx.get(url + "/healthz")
+    text = httpx.get(url + "/metrics").text
+    assert _count(text, "/healthz", 200) == before + 3
+    assert 'heron_http_request_duration_seconds_bucket{le="0.001",method="GET",route="/healthz"}' in text
