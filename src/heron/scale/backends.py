@@ -8,7 +8,9 @@ and re-opens its shard folder) and ``max_task_retries`` (calls in flight when it
 resubmitted). A call waits for each shard at most ``wait_s`` seconds in all, retrying a shard
 whose actor died; a shard still missing after that is reported, never silently dropped: reads
 return ``Results.info["partial"] = True`` naming ``missing_shards`` (or raise, with
-``allow_partial=False``), writes always raise.
+``allow_partial=False``), writes always raise :class:`ShardsUnavailable`. A write that timed out
+stays queued on the restarting actor and may still be applied when it is back (``upsert`` is
+idempotent; check with ``get`` before re-adding).
 """
 
 from __future__ import annotations
@@ -120,9 +122,11 @@ class RayShards:
             try:
                 out[s] = self.ray.get(ref, timeout=0)
                 del pending[s]
-            except (RayActorError, GetTimeoutError) as exc:  # died / restarting: ask again
+            except (RayActorError, GetTimeoutError) as exc:  # died / restarting
                 last_error = type(exc).__name__
-                log.info("shard %d unavailable (%s); retrying", s, last_error)
+                if write:  # never resubmit a write: Ray's own task retry runs it at most once more
+                    break
+                log.info("shard %d unavailable (%s); asking again", s, last_error)
                 time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
                 pending[s] = getattr(self.actors[s], method).remote(*per[s])
         missing = sorted(pending)
