@@ -9,6 +9,7 @@ heron objects cross the process boundary. Keys in and out are the shard's *local
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict
 from typing import Any
 
@@ -34,6 +35,10 @@ class ShardWorker:
     def ping(self) -> tuple[int, int]:
         """``(shard index, live documents)``."""
         return self.index, len(self.coll)
+
+    def pid(self) -> int:
+        """The hosting process's id (changes when a Ray actor is restarted)."""
+        return os.getpid()
 
     def info(self) -> dict[str, Any]:
         return self.coll.info()
