@@ -83,8 +83,8 @@ class ShardTerms:
         self.terms: dict[str, int] = {}
         self.lengths = np.zeros(len(texts), dtype=np.int64)
         self.indptr = np.zeros(1, dtype=np.int64)
-        self.rows = np.zeros(0, dtype=np.int64)
-        self.tf = np.zeros(0, dtype=np.float32)
+        self.rows = np.zeros(0, dtype=np.int32)
+        self.tf = np.zeros(0, dtype=np.uint16)
         if not texts:
             return
         tok = self.index._tokenize(list(texts))
@@ -98,8 +98,9 @@ class ShardTerms:
         self.indptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.add.at(self.indptr, pairs[0] + 1, 1)
         self.indptr = np.cumsum(self.indptr)
-        self.rows = pairs[1].astype(np.int64)
-        self.tf = counts.astype(np.float32)
+        # 6 bytes a posting: int32 row + uint16 count (uint32 past 65,535 repeats of a term)
+        self.rows = pairs[1].astype(np.int32)
+        self.tf = counts.astype(np.uint16 if counts.max(initial=0) < 2**16 else np.uint32)
         self.terms = {inv[i]: i for i in range(n_terms)}
 
     def tokens(self, queries: list[str]) -> list[list[str]]:
@@ -132,7 +133,7 @@ class ShardTerms:
             if i is None:
                 continue
             lo, hi = self.indptr[i], self.indptr[i + 1]
-            rows, tf = self.rows[lo:hi], self.tf[lo:hi]
+            rows, tf = self.rows[lo:hi], self.tf[lo:hi].astype(np.float32)
             part = k1 * ((1 - b) + b * self.lengths[rows] / avgdl)  # float64, as bm25s
             if method == "atire":
                 tfc = (tf * (k1 + 1)) / (tf + part)
