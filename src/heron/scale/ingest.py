@@ -138,8 +138,12 @@ def ingest(
 def run_cli(args: Any) -> int:
     """``heron index SOURCE --collection C --shards N --ray [ADDRESS]`` (see :mod:`heron.cli.index`)."""
     from heron.scale import ShardedCollection
-    from heron.scale.routing import MANIFEST
+    from heron.scale.routing import MANIFEST, check_shards
 
+    if args.shards is not None:
+        check_shards(args.shards)
+    if isinstance(args.encoders, bool) or not isinstance(args.encoders, int) or args.encoders < 1:
+        raise ValueError(f"--encoders must be a positive int, got {args.encoders!r}")
     out = Path(args.collection or (str(Path(args.path).resolve()).rstrip("/") + ".heron"))
     address = None if args.ray in (None, "local") else args.ray
     use_ray = args.ray is not None
