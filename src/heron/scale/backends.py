@@ -61,6 +61,17 @@ class LocalShards:
             self.pool.shutdown()
 
 
+def _actor_class(ray: Any) -> type:
+    """:class:`ShardWorker` plus a health probe that runs on its own thread (concurrency group)."""
+
+    class ShardActor(ShardWorker):
+        @ray.method(concurrency_group="health")
+        def alive(self) -> bool:
+            return True
+
+    return ShardActor
+
+
 def _thread_env(threads: int) -> dict[str, str]:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
@@ -77,7 +88,11 @@ class RayShards:
     address: a Ray cluster address (``"auto"``, ``"ray://host:10001"``); ``None`` joins the
         running session or starts a local one.
     max_restarts: restarts Ray makes of a dead shard actor (``-1``: unlimited).
-    wait_s: how long a call waits, in all, for a shard that does not answer.
+    wait_s: how long a call waits for a shard that does not answer. When it has passed, each
+        shard still out is probed through a separate health thread of its actor (answered even
+        while a long search runs): a live, busy shard gets another ``wait_s`` (up to
+        ``timeout_s`` in all); a dead or restarting one is reported missing.
+    timeout_s: the most a call waits for live but busy shards.
     allow_partial: reads return what answered, flagged partial, instead of raising.
     num_cpus: CPUs each shard actor reserves (0: actors share the cluster's CPUs).
     threads: compute threads of each shard actor (numba, OpenMP, BLAS). Give a node's shard
@@ -95,6 +110,7 @@ class RayShards:
         address: str | None = None,
         max_restarts: int = -1,
         wait_s: float = 10.0,
+        timeout_s: float = 600.0,
         allow_partial: bool = True,
         num_cpus: float = 0,
         threads: int = 1,
@@ -105,10 +121,12 @@ class RayShards:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self.ray = ray
         self.wait_s, self.allow_partial = float(wait_s), bool(allow_partial)
-        remote = ray.remote(ShardWorker).options(
+        self.timeout_s = max(float(timeout_s), self.wait_s)
+        remote = ray.remote(
+            concurrency_groups={"health": 1},
             max_restarts=max_restarts, max_task_retries=-1, num_cpus=num_cpus,
             runtime_env={"env_vars": {**_thread_env(threads), **dict(actor_env or {})}},
-        )
+        )(_actor_class(ray))
         self.actors = [remote.remote(str(p), i) for i, p in enumerate(paths)]
         ray.get([a.ping.remote() for a in self.actors], timeout=max(60.0, self.wait_s))
 
@@ -120,13 +138,17 @@ class RayShards:
 
         todo = list(range(len(self.actors))) if shards is None else list(shards)
         per = args if isinstance(args, dict) else {s: args for s in todo}
-        deadline = time.monotonic() + self.wait_s
+        start = time.monotonic()
+        deadline = start + self.wait_s
         pending = {s: getattr(self.actors[s], method).remote(*per[s]) for s in todo}
         out: dict[int, Any] = {}
         last_error = "timed out"
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
+                if time.monotonic() - start < self.timeout_s and self._all_alive(pending):
+                    deadline = min(time.monotonic() + self.wait_s, start + self.timeout_s)
+                    continue  # live and busy: keep waiting
                 break
             done, _ = self.ray.wait(list(pending.values()), num_returns=1, timeout=left)
             if not done:
@@ -149,6 +171,12 @@ class RayShards:
         if missing:
             log.warning("shards %s missing after %.1fs (%s): partial results", missing, self.wait_s, last_error)
         return out, missing
+
+    def _all_alive(self, pending: dict[int, Any]) -> bool:
+        """Whether every pending shard's actor answers its health thread within a second."""
+        probes = [self.actors[s].alive.remote() for s in pending]
+        done, _ = self.ray.wait(probes, num_returns=len(probes), timeout=1.0)
+        return len(done) == len(probes)
 
     def close(self) -> None:
         for a in self.actors:
