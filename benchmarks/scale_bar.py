@@ -80,8 +80,9 @@ def equality(args: argparse.Namespace) -> dict:
                    "different": c.different, "max_score_diff": c.max_score_diff, "partial": b.info["partial"],
                    "sharded_batch_s": t_batch}
             if spec.startswith("hybrid"):
-                comps = [[(r.doc_ids(), r.scores) for r in (x.search(q, 1000, using="dense"), x.search(q, 1000, using="bm25"))]
-                         for x in (single, sharded)]
+                runs = [[x.search(q, 1000, using="dense"), x.search(q, 1000, using="bm25")] for x in (single, sharded)]
+                row["partial"] = row["partial"] or any(r.info.get("partial", False) for r in runs[1])
+                comps = [[(r.doc_ids(), r.scores) for r in pair] for pair in runs]
                 ca, cb = canonical_rrf(comps[0], 10), canonical_rrf(comps[1], 10)
                 row["identical_with_canonical_component_ties"] = sum(x == y for x, y in zip(ca[0], cb[0]))
             lat = {}
@@ -118,9 +119,9 @@ def ingest_part(args: argparse.Namespace) -> dict:
         coll.close()
         out["runs"].append(stats)
         print(stats, flush=True)
-    if len(out["runs"]) == 2:
-        a, b = out["runs"]
-        out["ratio"] = b["encode_passages_per_s"] / a["encode_passages_per_s"]
+    rate = {r["encoders"]: r["encode_passages_per_s"] for r in out["runs"]}
+    if 1 in rate and 2 in rate:
+        out["ratio_2_to_1"] = rate[2] / rate[1]
     return out
 
 
