@@ -18,6 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch", type=int, default=2048, help="documents per commit (default 2048)")
     p.add_argument("--bm25", action="store_true", help="also build the BM25 index now")
+    p.add_argument("--shards", type=int, default=None, help="a sharded collection of N shards (with --ray)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="encode with Ray Data and write the shards from Ray actors (a local Ray, or ADDRESS)")
+    p.add_argument("--encoders", type=int, default=1, help="encoder actors with --ray (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
     from heron.ingest import iter_documents
     from heron.limits import MAX_BATCH
 
+    if args.shards is not None or args.ray is not None:
+        from heron.scale.ingest import run_cli
+
+        return run_cli(args)
     if not 0 < args.batch <= MAX_BATCH:
         raise ValueError(f"--batch must be between 1 and {MAX_BATCH}, got {args.batch}")
     out = Path(args.collection or (str(Path(args.path).resolve()).rstrip("/") + ".heron"))

@@ -1,0 +1,141 @@
+"""Sharded collections without Ray: routing, manifest, exact merge, global BM25, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from heron.cli.main import main
+from heron.collection import Collection
+from heron.scale import ShardedCollection
+from heron.scale.compare import compare_rankings
+from heron.scale.routing import global_keys, read_manifest, route, shard_of, split_keys
+
+TEXTS = [
+    "the cat sat on the mat", "dogs chase cats in the park", "a cat and a dog are friends",
+    "quantum computing with qubits", "classical computing uses bits", "the park is green in spring",
+    "spring rain makes the grass grow", "cats sleep most of the day", "dogs need daily walks",
+    "bits and qubits differ", "a green mat for the cat", "rain in the park again",
+]
+
+
+def test_routing_rule_is_the_documented_hash():
+    import hashlib
+
+    for doc_id in ("a", "doc-17", "é", "31715818"):
+        h = int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "big")
+        assert shard_of(doc_id, 7) == h % 7
+    assert shard_of("a", 4) == 3  # fixed forever: changing it would misroute existing shards
+    where = route([str(i) for i in range(4000)], 4)
+    assert set(np.bincount(where)) and np.bincount(where).min() > 900  # roughly uniform
+    g = global_keys(np.array([0, 5, -1]), 3, 4)
+    assert g.tolist() == [3, 23, -1]
+    s, k = split_keys(g, 4)
+    assert s.tolist() == [3, 3, -1] and k.tolist() == [0, 5, -1]
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    rng = np.random.default_rng(0)
+    vec = rng.normal(size=(len(TEXTS), 8)).astype(np.float32)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(len(TEXTS))]
+    meta = [{"n": i} for i in range(len(TEXTS))]
+    single = Collection.create(tmp_path / "one", model="none", dim=8)
+    single.add(TEXTS, ids=ids, vectors=vec, metadata=meta)
+    sharded = ShardedCollection.create(tmp_path / "many", shards=3, model="none", dim=8, threads=3)
+    keys = sharded.add(TEXTS, ids=ids, vectors=vec, metadata=meta)
+    yield single, sharded, vec, keys
+    sharded.close()
+    single.close()
+
+
+def test_manifest_and_shards_open_alone(pair):
+    _, sharded, _, keys = pair
+    m = read_manifest(sharded.path)
+    assert m["format"] == "heron-sharded" and m["shards"] == ["shard-000.heron", "shard-001.heron", "shard-002.heron"]
+    assert (keys % 3).tolist() == [shard_of(f"d{i}", 3) for i in range(len(TEXTS))]
+    sizes = []
+    for name in m["shards"]:
+        with Collection.open(sharded.path / name) as c:
+            sizes.append(len(c))
+    assert sum(sizes) == len(TEXTS) and min(sizes) > 0
+    info = sharded.info()
+    assert info["documents"] == len(TEXTS) and info["n_shards"] == 3 and len(info["shards"]) == 3
+    assert sharded.get("d4")[0].key == keys[4]
+
+
+@pytest.mark.parametrize("spec,flt", [("dense", None), ("bm25", None), ("dense", {"n": {"$gte": 6}}),
+                                      ("bm25", {"n": {"$lt": 6}})])
+def test_exact_merge_equals_single_node(pair, spec, flt):
+    single, sharded, vec, _ = pair
+    from heron.pipeline import Queries
+
+    q = Queries(["cat on a mat", "qubits and bits", "rain in spring"], vectors={"none": vec[[0, 3, 6]] + 0.1})
+    a = single.search(q, 5, using=spec, filter=flt)
+    b = sharded.search(q, 5, using=spec, filter=flt)
+    c = compare_rankings(a.doc_ids(), a.scores, b.doc_ids(), b.scores, atol=1e-6)
+    assert c.ok, (c, a.doc_ids(), b.doc_ids())
+    assert b.info == {**b.info, "partial": False, "missing_shards": [], "shards": 3}
+
+
+def test_hybrid_equals_single_node_up_to_component_tie_order(pair):
+    from heron.pipeline import Queries
+    from heron.scale.compare import canonical_rrf
+
+    single, sharded, vec, _ = pair
+    q = Queries(["cat on a mat", "qubits and bits"], vectors={"none": vec[[0, 3]] + 0.1})
+    comps = [[(r.doc_ids(), r.scores) for r in (c.search(q, 1000, using="dense"), c.search(q, 1000, using="bm25"))]
+             for c in (single, sharded)]
+    ca, cb = canonical_rrf(comps[0], 5), canonical_rrf(comps[1], 5)
+    assert ca[0] == cb[0]
+    np.testing.assert_allclose(ca[1], cb[1], atol=1e-12)
+    b = sharded.search(q, 5, using="hybrid:dense+bm25")
+    assert (b.counts() == 5).all() and b.info["partial"] is False
+
+
+def test_bm25_statistics_are_global_not_per_shard(pair):
+    single, sharded, _, _ = pair
+    a = single.search("cat", 12, using="bm25")
+    b = sharded.search("cat", 12, using="bm25")
+    np.testing.assert_array_equal(a.scores, b.scores)  # bit-identical scores
+    # per-shard statistics would not be: a shard's own BM25 scores differ from the global ones
+    with Collection.open(sharded.path / "shard-000.heron") as shard:
+        own = shard.search("cat", 12, using="bm25")
+    own_scores = dict(zip(own.doc_ids()[0], own.scores[0]))
+    glob = dict(zip(b.doc_ids()[0], b.scores[0]))
+    assert any(abs(own_scores[d] - glob[d]) > 1e-3 for d in own_scores)
+
+
+def test_bad_input_is_named(pair, tmp_path):
+    _, sharded, _, _ = pair
+    with pytest.raises(ValueError, match="shards must be"):
+        ShardedCollection.create(tmp_path / "x", shards=0, model="none", dim=4)
+    with pytest.raises(FileNotFoundError, match="no sharded collection"):
+        ShardedCollection.open(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="query vectors must have shape"):
+        sharded.search(np.zeros((1, 3)), 3)
+    with pytest.raises(ValueError, match="min_relevance"):
+        sharded.search(np.zeros((1, 8)), 3, min_relevance=0.5)
+    with pytest.raises(ValueError, match="ids"):
+        sharded.add(["a", "b"], ids=["x"], vectors=np.zeros((2, 8), np.float32))
+    with pytest.raises(ValueError, match="Ray shards"):
+        ShardedCollection.open(sharded.path, wait_s=3)
+    bad = json.loads((sharded.path / "shards.json").read_text())
+    bad["version"] = 99
+    (tmp_path / "v99").mkdir()
+    (tmp_path / "v99" / "shards.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="expected heron-sharded v1"):
+        ShardedCollection.open(tmp_path / "v99")
+
+
+def test_cli_shards_need_ray_and_valid_counts(tmp_path, capsys):
+    src = tmp_path / "d.jsonl"
+    src.write_text('{"_id": "1", "text": "hello"}\n')
+    assert main(["index", str(src), "-c", str(tmp_path / "c"), "--shards", "2"]) == 2
+    assert "--ray" in capsys.readouterr().err
+    assert main(["index", str(src), "-c", str(tmp_path / "c"), "--shards", "0", "--ray"]) == 2
+    assert "shards must be" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
