@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from heron._deps import MissingDependencyError
+
 log = logging.getLogger(__name__)
 
 #: the extra that installs every optional parser
 DOCS_HINT = 'pip install "heron[docs]"'
 
 
-class MissingParser(ImportError):
+class MissingParser(MissingDependencyError):
     """The parser a file format needs is not installed (the message names the extra)."""
 
 
