@@ -103,7 +103,7 @@ def test_sync_adds_changes_removes_and_compacts(tmp_path, docs, encoder):
 
 def test_other_sources_kept_and_collection_inside_folder_skipped(tmp_path, docs, encoder):
     a, b = tmp_path / "a", tmp_path / "b"
-    for n, (name, text) in enumerate(docs[:4]):
+    for n, (_, text) in enumerate(docs[:4]):
         write_doc(a, 0, f"a{n}", text)
         write_doc(b, 0, f"b{n}", text)
     coll = Collection.create(a / "inside.heron", encoder=encoder)

@@ -7,8 +7,8 @@ import logging
 import sys
 
 import pytest
-from _pdf import write_pdf
 
+from _pdf import write_pdf
 from heron.ingest import iter_documents
 from heron.ingest.folder import content_hash, scan_folder
 from heron.ingest.parsers import MissingParser, parse_file
