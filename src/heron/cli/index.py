@@ -170,8 +170,8 @@ def run_sync(args: argparse.Namespace, out: Any) -> int:
     if args.json:
         print(json.dumps({"collection": str(out), **report.as_dict()}))
     elif not args.quiet:
-        print(f"synced {args.path} into {out} in {report.seconds:.1f}s: {report.line()} "
-              f"({report.documents} in the collection)")
+        print(f"indexed {report.added + report.changed} documents from {args.path} into {out} "
+              f"in {report.seconds:.1f}s: {report.line()} ({report.documents} in the collection)")
     return 0
 
 
