@@ -269,8 +269,12 @@ def snapshot_to(coll: Any, dest: str | Path) -> dict[str, Any]:
         target = sqlite3.connect(tmp / DB)
         try:
             coll.store.connect().backup(target)
-            target.execute("DELETE FROM retired")  # files the copy does not hold
+            # retired segments and index versions are not copied: drop their rows (the deleted
+            # documents of retired segments included), then pack the copy's file
+            target.execute("DELETE FROM docs WHERE segment NOT IN (SELECT id FROM segments)")
+            target.execute("DELETE FROM retired")
             target.commit()
+            target.execute("VACUUM")
             (gen,) = target.execute("SELECT value FROM state WHERE name='generation'").fetchone()
             segs = [s for (s,) in target.execute("SELECT id FROM segments ORDER BY id")]
             arts = target.execute(
