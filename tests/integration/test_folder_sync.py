@@ -115,3 +115,23 @@ def test_other_sources_kept_and_collection_inside_folder_skipped(tmp_path, docs,
     assert len(coll) == 7
     assert {m.metadata["source"] for m in coll.iter_documents()} == {str(a.resolve()), str(b.resolve())}
     coll.close()
+
+
+def test_unchanged_jsonl_writes_nothing(tmp_path, encoder):
+    from heron.ingest import iter_documents
+
+    f = tmp_path / "docs.jsonl"
+    rows = [{"id": "a", "text": "gzip reads compressed files", "metadata": {"year": 2020}},
+            {"id": "b", "title": "argparse", "text": "parses command line options"}]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    coll = Collection.create(tmp_path / "j", encoder=encoder)
+    ids, texts, metas = zip(*iter_documents(f))
+    coll.upsert(list(texts), ids=list(ids), metadata=list(metas))
+    gen = coll.generation
+    coll.close()
+    out = json.loads(heron("index", str(f), "--collection", str(tmp_path / "j"), "--json").stdout)
+    assert (out["indexed"], out["unchanged"], out["generation"]) == (0, 2, gen)
+    rows[0]["metadata"]["year"] = 2021  # a metadata edit is a change
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = json.loads(heron("index", str(f), "--collection", str(tmp_path / "j"), "--json").stdout)
+    assert (out["indexed"], out["unchanged"], out["generation"]) == (1, 1, gen + 1)

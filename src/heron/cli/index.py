@@ -55,16 +55,19 @@ def run(args: argparse.Namespace) -> int:
     fresh = not (out / MANIFEST).exists()
     coll = Collection.create(out, model=args.model, exist_ok=True)
     t0 = time.perf_counter()
-    total = 0
+    total = unchanged = 0
     batch: list[tuple[str, str, dict]] = []
     bar = progress_bar(_count_rows(args.path), args)
 
     def flush() -> None:
-        nonlocal total
+        nonlocal total, unchanged
         if batch:
-            ids, texts, metas = zip(*batch)
-            coll.upsert(list(texts), ids=list(ids), metadata=list(metas), progress=False)
-            total += len(batch)
+            todo = list(batch) if fresh else changed_rows(coll, batch)
+            if todo:
+                ids, texts, metas = zip(*todo)
+                coll.upsert(list(texts), ids=list(ids), metadata=list(metas), progress=False)
+            total += len(todo)
+            unchanged += len(batch) - len(todo)
             bar.update(len(batch))
             batch.clear()
 
@@ -88,11 +91,20 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        print(json.dumps({"collection": str(out), "indexed": total, "documents": len(coll),
-                          "generation": coll.generation, "seconds": round(seconds, 3)}))
+        print(json.dumps({"collection": str(out), "indexed": total, "unchanged": unchanged,
+                          "documents": len(coll), "generation": coll.generation,
+                          "seconds": round(seconds, 3)}))
     elif not args.quiet:
-        print(f"indexed {total} documents into {out} in {seconds:.1f}s ({len(coll)} in the collection)")
+        same = f", {unchanged} unchanged" if unchanged else ""
+        print(f"indexed {total} documents into {out} in {seconds:.1f}s{same} ({len(coll)} in the collection)")
     return 0
+
+
+def changed_rows(coll: Any, rows: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+    """The rows whose id is new or whose text or metadata differ from the stored document's
+    (re-indexing an unchanged JSONL file or BEIR folder writes nothing)."""
+    stored = coll.get([r[0] for r in rows])
+    return [r for r, d in zip(rows, stored) if d is None or d.text != r[1] or d.metadata != r[2]]
 
 
 def _is_file_folder(path: str) -> bool:
