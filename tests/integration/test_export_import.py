@@ -139,10 +139,24 @@ def test_snapshot_while_writing(tmp_path):
 
 
 def test_snapshot_and_list_cli(tmp_path):
-    build(tmp_path / "cols" / "alpha", n=50).close()
+    alpha = build(tmp_path / "cols" / "alpha", n=50)
+    alpha.create_index("bm25", kind="bm25")
+    alpha.close()
     (tmp_path / "cols" / "not-a-collection").mkdir()
     out = heron("snapshot", str(tmp_path / "cols" / "alpha"), str(tmp_path / "cols" / "beta"))
-    assert "49 documents" in out.stdout
+    assert "49 documents, 1 index(es)" in out.stdout
+    alpha, beta = (Collection.open(tmp_path / "cols" / n) for n in ("alpha", "beta"))
+    assert beta.indexes() == alpha.indexes() and beta.indexes()[0]["generation"] == beta.generation
+    q = ["Text 17 naïve xxx", "quoted slash 4"]
+    a, b = alpha.search(q, k=5, using="bm25"), beta.search(q, k=5, using="bm25")
+    assert b.doc_ids() == a.doc_ids() and np.array_equal(a.scores, b.scores)
+    def versions(n):
+        return sorted(p.name for p in (tmp_path / "cols" / n / "indexes" / "bm25").iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
+
+    assert versions("beta") == versions("alpha")  # searched with the copied index, not a rebuilt one
+    alpha.close()
+    beta.close()
     out = heron("snapshot", str(tmp_path / "cols" / "alpha"), str(tmp_path / "cols" / "beta"), check=False)
     assert out.returncode == 2 and "not empty" in out.stderr
     listing = json.loads(heron("list", str(tmp_path / "cols"), "--json").stdout)

@@ -135,3 +135,19 @@ def test_unchanged_jsonl_writes_nothing(tmp_path, encoder):
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = json.loads(heron("index", str(f), "--collection", str(tmp_path / "j"), "--json").stdout)
     assert (out["indexed"], out["unchanged"], out["generation"]) == (1, 1, gen + 1)
+
+
+def test_collection_of_an_older_heron_syncs(tmp_path, docs, encoder):
+    """Documents indexed before files carried `source`/`sha256` are re-hashed (their vectors
+    reused, same text) and removed when their files are gone."""
+    d = tmp_path / "docs"
+    rels = [write_doc(d, 0, name, text) for name, text in docs[:5]]
+    coll = Collection.create(tmp_path / "old", encoder=encoder)
+    coll.upsert([(d / r).read_text() for r in rels], ids=rels, metadata=[{"path": r} for r in rels])
+    coll.set_config("sources", [{"dataset": "docs", "path": str(d.resolve())}])
+    (d / rels[0]).unlink()
+    r = sync_folder(coll, d)
+    assert (r.added, r.changed, r.removed, r.unchanged) == (0, 4, 1, 0)
+    assert coll.last_encoded == 0 and coll.get(rels[0])[0] is None
+    assert sync_folder(coll, d).unchanged == 4
+    coll.close()

@@ -124,8 +124,16 @@ def plan_sync(coll: Any, folder: str | Path, *, exclude: Path | None = None) -> 
             report.changed += 1
     problems.report()
     report.problems = problems.as_dict()
-    removed = [i for i, (_, src) in stored.items() if src == source and i not in present]
+    mine = {source, None} if _only_folder(coll, source) else {source}
+    removed = [i for i, (_, src) in stored.items() if src in mine and i not in present]
     return SyncPlan(todo, removed, report, t0)
+
+
+def _only_folder(coll: Any, source: str) -> bool:
+    """Whether ``source`` is the only folder this collection was indexed from: then documents
+    indexed before files carried a ``source`` (collections of older heron versions) are its own."""
+    folders = {s.get("path") for s in coll.config.get("sources", []) if Path(str(s.get("path"))).is_dir()}
+    return folders == {source}
 
 
 def apply_sync(
