@@ -25,7 +25,7 @@ def iter_documents(path: str | Path) -> Iterator[tuple[str, str, dict]]:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(
-            f"nothing to index at {str(p)!r}; pass a folder of .txt/.md files, a .jsonl file or a BEIR folder"
+            f"nothing to index at {str(p)!r}; pass a folder of files (.txt .md .html .pdf ...), a .jsonl file or a BEIR folder"
         )
     if p.is_dir() and (p / "corpus.jsonl").is_file():
         yield from _jsonl(p / "corpus.jsonl")
