@@ -77,6 +77,8 @@ def export_collection(
     """
     out = Path(out)
     kind = _kind(out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"folder {str(out.parent)!r} does not exist; create it or pick another path")
     snap = coll.snapshot()
     dense = snap.dense() if vectors else None
     header = {
