@@ -168,3 +168,25 @@ def test_snapshot_and_list_cli(tmp_path):
     assert text[0].split() == ["name", "documents", "size", "model"] and len(text) == 3
     out = heron("list", str(tmp_path / "nope"), check=False)
     assert out.returncode == 2 and "not a folder" in out.stderr
+
+
+def test_import_a_parquet_file_written_elsewhere(tmp_path):
+    """A Parquet file from another tool: no heron header, metadata as a struct column."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    ids = ["p1", "p2", "p3"]
+    vecs = np.stack([vec(i) for i in ids])
+    table = pa.table({
+        "id": ids,
+        "text": ["first", "second", "third"],
+        "metadata": [{"year": 2020, "lang": "en"}, {"year": 2021, "lang": "fr"}, {"year": 1999, "lang": "de"}],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), DIM),
+    })
+    pq.write_table(table, tmp_path / "ext.parquet")
+    coll = Collection.create(tmp_path / "c", model="none", dim=DIM)
+    assert import_collection(coll, tmp_path / "ext.parquet") == 3
+    ids_got, texts, metas, dense = contents(coll)
+    assert ids_got == ids and texts == ["first", "second", "third"]
+    assert metas[1] == {"year": 2021, "lang": "fr"} and np.array_equal(dense, vecs)
+    coll.close()

@@ -187,7 +187,8 @@ def iter_export(path: str | Path) -> Iterator[tuple[list[str], list[str], list[d
             ids = [str(x) for x in rb.column("id").to_pylist()]
             texts = [str(x) for x in rb.column("text").to_pylist()]
             metas = (
-                [json.loads(m) if m else {} for m in rb.column("metadata").to_pylist()]
+                [m if isinstance(m, dict) else (json.loads(m) if m else {})
+                 for m in rb.column("metadata").to_pylist()]
                 if "metadata" in names
                 else [{} for _ in ids]
             )
@@ -208,6 +209,8 @@ def iter_export(path: str | Path) -> Iterator[tuple[list[str], list[str], list[d
                 raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
             if n == 1 and isinstance(row, dict) and "heron_export" in row:
                 continue
+            if isinstance(row, dict) and "id" not in row and "_id" in row:
+                row["id"] = row["_id"]
             if not isinstance(row, dict) or "text" not in row or "id" not in row:
                 raise ValueError(f"{path}:{n}: each row needs 'id' and 'text' fields")
             batch.append(row)
