@@ -293,15 +293,8 @@ def snapshot_to(coll: Any, dest: str | Path) -> dict[str, Any]:
         (tmp / "segments").mkdir()
         for s in segs:
             shutil.copytree(coll.path / "segments" / segment_name(s), tmp / "segments" / segment_name(s))
-        (tmp / "indexes").mkdir()
-        for name, version in arts:
-            src = coll.path / "indexes" / name
-            shutil.copytree(src / version, tmp / "indexes" / name / version)
-            for f in src.iterdir():  # per-segment derived arrays beside the versions
-                if f.is_file() and not f.name.startswith(".") and f.name.split(".")[0] in {
-                    segment_name(s) for s in segs
-                }:
-                    shutil.copy2(f, tmp / "indexes" / name / f.name)
+        _copy_indexes(coll.path / "indexes", tmp / "indexes", dict(arts),
+                      {segment_name(s) for s in segs})
         tmp.rename(dest) if not dest.exists() else _move_into(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -311,6 +304,31 @@ def snapshot_to(coll: Any, dest: str | Path) -> dict[str, Any]:
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     return {"generation": int(gen), "documents": int(docs), "segments": len(segs),
             "indexes": [a for a, _ in arts], "bytes": size}
+
+
+def _copy_indexes(src: Path, dst: Path, versions: dict[str, str], segments: set[str]) -> None:
+    """Copy ``indexes/``: of a catalogued artifact only its current version; of other derived
+    folders (calibration, drift maps, per-segment multi-vector arrays) everything, except
+    per-segment files of segments the copy does not hold. Hidden files (locks, builds in
+    progress) are never copied."""
+    dst.mkdir()
+    for d in sorted(src.iterdir()) if src.is_dir() else []:
+        if d.name.startswith(".") or not d.is_dir():
+            continue
+        (dst / d.name).mkdir()
+        for f in d.iterdir():
+            if f.name.startswith("."):
+                continue
+            stem = f.name.split(".")[0]
+            if stem.isdigit() and len(stem) == 8 and stem not in segments:
+                continue  # a per-segment array of a segment that is not in the copy
+            if f.is_dir():
+                if d.name in versions and f.name != versions[d.name]:
+                    continue  # an older version, retired or about to be
+                shutil.copytree(f, dst / d.name / f.name,
+                                ignore=shutil.ignore_patterns(".*"))
+            else:
+                shutil.copy2(f, dst / d.name / f.name)
 
 
 def _move_into(tmp: Path, dest: Path) -> None:
