@@ -141,6 +141,8 @@ def test_snapshot_while_writing(tmp_path):
 def test_snapshot_and_list_cli(tmp_path):
     alpha = build(tmp_path / "cols" / "alpha", n=50)
     alpha.create_index("bm25", kind="bm25")
+    (alpha.index_dir("calibration") / "adapter.json").write_text('{"kind": "test"}')
+    (alpha.index_dir("calibration") / ".build.lock").write_text("")
     alpha.close()
     (tmp_path / "cols" / "not-a-collection").mkdir()
     out = heron("snapshot", str(tmp_path / "cols" / "alpha"), str(tmp_path / "cols" / "beta"))
@@ -155,6 +157,8 @@ def test_snapshot_and_list_cli(tmp_path):
                       if p.is_dir() and not p.name.startswith("."))
 
     assert versions("beta") == versions("alpha")  # searched with the copied index, not a rebuilt one
+    cal = tmp_path / "cols" / "beta" / "indexes" / "calibration"
+    assert [p.name for p in cal.iterdir()] == ["adapter.json"]  # derived folders too, no locks
     alpha.close()
     beta.close()
     out = heron("snapshot", str(tmp_path / "cols" / "alpha"), str(tmp_path / "cols" / "beta"), check=False)

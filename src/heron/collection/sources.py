@@ -61,12 +61,14 @@ def stored_files(coll: Any, source: str) -> dict[str, tuple[str | None, str | No
     """``{id: (sha256, source)}`` of the live documents indexed from files (one query).
 
     Documents of every folder are returned (the caller matches ids of this folder's files and
-    removes only those whose ``source`` is ``source``).
+    removes only those whose ``source`` is ``source``). Only rows whose id is their ``path``
+    count: rows derived from a file under other ids (passages of a chunked document that copy
+    its metadata) are never mistaken for files of their own.
     """
     con = coll.store.connect()
     rows = con.execute(
         "SELECT id, json_extract(metadata, '$.sha256'), json_extract(metadata, '$.source') "
-        "FROM docs WHERE deleted = 0 AND json_extract(metadata, '$.path') IS NOT NULL"
+        "FROM docs WHERE deleted = 0 AND json_extract(metadata, '$.path') = id"
     ).fetchall()
     return {i: (h, s) for i, h, s in rows}
 
