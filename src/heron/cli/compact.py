@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     coll = Collection.open(args.collection)
     before = folder_bytes(coll.path)
     counts = coll.compact()
+    # the merge's own snapshot held the old segments while it ran: collect them now
+    counts["collected"] = coll.collect_garbage()
     log.debug("compacted: %s", counts)
     vacuum(coll)
     coll.close()

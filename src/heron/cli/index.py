@@ -1,13 +1,19 @@
-"""``heron index PATH --collection OUT``: build or extend a collection (re-indexing an id replaces it)."""
+"""``heron index PATH --collection OUT``: build or extend a collection (re-indexing an id replaces it).
+
+A folder of files is kept in sync (:mod:`heron.collection.sources`): run again, only new and
+changed files are parsed and embedded, documents of removed files are deleted, and one line
+reports ``added / changed / removed / unchanged``. One progress bar runs across all commits.
+"""
 
 from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="folder of .txt/.md files, a .jsonl file, or a BEIR folder")
+    p.add_argument("path", help="folder of files (.txt .md .rst .html .pdf), a .jsonl file, or a BEIR folder")
     p.add_argument(
         "--collection", "-c", default=None, help="collection folder (default: PATH.heron)"
     )
@@ -22,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="encode with Ray Data and write the shards from Ray actors (a local Ray, or ADDRESS)")
     p.add_argument("--encoders", type=int, default=1, help="encoder actors with --ray (default 1)")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,20 +56,27 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--collection {str(out)!r} is the folder being indexed; pass a new folder for the collection"
         )
+    if _is_file_folder(args.path):
+        return run_sync(args, out)
     docs = iter_documents(args.path)
     first = list(itertools.islice(docs, 1))  # a bad PATH fails here, before anything is created
     fresh = not (out / MANIFEST).exists()
     coll = Collection.create(out, model=args.model, exist_ok=True)
     t0 = time.perf_counter()
-    total = 0
+    total = unchanged = 0
     batch: list[tuple[str, str, dict]] = []
+    bar = progress_bar(_count_rows(args.path), args)
 
     def flush() -> None:
-        nonlocal total
+        nonlocal total, unchanged
         if batch:
-            ids, texts, metas = zip(*batch)
-            coll.upsert(list(texts), ids=list(ids), metadata=list(metas), progress=True)
-            total += len(batch)
+            todo = list(batch) if fresh else changed_rows(coll, batch)
+            if todo:
+                ids, texts, metas = zip(*todo)
+                coll.upsert(list(texts), ids=list(ids), metadata=list(metas), progress=False)
+            total += len(todo)
+            unchanged += len(batch) - len(todo)
+            bar.update(len(batch))
             batch.clear()
 
     try:
@@ -77,13 +91,107 @@ def run(args: argparse.Namespace) -> int:
             coll.close()
             shutil.rmtree(out, ignore_errors=True)
         raise
+    finally:
+        bar.close()
     if args.bm25:
-        from heron.capabilities.bm25 import bm25_index
+        build_bm25(coll, args)
+    seconds = time.perf_counter() - t0
+    if args.json:
+        import json
 
-        bm25_index(coll)
-    print(
-        f"indexed {total} documents into {out} in {time.perf_counter() - t0:.1f}s ({len(coll)} in the collection)"
-    )
+        print(json.dumps({"collection": str(out), "indexed": total, "unchanged": unchanged,
+                          "documents": len(coll), "generation": coll.generation,
+                          "seconds": round(seconds, 3)}))
+    elif not args.quiet:
+        same = f", {unchanged} unchanged" if unchanged else ""
+        print(f"indexed {total} documents into {out} in {seconds:.1f}s{same} ({len(coll)} in the collection)")
+    return 0
+
+
+def changed_rows(coll: Any, rows: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+    """The rows whose id is new or whose text or metadata differ from the stored document's
+    (re-indexing an unchanged JSONL file or BEIR folder writes nothing)."""
+    stored = coll.get([r[0] for r in rows])
+    return [r for r, d in zip(rows, stored) if d is None or d.text != r[1] or d.metadata != r[2]]
+
+
+def _is_file_folder(path: str) -> bool:
+    """A folder of files (not a BEIR folder, which holds ``corpus.jsonl``)."""
+    from pathlib import Path
+
+    p = Path(path)
+    return p.is_dir() and not (p / "corpus.jsonl").is_file()
+
+
+def _count_rows(path: str) -> int | None:
+    """Rows of a JSONL file or BEIR corpus (a progress bar's total; ``None`` if unknown)."""
+    from pathlib import Path
+
+    p = Path(path)
+    f = p / "corpus.jsonl" if p.is_dir() else p
+    if not f.is_file():
+        return None
+    with open(f, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def progress_bar(total: int | None, args: argparse.Namespace) -> Any:
+    """One bar of documents written across every commit (off with ``--quiet``/``--json`` or few docs)."""
+    from tqdm.auto import tqdm
+
+    off = bool(args.quiet or args.json) or (total is not None and total <= 256)
+    return tqdm(total=total, desc="indexing", unit="doc", disable=off, smoothing=0.1)
+
+
+def build_bm25(coll: Any, args: argparse.Namespace) -> None:
+    """Build the BM25 index unless it is current (with a progress bar past 2,000 documents)."""
+    snap = coll.snapshot()
+    rec = snap.artifacts.get("bm25")
+    if rec is not None and rec.version is not None and rec.generation == snap.generation:
+        return
+    show = not (args.quiet or args.json) and len(snap) > 2000
+    coll.create_index("bm25", kind="bm25", progress=show)
+
+
+def run_sync(args: argparse.Namespace, out: Any) -> int:
+    """Index a folder of files, or bring its collection in sync (see module docstring)."""
+    import json
+    import shutil
+
+    from heron.collection import Collection
+    from heron.collection.manifest import MANIFEST
+    from heron.collection.sources import apply_sync, plan_sync
+
+    fresh = not (out / MANIFEST).exists()
+    coll = Collection.create(out, model=args.model, exist_ok=True)
+    try:
+        plan = plan_sync(coll, args.path, exclude=out)
+        if fresh and not plan.todo:
+            from heron.ingest.parsers import PARSERS
+
+            raise ValueError(
+                f"folder {args.path!r} holds no files heron reads with text in them "
+                f"({' '.join(sorted(PARSERS))})"
+            )
+        bar = progress_bar(len(plan.todo), args)
+        try:
+            report = apply_sync(coll, plan, batch=args.batch, on_write=bar.update)
+        finally:
+            bar.close()
+        if report.written or fresh:
+            record_source(coll, args.path)
+    except BaseException:
+        if fresh and len(coll) == 0:  # leave no empty collection behind
+            coll.close()
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if args.bm25:
+        build_bm25(coll, args)
+    if args.json:
+        print(json.dumps({"collection": str(out), **report.as_dict()}))
+    elif not args.quiet:
+        print(f"indexed {report.added + report.changed} documents from {args.path} into {out} "
+              f"in {report.seconds:.1f}s: {report.line()} ({report.documents} in the collection)")
     return 0
 
 

@@ -81,6 +81,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "purge deleted documents, merge segments and shrink the database (VACUUM)",
     ),
     "serve": ("heron.cli.serve", "serve collections over HTTP: the API, a search page, metrics"),
+    "export": ("heron.cli.export", "write a collection's documents (and vectors) to JSONL or Parquet"),
+    "import": ("heron.cli.import_", "add the documents of a JSONL or Parquet export to a collection"),
+    "snapshot": ("heron.cli.snapshot", "copy a collection consistently while it is in use"),
+    "list": ("heron.cli.list", "list the collections in a folder"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Read documents to index from a folder of text files, a JSONL file, or a BEIR folder."""
+"""Read documents to index from a folder of files (text, Markdown, HTML, PDF), a JSONL file, or a BEIR folder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from heron.ingest.parsers import PARSERS
+
 TEXT_SUFFIXES = (".txt", ".md", ".rst")
+#: every suffix a folder of files may hold (HTML, PDF and Markdown structure need ``heron[docs]``)
+SUFFIXES = tuple(sorted(PARSERS))
 
 
 def iter_documents(path: str | Path) -> Iterator[tuple[str, str, dict]]:
@@ -14,25 +18,23 @@ def iter_documents(path: str | Path) -> Iterator[tuple[str, str, dict]]:
 
     * a BEIR folder (holds ``corpus.jsonl``): one document per corpus row, title + text;
     * a ``.jsonl`` file: rows with ``text`` (and optional ``id``/``_id``, ``title``, ``metadata``);
-    * a folder of ``.txt``/``.md``/``.rst`` files: one document per file, id = relative path.
+    * a folder of files (``.txt``/``.md``/``.rst``/``.html``/``.pdf``, see
+      :mod:`heron.ingest.parsers`): one document per file, id = relative path, metadata from
+      :func:`heron.ingest.folder.file_document` (path, source, sha256, format, title...).
     """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(
-            f"nothing to index at {str(p)!r}; pass a folder of .txt/.md files, a .jsonl file or a BEIR folder"
+            f"nothing to index at {str(p)!r}; pass a folder of files (.txt .md .html .pdf ...), a .jsonl file or a BEIR folder"
         )
     if p.is_dir() and (p / "corpus.jsonl").is_file():
         yield from _jsonl(p / "corpus.jsonl")
     elif p.is_file() and p.suffix == ".jsonl":
         yield from _jsonl(p)
     elif p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
-        if not files:
-            raise ValueError(f"folder {str(p)!r} holds no {'/'.join(TEXT_SUFFIXES)} files to index")
-        for f in files:
-            text = f.read_text(encoding="utf-8", errors="replace")
-            if text.strip():
-                yield str(f.relative_to(p)), text, {"path": str(f.relative_to(p))}
+        from heron.ingest.folder import iter_folder
+
+        yield from iter_folder(p)
     else:
         raise ValueError(
             f"cannot index {str(p)!r}: expected a folder, a .jsonl file or a BEIR folder"
