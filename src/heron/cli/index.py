@@ -18,6 +18,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch", type=int, default=2048, help="documents per commit (default 2048)")
     p.add_argument("--bm25", action="store_true", help="also build the BM25 index now")
+    p.add_argument(
+        "--chunk",
+        default=None,
+        metavar="METHOD:SIZE[:OVERLAP]",
+        help="split documents into passages for a new collection: sentences:128, tokens:200:50 or "
+        "markdown:128 (word pieces per passage); search them with --retriever passages",
+    )
+    p.add_argument(
+        "--context",
+        default=None,
+        choices=["none", "title", "neighbours", "title+neighbours"],
+        help="situated context each passage is encoded with (default title; needs --chunk)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +57,15 @@ def run(args: argparse.Namespace) -> int:
     docs = iter_documents(args.path)
     first = list(itertools.islice(docs, 1))  # a bad PATH fails here, before anything is created
     fresh = not (out / MANIFEST).exists()
-    coll = Collection.create(out, model=args.model, exist_ok=True)
+    chunk = getattr(args, "chunk", None)
+    context = getattr(args, "context", None)
+    if context is not None and chunk is None:
+        raise ValueError("--context needs --chunk (e.g. --chunk sentences:128 --context title)")
+    if fresh:
+        coll = Collection.create(out, model=args.model, chunking=chunk, context=context)
+    else:
+        coll = Collection.open(out)
+        _check_chunking(coll, chunk, context)
     t0 = time.perf_counter()
     total = 0
     batch: list[tuple[str, str, dict]] = []
@@ -93,3 +114,20 @@ def record_source(coll: object, path: str) -> None:
     sources = list(coll.config.get("sources", []))  # type: ignore[attr-defined]
     if entry not in sources:
         coll.set_config("sources", [*sources, entry])  # type: ignore[attr-defined]
+
+
+def _check_chunking(coll: object, chunk: str | None, context: str | None) -> None:
+    """An existing collection keeps its chunking: ``--chunk`` must match it (or be left out)."""
+    if chunk is None:
+        return
+    from heron.encoders.chunking import ChunkSpec
+
+    want = ChunkSpec.parse(chunk, context=context).as_dict()
+    have = [
+        s.get("chunking") for s in coll.fields.values() if s.get("encoder") == "passages"  # type: ignore[attr-defined]
+    ]
+    if want not in have:
+        raise ValueError(
+            f"the collection was made with chunking {have[0] if have else 'off'}, not {chunk!r}; "
+            "drop --chunk or index into a new --collection folder"
+        )

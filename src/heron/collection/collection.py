@@ -91,6 +91,8 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         encoder: Any = None,
         dim: int | None = None,
         fields: Mapping[str, Mapping[str, Any]] | None = None,
+        chunking: str | Mapping[str, Any] | None = None,
+        context: str | None = None,
         exist_ok: bool = False,
     ) -> Collection:
         """Create a collection folder.
@@ -102,6 +104,11 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         encoder: an already-built encoder object (``name``, ``dim``, ``encode_*``); overrides ``model``.
         dim: vector dimension when adding precomputed vectors with no encoder (``model="none"``).
         fields: extra per-document fields ``{name: {"kind": "sparse"|"ragged"|"dense", ...}}``.
+        chunking: split documents into passages stored as a ``"passages"`` field (e.g.
+            ``"sentences:128"``, ``"tokens:200:50"``, ``"markdown:128"``; see
+            :mod:`heron.encoders.chunking`); search them with ``coll.retriever("passages")``.
+        context: the passages' situated context (``"title"`` default, ``"none"``,
+            ``"neighbours"``, ``"title+neighbours"``).
         exist_ok: open an existing collection at ``path`` instead of failing.
         """
         root = Path(path)
@@ -143,8 +150,19 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         }
         from heron.collection.fields import as_spec
 
-        for name, spec in (fields or {}).items():
+        fields = dict(fields or {})
+        if chunking is not None:
+            from heron.collection.fields import PassagesField
+
+            if model_name == "none":
+                raise ValueError("chunking needs a dense model to encode passages; drop model='none'")
+            fields.setdefault("passages", PassagesField(chunking=chunking, context=context))
+        for name, spec in fields.items():
             all_fields[name] = _check_field_spec(name, as_spec(spec))
+            if all_fields[name].get("encoder") == "passages":  # the dense model encodes passages
+                all_fields[name].setdefault("model", model_name)
+                all_fields[name].update(field_record(encoder))
+                continue
             _complete_spec(all_fields[name])
         root.mkdir(parents=True, exist_ok=True)
         (root / "segments").mkdir(exist_ok=True)
@@ -345,7 +363,13 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         if name not in self._field_encoders:
             from heron.collection.fields import field_encoder
 
-            self._field_encoders[name] = field_encoder(self.fields[name])
+            spec = self.fields[name]
+            if spec.get("encoder") == "passages" and spec.get("model") == self.model:
+                from heron.encoders.passages import PassageEncoder
+
+                self._field_encoders[name] = PassageEncoder(self.encoder, spec["chunking"])
+            else:
+                self._field_encoders[name] = field_encoder(spec)
         return self._field_encoders[name]
 
     # ------------------------------------------------------------------ maintenance
