@@ -53,6 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "the passages retriever (default with --chunk) takes ?agg=max|mean|sum&m=2&whole=1",
     )
     p.add_argument(
+        "--pooling",
+        default=None,
+        choices=["mean", "cls", "last", "weighted-mean", "max"],
+        help="pool token vectors this way instead of the model's own pooling",
+    )
+    p.add_argument(
         "--context",
         default=None,
         choices=["none", "title", "neighbours", "title+neighbours"],
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not getattr(args, "quiet", False),
         chunking=chunk,
         context=context,
+        pooling=getattr(args, "pooling", None),
     )
     print(
         f"{report['dataset']} ({args.split}: {report['queries']} queries, {report['documents']} documents, model {report['model']})"

@@ -26,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "markdown:128 (word pieces per passage); search them with --retriever passages",
     )
     p.add_argument(
+        "--pooling",
+        default=None,
+        choices=["mean", "cls", "last", "weighted-mean", "max"],
+        help="pooling of a new collection's model (default: the model's own); kept in its manifest",
+    )
+    p.add_argument(
         "--context",
         default=None,
         choices=["none", "title", "neighbours", "title+neighbours"],
@@ -62,7 +68,14 @@ def run(args: argparse.Namespace) -> int:
     if context is not None and chunk is None:
         raise ValueError("--context needs --chunk (e.g. --chunk sentences:128 --context title)")
     if fresh:
-        coll = Collection.create(out, model=args.model, chunking=chunk, context=context)
+        encoder = None
+        if getattr(args, "pooling", None):
+            from heron.encoders import DEFAULT_MODEL, load_encoder
+
+            encoder = load_encoder(args.model or DEFAULT_MODEL, pooling=args.pooling)
+        coll = Collection.create(
+            out, model=args.model, encoder=encoder, chunking=chunk, context=context
+        )
     else:
         coll = Collection.open(out)
         _check_chunking(coll, chunk, context)

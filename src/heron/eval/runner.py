@@ -72,7 +72,8 @@ def build_stage(
 
 
 def dataset_collection(
-    dataset: BeirDataset, *, model: str | None = None, progress: bool = True
+    dataset: BeirDataset, *, model: str | None = None, progress: bool = True,
+    pooling: str | None = None,
 ) -> Any:
     """A collection of ``dataset``'s corpus (title + text), built once and cached.
 
@@ -81,7 +82,7 @@ def dataset_collection(
     from heron.collection import Collection
     from heron.encoders import DEFAULT_MODEL, load_encoder
 
-    enc = load_encoder(model or DEFAULT_MODEL)
+    enc = load_encoder(model or DEFAULT_MODEL, **({"pooling": pooling} if pooling else {}))
     import hashlib
 
     tag = hashlib.sha1(
@@ -120,6 +121,7 @@ def evaluate_dataset(
     ignore_identical_ids: bool | None = None,
     chunking: str | None = None,
     context: str | None = None,
+    pooling: str | None = None,
 ) -> dict[str, Any]:
     """Run and score each retriever; returns a JSON-able report.
 
@@ -149,7 +151,7 @@ def evaluate_dataset(
                 len(qids),
                 split,
             )
-    coll = dataset_collection(ds, model=model, progress=progress)
+    coll = dataset_collection(ds, model=model, progress=progress, pooling=pooling)
     enc = coll.encoder
     qvec = dataset_embeddings(ds, enc, split=split, progress=progress)["query_emb"]
     report: dict[str, Any] = {
@@ -158,6 +160,7 @@ def evaluate_dataset(
         "queries": len(qids),
         "documents": len(coll),
         "model": coll.model,
+        **({"pooling": pooling} if pooling else {}),
         "qrels_missing_docs": ds.missing_docs.get(split, 0),
         "ignore_identical_ids": bool(ignore_identical_ids),
         "results": {},
