@@ -86,8 +86,8 @@ class ChunkSpec:
             raise ValueError(f"chunk context must be one of {CONTEXTS}, got {self.context!r}")
         for name in ("size", "overlap", "neighbours"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < (8 if name == "size" else 0):
-                floor = ">= 8" if name == "size" else ">= 0"
+            if not isinstance(v, int) or isinstance(v, bool) or v < (1 if name == "size" else 0):
+                floor = ">= 1" if name == "size" else ">= 0"
                 raise ValueError(f"chunk {name} must be an int {floor}, got {v!r}")
         if self.method == "tokens" and self.overlap >= self.size:
             raise ValueError(
@@ -335,7 +335,7 @@ def _situate(
     if spec.context.startswith("title"):
         head = " > ".join(x for x in (title, *heading) if x)
         if head:
-            body = f"{head}\n{body}"
+            body = f"{head}\n{body}" if body.strip() else head
     return body
 
 
