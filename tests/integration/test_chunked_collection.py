@@ -114,3 +114,18 @@ def test_cli_index_with_chunks(tmp_path):
     assert bad.returncode != 0 and "chunking" in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run([*run[:-2], "-c", str(tmp_path / "x"), "--chunk", "pages:3"], capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and "chunk method" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_add_passages_to_an_existing_collection_uses_titles(tmp_path, encoder):
+    c = Collection.create(tmp_path / "b", encoder=encoder)
+    c.add([MEETING, OTHERS[0]], ids=["meeting", "cats"], metadata=[{"title": "Committee minutes"}, {}])
+    c.add_field("passages", PassagesField(chunking="sentences:16", model=encoder.name))
+    offsets, values = c.snapshot().field("passages")
+    assert np.diff(offsets).tolist() == [5, 1]
+    enc = c.field_encoder("passages")
+    _, ps = enc.chunk([MEETING], ["Committee minutes"])
+    want = encoder.encode_documents([ps[2].encoded])[0]
+    assert float(values[2] @ want) > 0.99  # encoded with its title, as on add
+    res = c.retriever("passages").search([QUERY], 1)
+    assert res.doc_ids()[0] == ["meeting"] and res.info["passages"][0, 0] == 2
+    c.close()

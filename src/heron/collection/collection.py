@@ -315,7 +315,14 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
             spec = {**as_spec(field), **spec}
             kind = kind or spec.pop("kind")
         full = _check_field_spec(name, {"kind": kind, **spec})
-        enc = _complete_spec(full)
+        if full.get("encoder") == "passages":  # passages of the dense model, at its precision
+            full.setdefault("model", self.model)
+            if full["model"] == self.model:
+                dense = self.fields["dense"]
+                full.update({k: dense[k] for k in ("precision", "pooling") if k in dense})
+            enc = None
+        else:
+            enc = _complete_spec(full)
         if enc is not None:
             self._field_encoders[name] = enc
         with self._writer():
@@ -334,6 +341,7 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         if spec is None:
             raise ValueError(f"collection has no field {name!r}; fields: {sorted(self.fields)}")
         enc = data_for or self._field_encoder(name).encode_documents
+        with_meta = data_for is None and getattr(self._field_encoder(name), "uses_metadata", False)
         done = 0
         with self._writer():
             con = self.store.connect()
@@ -343,10 +351,14 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
                 if seg.has(name):
                     continue
                 rows = con.execute(
-                    "SELECT row, text FROM docs WHERE segment = ? ORDER BY row", (sid,)
+                    "SELECT row, text, metadata FROM docs WHERE segment = ? ORDER BY row", (sid,)
                 ).fetchall()
-                texts = [t for _, t in rows]
-                add_field_to_segment(seg_dir, name, spec["kind"], enc(texts))
+                texts = [t for _, t, _ in rows]
+                if with_meta:  # e.g. passages: the title is their context
+                    data = enc(texts, metadata=[json.loads(m) for _, _, m in rows])
+                else:
+                    data = enc(texts)
+                add_field_to_segment(seg_dir, name, spec["kind"], data)
                 self._segments.pop(sid, None)
                 done += len(texts)
             con.execute("BEGIN IMMEDIATE")
@@ -364,12 +376,13 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
             from heron.collection.fields import field_encoder
 
             spec = self.fields[name]
-            if spec.get("encoder") == "passages" and spec.get("model") == self.model:
+            if spec.get("encoder") == "passages":  # registered on import (no entry point needed)
                 from heron.encoders.passages import PassageEncoder
 
-                self._field_encoders[name] = PassageEncoder(self.encoder, spec["chunking"])
-            else:
-                self._field_encoders[name] = field_encoder(spec)
+                if spec.get("model") == self.model:  # the collection's own dense encoder
+                    self._field_encoders[name] = PassageEncoder(self.encoder, spec["chunking"])
+                    return self._field_encoders[name]
+            self._field_encoders[name] = field_encoder(spec)
         return self._field_encoders[name]
 
     # ------------------------------------------------------------------ maintenance
