@@ -129,3 +129,33 @@ def test_add_passages_to_an_existing_collection_uses_titles(tmp_path, encoder):
     res = c.retriever("passages").search([QUERY], 1)
     assert res.doc_ids()[0] == ["meeting"] and res.info["passages"][0, 0] == 2
     c.close()
+
+
+def test_eval_with_chunks_finds_text_past_the_truncation(tmp_path):
+    """A document whose answer lies past the model's 256 word pieces: truncation misses it,
+    its passages find it (through evaluate_dataset, as ``heron eval --chunk`` runs it)."""
+    from heron.eval.runner import evaluate_dataset
+
+    filler = " ".join(
+        f"The council reviewed budget line {i} for road maintenance and approved it." for i in range(40)
+    )
+    docs = [
+        ("long", "Council minutes", filler + " Volcanic ash from the eruption grounded all flights for six days."),
+        ("air", "Airline timetables", "Airlines publish seasonal timetables of departures and arrivals."),
+        ("cats", "Cats", "Cats sleep for most of the day."),
+    ]
+    root = tmp_path / "tiny"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs)
+    )
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "volcanic ash grounded flights"}) + "\n")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tlong\t1\n")
+    report = evaluate_dataset(
+        root, ["dense", "passages", "passages?agg=mean&m=2&whole=1"], measures=["RR@10"],
+        chunking="sentences:64", context="title", progress=False,
+    )
+    assert report["chunking"]["passages"] >= 8 and report["chunking"]["context"] == "title"
+    assert report["results"]["dense"]["RR@10"] < 1.0
+    assert report["results"]["passages"]["RR@10"] == 1.0
+    assert report["results"]["passages?agg=mean&m=2&whole=1"]["RR@10"] > report["results"]["dense"]["RR@10"]
