@@ -80,7 +80,7 @@ class Results:
         keys, scores = self.keys[:, :k], self.scores[:, :k]
         if keys.shape[1] < k:
             keys, scores = pad(keys, scores, k)
-        return Results(keys, scores, self.resolver, dict(self.info))
+        return Results(keys, scores, self.resolver, per_hit(self.info, self.keys.shape, lambda a: a[:, :k]))
 
     def with_resolver(self, resolver: Callable[[np.ndarray], list[str]] | None) -> Results:
         return Results(self.keys, self.scores, resolver, self.info)
@@ -112,6 +112,15 @@ class Results:
             np.full((n_queries, k), PAD_KEY, dtype=np.int64),
             np.full((n_queries, k), PAD_SCORE, dtype=np.float32),
         )
+
+
+def per_hit(info: dict, shape: tuple[int, ...], fn: Callable[[np.ndarray], np.ndarray]) -> dict:
+    """A copy of ``info`` with ``fn`` applied to its per-hit arrays (those of the hits' ``shape``,
+    e.g. ``info["passages"]``), so they stay aligned when hits are cut or re-ordered."""
+    return {
+        name: fn(v) if isinstance(v, np.ndarray) and v.shape == tuple(shape) else v
+        for name, v in info.items()
+    }
 
 
 def check_k(k: object) -> int:

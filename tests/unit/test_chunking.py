@@ -173,3 +173,16 @@ def test_aggregate_with_whole_document_vector():
 def test_aggregate_ties_pick_the_first_passage():
     s, best = aggregate(np.array([[0.5, 0.5, 0.5]], np.float32), np.array([0, 3]))
     assert best.tolist() == [[0]]
+
+
+def test_passage_indices_follow_their_hits_through_cut_and_rescore():
+    from heron.pipeline import rescore
+    from heron.results import Results
+
+    res = Results(
+        np.array([[7, 8, 9]]), np.array([[0.9, 0.5, 0.1]]), info={"passages": np.array([[2, 0, 4]]), "n": 1}
+    )
+    assert res.cut(2).info["passages"].tolist() == [[2, 0]]
+    again = rescore(res, np.array([[0.1, 0.2, 0.3]]))
+    assert again.keys.tolist() == [[9, 8, 7]] and again.info["passages"].tolist() == [[4, 0, 2]]
+    assert again.info["n"] == 1
