@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import heron.capabilities.passages  # noqa: F401  (registers "passages" with a stale install)
+import heron.capabilities.passages_bm25  # noqa: F401
 from heron.capabilities.passages import passage_spans
 from heron.collection import Collection
 from heron.collection.fields import PassagesField
@@ -52,6 +53,14 @@ def test_query_matching_the_third_passage_finds_and_names_it(coll):
     assert MEETING[start:end].endswith("six days.")
     # the passage vector was encoded with the title as context, the span is the passage alone
     assert "Committee" not in MEETING[start:end]
+
+
+def test_bm25_on_the_same_passages(coll):
+    res = coll.retriever("passages_bm25").search(["volcanic ash flights"], 3)
+    assert res.doc_ids()[0] == ["meeting"]  # no other document shares a term
+    assert res.info["passages"][0, 0] == 2
+    coll.delete("meeting")
+    assert coll.retriever("passages_bm25").search(["volcanic ash"], 3).doc_ids()[0] == []
 
 
 def test_aggregations_and_passage_hits(coll):

@@ -85,6 +85,7 @@ def add_passages(collection: Any, dataset: Any, spec: ChunkSpec, *, progress: bo
     Returns the cache's ``meta`` (passage count, encoding seconds).
     """
     import heron.capabilities.passages  # noqa: F401  (registers the "passages" retriever)
+    import heron.capabilities.passages_bm25  # noqa: F401  (and "passages_bm25")
     from heron.collection.fields import PassagesField
     from heron.encoders.precision import field_record
 
@@ -108,7 +109,7 @@ def add_passages(collection: Any, dataset: Any, spec: ChunkSpec, *, progress: bo
     return data["meta"]
 
 
-_PASSAGES = re.compile(r"(?<![\w:])passages(\?[^+]*)?(?=$|\+)")
+_PASSAGES = re.compile(r"(?<![\w])(passages(?:_bm25)?)(\?[^+]*)?(?=$|\+)")
 
 
 def route_passages(spec: str, field: str) -> str:
@@ -116,9 +117,9 @@ def route_passages(spec: str, field: str) -> str:
     ``passages?agg=max`` -> ``passages?agg=max&field=passages_sentences128_title``."""
 
     def sub(m: re.Match) -> str:
-        params = m.group(1) or ""
+        params = m.group(2) or ""
         if "field=" in params:
             return m.group(0)
-        return f"passages{params}{'&' if params else '?'}field={field}"
+        return f"{m.group(1)}{params}{'&' if params else '?'}field={field}"
 
     return _PASSAGES.sub(sub, spec)
