@@ -168,3 +168,24 @@ def test_eval_with_chunks_finds_text_past_the_truncation(tmp_path):
     assert report["results"]["dense"]["RR@10"] < 1.0
     assert report["results"]["passages"]["RR@10"] == 1.0
     assert report["results"]["passages?agg=mean&m=2&whole=1"]["RR@10"] > report["results"]["dense"]["RR@10"]
+
+
+def test_pooling_is_kept_in_the_manifest_and_used_for_queries(tmp_path):
+    from heron.encoders import load_encoder
+
+    cls = load_encoder(pooling="cls")
+    assert cls.pooling == "cls"
+    c = Collection.create(tmp_path / "p", encoder=cls)
+    c.add(OTHERS, ids=["cats", "paris", "plants"])
+    c.close()
+    spec = json.loads((tmp_path / "p" / "heron.json").read_text())["fields"]["dense"]
+    assert spec["pooling"] == "cls"
+    again = Collection.open(tmp_path / "p")
+    assert again.encoder.pooling == "cls"  # queries are pooled as the documents were
+    stored = again.snapshot().dense()[0]
+    assert float(np.asarray(stored, np.float32) @ again.encoder.encode_documents([OTHERS[0]])[0]) > 0.99
+    mean = load_encoder().encode_documents([OTHERS[0]])[0]
+    assert float(np.asarray(stored, np.float32) @ mean) < 0.95  # cls differs from mean
+    again.close()
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        load_encoder(pooling="average")
