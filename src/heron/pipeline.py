@@ -26,7 +26,7 @@ import numpy as np
 
 from heron.encoders.base import check_texts
 from heron.limits import check_number
-from heron.results import PAD_KEY, Results, check_k, pad
+from heron.results import PAD_KEY, Results, check_k, pad, per_hit
 
 
 class Queries:
@@ -274,6 +274,8 @@ def rescore(candidates: Results, scores: np.ndarray, depth: int | None = None) -
     order = np.argsort(-s, axis=1, kind="stable")
     keys = np.take_along_axis(candidates.keys, order, axis=1)
     s = np.take_along_axis(s, order, axis=1).astype(np.float32)
+    info = per_hit(candidates.info, keys.shape, lambda a: np.take_along_axis(a, order, axis=1))
     if depth is not None:
         keys, s = pad(keys[:, :depth], s[:, :depth], depth)
-    return Results(keys, s, candidates.resolver, dict(candidates.info))
+        info = per_hit(info, order.shape, lambda a: a[:, :depth])
+    return Results(keys, s, candidates.resolver, info)

@@ -99,7 +99,13 @@ class Results:
         keys, scores = self.keys[:, :k], self.scores[:, :k]
         if keys.shape[1] < k:
             keys, scores = pad(keys, scores, k)
-        return Results(keys, scores, self.resolver, dict(self.info), self.documents)
+        return Results(
+            keys,
+            scores,
+            self.resolver,
+            per_hit(self.info, self.keys.shape, lambda a: a[:, :k]),
+            self.documents,
+        )
 
     def with_resolver(self, resolver: Callable[[np.ndarray], list[str]] | None) -> Results:
         return Results(self.keys, self.scores, resolver, self.info, self.documents)
@@ -159,6 +165,15 @@ class Results:
             np.full((n_queries, k), PAD_KEY, dtype=np.int64),
             np.full((n_queries, k), PAD_SCORE, dtype=np.float32),
         )
+
+
+def per_hit(info: dict, shape: tuple[int, ...], fn: Callable[[np.ndarray], np.ndarray]) -> dict:
+    """A copy of ``info`` with ``fn`` applied to its per-hit arrays (those of the hits' ``shape``,
+    e.g. ``info["passages"]``), so they stay aligned when hits are cut or re-ordered."""
+    return {
+        name: fn(v) if isinstance(v, np.ndarray) and v.shape == tuple(shape) else v
+        for name, v in info.items()
+    }
 
 
 def check_k(k: object) -> int:
@@ -222,7 +237,11 @@ def snippet(text: str, query: str, width: int = 200) -> tuple[str, list[tuple[in
         end = sp if sp > start else end
     pre, post = ("…" if start > 0 else ""), ("…" if end < len(flat) else "")
     out = pre + flat[start:end] + post
-    spans = [(a - start + len(pre), b - start + len(pre)) for a, b, _ in matches if a >= start and b <= end]
+    spans = [
+        (a - start + len(pre), b - start + len(pre))
+        for a, b, _ in matches
+        if a >= start and b <= end
+    ]
     return out, spans
 
 

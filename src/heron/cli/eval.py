@@ -46,6 +46,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing report at --out")
     p.add_argument(
+        "--chunk",
+        default=None,
+        metavar="METHOD:SIZE[:OVERLAP]",
+        help="evaluate situated passages: sentences:128, tokens:200:50 or markdown:128; "
+        "the passages retriever (default with --chunk) takes ?agg=max|mean|sum&m=2&whole=1",
+    )
+    p.add_argument(
+        "--pooling",
+        default=None,
+        choices=["mean", "cls", "last", "weighted-mean", "max"],
+        help="pool token vectors this way instead of the model's own pooling",
+    )
+    p.add_argument(
+        "--context",
+        default=None,
+        choices=["none", "title", "neighbours", "title+neighbours"],
+        help="situated context of each passage (default title)",
+    )
+    p.add_argument(
         "--strict",
         action="store_true",
         help="refuse qrels naming documents missing from the corpus (default: score them as "
@@ -64,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from heron.eval.runner import evaluate_dataset, format_table, write_report
 
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
-    retrievers = args.retriever or ["dense"]
+    chunk, context = getattr(args, "chunk", None), getattr(args, "context", None)
+    retrievers = args.retriever or (["passages"] if chunk or context else ["dense"])
     report = evaluate_dataset(
         args.dataset,
         retrievers,
@@ -75,10 +95,19 @@ def run(args: argparse.Namespace) -> int:
         strict=args.strict,
         ignore_identical_ids=args.ignore_identical_ids,
         progress=not getattr(args, "quiet", False),
+        chunking=chunk,
+        context=context,
+        pooling=getattr(args, "pooling", None),
     )
     print(
         f"{report['dataset']} ({args.split}: {report['queries']} queries, {report['documents']} documents, model {report['model']})"
     )
+    if "chunking" in report:
+        c = report["chunking"]
+        print(
+            f"passages: {c['method']}:{c['size']} context {c['context']}, {c['passages']} passages "
+            f"(encoded in {c['seconds']:.0f} s)"
+        )
     print(format_table(report, measures))
     out = Path(args.out or f"out/eval-{report['dataset']}.json")
     written = write_report(report, out, overwrite=args.overwrite)

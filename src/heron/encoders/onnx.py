@@ -39,7 +39,7 @@ from heron._deps import require
 #: Version of the exported artefact's layout; part of the cache key and checked on load.
 EXPORT_FORMAT_VERSION = 1
 OPSET = 17
-POOLING_MODES = ("mean", "mean_sqrt_len_tokens", "cls", "max")
+POOLING_MODES = ("mean", "mean_sqrt_len_tokens", "cls", "max", "weightedmean", "lasttoken")
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 ONNX_PRECISIONS = ("float32", "int8")
@@ -209,6 +209,12 @@ def pool(tokens: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarr
             parts.append(tokens[np.arange(tokens.shape[0]), first])
         elif mode == "max":
             parts.append(np.where(m > 0, tokens, -np.inf).max(axis=1))
+        elif mode == "weightedmean":  # position-weighted mean (SGPT, Muennighoff 2022)
+            w = m * np.arange(1, m.shape[1] + 1, dtype=np.float32)[None, :, None]
+            parts.append((tokens * w).sum(axis=1) / np.maximum(w.sum(axis=1), np.float32(1e-9)))
+        elif mode == "lasttoken":  # the last attended token (right padding)
+            last = m.shape[1] - 1 - mask[:, ::-1].argmax(axis=1)
+            parts.append(tokens[np.arange(tokens.shape[0]), last])
         else:  # pragma: no cover - rejected by pooling_modes
             raise ValueError(f"unknown pooling mode {mode!r}")
     return np.concatenate(parts, axis=1).astype(np.float32, copy=False)

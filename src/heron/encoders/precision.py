@@ -123,7 +123,11 @@ def field_record(encoder: object) -> dict[str, str]:
     ``{"precision": ...}`` for an encoder that reports one, else ``{}``.
     """
     p = getattr(encoder, "precision", None)
-    return {"precision": str(p)} if isinstance(p, str) else {}
+    out = {"precision": str(p)} if isinstance(p, str) else {}
+    pooling = getattr(encoder, "pooling", None)
+    if isinstance(pooling, str):  # a pooling other than the model's own (see heron.encoders.dense)
+        out["pooling"] = pooling
+    return out
 
 
 def recorded_precision(field_spec: dict) -> str:
@@ -136,7 +140,10 @@ def encoder_kwargs(field_spec: dict) -> dict[str, str]:
     """Keyword arguments for :func:`heron.encoders.load_encoder` that reproduce the recorded
     precision (int8 is ONNX Runtime's, so it brings ``backend="onnx"``)."""
     p = recorded_precision(field_spec)
-    return {"precision": p, "backend": "onnx"} if p == "int8" else {"precision": p}
+    out = {"precision": p, "backend": "onnx"} if p == "int8" else {"precision": p}
+    if field_spec.get("pooling"):
+        out["pooling"] = str(field_spec["pooling"])
+    return out
 
 
 def check_encoder_precision(encoder: object, field_spec: dict) -> None:

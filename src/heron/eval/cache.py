@@ -68,6 +68,9 @@ def encoder_tag(encoder: object) -> str:
     reads float32 vectors as its own)."""
     p = getattr(encoder, "precision", None)
     name = str(encoder.name)
+    pooling = getattr(encoder, "pooling", None)
+    if isinstance(pooling, str):  # a pooling other than the model's own
+        name = f"{name}+{pooling}"
     return name if p in (None, "float32") else f"{name}@{p}"
 
 

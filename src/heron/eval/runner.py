@@ -72,7 +72,8 @@ def build_stage(
 
 
 def dataset_collection(
-    dataset: BeirDataset, *, model: str | None = None, progress: bool = True
+    dataset: BeirDataset, *, model: str | None = None, progress: bool = True,
+    pooling: str | None = None,
 ) -> Any:
     """A collection of ``dataset``'s corpus (title + text), built once and cached.
 
@@ -81,7 +82,7 @@ def dataset_collection(
     from heron.collection import Collection
     from heron.encoders import DEFAULT_MODEL, load_encoder
 
-    enc = load_encoder(model or DEFAULT_MODEL)
+    enc = load_encoder(model or DEFAULT_MODEL, **({"pooling": pooling} if pooling else {}))
     import hashlib
 
     tag = hashlib.sha1(
@@ -118,6 +119,9 @@ def evaluate_dataset(
     progress: bool = True,
     strict: bool = False,
     ignore_identical_ids: bool | None = None,
+    chunking: str | None = None,
+    context: str | None = None,
+    pooling: str | None = None,
 ) -> dict[str, Any]:
     """Run and score each retriever; returns a JSON-able report.
 
@@ -128,6 +132,10 @@ def evaluate_dataset(
     ``None`` turns it on when some of the split's query ids are also document ids (logged).
     The report records both (``qrels_missing_docs``, ``ignore_identical_ids``, and per
     retriever ``identical_ids_removed``).
+
+    With ``chunking`` (e.g. ``"sentences:128"``, ``context="title"``) the collection gets the
+    situated passages of that spec (:mod:`heron.eval.chunking`, vectors cached) and every
+    ``passages`` retriever searches them; the report records the spec and the encoding cost.
     """
     ds = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, strict=strict)
     qids, qtexts, qrels = ds.split(split)
@@ -143,7 +151,7 @@ def evaluate_dataset(
                 len(qids),
                 split,
             )
-    coll = dataset_collection(ds, model=model, progress=progress)
+    coll = dataset_collection(ds, model=model, progress=progress, pooling=pooling)
     enc = coll.encoder
     qvec = dataset_embeddings(ds, enc, split=split, progress=progress)["query_emb"]
     report: dict[str, Any] = {
@@ -152,12 +160,21 @@ def evaluate_dataset(
         "queries": len(qids),
         "documents": len(coll),
         "model": coll.model,
+        **({"pooling": pooling} if pooling else {}),
         "qrels_missing_docs": ds.missing_docs.get(split, 0),
         "ignore_identical_ids": bool(ignore_identical_ids),
         "results": {},
     }
+    route = None
+    if chunking is not None or context is not None:
+        from heron.eval.chunking import ChunkSpec, add_passages, field_name, route_passages
+
+        cspec = ChunkSpec.parse(chunking or "sentences:128", context=context)
+        report["chunking"] = {**cspec.as_dict(), **add_passages(coll, ds, cspec, progress=progress)}
+        route = (route_passages, field_name(cspec))
     for spec in retrievers:
-        stage = build_stage(coll, spec, depth=depth, dataset=ds)
+        built = route[0](spec, route[1]) if route else spec
+        stage = build_stage(coll, built, depth=depth, dataset=ds)
         queries = Queries(qtexts, qids, vectors={enc.name: qvec})
         t0 = time.perf_counter()
         res = stage.search(queries, depth)

@@ -1,0 +1,191 @@
+"""A chunked collection end to end with the bundled model: passage hits name their passage, and
+delete / upsert / compact act on a document's passages with it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import heron.capabilities.passages  # noqa: F401  (registers "passages" with a stale install)
+import heron.capabilities.passages_bm25  # noqa: F401
+from heron.capabilities.passages import passage_spans
+from heron.collection import Collection
+from heron.collection.fields import PassagesField
+
+MEETING = (
+    "The committee met on Tuesday to review the annual budget. "
+    "Members discussed staffing plans for the coming year. "
+    "Volcanic ash from the eruption in Iceland grounded flights across northern Europe for six days. "
+    "The treasurer presented the audited accounts. "
+    "The minutes of the previous meeting were approved without amendment."
+)
+QUERY = "volcanic eruption cancelled flights in Europe"
+OTHERS = [
+    "Cats sleep for most of the day and hunt at dusk.",
+    "Paris is the capital and largest city of France.",
+    "Photosynthesis converts light energy into chemical energy in plants.",
+]
+
+
+@pytest.fixture()
+def coll(tmp_path, encoder):
+    c = Collection.create(tmp_path / "c", encoder=encoder, chunking="sentences:16")
+    c.add(
+        [MEETING, *OTHERS],
+        ids=["meeting", "cats", "paris", "plants"],
+        metadata=[{"title": "Committee minutes"}, {}, {}, {}],
+    )
+    yield c
+    c.close()
+
+
+def test_query_matching_the_third_passage_finds_and_names_it(coll):
+    offsets, values = coll.snapshot().field("passages")
+    assert np.diff(offsets).tolist()[0] == 5  # one passage per sentence at 16 word pieces
+    res = coll.retriever("passages").search([QUERY], 2)
+    assert res.doc_ids()[0][0] == "meeting"
+    assert res.info["passages"][0, 0] == 2
+    (start, end) = passage_spans(coll, res)[0][0]
+    assert MEETING[start:end].startswith("Volcanic ash")
+    assert MEETING[start:end].endswith("six days.")
+    # the passage vector was encoded with the title as context, the span is the passage alone
+    assert "Committee" not in MEETING[start:end]
+
+
+def test_bm25_on_the_same_passages(coll):
+    res = coll.retriever("passages_bm25").search(["volcanic ash flights"], 3)
+    assert res.doc_ids()[0] == ["meeting"]  # no other document shares a term
+    assert res.info["passages"][0, 0] == 2
+    coll.delete("meeting")
+    assert coll.retriever("passages_bm25").search(["volcanic ash"], 3).doc_ids()[0] == []
+
+
+def test_aggregations_and_passage_hits(coll):
+    top2 = coll.retriever("passages", agg="mean", m=2, whole=True).search([QUERY], 4)
+    assert top2.doc_ids()[0][0] == "meeting"
+    hits = coll.retriever("passages", unit="passages").search([QUERY], 6)
+    ids = hits.doc_ids()[0]
+    assert ids[0] == "meeting" and hits.info["passages"][0, 0] == 2
+    assert ids.count("meeting") >= 2  # passage hits: a document may appear several times
+    assert np.all(np.diff(hits.scores[0]) <= 0)
+    with pytest.raises(ValueError, match="agg"):
+        coll.retriever("passages", agg="median")
+
+
+def test_delete_upsert_compact_move_passages_with_their_document(coll):
+    assert coll.delete("meeting") == 1
+    res = coll.retriever("passages").search([QUERY], 4)
+    assert "meeting" not in res.doc_ids()[0]
+    offsets, _ = coll.snapshot().field("passages")
+    assert len(offsets) - 1 == 3 and offsets[-1] == 3  # the meeting's five passages are gone
+    coll.upsert(["Volcanic ash grounded flights."], ids=["cats"])  # replace a short document
+    res = coll.retriever("passages").search([QUERY], 1)
+    assert res.doc_ids()[0] == ["cats"] and res.info["passages"][0, 0] == 0
+    coll.compact()
+    offsets, values = coll.snapshot().field("passages")
+    assert len(offsets) - 1 == 3 and len(values) == offsets[-1] == 3
+    assert coll.retriever("passages").search([QUERY], 1).doc_ids()[0] == ["cats"]
+
+
+def test_field_spec_and_manifest(tmp_path, encoder):
+    c = Collection.create(
+        tmp_path / "m", encoder=encoder, fields={"passages": PassagesField(chunking="tokens:8:2")}
+    )
+    spec = json.loads((tmp_path / "m" / "heron.json").read_text())["fields"]["passages"]
+    assert spec["chunking"]["method"] == "tokens" and spec["chunking"]["overlap"] == 2
+    assert spec["model"] == encoder.name and spec["precision"] == encoder.precision
+    c.add([" ".join(f"w{i}" for i in range(20))], ids=["a"])
+    offsets, _ = c.snapshot().field("passages")
+    assert offsets[-1] >= 3
+    c.close()
+    with pytest.raises(ValueError, match="no passages"):
+        Collection.create(tmp_path / "plain", encoder=encoder).retriever("passages")
+
+
+def test_cli_index_with_chunks(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "meeting.txt").write_text(MEETING)
+    (docs / "cats.txt").write_text(OTHERS[0])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = [sys.executable, "-m", "heron", "index", str(docs), "-c", str(tmp_path / "c")]
+    out = subprocess.run([*run, "--chunk", "sentences:16", "--context", "none"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    c = Collection.open(tmp_path / "c")
+    assert c.fields["passages"]["chunking"]["context"] == "none"
+    res = c.retriever("passages").search([QUERY], 1)
+    assert res.doc_ids()[0] == ["meeting.txt"] and res.info["passages"][0, 0] == 2
+    c.close()
+    bad = subprocess.run([*run, "--chunk", "tokens:32"], capture_output=True, text=True, env=env)
+    assert bad.returncode != 0 and "chunking" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([*run[:-2], "-c", str(tmp_path / "x"), "--chunk", "pages:3"], capture_output=True, text=True, env=env)
+    assert bad.returncode != 0 and "chunk method" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_add_passages_to_an_existing_collection_uses_titles(tmp_path, encoder):
+    c = Collection.create(tmp_path / "b", encoder=encoder)
+    c.add([MEETING, OTHERS[0]], ids=["meeting", "cats"], metadata=[{"title": "Committee minutes"}, {}])
+    c.add_field("passages", PassagesField(chunking="sentences:16", model=encoder.name))
+    offsets, values = c.snapshot().field("passages")
+    assert np.diff(offsets).tolist() == [5, 1]
+    enc = c.field_encoder("passages")
+    _, ps = enc.chunk([MEETING], ["Committee minutes"])
+    want = encoder.encode_documents([ps[2].encoded])[0]
+    assert float(values[2] @ want) > 0.99  # encoded with its title, as on add
+    res = c.retriever("passages").search([QUERY], 1)
+    assert res.doc_ids()[0] == ["meeting"] and res.info["passages"][0, 0] == 2
+    c.close()
+
+
+def test_eval_with_chunks_finds_text_past_the_truncation(tmp_path):
+    """A document whose answer lies past the model's 256 word pieces: truncation misses it,
+    its passages find it (through evaluate_dataset, as ``heron eval --chunk`` runs it)."""
+    from heron.eval.runner import evaluate_dataset
+
+    filler = " ".join(
+        f"The council reviewed budget line {i} for road maintenance and approved it." for i in range(40)
+    )
+    docs = [
+        ("long", "Council minutes", filler + " Volcanic ash from the eruption grounded all flights for six days."),
+        ("air", "Airline timetables", "Airlines publish seasonal timetables of departures and arrivals."),
+        ("cats", "Cats", "Cats sleep for most of the day."),
+    ]
+    root = tmp_path / "tiny"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs)
+    )
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "volcanic ash grounded flights"}) + "\n")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tlong\t1\n")
+    report = evaluate_dataset(
+        root, ["dense", "passages", "passages?agg=mean&m=2&whole=1"], measures=["RR@10"],
+        chunking="sentences:64", context="title", progress=False,
+    )
+    assert report["chunking"]["passages"] >= 8 and report["chunking"]["context"] == "title"
+    assert report["results"]["dense"]["RR@10"] < 1.0
+    assert report["results"]["passages"]["RR@10"] == 1.0
+    assert report["results"]["passages?agg=mean&m=2&whole=1"]["RR@10"] > report["results"]["dense"]["RR@10"]
+
+
+def test_pooling_is_kept_in_the_manifest_and_used_for_queries(tmp_path):
+    from heron.encoders import load_encoder
+
+    cls = load_encoder(pooling="cls")
+    assert cls.pooling == "cls"
+    c = Collection.create(tmp_path / "p", encoder=cls)
+    c.add(OTHERS, ids=["cats", "paris", "plants"])
+    c.close()
+    spec = json.loads((tmp_path / "p" / "heron.json").read_text())["fields"]["dense"]
+    assert spec["pooling"] == "cls"
+    again = Collection.open(tmp_path / "p")
+    assert again.encoder.pooling == "cls"  # queries are pooled as the documents were
+    stored = again.snapshot().dense()[0]
+    assert float(np.asarray(stored, np.float32) @ again.encoder.encode_documents([OTHERS[0]])[0]) > 0.99
+    mean = load_encoder().encode_documents([OTHERS[0]])[0]
+    assert float(np.asarray(stored, np.float32) @ mean) < 0.95  # cls differs from mean
+    again.close()
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        load_encoder(pooling="average")
