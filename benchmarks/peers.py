@@ -124,8 +124,8 @@ def worker(args: argparse.Namespace) -> None:
     q = np.load(data / "q.npy")
     truth = np.load(data / "truth.npy")
     n = x.shape[0]
-    if name.startswith("qdrant") and n > QDRANT_CAP:
-        n = QDRANT_CAP  # local mode keeps every point as Python objects: 1M does not fit
+    if name.startswith("qdrant") and n > args.qdrant_cap:
+        n = args.qdrant_cap  # local mode keeps every point as Python objects: 1M does not fit
         x = x[:n]
         truth = exact_top(q, np.asarray(x), K)
     # a throwaway instance on 2,000 rows first: imports, JIT compilation and lazy loads land
@@ -214,7 +214,8 @@ def run_system(name: str, data: Path, args: argparse.Namespace) -> list[dict]:
                  "(or pip install 'heron[peers]')"}]
     cmd = [sys.executable, __file__, "--worker", name, "--data", str(data), "--work", str(work),
            "--rows", str(rows), "--time-budget", str(args.time_budget),
-           "--single", str(args.single), "--batch", str(args.batch)]
+           "--single", str(args.single), "--batch", str(args.batch),
+           "--qdrant-cap", str(args.qdrant_cap)]
     status = "done"
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.time_budget)
@@ -312,6 +313,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000, help="queries in the batched call")
     ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     ap.add_argument("--time-budget", type=int, default=1800, help="seconds per system")
+    ap.add_argument("--qdrant-cap", type=int, default=QDRANT_CAP,
+                    help="rows loaded into Qdrant's local mode (exact top-10 recomputed on them)")
     ap.add_argument("--text", choices=["scifact", "nfcorpus"], help="BEIR text, end to end")
     ap.add_argument("--out", type=Path, default=Path("out/peers"))
     ap.add_argument("--data-dir", help="data folder (default $HERON_CACHE/peers/<data>)")

@@ -133,7 +133,8 @@ class ChromaPeer(Peer):
     def build(self, x, work, texts):
         import chromadb
 
-        self.client = chromadb.PersistentClient(path=str(work / "chroma"))
+        self.path = str(work / "chroma")
+        self.client = chromadb.PersistentClient(path=self.path)
         self.col = self.client.get_or_create_collection(
             "peers",
             configuration={"hnsw": {"space": "ip", "ef_construction": EF_CONSTRUCTION,
@@ -147,7 +148,17 @@ class ChromaPeer(Peer):
 
     def _set(self, knob):
         if knob != self._ef:
+            import chromadb
+            from chromadb.api.client import SharedSystemClient
+
+            # a modified ef_search reaches the loaded HNSW index only when the collection is
+            # reopened (measured: recall stays at the creation-time ef on the same handle)
             self.col.modify(configuration={"hnsw": {"ef_search": int(knob)}})
+            path = self.path
+            del self.col, self.client
+            SharedSystemClient.clear_system_cache()
+            self.client = chromadb.PersistentClient(path=path)
+            self.col = self.client.get_collection("peers")
             self._ef = knob
 
     def search(self, q, k, knob):
