@@ -289,14 +289,17 @@ def plot(results: list[dict], path: Path) -> None:
     for r in results:
         if "skipped" not in r:
             by.setdefault(r["system"], []).append(r)
-    for name, rows in sorted(by.items()):
-        rows = sorted(rows, key=lambda r: r["p50_ms"])
-        ax.plot([r["p50_ms"] for r in rows], [r["recall10"] for r in rows], "o-" if len(rows) > 1
-                else "s", label=name, lw=2.5 if name.startswith("heron") else 1.2)
+    colours = plt.get_cmap("tab20").colors
+    for j, (name, rows) in enumerate(sorted(by.items())):  # rows in sweep order (knob rising)
+        mine = name.startswith("heron")
+        ax.plot([r["p50_ms"] for r in rows], [r["recall10"] for r in rows],
+                ("o-" if mine else "^--") if len(rows) > 1 else ("s" if mine else "D"),
+                label=name, lw=2.5 if mine else 1.2, color=colours[j % len(colours)], ms=6)
     ax.set_xscale("log")
     ax.axhline(0.95, color="grey", ls=":", lw=1)
     ax.set_xlabel("p50 latency, one query at a time (ms, log scale)")
     ax.set_ylabel("recall@10 of the exact top-10")
+    ax.set_title(f"{results[0].get('data', '')}: recall against single-query latency", fontsize=10)
     ax.legend(fontsize=8, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
