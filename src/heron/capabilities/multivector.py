@@ -5,7 +5,8 @@ Registered retrievers (``coll.retriever(name, **params)``):
 * ``"maxsim"``  — exact MaxSim; a brute-force retriever alone, a reranker after another stage:
   ``coll.retriever("dense") % 1000 >> coll.retriever("maxsim") % 10``.
 * ``"muvera"``  — MUVERA FDE search + exact MaxSim rerank (params of
-  :class:`~heron.multivector.muvera.FDEEncoder`, ``candidates``, ``rerank``).
+  :class:`~heron.multivector.muvera.FDEEncoder`, ``candidates``, ``rerank``; ``fde_dtype``
+  ``"float16"`` (default, scanned in place) or ``"float32"``).
 * ``"pooled"``  — pooled-vector MaxSim + exact rerank (``method``, ``n_vectors``, ``candidates``).
 
 Derived data (FDEs, pooled vectors) are computed per immutable segment and stored under
@@ -26,6 +27,7 @@ import numpy as np
 from heron.capabilities.registry import register_retriever
 from heron.multivector.maxsim import MaxSim
 from heron.multivector.muvera import FDEEncoder, MuveraRetriever
+from heron.multivector.muvera_scan import check_fde_dtype
 from heron.multivector.pooling import PooledRetriever, pool_tokens
 from heron.multivector.ragged import RaggedArray, _atomic_save
 from heron.pipeline import Stage
@@ -182,7 +184,9 @@ def muvera_retriever(
     candidates: int = 100,
     rerank: bool = True,
     depth: int = 100,
+    fde_dtype: str = "float16",
 ) -> MuveraRetriever:
+    dt = check_fde_dtype(fde_dtype)
     store, layout = token_store(collection, field)
     enc = FDEEncoder(
         dim=store.dim,
@@ -194,6 +198,8 @@ def muvera_retriever(
         seed=seed,
     )
     params = {"field": field, **enc.params()}
+    if dt != np.float32:  # float32 keeps the tag (and the files) FDEs were stored under before
+        params["fde_dtype"] = dt.name
     tag = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     parts = _per_segment(
         collection,
@@ -201,13 +207,13 @@ def muvera_retriever(
         params,
         layout,
         field,
-        lambda sid: enc.encode_documents(_segment_tokens(collection, field, sid)),
+        lambda sid: enc.encode_documents(_segment_tokens(collection, field, sid)).astype(dt),
         "fde",
     )
     fdes = (
         parts[0]
         if len(parts) == 1
-        else (np.concatenate(parts) if parts else np.zeros((0, enc.dimension), np.float32))
+        else (np.concatenate(parts) if parts else np.zeros((0, enc.dimension), dt))
     )
     return MuveraRetriever(
         encoder=enc,

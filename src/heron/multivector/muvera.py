@@ -70,7 +70,8 @@ class MuveraRetriever(Stage):
     Parameters
     ----------
     encoder: the :class:`FDEEncoder` the document FDEs were built with.
-    doc_fdes: ``(n_docs, dimension)`` document FDEs (float32/float16, rows aligned with ``docs``).
+    doc_fdes: ``(n_docs, dimension)`` document FDEs, float32 or float16 (rows aligned with
+        ``docs``); float16 FDEs are scanned in place (:func:`.muvera_scan.fde_search`).
     docs: token store for the exact rerank (its ``keys`` are returned).
     token_encoder: text -> token vectors encoder for query texts (optional with precomputed tokens).
     candidates: FDE hits reranked per query (paper: a few hundred); ``rerank=False`` returns the
@@ -126,14 +127,14 @@ class MuveraRetriever(Stage):
 
     def fde_search(self, qt: list[np.ndarray], k: int) -> Results:
         """FDE top-``k`` candidates (no rerank)."""
-        from heron.retrieval.topk import exact_search
+        from heron.multivector.muvera_scan import fde_search
 
         qf = self.encoder.encode_queries(qt)
         if self.index is not None:
             s, r = self.index.search(qf, k)
         else:
             valid = ~self.docs.deleted if self.docs.deleted.any() else None
-            s, r = exact_search(qf, self.doc_fdes, k, valid=valid)
+            s, r = fde_search(qf, self.doc_fdes, k, valid=valid)
         r = np.asarray(r, dtype=np.int64)
         keys = np.where(r >= 0, self.docs.keys[np.maximum(r, 0)], PAD_KEY)
         return Results(keys, np.where(r >= 0, s, -np.inf), self.resolver, {"stage": "muvera-fde"})
