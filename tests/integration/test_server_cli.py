@@ -83,3 +83,46 @@ def test_lifecycle_vectors_and_shutdown(tmp_path):
     assert got and set(got) == {200}
     assert app.state.ready is False and app.state.catalog.open == {}
     coll.close()
+
+
+def test_heron_serve_process_with_keys(tmp_path):
+    """``heron serve`` as a process: keys enforced, then SIGTERM stops it cleanly (status 0)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    Collection.create(tmp_path / "v.heron", model="none", dim=3).close()
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"# writer\n{hashlib.sha256(b'k1').hexdigest()} write\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heron", "serve", str(tmp_path), "--port", str(port), "--api-key-file", str(keys)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "heron serve did not become ready"
+            time.sleep(0.2)
+        assert httpx.get(url + "/v1/collections").status_code == 401
+        r = httpx.post(url + "/v1/collections/v/add", headers={"X-API-Key": "k1"},
+                       json={"ids": ["a"], "texts": ["t"], "vectors": [[1.0, 0.0, 0.0]]})
+        assert r.status_code == 200 and r.json()["count"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal: status -SIGTERM
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    err = proc.stderr.read()
+    assert "collections closed" in err, err
+    assert Collection.open(tmp_path / "v.heron").get(["a"])[0].text == "t"
