@@ -186,6 +186,15 @@ def test_body_limit(url):
                    headers={"Authorization": f"Bearer {READ}", "Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
 
+    def chunks():  # no Content-Length: counted while it streams in
+        for _ in range(30):
+            yield b" " * 10_000
+        yield b"{}"
+
+    r = httpx.post(url + "/v1/collections/docs/search", content=chunks(),
+                   headers={"Authorization": f"Bearer {READ}", "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large", r.text
+
 
 def test_keys_and_scopes(url):
     import heron

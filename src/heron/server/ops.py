@@ -61,8 +61,6 @@ class OpsMiddleware:
                 await self._too_large(send_wrapped)
             else:
                 await self.app(scope, self._limited(receive), send_wrapped)
-        except _TooLarge:
-            await self._too_large(send_wrapped)
         finally:
             dt = time.perf_counter() - t0
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
@@ -80,8 +78,10 @@ class OpsMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen[0] += len(message.get("body", b""))
-                if seen[0] > self.max_body:
-                    raise _TooLarge()
+                if seen[0] > self.max_body:  # a chunked body: FastAPI re-raises HTTPException
+                    from starlette.exceptions import HTTPException
+
+                    raise HTTPException(413, f"request body over this server's limit of {self.max_body:,} bytes")
             return message
 
         return wrapped
@@ -93,7 +93,3 @@ class OpsMiddleware:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
