@@ -138,4 +138,4 @@ def test_pooling_config_read_and_unsupported_mode_refused():
         Cfg({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False})
     ) == ("mean",)
     with pytest.raises(ValueError, match="backend='torch'"):
-        pooling_modes(Cfg({"pooling_mode": "weightedmean"}))
+        pooling_modes(Cfg({"pooling_mode": "attention"}))
