@@ -60,6 +60,10 @@ def pair(tmp_path_factory, ray_session, corpus):
     sharded.add(texts, ids=ids, metadata=meta, vectors=vec)
     for c in (single, sharded):
         c.create_index("hnsw", kind="hnsw", M=16, ef_construction=200)
+    # warm every shard actor once (numba compiles its kernels on the first search; on a loaded
+    # 2-core CI box that can outlast the bounded wait, and the tests below check completeness)
+    for spec in ("dense", "bm25", "hnsw"):
+        sharded.search(corpus[4], 10, using=spec)
     yield single, sharded
     sharded.close()
     single.close()
