@@ -8,8 +8,9 @@ retriever spec.
 
 from __future__ import annotations
 
-import re
 from typing import Any
+
+from heron.results import query_terms, snippet  # noqa: F401  (one snippet for the CLI, Python and HTTP)
 
 #: retriever name -> what its score is
 SCORE_LABELS = {
@@ -30,7 +31,6 @@ SCORE_LABELS = {
     "muvera": "maxsim",
     "pooled": "maxsim",
 }
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def score_label(spec: str, info: dict | None = None, *, model: str | None = None) -> str:
@@ -54,57 +54,6 @@ def score_label(spec: str, info: dict | None = None, *, model: str | None = None
     if label == "cosine" and model == "none":
         return "inner product"
     return label
-
-
-def query_terms(query: str) -> list[str]:
-    """Lower-cased words of ``query`` worth highlighting (2+ characters), in order, unique."""
-    words = [w.lower() for w in _WORD.findall(query)]
-    keep = [w for w in words if len(w) > 2] or [w for w in words if len(w) > 1] or words
-    return list(dict.fromkeys(keep))
-
-
-def snippet(text: str, query: str, width: int = 200) -> tuple[str, list[tuple[int, int]]]:
-    """A window of about ``width`` characters of ``text`` around the query terms.
-
-    Whitespace is collapsed; the window holds the most distinct query terms (the earliest such
-    window on ties; the start of the text when no term occurs), cut at word boundaries, with
-    ``…`` where text was cut. Terms match at word starts, case-insensitively (``pars`` matches
-    "parses"). Returns the snippet and the ``(start, end)`` character spans of the matches in it.
-    """
-    flat = " ".join(text.split())
-    terms = query_terms(query)
-    if not flat:
-        return "", []
-    pat = (
-        re.compile(r"\b(" + "|".join(re.escape(t) for t in terms) + r")\w*", re.IGNORECASE)
-        if terms
-        else None
-    )
-    matches = [(m.start(), m.end(), m.group(1).lower()) for m in pat.finditer(flat)] if pat else []
-    start = 0
-    if matches and len(flat) > width:
-        best = (-1, 0)
-        for s, _, _ in matches:
-            lo = max(0, s - width // 4)
-            got = {t for a, b, t in matches if a >= lo and b <= lo + width}
-            if len(got) > best[0]:
-                best = (len(got), lo)
-        start = best[1]
-    end = min(len(flat), start + width)
-    if start > 0:  # move to the next word start
-        sp = flat.find(" ", start)
-        start = sp + 1 if 0 <= sp < end else start
-    if end < len(flat):  # cut at the last space inside the window
-        sp = flat.rfind(" ", start, end)
-        end = sp if sp > start else end
-    pre, post = ("…" if start > 0 else ""), ("…" if end < len(flat) else "")
-    out = pre + flat[start:end] + post
-    spans = [
-        (a - start + len(pre), b - start + len(pre))
-        for a, b, _ in matches
-        if a >= start and b <= end
-    ]
-    return out, spans
 
 
 def highlight(
