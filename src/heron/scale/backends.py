@@ -122,6 +122,7 @@ class RayShards:
         self.ray = ray
         self.wait_s, self.allow_partial = float(wait_s), bool(allow_partial)
         self.timeout_s = max(float(timeout_s), self.wait_s)
+        self.probe_s = min(max(1.0, self.wait_s), 5.0)
         remote = ray.remote(
             concurrency_groups={"health": 1},
             max_restarts=max_restarts, max_task_retries=-1, num_cpus=num_cpus,
@@ -142,14 +143,19 @@ class RayShards:
         deadline = start + self.wait_s
         pending = {s: getattr(self.actors[s], method).remote(*per[s]) for s in todo}
         out: dict[int, Any] = {}
+        gone: list[int] = []  # shards whose actor does not answer its health thread
         last_error = "timed out"
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                if time.monotonic() - start < self.timeout_s and self._all_alive(pending):
-                    deadline = min(time.monotonic() + self.wait_s, start + self.timeout_s)
-                    continue  # live and busy: keep waiting
-                break
+                if time.monotonic() - start >= self.timeout_s:
+                    break
+                for s in self._unresponsive(pending):  # dead or restarting: reported missing
+                    gone.append(s)
+                    del pending[s]
+                deadline = min(time.monotonic() + self.wait_s, start + self.timeout_s)
+                continue  # the live, busy ones get another wait
+
             done, _ = self.ray.wait(list(pending.values()), num_returns=1, timeout=left)
             if not done:
                 break
@@ -165,18 +171,32 @@ class RayShards:
                 log.info("shard %d unavailable (%s); asking again", s, last_error)
                 time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
                 pending[s] = getattr(self.actors[s], method).remote(*per[s])
-        missing = sorted(pending)
+        missing = sorted([*pending, *gone])
         if missing and (write or not self.allow_partial):
             raise ShardsUnavailable(missing, f"{last_error} after {self.wait_s:.1f}s")
         if missing:
             log.warning("shards %s missing after %.1fs (%s): partial results", missing, self.wait_s, last_error)
         return out, missing
 
-    def _all_alive(self, pending: dict[int, Any]) -> bool:
-        """Whether every pending shard's actor answers its health thread within a second."""
-        probes = [self.actors[s].alive.remote() for s in pending]
-        done, _ = self.ray.wait(probes, num_returns=len(probes), timeout=1.0)
-        return len(done) == len(probes)
+    def _unresponsive(self, pending: dict[int, Any]) -> list[int]:
+        """The pending shards whose actor does not answer its health thread within ``probe_s``.
+
+        The probe runs in the actor's own ``health`` thread, so a shard busy with a long search
+        still answers; on a loaded machine the answer may take a while, hence the generous
+        ``probe_s`` (a fixed one second once dropped every shard of a loaded CI box)."""
+        probes = {s: self.actors[s].alive.remote() for s in pending}
+        done, _ = self.ray.wait(list(probes.values()), num_returns=len(probes), timeout=self.probe_s)
+        answered = set(done)
+        dead = []
+        for s, ref in probes.items():
+            if ref not in answered:
+                dead.append(s)
+                continue
+            try:
+                self.ray.get(ref, timeout=0)
+            except Exception:  # noqa: BLE001 - a probe that raises means the actor is gone
+                dead.append(s)
+        return dead
 
     def close(self) -> None:
         for a in self.actors:
