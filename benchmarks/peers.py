@@ -215,7 +215,7 @@ def run_system(name: str, data: Path, args: argparse.Namespace) -> list[dict]:
     cmd = [sys.executable, __file__, "--worker", name, "--data", str(data), "--work", str(work),
            "--rows", str(rows), "--time-budget", str(args.time_budget),
            "--single", str(args.single), "--batch", str(args.batch),
-           "--qdrant-cap", str(args.qdrant_cap)]
+           "--qdrant-cap", str(args.qdrant_cap), "--hnsw", args.hnsw]
     status = "done"
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.time_budget)
@@ -252,7 +252,7 @@ def report(results: list[dict], args: argparse.Namespace, meta: dict) -> str:
     head = ("| system | n | setting | build s | p50 ms | p95 ms | batch q/s | recall@10 |"
             + (" nDCG@10 |" if text else "") + " RAM MB | peak RSS MB | disk MB |")
     lines = [f"Data: {meta.get('data')} ({meta.get('n')} x {meta.get('dim')}), "
-             f"{meta.get('nq')} queries, k={K}.", "",
+             f"{meta.get('nq')} queries, k={K}; HNSW M,efConstruction = {args.hnsw}.", "",
              "Best setting per system (fastest p50 at recall@10 >= 0.95, else the most accurate):",
              "", head, "|" + "---|" * (head.count("|") - 1)]
 
@@ -318,6 +318,8 @@ def main() -> None:
     ap.add_argument("--time-budget", type=int, default=1800, help="seconds per system")
     ap.add_argument("--qdrant-cap", type=int, default=QDRANT_CAP,
                     help="rows loaded into Qdrant's local mode (exact top-10 recomputed on them)")
+    ap.add_argument("--hnsw", default="32,200",
+                    help="HNSW M,efConstruction for every HNSW system (matched; 16,40 makes 1M builds affordable on 2 cores)")
     ap.add_argument("--text", choices=["scifact", "nfcorpus"], help="BEIR text, end to end")
     ap.add_argument("--out", type=Path, default=Path("out/peers"))
     ap.add_argument("--data-dir", help="data folder (default $HERON_CACHE/peers/<data>)")
@@ -328,6 +330,13 @@ def main() -> None:
     ap.add_argument("--work", help=argparse.SUPPRESS)
     ap.add_argument("--rows", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    try:
+        hnsw_m, hnsw_efc = (int(v) for v in args.hnsw.split(","))
+    except ValueError:
+        raise SystemExit(f"--hnsw must be M,efConstruction (two integers), got {args.hnsw!r}") from None
+    import _lib.peer_systems as ps
+
+    ps.M, ps.EF_CONSTRUCTION = hnsw_m, hnsw_efc
     if args.worker:
         return worker(args)
     for name, v in (("--n", args.n), ("--queries", args.queries), ("--time-budget", args.time_budget)):

@@ -48,7 +48,7 @@ def equality(args: argparse.Namespace) -> dict:
     from heron.eval.cache import dataset_embeddings
     from heron.pipeline import Queries
     from heron.scale import ShardedCollection
-    from heron.scale.compare import canonical_rrf, compare_rankings
+    from heron.scale.compare import compare_rankings
 
     _ray(2)
     enc = load_encoder()
@@ -79,12 +79,6 @@ def equality(args: argparse.Namespace) -> dict:
             row = {"queries": c.queries, "identical": c.identical, "tie_order_only": c.tie_order_only,
                    "different": c.different, "max_score_diff": c.max_score_diff, "partial": b.info["partial"],
                    "sharded_batch_s": t_batch}
-            if spec.startswith("hybrid"):
-                runs = [[x.search(q, 1000, using="dense"), x.search(q, 1000, using="bm25")] for x in (single, sharded)]
-                row["partial"] = row["partial"] or any(r.info.get("partial", False) for r in runs[1])
-                comps = [[(r.doc_ids(), r.scores) for r in pair] for pair in runs]
-                ca, cb = canonical_rrf(comps[0], 10), canonical_rrf(comps[1], 10)
-                row["identical_with_canonical_component_ties"] = sum(x == y for x, y in zip(ca[0], cb[0]))
             lat = {}
             for label, coll in (("single", single), ("sharded", sharded)):
                 sub = [Queries([e["queries"][i]], vectors={"none": e["query_emb"][i : i + 1]}) for i in range(min(50, len(ids)))]

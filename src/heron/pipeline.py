@@ -198,6 +198,11 @@ class RRF(Stage):
     weights: one weight per stage (default all 1).
     c: the rank constant (60 in the paper).
     depth: hits kept after fusion (default: the largest input depth).
+
+    Exactly tied hits of a stage share the rank of the first of them ("competition" ranking,
+    :func:`tied_ranks`), so the fused scores do not depend on how an engine orders its ties
+    (bm25s' partial sort, a segment's insertion order, a sharded merge): a single node and a
+    sharded collection fuse to the same scores (``docs/scale.md``).
     """
 
     def __init__(
@@ -234,8 +239,22 @@ class RRF(Stage):
         return RRF(*self.stages, weights=self.weights, c=self.c, depth=k)
 
 
+def tied_ranks(scores: np.ndarray) -> np.ndarray:
+    """0-based ranks of a ranked row in which a run of exactly equal adjacent scores shares the
+    rank of its first hit: ``[0.9, 0.7, 0.7, 0.5] -> [0, 1, 1, 3]``. Shape ``(k,) -> (k,)``."""
+    k = len(scores)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.ones(k, dtype=bool)
+    starts[1:] = scores[1:] != scores[:-1]
+    return np.maximum.accumulate(np.where(starts, np.arange(k), 0))
+
+
 def fuse_rrf(runs: Sequence[Results], weights: Sequence[float], c: float, depth: int) -> Results:
-    """Fuse result batches by weighted reciprocal rank; returns the top ``depth`` per query."""
+    """Fuse result batches by weighted reciprocal rank; returns the top ``depth`` per query.
+
+    Exactly tied hits of one run share a rank (:func:`tied_ranks`), so the fusion does not
+    depend on the order of ties."""
     n = runs[0].n_queries
     if any(r.n_queries != n for r in runs):
         raise ValueError("all fused runs must have the same number of queries")
@@ -244,7 +263,7 @@ def fuse_rrf(runs: Sequence[Results], weights: Sequence[float], c: float, depth:
     for qi in range(n):
         ks = np.concatenate([r.keys[qi] for r in runs])
         contrib = np.concatenate(
-            [wt / (c + 1.0 + np.arange(r.k, dtype=np.float64)) for r, wt in zip(runs, weights)]
+            [wt / (c + 1.0 + tied_ranks(r.scores[qi])) for r, wt in zip(runs, weights)]
         )
         valid = ks != PAD_KEY
         ks, contrib = ks[valid], contrib[valid]

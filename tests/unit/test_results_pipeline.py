@@ -112,3 +112,23 @@ def test_queries_validation():
         Queries([1, 2])
     with pytest.raises(ValueError, match="query ids"):
         Queries(["a"], ids=["1", "2"])
+
+
+def test_tied_ranks_share_the_first_rank():
+    from heron.pipeline import tied_ranks
+
+    assert tied_ranks(np.array([0.9, 0.7, 0.7, 0.5, 0.5, 0.5, 0.1])).tolist() == [0, 1, 1, 3, 3, 3, 6]
+    assert tied_ranks(np.array([], dtype=np.float32)).tolist() == []
+
+
+def test_rrf_does_not_depend_on_the_order_of_tied_hits():
+    # one engine orders the tie (2, 3) one way, another the other way: the fusion is the same
+    dense = Results(np.array([[3, 1, 2]]), np.array([[0.9, 0.8, 0.7]], dtype=np.float32))
+    tie_a = Results(np.array([[1, 2, 3, 4]]), np.array([[5.0, 2.0, 2.0, 1.0]], dtype=np.float32))
+    tie_b = Results(np.array([[1, 3, 2, 4]]), np.array([[5.0, 2.0, 2.0, 1.0]], dtype=np.float32))
+    a, b = fuse_rrf([dense, tie_a], [1, 1], 60, 4), fuse_rrf([dense, tie_b], [1, 1], 60, 4)
+    assert a.keys.tolist() == b.keys.tolist()
+    np.testing.assert_array_equal(a.scores, b.scores)
+    # both tied hits got rank 2 (1-based) of the second run: doc 2 = 1/63 + 1/62, doc 3 = 1/61 + 1/62
+    got = dict(zip(a.keys[0].tolist(), a.scores[0].tolist()))
+    assert got[2] == pytest.approx(1 / 63 + 1 / 62) and got[3] == pytest.approx(1 / 61 + 1 / 62)

@@ -71,25 +71,3 @@ def compare_rankings(
             c.different += 1
             c.bad.append(q) if len(c.bad) < 10 else None
     return c
-
-
-def canonical_rrf(
-    components: list[tuple[list[list[str]], np.ndarray]], k: int, *, c: float = 60.0
-) -> tuple[list[list[str]], np.ndarray]:
-    """Reciprocal-rank fusion (as :func:`heron.pipeline.fuse_rrf`) of component rankings whose
-    exactly tied hits are first put in one canonical order (by id), so two engines that differ
-    only in how they order ties fuse to the same ranking. Returns ``(ids, scores (n, k))``."""
-    n = len(components[0][0])
-    ids_out: list[list[str]] = []
-    scores_out = np.full((n, k), -np.inf, np.float64)
-    for q in range(n):
-        total: dict[str, float] = {}
-        for ids, scores in components:
-            row = list(zip(ids[q], np.asarray(scores[q][: len(ids[q])], np.float64)))
-            row.sort(key=lambda t: (-t[1], t[0]))
-            for rank, (d, _) in enumerate(row):
-                total[d] = total.get(d, 0.0) + 1.0 / (c + 1.0 + rank)
-        best = sorted(total.items(), key=lambda t: (-t[1], t[0]))[:k]
-        ids_out.append([d for d, _ in best])
-        scores_out[q, : len(best)] = [s for _, s in best]
-    return ids_out, scores_out
