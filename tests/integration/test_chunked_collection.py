@@ -119,6 +119,14 @@ def test_cli_index_with_chunks(tmp_path):
     res = c.retriever("passages").search([QUERY], 1)
     assert res.doc_ids()[0] == ["meeting.txt"] and res.info["passages"][0, 0] == 2
     c.close()
+    # heron search: the hit's snippet is the passage that matched, and the record names it
+    found = subprocess.run([sys.executable, "-m", "heron", "search", str(tmp_path / "c"), QUERY, "-r", "passages",
+                            "-k", "1", "--json"], capture_output=True, text=True, env=env)
+    assert found.returncode == 0, found.stderr
+    hit = json.loads(found.stdout)["results"][0]["hits"][0]
+    assert hit["id"] == "meeting.txt" and hit["passage"]["index"] == 2
+    assert hit["snippet"].startswith("Volcanic ash") and "committee" not in hit["snippet"]
+    assert MEETING[hit["passage"]["start"] : hit["passage"]["end"]] == hit["snippet"]
     bad = subprocess.run([*run, "--chunk", "tokens:32"], capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and "chunking" in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run([*run[:-2], "-c", str(tmp_path / "x"), "--chunk", "pages:3"], capture_output=True, text=True, env=env)

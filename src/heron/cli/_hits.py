@@ -78,9 +78,14 @@ def hit_record(
     *,
     width: int = 200,
     full_text: bool = False,
+    passage: tuple[int, int, int] | None = None,
 ) -> dict[str, Any]:
-    """One hit as ``heron search --json`` prints it."""
-    snip, spans = snippet(text, query, width)
+    """One hit as ``heron search --json`` prints it.
+
+    ``passage`` is ``(index, start, end)`` of the passage that matched (passage retrievers):
+    the snippet is then taken from that passage, and the record names it."""
+    source = text if passage is None else text[passage[1] : passage[2]]
+    snip, spans = snippet(source, query, width)
     rec: dict[str, Any] = {
         "rank": rank,
         "id": doc_id,
@@ -89,6 +94,8 @@ def hit_record(
         "snippet": snip,
         "highlights": [list(s) for s in spans],
     }
+    if passage is not None:
+        rec["passage"] = {"index": passage[0], "start": passage[1], "end": passage[2]}
     if full_text:
         rec["text"] = text
     return rec

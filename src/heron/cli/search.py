@@ -106,6 +106,21 @@ def filtered_search(coll: Any, spec: str, queries: Any, k: int, flt: dict) -> An
     return coll.search(queries, k, using=spec, filter=flt)
 
 
+def _passages(coll: Any, res: Any) -> list[list[tuple[int, int, int] | None]] | None:
+    """``(index, start, end)`` of the passage each hit matched, when the retriever names
+    passages (``passages``, ``passages_bm25``); ``None`` otherwise."""
+    if "passages" not in res.info:
+        return None
+    from heron.capabilities.passages import passage_spans
+
+    spans = passage_spans(coll, res)
+    idx = res.info["passages"]
+    return [
+        [None if sp is None else (int(idx[qi, j]), sp[0], sp[1]) for j, sp in enumerate(row)]
+        for qi, row in enumerate(spans)
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     from heron.cli._hits import highlight, hit_record, score_label
     from heron.collection import Collection
@@ -128,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     ms = 1000 * (time.perf_counter() - t0)
     label = score_label(args.retriever, res.info, model=coll.model)
     snap = coll.snapshot()
+    passages = _passages(coll, res)
     out = []
     for qi, q in enumerate(texts):
         keys = res.keys[qi][res.keys[qi] >= 0]
@@ -142,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
                 q,
                 width=args.snippet_chars,
                 full_text=args.full_text,
+                passage=passages[qi][r] if passages else None,
             )
             for r, (i, s, t, m) in enumerate(zip(ids, res.scores[qi], docs, metas))
         ]
@@ -163,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
             print("  (no hits)")
         for h in item["hits"]:
             snip = highlight(h["snippet"], h["highlights"]) if bold else h["snippet"]
-            print(f"  {h['rank']:>2}. {label} {h['score']:.3f}  {h['id']}")
+            where = f"  (passage {h['passage']['index']})" if "passage" in h else ""
+            print(f"  {h['rank']:>2}. {label} {h['score']:.3f}  {h['id']}{where}")
             print(f"      {snip}")
     print(f"\n({ms:.1f} ms, scores: {label})")
     return 0
