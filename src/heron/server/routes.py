@@ -45,7 +45,7 @@ def _check_docs(request: Request, n: int, field: str = "ids") -> None:
         raise ApiError(413, f"{n} documents exceed this server's limit of {lim} per request", field=field)
 
 
-ERRORS = {s: {"model": ErrorBody} for s in (400, 401, 403, 404, 409, 413, 422, 500)}
+ERRORS = {s: {"model": ErrorBody} for s in (400, 401, 403, 404, 409, 413, 422, 500, 503)}
 router = APIRouter(prefix="/v1", responses=ERRORS)
 READ, WRITE = need("read"), need("write")
 
@@ -84,6 +84,8 @@ def drop_collection(request: Request, name: str):
 def describe(name: str, coll: Any) -> dict[str, Any]:
     info = json_safe(coll.info())
     info.pop("path", None)
+    for shard in info.get("shards", []):  # a sharded collection: each shard's info, paths kept private
+        shard.pop("path", None)
     retrievers = ["dense", "bm25", "hybrid:dense+bm25"]
     retrievers += [f for f, spec in coll.fields.items() if spec.get("kind") == "sparse"]
     retrievers += [r["name"] for r in info["indexes"] if r["name"] not in retrievers]
