@@ -76,7 +76,10 @@ def _actor_class(ray: Any) -> type:
     class ShardActor(ShardWorker):
         def __init__(self, path: str, index: int) -> None:
             super().__init__(path, index)
-            self.warm()  # a (re)started actor answers once its dense kernels are compiled
+            try:  # a (re)started actor answers once its dense kernels are compiled
+                self.warm()
+            except Exception:  # noqa: BLE001 - a cold shard still serves; its first query pays
+                log.exception("shard %d: warm-up search failed", index)
 
         @ray.method(concurrency_group="health")
         def alive(self) -> bool:
