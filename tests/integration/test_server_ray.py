@@ -113,6 +113,7 @@ def test_reads_and_writes_on_a_sharded_collection(served, corpus):
     coll = client.collection("docs.sharded")
     listed = {c["name"]: c for c in client.collections()}
     assert listed["docs.sharded"]["documents"] == N_DOCS and listed["docs.sharded"]["dim"] == vec.shape[1]
+    assert listed["docs.sharded"]["partial"] is False
     info = coll.info()
     assert info["n_shards"] == 4 and info["backend"] == "ray" and info["documents"] == N_DOCS
     assert sum(s["documents"] for s in info["shards"]) == N_DOCS and all("path" not in s for s in info["shards"])
@@ -210,8 +211,13 @@ def test_dead_shard_readyz_degraded_and_partial(served, corpus):
     body = r.json()
     assert body["status"] == "degraded" and body["shards_down"] == {"docs.sharded": [2]}
     assert body["error"]["code"] == "unavailable"
-    res = served["client"].collection("docs.sharded").search(vec[:3], 10)
+    coll = served["client"].collection("docs.sharded")
+    res = coll.search(vec[:3], 10)
     assert res.info["partial"] is True and res.info["missing_shards"] == [2]
+    info = coll.info()  # reads answer from the live shards, flagged
+    assert info["partial"] is True and info["missing_shards"] == [2] and info["documents"] < N_DOCS
+    listed = {c["name"]: c for c in served["client"].collections()}
+    assert listed["docs.sharded"]["partial"] is True and "partial" not in listed["single"]
     doc = next(i for i in ids if shard_of(i, 4) == 2)
     assert all(doc not in row for row in res.doc_ids())
     r = httpx.post(served["url"] + "/v1/collections/docs.sharded/upsert",

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
 from heron.server import models as m
+from heron.server.catalog import is_sharded
 from heron.server.errors import ApiError, ErrorBody
 from heron.server.search import json_safe, run_search
 
@@ -51,15 +52,24 @@ READ, WRITE = need("read"), need("write")
 
 
 # ---------------------------------------------------------------------- collections
-@router.get("/collections", response_model=m.CollectionList, dependencies=[READ])
+@router.get("/collections", response_model=m.CollectionList, response_model_exclude_none=True,
+            dependencies=[READ])
 def list_collections(request: Request):
     cat = _catalog(request)
     out = []
     for name in cat.names():
         c = cat.get(name)
-        out.append({"name": name, "documents": len(c), "model": c.model, "dim": c.dim,
-                    "indexes": [r["name"] for r in c.indexes()]})
+        row = {"name": name, "documents": len(c), "model": c.model, "dim": c.dim,
+               "indexes": [r["name"] for r in c.indexes()]} if not is_sharded(c) else _sharded_row(name, c)
+        out.append(row)
     return {"collections": out}
+
+
+def _sharded_row(name: str, c: Any) -> dict[str, Any]:
+    """A sharded collection's row: the totals of the shards that answer, ``partial`` if one did not."""
+    info = c.info()
+    return {"name": name, "documents": info["documents"], "model": c.model, "dim": c.dim,
+            "indexes": [r["name"] for r in info["indexes"]], "partial": info["partial"]}
 
 
 @router.post("/collections", response_model=m.CollectionInfo, status_code=201, dependencies=[WRITE])
