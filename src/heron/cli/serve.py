@@ -4,6 +4,8 @@ Without ``--api-key-file`` the API is open, so it binds to loopback only (a non-
 ``--host`` is refused unless ``--insecure``). ``heron serve --hash-key KEY`` prints the key
 file line of a key (its SHA-256, with scopes ``--scopes``). Stop it with Ctrl-C (SIGINT) or
 SIGTERM: uvicorn stops accepting, lets in-flight requests finish, then the collections close.
+A sharded collection folder (``shards.json``) is served as one collection; ``--ray [ADDRESS]``
+hosts its shards in Ray actors (a local Ray, or the cluster at ADDRESS).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+from pathlib import Path
 
 log = logging.getLogger("heron.server")
 
@@ -26,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
                    help="allow cross-origin requests from ORIGIN (repeatable; default: CORS off)")
     p.add_argument("--max-k", type=int, default=1000, help="most hits per query (default 1000)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="host the shards of sharded collections in Ray actors (a local Ray, or the cluster at "
+                        "ADDRESS); put it after the paths")
     p.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body in MB (default 32)")
 
 
@@ -44,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if args.hash_key is not None:
         print(f"{hash_key(args.hash_key)} {','.join(sorted(parse_scopes(args.scopes)))}")
         return 0
+    if args.ray not in (None, "local") and Path(args.ray).exists() and "://" not in args.ray:
+        args.paths, args.ray = [args.ray, *args.paths], "local"  # "--ray PATH": a path, not an address
     if not args.paths:
         raise ValueError("heron serve needs a collection folder or a folder of collections")
     if not 0 <= args.port <= 65535:
@@ -65,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from heron.server.catalog import ServerLimits
 
     limits = ServerLimits(max_k=args.max_k, max_body_bytes=int(args.max_body_mb * 1024 * 1024))
-    app = create_app(args.paths, api_keys=keys, limits=limits, cors_origins=args.cors)
+    app = create_app(args.paths, api_keys=keys, limits=limits, cors_origins=args.cors, ray=args.ray)
     if keys is None:
         log.warning("no API keys: the API is open to anyone who can reach %s:%s%s", args.host, args.port,
                     " (loopback only)" if is_loopback(args.host) else "")

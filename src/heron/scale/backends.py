@@ -54,6 +54,15 @@ class LocalShards:
         futs = {s: self.pool.submit(getattr(self.workers[s], method), *per[s]) for s in todo}
         return {s: f.result() for s, f in futs.items()}, []
 
+    def down(self, timeout_s: float = 1.0) -> list[int]:
+        """In-process shards are never down."""
+        return []
+
+    def warm(self, bm25: bool = True) -> None:
+        """Every shard searched once (and its BM25 postings built)."""
+        for w in self.workers:
+            w.warm(bm25)
+
     def close(self) -> None:
         for w in self.workers:
             w.close()
@@ -65,6 +74,13 @@ def _actor_class(ray: Any) -> type:
     """:class:`ShardWorker` plus a health probe that runs on its own thread (concurrency group)."""
 
     class ShardActor(ShardWorker):
+        def __init__(self, path: str, index: int) -> None:
+            super().__init__(path, index)
+            try:  # a (re)started actor answers once its dense kernels are compiled
+                self.warm()
+            except Exception:  # noqa: BLE001 - a cold shard still serves; its first query pays
+                log.exception("shard %d: warm-up search failed", index)
+
         @ray.method(concurrency_group="health")
         def alive(self) -> bool:
             return True
@@ -194,6 +210,24 @@ class RayShards:
                 continue
             try:
                 self.ray.get(ref, timeout=0)
+            except Exception:  # noqa: BLE001 - a probe that raises means the actor is gone
+                dead.append(s)
+        return dead
+
+    def warm(self, bm25: bool = True) -> None:
+        """Every shard searched once and its BM25 postings built, waiting up to ``timeout_s``
+        (not the bounded wait of a query: a cold shard is slow, not dead)."""
+        self.ray.get([a.warm.remote(bm25) for a in self.actors], timeout=self.timeout_s)
+
+    def down(self, timeout_s: float = 1.0) -> list[int]:
+        """Shards whose actor does not answer its health thread within ``timeout_s`` (dead or restarting)."""
+        probes = {s: a.alive.remote() for s, a in enumerate(self.actors)}
+        done, _ = self.ray.wait(list(probes.values()), num_returns=len(probes), timeout=timeout_s)
+        answered, dead = set(done), []
+        for s, ref in probes.items():
+            try:
+                if ref not in answered or not self.ray.get(ref, timeout=0):
+                    dead.append(s)
             except Exception:  # noqa: BLE001 - a probe that raises means the actor is gone
                 dead.append(s)
         return dead

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from heron.collection import Collection, Document
 from heron.pipeline import Queries, fuse_rrf
 from heron.results import Results, check_k, pad
 from heron.scale import routing
-from heron.scale.backends import LocalShards, RayShards
+from heron.scale.backends import LocalShards, RayShards, ShardsUnavailable
 from heron.scale.bm25_global import merge_stats
 
 log = logging.getLogger(__name__)
@@ -234,8 +234,9 @@ class ShardedCollection:
         return self.get([doc_id])[0] is not None
 
     # ------------------------------------------------------------------ indexes / maintenance
-    def create_index(self, name: str | None = None, *, kind: str, on: str | None = None, **params: Any) -> dict[str, Any]:
-        """Build index ``name`` on every shard, in parallel (one Ray task per shard actor)."""
+    def create_index(self, name: str | None = None, *, kind: str, on: str | None = None,
+                     progress: bool | None = None, **params: Any) -> dict[str, Any]:
+        """Build index ``name`` on every shard, in parallel (one Ray task per shard actor; no progress bar)."""
         out, _ = self._call("create_index", (name, kind, on, params), write=True)
         return out[0]
 
@@ -244,17 +245,22 @@ class ShardedCollection:
         return any(out.values())
 
     def indexes(self) -> list[dict[str, Any]]:
-        """Shard 0's index records (every shard has the same indexes)."""
-        out, _ = self._call("indexes", (), shards=[0], write=True)
-        return out[0]
+        """The index records of the first shard that answers (every shard has the same indexes)."""
+        out, missing = self._call("indexes", ())
+        if not out:
+            raise ShardsUnavailable(missing, "no shard answered")
+        return out[min(out)]
 
     def compact(self) -> dict[str, int]:
         out, _ = self._call("compact", (), write=True)
         return {k: int(sum(o[k] for o in out.values())) for k in ("segments_before", "segments_after", "purged")}
 
     def info(self) -> dict[str, Any]:
-        """Totals plus each shard's own :meth:`heron.Collection.info`."""
-        out, _ = self._call("info", (), write=True)
+        """Totals plus each shard's own :meth:`heron.Collection.info`; a shard that does not answer
+        is named in ``missing_shards`` (``partial``: the totals leave it out)."""
+        out, missing = self._call("info", ())
+        if not out:
+            raise ShardsUnavailable(missing, "no shard answered")
         per = [out[s] for s in sorted(out)]
         return {
             "path": str(self.path), "format": self.manifest["format"], "version": self.manifest["version"],
@@ -263,7 +269,47 @@ class ShardedCollection:
             "documents": sum(p["documents"] for p in per),
             "bytes_on_disk": sum(p["bytes_on_disk"] for p in per),
             "indexes": per[0]["indexes"], "shards": per,
+            "partial": bool(missing), "missing_shards": list(missing),
         }
+
+    @property
+    def fields(self) -> dict[str, dict[str, Any]]:
+        """Shard 0's fields (every shard is created with the same fields)."""
+        from heron.collection.manifest import read_manifest
+
+        return dict(read_manifest(self.path / self.manifest["shards"][0])["fields"])
+
+    def iter_documents(self, batch: int = 1000) -> Iterator[Document]:
+        """Every live document, shard by shard, in local key order (``Document.key`` is global)."""
+        for s in range(self.n_shards):
+            after = -1
+            while True:
+                out, _ = self._call("documents", {s: (after, batch)}, shards=[s])
+                if s not in out:
+                    log.warning("shard %d did not answer: its documents are left out", s)
+                    break
+                rows = out[s]
+                for d in rows:
+                    after = d["key"]
+                    d["key"] = int(routing.global_keys(np.array([after]), s, self.n_shards)[0])
+                    yield Document(**d)
+                if len(rows) < batch:
+                    break
+
+    def warm(self, bm25: bool = True) -> None:
+        """Search every shard once and build its BM25 postings, so the first queries are not cold."""
+        self.backend.warm(bm25)
+
+    def shards_down(self, timeout_s: float = 1.0) -> list[int]:
+        """Shards whose host does not answer a health probe within ``timeout_s`` (local shards: none)."""
+        return self.backend.down(timeout_s)
+
+    def calibrate(self, queries: Any, query_ids: Sequence[str], qrels: Mapping[str, Mapping[str, int]],
+                  **params: Any) -> Any:
+        """Fit the calibration ``search(..., min_relevance=)`` uses, on the *merged* scores (:mod:`heron.scale.calibration`)."""
+        from heron.scale import calibration
+
+        return calibration.calibrate(self, queries, query_ids, qrels, **params)
 
     def _resolve(self, keys: np.ndarray) -> dict[int, str]:
         shard, local = routing.split_keys(keys, self.n_shards)
@@ -277,11 +323,13 @@ class ShardedCollection:
     # ------------------------------------------------------------------ search
     def search(self, queries: Sequence[str] | str | Any, k: int = 10, *, using: str | None = None,
                retriever: str | None = None, filter: dict[str, Any] | None = None,
-               min_relevance: float | None = None, **params: Any) -> Results:
+               min_relevance: float | None = None, min_hits: int = 0, **params: Any) -> Results:
         """Search every shard and merge exactly; :meth:`heron.Collection.search`'s arguments.
 
         ``Results.info`` holds ``partial`` (``True`` when some shard did not answer in time) and
-        ``missing_shards``.
+        ``missing_shards``. ``min_relevance`` thresholds the merged top-``max(k, 100)`` with the
+        calibration fitted on merged scores (:meth:`calibrate`), as a single collection does.
+        Hits carry their documents (``Results.hits()``), looked up on the shards.
         """
         k = check_k(k)
         if using is not None and retriever is not None and using != retriever:
@@ -289,14 +337,25 @@ class ShardedCollection:
         using = using if using is not None else (retriever or "dense")
         if not isinstance(using, str):
             raise TypeError(f"a sharded collection searches by retriever name or spec (str), got {type(using).__name__}")
-        if min_relevance is not None:
-            raise ValueError("min_relevance is not available on a sharded collection; search a shard or the unsharded collection")
         texts, vectors = self._queries(queries)
+        depth, adapter = k, None
+        if min_relevance is not None:
+            from heron.scale import calibration
+
+            adapter = calibration.adapter_of(self.path, self.manifest)
+            vectors = self._vectors(texts, vectors)  # encoded once: the threshold reads them too
+            if vectors is None:
+                raise ValueError("min_relevance needs query vectors on a model='none' collection; pass vectors, not text")
+            depth = max(k, calibration.MIN_DEPTH)
+        elif min_hits:
+            raise ValueError("min_hits goes with min_relevance")
         if using.startswith("hybrid:"):
-            res = self._hybrid(using, texts, vectors, k, filter, params)
+            res = self._hybrid(using, texts, vectors, depth, filter, params)
         else:
-            res = self._one(using, texts, vectors, k, filter, params)
-        return res.cut(k)
+            res = self._one(using, texts, vectors, depth, filter, params)
+        if adapter is not None:
+            res = calibration.threshold(res, adapter, vectors, self.model, min_relevance, min_hits)
+        return res.cut(k).with_documents(self.get)
 
     def _queries(self, queries: Any) -> tuple[list[str], np.ndarray | None]:
         if isinstance(queries, Queries):

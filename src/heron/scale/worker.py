@@ -8,6 +8,7 @@ heron objects cross the process boundary. Keys in and out are the shard's *local
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import asdict
@@ -55,6 +56,21 @@ class ShardWorker:
     def compact(self) -> dict[str, int]:
         return self.coll.compact()
 
+    def warm(self, bm25: bool = False) -> int:
+        """One dense search (the snapshot resident, kernels compiled) and, with ``bm25``, the
+        shard's BM25 postings built; returns the live documents."""
+        n = len(self.coll)
+        if n:
+            q = Queries(["warm up"], vectors={self.coll.model: np.zeros((1, self.coll.dim), np.float32)})
+            self.coll.search(q, 1)
+            if bm25:
+                from heron.capabilities.bm25 import BM25Kind
+
+                params = BM25Kind().normalise({})
+                tokens, (docs, total, df) = self.bm25_stats(["warm up"], params)
+                self.bm25_search(tokens, {"n_docs": docs, "total_len": total, "df": df}, 1, params, None)
+        return n
+
     def close(self) -> None:
         self.coll.close()
 
@@ -75,6 +91,14 @@ class ShardWorker:
 
     def get(self, ids: list[str]) -> list[dict | None]:
         return [None if d is None else asdict(d) for d in self.coll.get(ids)]
+
+    def documents(self, after: int, batch: int) -> list[dict]:
+        """Up to ``batch`` live documents with local keys above ``after``, in key order."""
+        rows = self.coll.store.connect().execute(
+            "SELECT key, id, text, metadata FROM docs WHERE deleted = 0 AND key > ? ORDER BY key LIMIT ?",
+            (int(after), int(batch)),
+        ).fetchall()
+        return [{"id": i, "text": t, "metadata": json.loads(m), "key": int(k)} for k, i, t, m in rows]
 
     def ids(self, keys: np.ndarray) -> list[str]:
         return self.coll.snapshot().ids(keys)

@@ -25,6 +25,8 @@ def create_app(
     limits: ServerLimits | None = None,
     cors_origins: Sequence[str] = (),
     encoders: Mapping[str, Any] | None = None,
+    ray: bool | str | None = None,
+    shard_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """The heron HTTP API over the collections at ``paths_or_folder``.
 
@@ -38,6 +40,11 @@ def create_app(
     cors_origins: origins allowed by CORS (default none: CORS off).
     encoders: already loaded encoders by model name (shared with the caller; tests and
         benchmarks use it to load a model once), else each model loads once at start-up.
+    ray: how sharded collections (folders with a ``shards.json``) host their shards: ``None``/
+        ``False`` in this process, ``True`` in Ray actors (joining the running Ray session or
+        starting a local one), or a Ray address (``"auto"``, ``"ray://head:10001"``).
+    shard_options: more :meth:`heron.scale.ShardedCollection.open` keyword arguments (``wait_s``,
+        ``threads``, ``allow_partial`` ...).
 
     Returns
     -------
@@ -55,7 +62,7 @@ def create_app(
     from heron.server.ops import Metrics, OpsMiddleware
     from heron.server.routes import router
 
-    catalog = Catalog(paths_or_folder, encoders)
+    catalog = Catalog(paths_or_folder, encoders, ray=ray, shard_options=shard_options)
     limits = limits or ServerLimits()
     keys = KeyChecker(normalise_keys(api_keys))
     metrics = Metrics()
@@ -92,6 +99,11 @@ def create_app(
     def readyz():
         if not app.state.ready:
             return JSONResponse(errors.error_body("unavailable", "starting or stopping"), status_code=503)
+        down = catalog.shards_down()  # sharded collections: a shard actor dead or restarting
+        if down:
+            what = "; ".join(f"collection {n!r}: shard(s) {s}" for n, s in sorted(down.items()))
+            body = errors.error_body("unavailable", f"{what} not answering; searches return partial results")
+            return JSONResponse({**body, "status": "degraded", "shards_down": down}, status_code=503)
         return {"status": "ready", "collections": len(catalog.open)}
 
     @app.get("/metrics", tags=["operations"], response_class=Response,

@@ -1,6 +1,9 @@
 """The collections a server holds open, each addressed by name, and the server's limits.
 
-A name is the collection folder's name without a ``.heron`` suffix. The server opens every
+A name is the collection folder's name without a ``.heron`` suffix. A sharded collection's
+folder (its ``shards.json`` manifest, :mod:`heron.scale`) is served as one collection, a
+:class:`~heron.scale.ShardedCollection`: its shards in this process, or hosted by Ray actors when
+the catalog is given ``ray``. The server opens every
 collection once at start-up, warms its encoder with one query and keeps it (and the artifacts
 its snapshots hold) resident until shutdown. New collections are created in the server's root
 folder (the folder of collections it was started on, else the parent of its first collection).
@@ -23,6 +26,8 @@ from heron.server.errors import ApiError
 
 log = logging.getLogger("heron.server")
 MANIFEST = "heron.json"
+#: a sharded collection's manifest (``heron.scale.routing.MANIFEST``)
+SHARDED = "shards.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -75,7 +80,8 @@ class Catalog:
     """Named open collections; ``get`` raises a 404 :class:`ApiError` for unknown names."""
 
     def __init__(
-        self, paths: Sequence[str | Path] | str | Path, encoders: Mapping[str, Any] | None = None
+        self, paths: Sequence[str | Path] | str | Path, encoders: Mapping[str, Any] | None = None, *,
+        ray: bool | str | None = None, shard_options: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(paths, (str, Path)):
             paths = [paths]
@@ -84,13 +90,13 @@ class Catalog:
         self.paths: dict[str, Path] = {}
         self.root: Path | None = None
         for p in map(Path, paths):
-            if (p / MANIFEST).is_file():
+            if (p / MANIFEST).is_file() or (p / SHARDED).is_file():
                 self._register(p)
                 self.root = self.root or p.parent
             elif p.is_dir():
                 self.root = self.root or p
                 for sub in sorted(p.iterdir()):
-                    if (sub / MANIFEST).is_file():
+                    if (sub / MANIFEST).is_file() or (sub / SHARDED).is_file():
                         self._register(sub)
             else:
                 raise FileNotFoundError(
@@ -100,6 +106,12 @@ class Catalog:
         self.lock = threading.Lock()
         #: loaded encoders, shared by the collections of one model and precision
         self.encoders: dict[str, Any] = dict(encoders or {})
+        if ray is not None and not isinstance(ray, (bool, str)):
+            raise TypeError(f"ray must be True, False or a Ray address (str), got {ray!r}")
+        #: how sharded collections open: ``ShardedCollection.open`` keyword arguments
+        self.shard_open: dict[str, Any] = dict(shard_options or {})
+        if ray:
+            self.shard_open.update({"ray": True} if ray is True or ray == "local" else {"address": ray})
 
     def _register(self, path: Path) -> None:
         name = collection_name(path)
@@ -112,7 +124,13 @@ class Catalog:
         from heron.collection import Collection
 
         for name, path in self.paths.items():
-            self.open[name] = coll = Collection.open(path, encoder=self._shared_encoder(path))
+            if is_sharded_path(path):
+                from heron.scale import ShardedCollection
+
+                coll = ShardedCollection.open(path, encoder=self._shared_encoder(path), **self.shard_open)
+            else:
+                coll = Collection.open(path, encoder=self._shared_encoder(path))
+            self.open[name] = coll
             warm(coll)
             log.info("opened collection %r (%s) from %s", name, self.open[name].model, path)
 
@@ -131,6 +149,8 @@ class Catalog:
         """The (thread-safe) encoder for the collection at ``path``, loaded once per model."""
         from heron.collection.manifest import read_manifest
 
+        if is_sharded_path(path):  # every shard has the model of shard 0
+            path = path / json.loads((path / SHARDED).read_text())["shards"][0]
         manifest = read_manifest(path)
         if manifest["model"] == "none":
             return None
@@ -154,6 +174,16 @@ class Catalog:
 
     def names(self) -> list[str]:
         return sorted(self.open)
+
+    def shards_down(self) -> dict[str, list[int]]:
+        """``{name: [shard, ...]}`` of the sharded collections with shards that do not answer a probe."""
+        out = {}
+        for name, coll in list(self.open.items()):
+            if is_sharded(coll):
+                down = coll.shards_down(timeout_s=2.0)
+                if down:
+                    out[name] = down
+        return out
 
     def create(self, name: str, model: str | None, dim: int | None) -> Any:
         from heron.collection import Collection
@@ -198,8 +228,32 @@ class Catalog:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def is_sharded_path(path: Path) -> bool:
+    return (path / SHARDED).is_file() and not (path / MANIFEST).is_file()
+
+
+def is_sharded(coll: Any) -> bool:
+    """Whether ``coll`` is a :class:`~heron.scale.ShardedCollection` (without importing Ray)."""
+    from heron.scale import ShardedCollection
+
+    return isinstance(coll, ShardedCollection)
+
+
+def unsupported(coll: Any, what: str, why: str = "") -> None:
+    """A 400 naming ``what`` a sharded collection cannot do (never a 500 from a missing method)."""
+    if is_sharded(coll):
+        raise ApiError(400, f"{what} is not supported on a sharded collection{': ' + why if why else ''}",
+                       field=what.split()[0])
+
+
 def warm(coll: Any) -> None:
-    """One search, so the encoder is loaded and the snapshot and its arrays are resident."""
+    """One search, so the encoder is loaded and the snapshot and its arrays are resident
+    (a sharded collection: every shard searched once, its BM25 postings built)."""
+    if is_sharded(coll):
+        coll.warm()
+        if coll.model != "none":
+            coll.encoder.encode_queries(["warm up"])
+        return
     if coll.model == "none" or len(coll) == 0:
         if coll.model != "none":
             coll.encoder.encode_queries(["warm up"])

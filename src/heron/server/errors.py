@@ -110,6 +110,13 @@ def install(app: Any) -> None:
     async def _exists(request, exc: FileExistsError):
         return respond(409, "conflict", str(exc))
 
+    from heron.scale import ShardsUnavailable
+
+    @app.exception_handler(ShardsUnavailable)
+    async def _shards(request, exc: ShardsUnavailable):
+        # a write (or a read with allow_partial=False) while a shard actor is down or restarting
+        return respond(503, "unavailable", f"{exc}; retry when the shard is back (GET /readyz)")
+
     @app.exception_handler(Exception)
     async def _internal(request, exc: Exception):
         log.exception("internal error on %s %s", request.method, request.url.path)

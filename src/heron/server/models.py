@@ -111,6 +111,7 @@ class CollectionSummary(BaseModel):
     model: str
     dim: int
     indexes: list[str]
+    partial: bool | None = Field(None, description="a sharded collection: some shard did not answer")
 
 
 class CollectionList(BaseModel):

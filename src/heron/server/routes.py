@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
 from heron.server import models as m
+from heron.server.catalog import is_sharded
 from heron.server.errors import ApiError, ErrorBody
 from heron.server.search import json_safe, run_search
 
@@ -45,21 +46,30 @@ def _check_docs(request: Request, n: int, field: str = "ids") -> None:
         raise ApiError(413, f"{n} documents exceed this server's limit of {lim} per request", field=field)
 
 
-ERRORS = {s: {"model": ErrorBody} for s in (400, 401, 403, 404, 409, 413, 422, 500)}
+ERRORS = {s: {"model": ErrorBody} for s in (400, 401, 403, 404, 409, 413, 422, 500, 503)}
 router = APIRouter(prefix="/v1", responses=ERRORS)
 READ, WRITE = need("read"), need("write")
 
 
 # ---------------------------------------------------------------------- collections
-@router.get("/collections", response_model=m.CollectionList, dependencies=[READ])
+@router.get("/collections", response_model=m.CollectionList, response_model_exclude_none=True,
+            dependencies=[READ])
 def list_collections(request: Request):
     cat = _catalog(request)
     out = []
     for name in cat.names():
         c = cat.get(name)
-        out.append({"name": name, "documents": len(c), "model": c.model, "dim": c.dim,
-                    "indexes": [r["name"] for r in c.indexes()]})
+        row = {"name": name, "documents": len(c), "model": c.model, "dim": c.dim,
+               "indexes": [r["name"] for r in c.indexes()]} if not is_sharded(c) else _sharded_row(name, c)
+        out.append(row)
     return {"collections": out}
+
+
+def _sharded_row(name: str, c: Any) -> dict[str, Any]:
+    """A sharded collection's row: the totals of the shards that answer, ``partial`` if one did not."""
+    info = c.info()
+    return {"name": name, "documents": info["documents"], "model": c.model, "dim": c.dim,
+            "indexes": [r["name"] for r in info["indexes"]], "partial": info["partial"]}
 
 
 @router.post("/collections", response_model=m.CollectionInfo, status_code=201, dependencies=[WRITE])
@@ -84,6 +94,8 @@ def drop_collection(request: Request, name: str):
 def describe(name: str, coll: Any) -> dict[str, Any]:
     info = json_safe(coll.info())
     info.pop("path", None)
+    for shard in info.get("shards", []):  # a sharded collection: each shard's info, paths kept private
+        shard.pop("path", None)
     retrievers = ["dense", "bm25", "hybrid:dense+bm25"]
     retrievers += [f for f, spec in coll.fields.items() if spec.get("kind") == "sparse"]
     retrievers += [r["name"] for r in info["indexes"] if r["name"] not in retrievers]

@@ -32,9 +32,10 @@ def score_kind(coll: Any, using: str, info: dict, min_relevance: float | None) -
     if using.startswith("hybrid:"):
         return "rrf"
     name = using.partition("?")[0]
-    rec = next((r for r in coll.indexes() if r.get("name") == name), None)
-    kind = SCORE_KINDS.get(str(info.get("retriever", "")))
-    kind = kind or SCORE_KINDS.get(rec["kind"] if rec else name, "score")
+    kind = SCORE_KINDS.get(str(info.get("retriever", ""))) or SCORE_KINDS.get(name)
+    if kind is None:  # an index name: its kind (not asked for known retrievers: a shard may be down)
+        rec = next((r for r in coll.indexes() if r.get("name") == name), None)
+        kind = SCORE_KINDS.get(rec["kind"] if rec else name, "score")
     return "inner product" if kind == "cosine" and coll.model == "none" else kind
 
 
@@ -69,7 +70,11 @@ def check_request(req: SearchRequest, limits: ServerLimits, dim: int) -> list[st
 
 
 def run_search(coll: Any, req: SearchRequest, limits: ServerLimits) -> dict[str, Any]:
+    from heron.server.catalog import unsupported
+
     queries = check_request(req, limits, coll.dim)
+    if req.explain:
+        unsupported(coll, "explain", "a hit's parts are re-scored by each component retriever of one collection")
     t0 = time.perf_counter()
     res = coll.search(
         queries, req.k, using=req.using, filter=req.filter, min_relevance=req.min_relevance,
