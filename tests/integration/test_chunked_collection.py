@@ -197,3 +197,25 @@ def test_pooling_is_kept_in_the_manifest_and_used_for_queries(tmp_path):
     again.close()
     with pytest.raises(ValueError, match="pooling must be one of"):
         load_encoder(pooling="average")
+
+
+def test_server_hit_names_the_matched_passage(coll, encoder):
+    pytest.importorskip("fastapi")
+    import httpx
+
+    from heron.server import create_app
+    from heron.server.threaded import ThreadedServer
+
+    app = create_app([coll.path], encoders={encoder.name: encoder})
+    with ThreadedServer(app) as srv:
+        name = httpx.get(srv.url + "/v1/collections", timeout=60).json()["collections"][0]["name"]
+        body = {"queries": [QUERY], "k": 2, "using": "passages", "with_text": True}
+        r = httpx.post(f"{srv.url}/v1/collections/{name}/search", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        hit = r.json()["results"][0]["hits"][0]
+        assert hit["id"] == "meeting" and hit["passage"]["index"] == 2
+        start, end = hit["passage"]["start"], hit["passage"]["end"]
+        assert hit["text"][start:end].startswith("Volcanic ash")
+        assert "<mark>" in hit["snippet"] and "committee" not in hit["snippet"].lower()
+        plain = httpx.post(f"{srv.url}/v1/collections/{name}/search", json={**body, "using": "dense"}, timeout=60)
+        assert "passage" not in plain.json()["results"][0]["hits"][0] or plain.json()["results"][0]["hits"][0]["passage"] is None

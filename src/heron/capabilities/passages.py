@@ -255,6 +255,19 @@ def passage_spans(collection: Any, results: Results, *, field: str | None = None
     return out
 
 
+def matched_passages(collection: Any, results: Results) -> list[list[tuple[int, int, int] | None]] | None:
+    """``(index, start, end)`` of the passage each hit matched (``None`` for a whole-document
+    hit), when ``results`` come from a passage retriever; ``None`` when they name no passages.
+    What ``heron search`` and the server show as a hit's snippet."""
+    if "passages" not in results.info:
+        return None
+    idx = results.info["passages"]
+    return [
+        [None if sp is None else (int(idx[qi, j]), sp[0], sp[1]) for j, sp in enumerate(row)]
+        for qi, row in enumerate(passage_spans(collection, results))
+    ]
+
+
 register_retriever("passages", lambda collection, **p: PassageRetriever(collection, **p))
 
-__all__ = ["AGGREGATIONS", "PassageRetriever", "aggregate", "passage_fields", "passage_spans"]
+__all__ = ["AGGREGATIONS", "PassageRetriever", "aggregate", "matched_passages", "passage_fields", "passage_spans"]

@@ -106,22 +106,8 @@ def filtered_search(coll: Any, spec: str, queries: Any, k: int, flt: dict) -> An
     return coll.search(queries, k, using=spec, filter=flt)
 
 
-def _passages(coll: Any, res: Any) -> list[list[tuple[int, int, int] | None]] | None:
-    """``(index, start, end)`` of the passage each hit matched, when the retriever names
-    passages (``passages``, ``passages_bm25``); ``None`` otherwise."""
-    if "passages" not in res.info:
-        return None
-    from heron.capabilities.passages import passage_spans
-
-    spans = passage_spans(coll, res)
-    idx = res.info["passages"]
-    return [
-        [None if sp is None else (int(idx[qi, j]), sp[0], sp[1]) for j, sp in enumerate(row)]
-        for qi, row in enumerate(spans)
-    ]
-
-
 def run(args: argparse.Namespace) -> int:
+    from heron.capabilities.passages import matched_passages
     from heron.cli._hits import highlight, hit_record, score_label
     from heron.collection import Collection
     from heron.eval.runner import build_stage
@@ -143,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     ms = 1000 * (time.perf_counter() - t0)
     label = score_label(args.retriever, res.info, model=coll.model)
     snap = coll.snapshot()
-    passages = _passages(coll, res)
+    passages = matched_passages(coll, res)
     out = []
     for qi, q in enumerate(texts):
         keys = res.keys[qi][res.keys[qi] >= 0]

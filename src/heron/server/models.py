@@ -60,6 +60,15 @@ class Explain(BaseModel):
     weights: dict[str, float] | None = None
 
 
+class PassageOut(BaseModel):
+    """The passage of a hit that matched (passage retrievers): its index in the document and
+    its character span in the document's text."""
+
+    index: int
+    start: int
+    end: int
+
+
 class HitOut(BaseModel):
     id: str
     score: float
@@ -67,6 +76,7 @@ class HitOut(BaseModel):
     metadata: Meta | None = None
     text: str | None = None
     snippet: str | None = None
+    passage: PassageOut | None = None
     explain: Explain | None = None
 
 

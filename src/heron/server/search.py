@@ -84,6 +84,7 @@ def run_search(coll: Any, req: SearchRequest, limits: ServerLimits) -> dict[str,
     need_docs = req.with_metadata or req.with_text or req.snippet
     rows = res.hits() if need_docs else _bare_hits(res)
     explain = explain_hits(coll, req.using, texts, res, rows) if req.explain else None
+    passages = _passages(coll, res) if need_docs else None
     out = []
     for qi, hits in enumerate(rows):
         items = []
@@ -93,8 +94,12 @@ def run_search(coll: Any, req: SearchRequest, limits: ServerLimits) -> dict[str,
                 item["metadata"] = h.metadata
             if req.with_text:
                 item["text"] = h.text
+            where = passages[qi][j] if passages else None
+            if where is not None:  # a passage retriever: the passage that matched
+                item["passage"] = {"index": where[0], "start": where[1], "end": where[2]}
             if req.snippet and h.text is not None:
-                item["snippet"] = snippet_html(h.text, texts[qi])
+                source = h.text if where is None else h.text[where[1] : where[2]]
+                item["snippet"] = snippet_html(source, texts[qi])
             if explain is not None:
                 item["explain"] = explain[qi][j]
             items.append(item)
@@ -106,6 +111,14 @@ def run_search(coll: Any, req: SearchRequest, limits: ServerLimits) -> dict[str,
         "took_ms": (time.perf_counter() - t0) * 1000.0,
         "info": json_safe(res.info),
     }
+
+
+def _passages(coll: Any, res: Results) -> list[list[Any]] | None:
+    if "passages" not in res.info or not hasattr(coll, "field_encoder"):
+        return None
+    from heron.capabilities.passages import matched_passages
+
+    return matched_passages(coll, res)
 
 
 def _bare_hits(res: Results) -> list[list[Any]]:
