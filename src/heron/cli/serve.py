@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import socket
 from pathlib import Path
 
 log = logging.getLogger("heron.server")
@@ -74,11 +75,34 @@ def run(args: argparse.Namespace) -> int:
 
     limits = ServerLimits(max_k=args.max_k, max_body_bytes=int(args.max_body_mb * 1024 * 1024))
     app = create_app(args.paths, api_keys=keys, limits=limits, cors_origins=args.cors, ray=args.ray)
+    sock = _bind(args.host, args.port)  # bound here, so --port 0 can say which port it got
+    port = sock.getsockname()[1]
     if keys is None:
-        log.warning("no API keys: the API is open to anyone who can reach %s:%s%s", args.host, args.port,
+        log.warning("no API keys: the API is open to anyone who can reach %s:%s%s", args.host, port,
                     " (loopback only)" if is_loopback(args.host) else "")
     else:
         log.info("API keys loaded: %d key(s)", len(keys))
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=30)
+    log.info("listening on http://%s:%d (docs at /docs, search page at /)", _url_host(args.host), port)
+    config = uvicorn.Config(app, host=args.host, port=port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=30)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``0``: a free port); a clear error when taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ValueError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port, or 0 for a free one") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
