@@ -224,9 +224,7 @@ def main() -> None:
     bflat = faiss.IndexBinaryFlat(args.d)
     bflat.add(codes)
     bina = parse_spec("bin").fit(x[:: max(1, args.n // 100_000)])  # asymmetric scoring
-    codes_a = np.concatenate(
-        [bina.encode(x[s : s + 100_000]) for s in range(0, args.n, 100_000)]
-    )
+    codes_a = np.concatenate([bina.encode(x[s : s + 100_000]) for s in range(0, args.n, 100_000)])
     int8 = parse_spec("int8").fit(x[:: max(1, args.n // 100_000)])
     c8 = np.concatenate([int8.encode(x[s : s + 100_000]) for s in range(0, args.n, 100_000)])
     f16_path = out / "rescore_f16.npy"

@@ -206,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         s_s_faiss.append(fs[0])
     # ---- does a call leave a spinning thread behind? a single-threaded probe after each call
     probe_x = np.random.default_rng(3).standard_normal(1 << 16)
-    reps_probe = max(1, int(args.probe_ms / 1e3 / max(_timeit(lambda: np.sort(probe_x), 5)[-1], 1e-6)))
+    reps_probe = max(
+        1, int(args.probe_ms / 1e3 / max(_timeit(lambda: np.sort(probe_x), 5)[-1], 1e-6))
+    )
 
     def probe() -> None:
         for _ in range(reps_probe):
