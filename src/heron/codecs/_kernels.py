@@ -17,7 +17,12 @@ from numba import njit, prange
 from heron._numba_ext import half_bits_to_f32 as _half_bits_to_f32
 from heron._numba_ext import popcount64 as _popcount64
 from heron._numba_ext import prefetch as _prefetch
-from heron.retrieval._topk_numba import buffer_compact, buffer_compact_small, buffer_emit
+from heron.retrieval._topk_numba import (
+    buffer_compact,
+    buffer_compact_small,
+    buffer_emit,
+    buffer_emit_small,
+)
 
 #: rows ahead of the scan that the int8 kernel asks the CPU to prefetch (one row = d bytes)
 PREFETCH_ROWS_U8 = 16
@@ -123,15 +128,14 @@ def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compile
                 cnt[qq] = ct
                 thr[qq] = th
         for qq in range(nb):
-            buffer_emit(
+            buffer_emit_small(
                 bd[qq],
                 bi[qq],
                 cnt[qq],
                 K,
                 out_d[q0 + qq, c * K : (c + 1) * K],
                 out_i[q0 + qq, c * K : (c + 1) * K],
-                nbits + 1,
-                True,
+                nbits,
             )
     return out_d, out_i
 
