@@ -14,7 +14,16 @@ Data: anisotropic Gaussian clusters (spectrum ``j^-0.5``), normalised; queries a
 perturbed by ``--query-noise`` (default 0.25). Peak memory ~3.3 GB (the float32 corpus is shared with
 faiss' own copy after ``add``). ``floor_read_*`` rows time a plain streaming read (xor of the
 64-bit words, numba, all threads) of the float32 matrix / int8 codes / binary codes: the memory
-bandwidth floor of each scan on this machine, measured in the same interleaved loop.
+bandwidth floor of each scan on this machine, measured in the same loop. The table's
+``x floor`` column divides each method's single-query latency by the floor of the bytes it scans
+(float32 matrix, int8 codes or binary codes; the binary + rescore row also reads the candidates'
+float16 rows, so its ratio is only indicative).
+
+``collection_*`` rows go through the public API: the same vectors are added to a
+:class:`heron.Collection` (``model="none"``) and searched with ``Collection.search`` (exact
+``retriever="dense"``, and ``retriever="compressed"`` with ``codec="bin-ham"`` / ``"bin"`` /
+``"int8"`` and ``oversample=0``: the first stage alone, at the depth ``K`` of the binary rows).
+``--no-collection`` skips them (they add ~1.5 GB of disk under ``--out`` and the time of ``add``).
 """
 
 from __future__ import annotations
@@ -127,6 +136,40 @@ def batched(f, q: np.ndarray) -> float:
     return len(q) / (time.perf_counter() - t)
 
 
+def collection_fns(x: np.ndarray, path: Path, K: int) -> dict:
+    """Single/batched search functions through ``Collection.search`` over the vectors ``x``.
+
+    The collection stores ``x`` as precomputed vectors (``model="none"``); each compressed
+    retriever's artifact (fitted codec + codes) is built by a first search before timing.
+    """
+    import shutil
+
+    from heron import Collection
+    from heron.pipeline import Queries
+
+    if path.exists():
+        shutil.rmtree(path)
+    coll = Collection.create(path, model="none", dim=x.shape[1])
+    coll.add([""] * len(x), vectors=x, progress=False)
+
+    def run(**kw):
+        def f(qq):
+            return coll.search(Queries([""] * len(qq), vectors={"none": qq}), **kw)
+
+        return f
+
+    fns = {
+        "collection_exact_f32": run(k=10, retriever="dense"),
+        "collection_binary": run(k=K, retriever="compressed", codec="bin-ham", oversample=0),
+        "collection_binary_asym": run(k=K, retriever="compressed", codec="bin", oversample=0),
+        "collection_int8": run(k=10, retriever="compressed", codec="int8", oversample=0),
+    }
+    probe = np.ascontiguousarray(x[:1])
+    for f in fns.values():
+        f(probe)  # builds the compressed artifacts, compiles the kernels
+    return fns
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -148,6 +191,11 @@ def main() -> None:
         help="query = document + noise (relative to the spectrum)",
     )
     ap.add_argument("--out", default="out/codecs_speed")
+    ap.add_argument(
+        "--no-collection",
+        action="store_true",
+        help="skip the rows timed through Collection.search (public API)",
+    )
     args = ap.parse_args()
     import faiss
     from tqdm.auto import tqdm
@@ -175,6 +223,8 @@ def main() -> None:
     codes = np.concatenate([binc.encode(x[s : s + 100_000]) for s in range(0, args.n, 100_000)])
     bflat = faiss.IndexBinaryFlat(args.d)
     bflat.add(codes)
+    bina = parse_spec("bin").fit(x[:: max(1, args.n // 100_000)])  # asymmetric scoring
+    codes_a = np.concatenate([bina.encode(x[s : s + 100_000]) for s in range(0, args.n, 100_000)])
     int8 = parse_spec("int8").fit(x[:: max(1, args.n // 100_000)])
     c8 = np.concatenate([int8.encode(x[s : s + 100_000]) for s in range(0, args.n, 100_000)])
     f16_path = out / "rescore_f16.npy"
@@ -207,8 +257,24 @@ def main() -> None:
         "faiss_flat_f32": lambda qq: flat.search(qq, 10),
         "faiss_binary_flat": lambda qq: bflat.search(binc.query_codes(qq), K),
         "heron_binary": lambda qq: binc.topk(qq, codes, K),
+        "heron_binary_asym": lambda qq: bina.topk(qq, codes_a, K),
         "heron_int8": lambda qq: int8.topk(qq, c8, 10),
         "heron_binary_rescore": lambda qq: searcher.search(qq, 10, oversample=chosen),
+    }
+    if not args.no_collection:
+        fns.update(collection_fns(x, out / "collection", K))
+    floor_of = {
+        "numpy_f32": "floor_read_f32",
+        "faiss_flat_f32": "floor_read_f32",
+        "faiss_binary_flat": "floor_read_bin",
+        "heron_binary": "floor_read_bin",
+        "heron_binary_asym": "floor_read_bin",
+        "heron_int8": "floor_read_int8",
+        "heron_binary_rescore": "floor_read_bin",
+        "collection_exact_f32": "floor_read_f32",
+        "collection_binary": "floor_read_bin",
+        "collection_binary_asym": "floor_read_bin",
+        "collection_int8": "floor_read_int8",
     }
     timed = {**fns, **floors}
     by_protocol = {
@@ -255,6 +321,7 @@ def main() -> None:
             k: lat_other["numpy_f32"] / v for k, v in lat_other.items()
         },
         "floor_read_ms": floor_ms,
+        "x_floor": {k: lat[k] / floor_ms[floor_of[k]] for k in lat},
         "load_average": list(os.getloadavg()),
         "qps": qps,
         "single_speedup_vs_faiss_flat": {k: ref_s / v for k, v in lat.items()},
@@ -280,13 +347,13 @@ def main() -> None:
         f"single-query protocol: {args.protocol} (the {other} column is the same methods timed "
         f"the other way in the same run)",
         "",
-        f"| method | single ms/query | batched q/s | single x vs best f32 | batched x vs best f32 | single ms, {other} | single x vs numpy, {other} |",
-        "|---|---|---|---|---|---|---|",
+        f"| method | single ms/query | x floor | batched q/s | single x vs best f32 | batched x vs best f32 | single ms, {other} | single x vs numpy, {other} |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for k in lat:
         v = res["vs_best_float32_exact"][k]
         lines.append(
-            f"| {k} | {lat[k]:.2f} | {qps[k]:.0f} | {v['single']:.1f} | {v['batched']:.2f} "
+            f"| {k} | {lat[k]:.2f} | {res['x_floor'][k]:.2f} | {qps[k]:.0f} | {v['single']:.1f} | {v['batched']:.2f} "
             f"| {lat_other[k]:.2f} | {lat_other['numpy_f32'] / lat_other[k]:.1f} |"
         )
     lines += [
@@ -301,6 +368,10 @@ def main() -> None:
     ]
     (out / "codecs_speed.md").write_text("\n".join(lines) + "\n")
     f16_path.unlink()
+    if (out / "collection").exists():
+        import shutil
+
+        shutil.rmtree(out / "collection")
     print("\n".join(lines))
     try:
         import matplotlib

@@ -17,17 +17,69 @@ from numba import njit, prange
 from heron._numba_ext import half_bits_to_f32 as _half_bits_to_f32
 from heron._numba_ext import popcount64 as _popcount64
 from heron._numba_ext import prefetch as _prefetch
-from heron.retrieval._topk_numba import buffer_compact, buffer_compact_small, buffer_emit
+from heron.retrieval._topk_numba import (
+    buffer_compact,
+    buffer_compact_small,
+    buffer_emit,
+    buffer_emit_small,
+)
 
 #: rows ahead of the scan that the int8 kernel asks the CPU to prefetch (one row = d bytes)
 PREFETCH_ROWS_U8 = 16
-#: rows ahead for the Hamming scan (one row = w * 8 bytes, under a cache line for d <= 512)
-PREFETCH_ROWS_HAM = 64
+
+
+@njit(inline="always", cache=True, fastmath=True)
+def _ham_block6(q, qi, flat, t0, m, dist):  # pragma: no cover - compiled
+    """``dist[t] = hamming(q[qi], row t0 + t)`` for ``t < m`` over 6-word (384-bit) codes given as
+    the flat word array ``flat`` ``(n * 6,)``; returns the block's minimum distance.
+
+    The query's words stay in registers, the block is addressed as one flat slice and the loop
+    has no branch: LLVM vectorises it (``vpopcntq`` over interleaved rows where the CPU has
+    AVX-512 VPOPCNTDQ). Measured on one core: 1.77 ms per 1M rows against 1.62 ms for a plain
+    streaming read, where a 2-D indexed loop took 2.7-4.7 ms.
+    """
+    a0, a1, a2 = q[qi, 0], q[qi, 1], q[qi, 2]
+    a3, a4, a5 = q[qi, 3], q[qi, 4], q[qi, 5]
+    blk = flat[t0 * 6 : (t0 + m) * 6]
+    lo = 1 << 30
+    for t in range(m):
+        b = 6 * t
+        d = np.int32(
+            _popcount64(blk[b] ^ a0)
+            + _popcount64(blk[b + 1] ^ a1)
+            + _popcount64(blk[b + 2] ^ a2)
+            + _popcount64(blk[b + 3] ^ a3)
+            + _popcount64(blk[b + 4] ^ a4)
+            + _popcount64(blk[b + 5] ^ a5)
+        )
+        dist[t] = d
+        lo = min(lo, d)
+    return lo
+
+
+@njit(inline="always", cache=True, fastmath=True)
+def _ham_block(q, qi, flat, t0, m, dist):  # pragma: no cover - compiled
+    """As :func:`_ham_block6` for any number of words ``w = q.shape[1]``."""
+    w = q.shape[1]
+    blk = flat[t0 * w : (t0 + m) * w]
+    lo = 1 << 30
+    for t in range(m):
+        b = w * t
+        d = np.int32(0)
+        for j in range(w):
+            d += np.int32(_popcount64(blk[b + j] ^ q[qi, j]))
+        dist[t] = d
+        lo = min(lo, d)
+    return lo
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compiled
     """Top-``K`` smallest Hamming distances. ``q`` ``(nq, w)`` / ``db`` ``(n, w)`` uint64.
+
+    Each tile of rows is scored in a branch-free (vectorised) loop into a small distance buffer
+    that also yields the tile's minimum; only when that minimum beats the running threshold is the
+    buffer walked to push candidates (after the first tiles, most tiles are skipped whole).
 
     Returns ``(dist (nq, nchunks*K) int32, rows (nq, nchunks*K) int64)`` per chunk, ascending
     within a chunk, padded with ``nbits+1`` / ``-1``.
@@ -39,7 +91,6 @@ def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compile
     out_d = np.empty((nq, nchunks * K), dtype=np.int32)
     out_i = np.empty((nq, nchunks * K), dtype=np.int64)
     cap = 2 * K
-    flat = db.reshape(-1)
     for task in prange(nqb * nchunks):
         b = task // nchunks
         c = task % nchunks
@@ -52,36 +103,39 @@ def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compile
         bi = np.empty((nb, cap), dtype=np.int64)
         cnt = np.zeros(nb, dtype=np.int64)
         thr = np.full(nb, nbits + 1, dtype=np.int64)
+        dist = np.empty(tile, dtype=np.int32)
+        flat = db.reshape(-1)
         for t0 in range(r0, r1, tile):
-            t1 = min(r1, t0 + tile)
+            m = min(r1, t0 + tile) - t0
             for qq in range(nb):
                 qi = q0 + qq
+                if w == 6:
+                    lo = _ham_block6(q, qi, flat, t0, m, dist)
+                else:
+                    lo = _ham_block(q, qi, flat, t0, m, dist)
                 th = thr[qq]
+                if lo >= th:
+                    continue
                 ct = cnt[qq]
-                for r in range(t0, t1):
-                    if qq == 0 and r + PREFETCH_ROWS_HAM < n:
-                        _prefetch(flat, (r + PREFETCH_ROWS_HAM) * w)
-                    d = 0
-                    for j in range(w):
-                        d += _popcount64(q[qi, j] ^ db[r, j])
+                for t in range(m):
+                    d = dist[t]
                     if d < th:
                         bd[qq, ct] = d
-                        bi[qq, ct] = r
+                        bi[qq, ct] = t0 + t
                         ct += 1
                         if ct == cap:
                             ct, th = buffer_compact_small(bd[qq], bi[qq], ct, K, nbits)
                 cnt[qq] = ct
                 thr[qq] = th
         for qq in range(nb):
-            buffer_emit(
+            buffer_emit_small(
                 bd[qq],
                 bi[qq],
                 cnt[qq],
                 K,
                 out_d[q0 + qq, c * K : (c + 1) * K],
                 out_i[q0 + qq, c * K : (c + 1) * K],
-                nbits + 1,
-                True,
+                nbits,
             )
     return out_d, out_i
 

@@ -171,6 +171,31 @@ def buffer_emit(bs, bi, cnt, K, out_s, out_i, pad, ascending):  # pragma: no cov
         out_i[t] = -1
 
 
+@nb.njit(**_JIT)
+def buffer_emit_small(bd, bi, cnt, K, out_d, out_i, nbins):  # pragma: no cover - compiled
+    """As :func:`buffer_emit` (ascending) for integer distances ``0..nbins``: a stable counting
+    sort, ``O(cnt + nbins)`` instead of a comparison sort (the Hamming scans emit up to ``2K``
+    entries per row chunk). Within one distance the buffer holds rows in ascending order (as
+    :func:`buffer_compact_small` leaves it), so ties keep the smaller row. Padding is
+    ``nbins + 1`` / ``-1``."""
+    if cnt > K:
+        cnt, _ = buffer_compact_small(bd, bi, cnt, K, nbins)
+    start = np.zeros(nbins + 2, dtype=np.int64)
+    for t in range(cnt):
+        start[bd[t] + 1] += 1
+    for v in range(1, nbins + 2):
+        start[v] += start[v - 1]
+    for t in range(cnt):
+        v = bd[t]
+        pos = start[v]
+        out_d[pos] = v
+        out_i[pos] = bi[t]
+        start[v] = pos + 1
+    for t in range(cnt, K):
+        out_d[t] = nbins + 1
+        out_i[t] = -1
+
+
 # ------------------------------------------------------------------------- exact_search kernels
 
 
