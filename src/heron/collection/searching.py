@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from heron.results import Results
 
 
@@ -69,6 +71,14 @@ class SearchMixin:
             ``min_hits`` keeps at least that many.
         **params: the retriever's keyword parameters (``ef_search``, ``nprobe``, ``oversample``, ...).
         """
+        if type(queries) is np.ndarray and type(k) is int and k >= 1 and type(using) is str and (
+            filter is None and min_relevance is None and retriever is None
+        ):  # vectors into an ANN index: one cached plan, no pipeline (same results)
+            from heron.capabilities.ann import fast_search
+
+            res = fast_search(self, using, queries, k, params)
+            if res is not None:
+                return res
         from heron.limits import check_queries, clamp_k
         from heron.pipeline import Stage
         from heron.results import check_k
