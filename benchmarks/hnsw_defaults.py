@@ -3,7 +3,8 @@
 For every ``(M, efConstruction)`` pair the graph is built through heron (``make_index("hnsw",
 ...)``, faiss' default threading), then recall@10 of the exact answer and single-query latency
 (faiss called directly on that graph, one query at a time, median of ``--reps``) are measured at
-every ``ef_search`` of the sweep. Reported per pair: build seconds, vectors/s, bytes per vector
+every ``ef_search`` of the sweep, with the number of distance computations per query (faiss'
+``hnsw_stats.ndis``: the search cost independent of the machine's load). Reported per pair: build seconds, vectors/s, bytes per vector
 in RAM (:meth:`HNSWIndex.memory_bytes`), and the recall / latency curve. Builds whose estimated
 time exceeds ``--max-build-s`` (extrapolated from the previous size's build, n log n) are
 skipped and reported as such. Recall is deterministic; latency depends on the machine's load
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ann_bench import exact, make_data, recall  # noqa: E402
 from heron.index import make_index  # noqa: E402
+from heron.index._faiss import faiss_module  # noqa: E402
 
 K = 10
 
@@ -89,23 +91,26 @@ def main() -> None:
                     load_1min=round(os.getloadavg()[0], 2),
                     sweep=[],
                 )
+                stats = faiss_module().cvar.hnsw_stats
                 for ef in efs:
+                    stats.reset()
                     _, found, _ = idx.search(q, K, params={"ef_search": ef})
+                    ndis = stats.ndis / len(q)  # distance computations per query: load-free cost
                     row["sweep"].append(
-                        {"ef": ef, "recall": round(recall(found, gt), 4),
+                        {"ef": ef, "recall": round(recall(found, gt), 4), "ndis": round(ndis),
                          "ms": round(latency_ms(idx, q, ef, args.reps), 4)}
                     )
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 (args.out / "report.json").write_text(json.dumps(rows, indent=1))
                 del idx
-    print("\n| n | M | efC | build s | vec/s | B/vector | " + " | ".join(f"ef {e}: R@10 / ms" for e in efs) + " |")
+    print("\n| n | M | efC | build s | vec/s | B/vector | " + " | ".join(f"ef {e}: R@10 / ndis / ms" for e in efs) + " |")
     print("|---" * (6 + len(efs)) + "|")
     for r in rows:
         if "skipped" in r:
             print(f"| {r['n']} | {r['M']} | {r['ef_construction']} | skipped ({r['skipped']}) |")
             continue
-        cells = " | ".join(f"{s['recall']:.3f} / {s['ms']:.3f}" for s in r["sweep"])
+        cells = " | ".join(f"{s['recall']:.3f} / {s['ndis']} / {s['ms']:.3f}" for s in r["sweep"])
         print(f"| {r['n']} | {r['M']} | {r['ef_construction']} | {r['build_s']:.0f} | {r['build_per_s']} "
               f"| {r['bytes_per_vector']} | {cells} |")
 

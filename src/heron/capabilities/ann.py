@@ -14,6 +14,7 @@ hits), so a deleted id never comes back and an upserted id returns its new vecto
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from heron.pipeline import Queries, Stage
 from heron.results import Results, check_k
 
 CURRENT = "CURRENT"
+_F32 = np.dtype(np.float32)
 #: parameters fixed at build time (a saved index with other values is rebuilt or refused)
 BUILD_PARAMS = {
     "flat": ("codec",),
@@ -214,7 +216,7 @@ def fast_search(
     if q.ndim == 1:
         q = q[None, :]
     if (
-        q.dtype != np.float32
+        q.dtype is not _F32
         or q.ndim != 2
         or q.shape[1] != coll.dim
         or not q.flags.c_contiguous
@@ -222,8 +224,8 @@ def fast_search(
         or len(q) > MAX_QUERY_BATCH
     ):
         return None
-    flat = q.reshape(-1)
-    if not np.isfinite(flat @ flat):  # NaN/inf anywhere (or overflow): the checked path
+    flat = q.ravel()
+    if not math.isfinite(flat.dot(flat)):  # NaN/inf anywhere (or overflow): the checked path
         return None
     snap = coll.snapshot()
     plan = snap.memo(("ann-fast", using), lambda: _fast_plan(coll, snap, using))

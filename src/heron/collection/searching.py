@@ -9,6 +9,18 @@ import numpy as np
 
 from heron.results import Results
 
+_FAST: Any = None
+
+
+def _ann_fast() -> Any:
+    """:func:`heron.capabilities.ann.fast_search`, imported once (it is on every vector query)."""
+    global _FAST
+    if _FAST is None:
+        from heron.capabilities.ann import fast_search
+
+        _FAST = fast_search
+    return _FAST
+
 
 class SearchMixin:
     """``retriever`` / ``search`` / ``calibrate`` of :class:`~heron.collection.Collection`."""
@@ -74,9 +86,7 @@ class SearchMixin:
         if type(queries) is np.ndarray and type(k) is int and k >= 1 and type(using) is str and (
             filter is None and min_relevance is None and retriever is None
         ):  # vectors into an ANN index: one cached plan, no pipeline (same results)
-            from heron.capabilities.ann import fast_search
-
-            res = fast_search(self, using, queries, k, params)
+            res = _ann_fast()(self, using, queries, k, params)
             if res is not None:
                 return res
         from heron.limits import check_queries, clamp_k
