@@ -89,3 +89,16 @@ def test_vector_queries_skip_the_pipeline(coll, monkeypatch) -> None:
     assert np.array_equal(got.keys, want.keys)
     with pytest.raises(AssertionError, match="general path"):  # a filter takes the general path
         coll.search(vecs(1, 5), 10, using="hnsw", filter={"x": 1})
+
+
+def test_index_built_without_parameters_uses_the_defaults(tmp_path) -> None:
+    from heron.index.hnsw import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+
+    c = heron.Collection.create(tmp_path / "c", model="none", dim=D)
+    c.add([f"doc {i}" for i in range(200)], ids=[f"d{i}" for i in range(200)], vectors=vecs(200, 6))
+    c.search(vecs(1, 7), 5, using="hnsw")  # built on first use, with heron's defaults
+    idx = c.artifact("hnsw", build="never")[1]
+    assert (idx.M, idx.ef_construction) == (DEFAULT_M, DEFAULT_EF_CONSTRUCTION)
+    assert idx._index.hnsw.efConstruction == DEFAULT_EF_CONSTRUCTION
+    assert idx._index.hnsw.nb_neighbors(0) == 2 * DEFAULT_M
+    c.close()
