@@ -102,3 +102,19 @@ def test_index_built_without_parameters_uses_the_defaults(tmp_path) -> None:
     assert idx._index.hnsw.efConstruction == DEFAULT_EF_CONSTRUCTION
     assert idx._index.hnsw.nb_neighbors(0) == 2 * DEFAULT_M
     c.close()
+
+
+def test_concurrent_searches_keep_their_own_ef(coll) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    q = vecs(60, 8)
+    want = {ef: coll.search(q, 10, using="hnsw", ef_search=ef).keys for ef in (16, 256)}
+    assert not np.array_equal(want[16], want[256])  # the two ef values answer differently
+
+    def run(ef: int) -> np.ndarray:
+        return np.stack([coll.search(q[i], 10, using="hnsw", ef_search=ef).keys[0] for i in range(60)])
+
+    with ThreadPoolExecutor(2) as ex:
+        got = dict(zip((16, 256), ex.map(run, (16, 256))))
+    for ef in (16, 256):
+        assert np.array_equal(got[ef], want[ef])

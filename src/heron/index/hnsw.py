@@ -76,7 +76,9 @@ class HNSWIndex(AnnIndex):
         self.ef_search = check_param("ef_search", ef_search)
         self._index: Any = None
         self._bin: Any = None  # heron binary codec for the Hamming graph
-        self._ef_set: int | None = None  # efSearch last written to the faiss graph
+        # ef -> faiss SearchParametersHNSW: each call names its ef (no shared efSearch write that a
+        # concurrent search with another ef could overwrite before faiss reads it)
+        self._by_ef: dict[int, Any] = {}
         self._swig_ptr: Any = None  # faiss.swig_ptr, bound when the graph is built or loaded
         super().__init__(codec=codec, oversample=oversample, exact_below=exact_below)
 
@@ -105,7 +107,7 @@ class HNSWIndex(AnnIndex):
     # -- structure ------------------------------------------------------------
     def _build(self, x: np.ndarray) -> None:
         faiss = F.faiss_module()
-        self._swig_ptr, self._ef_set = faiss.swig_ptr, None
+        self._swig_ptr, self._by_ef = faiss.swig_ptr, {}
         d = x.shape[1]
         if self.binary:
             self._bin = F.binary_codec(x)
@@ -163,16 +165,20 @@ class HNSWIndex(AnnIndex):
         if ef is not self.ef_search:
             ef = check_param("ef_search", ef)
         ef = max(ef, k)
-        if ef != self._ef_set:  # a SWIG attribute write costs more than the comparison
-            self._index.hnsw.efSearch = ef
-            self._ef_set = ef
+        sp = self._by_ef.get(ef)
+        if sp is None:  # same defaults as the graph's own (bounded queue, relative-distance check)
+            sp = F.faiss_module().SearchParametersHNSW()
+            sp.efSearch = ef
+            if len(self._by_ef) > 64:
+                self._by_ef.clear()
+            self._by_ef[ef] = sp
         # faiss' C entry point directly (its Python wrapper re-validates what search() checked);
         # the float HNSW opens no OpenMP region for one query
         n = len(q)
         s = np.empty((n, k), dtype=np.float32)
         lab = np.empty((n, k), dtype=np.int64)
         ptr = self._swig_ptr
-        self._index.search_c(n, ptr(q), k, ptr(s), ptr(lab))
+        self._index.search_c(n, ptr(q), k, ptr(s), ptr(lab), sp)
         if (lab[0, -1] < 0) if n == 1 else (lab[:, -1].min() < 0):  # fewer than k reachable
             s[lab < 0] = -np.inf
         info = {
@@ -245,4 +251,4 @@ class HNSWIndex(AnnIndex):
 
     def _load_structure(self, folder: Path) -> None:
         F.load_structure(self, folder, what="the graph")
-        self._swig_ptr, self._ef_set = F.faiss_module().swig_ptr, None
+        self._swig_ptr, self._by_ef = F.faiss_module().swig_ptr, {}
