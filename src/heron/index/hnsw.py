@@ -26,7 +26,6 @@ import numpy as np
 from heron.index import _faiss as F
 from heron.index.base import AnnIndex, check_param
 
-
 #: build defaults when the caller gives none, measured for 100k-1M collections of 384-d sentence
 #: embeddings (docs/ann.md "Defaults", ``benchmarks/hnsw_defaults.py``): at 100k, M=16 with
 #: efConstruction=100 reaches recall@10 0.986 at ef 32 and 0.995 at ef 64 with fewer distance
