@@ -164,13 +164,7 @@ class HNSWIndex(AnnIndex):
         if ef is not self.ef_search:
             ef = check_param("ef_search", ef)
         ef = max(ef, k)
-        sp = self._by_ef.get(ef)
-        if sp is None:  # same defaults as the graph's own (bounded queue, relative-distance check)
-            sp = F.faiss_module().SearchParametersHNSW()
-            sp.efSearch = ef
-            if len(self._by_ef) > 64:
-                self._by_ef.clear()
-            self._by_ef[ef] = sp
+        sp = self._by_ef.get(ef) or self._params_for(ef)
         # faiss' C entry point directly (its Python wrapper re-validates what search() checked);
         # the float HNSW opens no OpenMP region for one query
         n = len(q)
@@ -189,6 +183,17 @@ class HNSWIndex(AnnIndex):
         }
         return s, self.keys_of_labels(lab), info
 
+    def _params_for(self, ef: int) -> Any:
+        """faiss search parameters naming ``ef`` (cached; the graph's own defaults otherwise)."""
+        sp = self._by_ef.get(ef)
+        if sp is None:  # bounded queue and relative-distance check as the graph's own defaults
+            sp = F.faiss_module().SearchParametersHNSW()
+            sp.efSearch = ef
+            if len(self._by_ef) > 64:
+                self._by_ef.clear()
+            self._by_ef[ef] = sp
+        return sp
+
     def _raw_search(
         self, q: np.ndarray, depth: int, ef: int, sel: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -202,8 +207,7 @@ class HNSWIndex(AnnIndex):
             s[lab < 0] = -np.inf
             return s, lab
         if sel is None:
-            self._index.hnsw.efSearch = ef
-            s, lab = self._index.search(q, depth)
+            s, lab = self._index.search(q, depth, params=self._params_for(ef))
         else:
             p = faiss.SearchParametersHNSW()
             p.efSearch = ef
