@@ -192,8 +192,8 @@ def test_hnsw_defaults_are_the_documented_ones() -> None:
     from heron.index.hnsw import DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M
 
     idx = make_index("hnsw")
-    assert (idx.M, idx.ef_construction, idx.ef_search) == (16, 100, 64)
-    assert (DEFAULT_M, DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH) == (16, 100, 64)
+    assert (idx.M, idx.ef_construction, idx.ef_search) == (32, 40, 64)
+    assert (DEFAULT_M, DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH) == (32, 40, 64)
     doc = (Path(__file__).parents[2] / "docs" / "ann.md").read_text()
     assert "## Defaults" in doc
     assert f"M={DEFAULT_M}, efConstruction={DEFAULT_EF_CONSTRUCTION}, ef_search={DEFAULT_EF_SEARCH}" in doc
