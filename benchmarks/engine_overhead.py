@@ -112,6 +112,49 @@ def seismic_method(args: argparse.Namespace) -> dict:
     return timed_blocks({"kernel": lambda row: idx.search(row, K, **knobs), "api": api}, rows)
 
 
+def hnsw_vs_faiss(coll: heron.Collection, qs: np.ndarray, efs: list[int], reps: int) -> list[dict]:
+    """``coll.search(v, K, using="hnsw", ef_search=ef)`` against faiss called directly.
+
+    faiss direct is ``graph.search(v, K)`` on the very graph object the collection keeps resident
+    (``efSearch`` set to ``ef`` beforehand, untimed; faiss' default OpenMP threading, as a user
+    calls it). Per query: one untimed warm-up call, then both methods in an order alternating
+    per query and round; a method's time is the mean over queries of its per-query median over
+    ``reps`` rounds. ``ratio`` = faiss time / heron time (>= 1.0: heron is not slower). Results
+    are compared exactly: the same keys (faiss labels mapped to keys) and the same scores.
+    """
+    idx = coll.artifact("hnsw", build="never")[1]
+    raw = idx._index
+    pc = time.perf_counter_ns
+    rows = []
+    for ef in efs:
+        raw.hnsw.efSearch = ef
+        dist, lab = raw.search(qs, K)
+        res = coll.search(qs, K, using="hnsw", ef_search=ef)
+        same = bool(np.array_equal(res.keys, idx.keys[lab]) and np.array_equal(res.scores, dist))
+        fns = {
+            "faiss": lambda v: raw.search(v, K),
+            "heron": lambda v, ef=ef: coll.search(v, K, using="hnsw", ef_search=ef),
+        }
+        times = {name: np.zeros((reps, len(qs))) for name in fns}
+        for r in range(reps):
+            for i in range(len(qs)):
+                v = qs[i : i + 1]
+                raw.hnsw.efSearch = ef
+                fns["faiss"](v)  # warm-up: this query's part of the graph in cache
+                order = ("faiss", "heron") if (r + i) % 2 == 0 else ("heron", "faiss")
+                for name in order:
+                    raw.hnsw.efSearch = ef
+                    t = pc()
+                    fns[name](v)
+                    times[name][r, i] = pc() - t
+        f_us, h_us = (float(np.median(times[m], axis=0).mean()) / 1e3 for m in ("faiss", "heron"))
+        rows.append({"ef": ef, "faiss_us": round(f_us, 2), "heron_us": round(h_us, 2),
+                     "ratio": round(f_us / h_us, 3), "identical": same,
+                     "strategy": res.info.get("strategy")})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -119,6 +162,12 @@ def main() -> None:
     ap.add_argument("--data", choices=["anchored", "gaussian"], default="anchored")
     ap.add_argument("--methods", nargs="+", default=["exact", "bin", "ivf-int8", "hnsw"])
     ap.add_argument("--out", type=Path, default=Path("out/engine_overhead"))
+    ap.add_argument("--ef", default="16,32,64,128,256",
+                    help="hnsw: the ef_search sweep of the faiss-direct comparison")
+    ap.add_argument("--reps", type=int, default=5, help="hnsw sweep: timing rounds")
+    ap.add_argument("--M", type=int, default=None, help="hnsw M (default: heron's default)")
+    ap.add_argument("--ef-construction", type=int, default=None,
+                    help="hnsw efConstruction (default: heron's default)")
     args = ap.parse_args()
     from ann_bench import make_data
 
@@ -131,6 +180,7 @@ def main() -> None:
         del x
     load = [os.getloadavg()[0]]
     rows = []
+    hnsw_report: dict = {}
     for m in args.methods:
         if m == "seismic":
             t = seismic_method(args)
@@ -149,7 +199,9 @@ def main() -> None:
             )
         else:
             kind, _, codec = m.partition("-")
-            build = {"ivf": {"nlist": int(4 * np.sqrt(args.n))}, "hnsw": {"M": 32, "ef_construction": 200}}[kind]
+            hnsw_build = {"M": args.M, "ef_construction": args.ef_construction}
+            build = {"ivf": {"nlist": int(4 * np.sqrt(args.n))},
+                     "hnsw": {p: v for p, v in hnsw_build.items() if v is not None}}[kind]
             search = {"ivf": {"nprobe": 32}, "hnsw": {"ef_search": 64}}[kind]
             if codec:
                 build["codec"] = codec
@@ -161,6 +213,11 @@ def main() -> None:
             idx = coll.artifact(name, build="never")[1]
             kernel = lambda v, idx=idx, search=search: idx.search(v, K, params=search)  # noqa: E731
             api = lambda v, name=name, search=search: coll.search(v, K, using=name, **search)  # noqa: E731
+        if m == "hnsw":
+            sweep = hnsw_vs_faiss(coll, qs, [int(v) for v in args.ef.split(",")], args.reps)
+            idx = coll.artifact("hnsw", build="never")[1]
+            hnsw_report = {"M": idx.M, "ef_construction": idx.ef_construction, "sweep": sweep,
+                           "uptime": os.popen("uptime").read().strip()}
         if m != "seismic":
             t = timed_blocks({"kernel": kernel, "api": api}, [v[None, :] for v in qs])
         kp, ap50 = float(np.median(t["kernel"])), float(np.median(t["api"]))
@@ -172,7 +229,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     tag = "-".join(args.methods) if args.methods != ap.get_default("methods") else args.data
     report = {"n": args.n, "dim": D, "k": K, "queries": args.queries, **desc,
-              "load_1min": [round(v, 2) for v in load], "rows": rows}
+              "load_1min": [round(v, 2) for v in load], "rows": rows, "hnsw_vs_faiss": hnsw_report}
     (args.out / f"report-{tag}-{args.n}.json").write_text(json.dumps(report, indent=1))
     print("\n| method | kernel p50 ms | Collection.search p50 ms | ratio | overhead ms | bar met |")
     print("|---|---|---|---|---|---|")
@@ -180,6 +237,15 @@ def main() -> None:
         print(f"| {r['method']} | {r['kernel_p50_ms']:.3f} | {r['api_p50_ms']:.3f} | {r['ratio']:.2f}x"
               f" | {r['overhead_ms']:+.3f} | {'yes' if r['met'] else 'no'} |")
     print(f"load (1-min) during the run: {report['load_1min']}")
+    if hnsw_report:
+        print(f"\nHNSW M={hnsw_report['M']} efConstruction={hnsw_report['ef_construction']}, "
+              f"n={args.n}: faiss direct vs Collection.search (ratio = faiss / heron; bar >= 1.0)")
+        print("| ef | faiss direct us | Collection.search us | ratio | same ids and scores |")
+        print("|---|---|---|---|---|")
+        for r in hnsw_report["sweep"]:
+            print(f"| {r['ef']} | {r['faiss_us']:.1f} | {r['heron_us']:.1f} | {r['ratio']:.3f} "
+                  f"| {'yes' if r['identical'] else 'NO'} |")
+        print(hnsw_report["uptime"])
 
 
 if __name__ == "__main__":

@@ -184,3 +184,16 @@ def test_drift_report_advises_retrain_after_shifted_growth() -> None:
     assert recall_probe(full) >= recall_probe(idx) - 0.05
     with pytest.raises(ValueError, match="target"):
         drift_report(idx, target=2)
+
+
+def test_hnsw_defaults_are_the_documented_ones() -> None:
+    from pathlib import Path
+
+    from heron.index.hnsw import DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M
+
+    idx = make_index("hnsw")
+    assert (idx.M, idx.ef_construction, idx.ef_search) == (32, 40, 64)
+    assert (DEFAULT_M, DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH) == (32, 40, 64)
+    doc = (Path(__file__).parents[2] / "docs" / "ann.md").read_text()
+    assert "## Defaults" in doc
+    assert f"M={DEFAULT_M}, efConstruction={DEFAULT_EF_CONSTRUCTION}, ef_search={DEFAULT_EF_SEARCH}" in doc

@@ -14,6 +14,7 @@ hits), so a deleted id never comes back and an upserted id returns its new vecto
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,12 @@ from heron.capabilities.base import ArtifactKind, register_kind
 from heron.capabilities.registry import register_retriever
 from heron.index import INDEX_TYPES, AnnIndex, load_index, make_index
 from heron.index.base import topk_rows
+from heron.limits import MAX_QUERY_BATCH, MAX_RESULT_SIZE
 from heron.pipeline import Queries, Stage
 from heron.results import Results, check_k
 
 CURRENT = "CURRENT"
+_F32 = np.dtype(np.float32)
 #: parameters fixed at build time (a saved index with other values is rebuilt or refused)
 BUILD_PARAMS = {
     "flat": ("codec",),
@@ -154,6 +157,91 @@ def compact_index(coll: Any, name: str, **params: Any) -> dict[str, Any]:
     return {"before": before, "after": {"count": idx.ntotal, "live": len(idx)}}
 
 
+def _snapshot_view(idx: AnnIndex, snap: Any, name: str) -> tuple[AnnIndex, np.ndarray, np.ndarray]:
+    """``(index as of snap, keys added since, their vectors)``, computed once per snapshot."""
+
+    def delta() -> tuple[AnnIndex, np.ndarray, np.ndarray]:
+        stale, new_k, new_v = _delta(idx, snap)
+        view = idx
+        if len(stale):  # this snapshot's tombstones, on a view: the resident index is shared
+            view = copy.copy(idx)  # by every snapshot and thread, so it is never mutated here
+            view.dead, view._live = idx.dead.copy(), None
+            view.remove(stale)
+        return view, new_k, new_v
+
+    return snap.memo(("ann-delta", name, id(idx)), delta)
+
+
+def _fast_plan(coll: Any, snap: Any, using: str) -> tuple[str, AnnIndex, Any, dict[str, Any]] | None:
+    """What :func:`fast_search` needs for ``using`` at ``snap`` (``None``: the general path)."""
+    from heron.capabilities.registry import RETRIEVERS
+
+    rec = snap.artifacts.get(using)
+    if rec is not None and using not in RETRIEVERS:
+        kind, name = rec.kind, using
+    elif using in INDEX_TYPES:
+        kind, name = using, index_name(using)
+    else:
+        return None
+    if kind not in INDEX_TYPES:
+        return None
+    idx, new_k, _ = _snapshot_view(AnnRetriever(coll, kind=kind, name=name).index(snap), snap, name)
+    if len(new_k):  # documents added since the build are merged exactly by transform()
+        return None
+    # the index's own hot path (no tombstones, no rescoring), else its general search
+    direct = idx._search_fast if idx.live_mask() is None and idx.oversample <= 0 else None
+    extra = {
+        "retriever": kind,
+        "generation": snap.generation,
+        "index_generation": idx.meta.get("generation"),
+        "delta": 0,
+        "tombstones": idx.n_dead,
+    }
+    return kind, idx, direct, extra
+
+
+def fast_search(
+    coll: Any, using: str, queries: np.ndarray, k: int, params: dict[str, Any]
+) -> Results | None:
+    """``coll.search(vectors, k, using=INDEX, ef_search=/nprobe=)`` with no filter: the hot path.
+
+    Returns what the general path (:class:`AnnRetriever` in a pipeline) returns — the same keys,
+    scores, ``info`` and document lookup — from one snapshot check, one cached per-snapshot plan
+    (the resident index as of the snapshot) and the index's own search; no stage objects, no
+    query copies. ``None`` where the general path is needed: build parameters or other options
+    given, documents added since the index was built, queries that are not ``(n, dim)`` finite
+    C-contiguous float32, fewer live documents than ``k``.
+    """
+    q = queries
+    if q.ndim == 1:
+        q = q[None, :]
+    if (
+        q.dtype is not _F32
+        or q.ndim != 2
+        or q.shape[1] != coll.dim
+        or not q.flags.c_contiguous
+        or len(q) * k > MAX_RESULT_SIZE
+        or len(q) > MAX_QUERY_BATCH
+    ):
+        return None
+    flat = q.ravel()
+    if not math.isfinite(flat.dot(flat)):  # NaN/inf anywhere (or overflow): the checked path
+        return None
+    snap = coll.snapshot()
+    plan = snap.memo(("ann-fast", using), lambda: _fast_plan(coll, snap, using))
+    if plan is None or k > len(snap):
+        return None
+    kind, idx, direct, extra = plan
+    allowed = SEARCH_PARAMS[kind]
+    for p in params:
+        if p not in allowed:
+            return None
+    hit = direct(q, k, params) if direct is not None else None
+    scores, keys, info = hit if hit is not None else idx.search(q, k, params=params)
+    info.update(extra)
+    return Results(keys, scores, snap.resolver(), info, coll.get)
+
+
 class AnnRetriever(Stage):
     """A collection retriever over an ANN index (``flat`` / ``ivf`` / ``hnsw``).
 
@@ -236,18 +324,7 @@ class AnnRetriever(Stage):
         snap = self.collection.snapshot()
         if candidates is not None:
             return rescore_exact(snap, q, candidates)
-        idx = self.index(snap)
-
-        def delta() -> tuple[AnnIndex, np.ndarray, np.ndarray]:
-            stale, new_k, new_v = _delta(idx, snap)
-            view = idx
-            if len(stale):  # this snapshot's tombstones, on a view: the resident index is shared
-                view = copy.copy(idx)  # by every snapshot and thread, so it is never mutated here
-                view.dead, view._live = idx.dead.copy(), None
-                view.remove(stale)
-            return view, new_k, new_v
-
-        idx, new_k, new_v = snap.memo(("ann-delta", self.index_name, id(idx)), delta)
+        idx, new_k, new_v = _snapshot_view(self.index(snap), snap, self.index_name)
         k = self.depth
         allowed = None
         if self.filter is not None:

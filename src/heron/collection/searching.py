@@ -5,7 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from heron.results import Results
+
+_FAST: Any = None
+
+
+def _ann_fast() -> Any:
+    """:func:`heron.capabilities.ann.fast_search`, imported once (it is on every vector query)."""
+    global _FAST
+    if _FAST is None:
+        from heron.capabilities.ann import fast_search
+
+        _FAST = fast_search
+    return _FAST
 
 
 class SearchMixin:
@@ -69,6 +83,12 @@ class SearchMixin:
             ``min_hits`` keeps at least that many.
         **params: the retriever's keyword parameters (``ef_search``, ``nprobe``, ``oversample``, ...).
         """
+        if type(queries) is np.ndarray and type(k) is int and k >= 1 and type(using) is str and (
+            filter is None and min_relevance is None and retriever is None
+        ):  # vectors into an ANN index: one cached plan, no pipeline (same results)
+            res = _ann_fast()(self, using, queries, k, params)
+            if res is not None:
+                return res
         from heron.limits import check_queries, clamp_k
         from heron.pipeline import Stage
         from heron.results import check_k

@@ -1,6 +1,7 @@
 """Approximate (and exact) indexes over compressed vectors with live updates and filters.
 
-``make_index("hnsw", M=32, ef_construction=200, codec="fp32").build(vectors, keys)``;
+``make_index("hnsw", M=32, ef_construction=40, codec="fp32").build(vectors, keys)`` (those are the
+HNSW defaults, :data:`heron.index.hnsw.DEFAULT_M` / ``DEFAULT_EF_CONSTRUCTION``);
 ``index.search(queries, k, allowed=keys, params={"ef_search": 128})``; ``index.add`` /
 ``index.remove`` / ``index.upsert``; ``index.save(folder)`` / :func:`load_index`. Collections use
 them through the ``flat`` / ``ivf`` / ``hnsw`` retrievers (:mod:`heron.capabilities.ann`).
