@@ -70,19 +70,23 @@ def test_no_pruning_equals_exact(data, pruning):
 def test_global_pruning_budget(data):
     """``pruning="global"`` keeps the ``n_postings · V`` heaviest postings overall, each list
     capped at ``max_fraction · n_postings`` (the paper's global threshold)."""
-    from heron.sparse.seismic import _list_budget
+    from heron.sparse.seismic import _kernels, _list_budget
 
     d, _ = data
     inv = d.tocsc()
     inv.sort_indices()
     lam = 8
-    keep = _list_budget(inv, lam, "global", 1.5)
+    fi, fv, V = d.indices.astype(np.uint16), d.data.astype(np.float32), d.shape[1]
+    thr, cnt, keep = _list_budget(_kernels(), fi, fv, V, lam, "global", 1.5)
+    assert thr == np.sort(inv.data)[::-1][lam * V - 1]  # the radix select is exact
     df = np.diff(inv.indptr)
     assert keep.sum() <= lam * d.shape[1] and (keep <= df).all() and (keep <= 12).all()
     thr = np.sort(inv.data)[::-1][lam * d.shape[1] - 1]
     above = np.array([(inv.data[a:b] >= thr).sum() for a, b in zip(inv.indptr, inv.indptr[1:])])
     np.testing.assert_array_equal(keep, np.minimum(above, 12))
-    np.testing.assert_array_equal(_list_budget(inv, lam, "fixed", 1.5), np.minimum(df, lam))
+    _, cnt, keep_fixed = _list_budget(_kernels(), fi, fv, V, lam, "fixed", 1.5)
+    np.testing.assert_array_equal(cnt, df)
+    np.testing.assert_array_equal(keep_fixed, np.minimum(df, lam))
     idx = SeismicIndex.build(d, n_postings=lam, pruning="global")
     assert idx.n_postings_kept == keep.sum()
 
