@@ -132,7 +132,9 @@ def search(
                         continue
                     visited[d] = stamp
                     n_scored += 1
-                    s = sparse_dot(qd, fwd_idx, fwd_val, np.int64(fwd_ptr[d]), np.int64(fwd_ptr[d + 1]))
+                    s = sparse_dot(
+                        qd, fwd_idx, fwd_val, np.int64(fwd_ptr[d]), np.int64(fwd_ptr[d + 1])
+                    )
                     if s <= 0:
                         continue
                     if size < k:

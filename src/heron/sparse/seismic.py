@@ -39,6 +39,7 @@ array's dtype and shape, checked on load), memory-mapped on :meth:`SeismicIndex.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -46,7 +47,10 @@ import numpy as np
 
 from heron._deps import require
 from heron.results import PAD_KEY, Results, check_k
+from heron.sparse._memory import release_pages, vm_status
 from heron.sparse.exact import _check_keys, check_csr
+
+log = logging.getLogger(__name__)
 
 FORMAT = "heron.seismic"
 FORMAT_VERSION = 2  # 2: block-major summaries (component ids + codes), narrow offsets
@@ -117,30 +121,6 @@ def _offsets_dtype(top: int):
     return np.uint32 if top < 2**32 else np.int64
 
 
-def _release_pages(*arrays) -> None:
-    """Drop this process's resident pages of arrays memory-mapped read-only from a file.
-
-    The build reads the caller's vectors once (into its own forward index); pages of a
-    read-only (``np.load(..., mmap_mode="r")``) mapping stay resident in this process after
-    that. ``MADV_DONTNEED`` unmaps them (the data stays in the file and pages back in on the next
-    read), so they do not add to the build's peak memory. Copy-on-write and anonymous arrays are
-    left alone.
-    """
-    import mmap
-
-    for a in arrays:
-        mode, x = None, a
-        while isinstance(x, np.ndarray):
-            if isinstance(x, np.memmap):
-                mode = x.mode
-            x = x.base
-        if isinstance(x, mmap.mmap) and mode in ("r", "readonly") and hasattr(x, "madvise"):
-            try:
-                x.madvise(mmap.MADV_DONTNEED)
-            except (OSError, ValueError):  # pragma: no cover - platform without it
-                pass
-
-
 def _check_int(name: str, v: object, lo: int) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
         raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
@@ -170,11 +150,13 @@ def _build_arrays(kern, docs, *, chunk: int, **p) -> dict[str, np.ndarray]:
     fwd_ptr = docs.indptr.astype(_offsets_dtype(int(docs.nnz)))
     fwd_val = np.array(docs.data, dtype=np.float32)  # a writeable copy (docs may be mapped)
     top_idx, top_val = _top_terms(fwd_ptr, fwd_idx, fwd_val, p["doc_cut"])
-    _release_pages(docs.indices, docs.data, docs.indptr)
+    release_pages(docs.indices, docs.data, docs.indptr)
+    log.debug("seismic build: forward index and doc cuts %s", vm_status())
     thr, cnt, keep_n = _list_budget(
         kern, fwd_idx, fwd_val, vocab, p["n_postings"], p["pruning"], p["max_fraction"]
     )
     total = int(keep_n.sum())
+    log.debug("seismic build: %d postings kept, threshold %g %s", total, thr, vm_status())
     nz = keep_n[keep_n > 0]
     max_blocks = int(np.maximum(1, np.minimum(np.ceil(p["centroid_fraction"] * nz), nz)).sum())
     term_blocks = np.zeros(vocab + 1, dtype=_offsets_dtype(max_blocks))
@@ -188,6 +170,7 @@ def _build_arrays(kern, docs, *, chunk: int, **p) -> dict[str, np.ndarray]:
         term_blocks, block_ptr, post_docs, blk_scale, blk_nsum[1:], p["quantize"],
     )  # fmt: skip
     del top_idx, top_val, cnt
+    log.debug("seismic build: %d blocks clustered %s", nb, vm_status())
     n_sum = int(blk_nsum[: nb + 1].sum())
     sum_ptr = np.cumsum(blk_nsum[: nb + 1], dtype=np.int64).astype(_offsets_dtype(n_sum))
     del blk_nsum
@@ -199,6 +182,7 @@ def _build_arrays(kern, docs, *, chunk: int, **p) -> dict[str, np.ndarray]:
         vocab, nb, block_ptr, post_docs, fwd_ptr, fwd_idx, fwd_val, p["summary_energy"],
         p["quantize"], blk_scale, sum_ptr, sum_comp, sum_codes, sum_f,
     )  # fmt: skip
+    log.debug("seismic build: %d summary entries written %s", n_sum, vm_status())
     return dict(
         term_blocks=term_blocks, block_ptr=block_ptr, post_docs=post_docs, sum_ptr=sum_ptr,
         sum_comp=sum_comp, sum_codes=sum_codes, sum_f=sum_f, blk_scale=blk_scale,
