@@ -26,9 +26,6 @@ from heron.sparse._seismic_helpers_numba import (
     _after,
     _sift_worst,
     argsort_desc,
-    grow,
-    lower_bound,
-    sort_int,
     sparse_dot,
 )
 from heron.sparse._seismic_search_numba import search
@@ -41,11 +38,8 @@ __all__ = [
     "block_summary",
     "cluster",
     "fill_summaries",
-    "grow",
     "kth_largest",
-    "lower_bound",
     "search",
-    "sort_int",
     "sparse_dot",
     "term_counts",
 ]
