@@ -70,19 +70,23 @@ def test_no_pruning_equals_exact(data, pruning):
 def test_global_pruning_budget(data):
     """``pruning="global"`` keeps the ``n_postings · V`` heaviest postings overall, each list
     capped at ``max_fraction · n_postings`` (the paper's global threshold)."""
-    from heron.sparse.seismic import _list_budget
+    from heron.sparse.seismic import _kernels, _list_budget
 
     d, _ = data
     inv = d.tocsc()
     inv.sort_indices()
     lam = 8
-    keep = _list_budget(inv, lam, "global", 1.5)
+    fi, fv, V = d.indices.astype(np.uint16), d.data.astype(np.float32), d.shape[1]
+    thr, cnt, keep = _list_budget(_kernels(), fi, fv, V, lam, "global", 1.5)
+    assert thr == np.sort(inv.data)[::-1][lam * V - 1]  # the radix select is exact
     df = np.diff(inv.indptr)
     assert keep.sum() <= lam * d.shape[1] and (keep <= df).all() and (keep <= 12).all()
     thr = np.sort(inv.data)[::-1][lam * d.shape[1] - 1]
     above = np.array([(inv.data[a:b] >= thr).sum() for a, b in zip(inv.indptr, inv.indptr[1:])])
     np.testing.assert_array_equal(keep, np.minimum(above, 12))
-    np.testing.assert_array_equal(_list_budget(inv, lam, "fixed", 1.5), np.minimum(df, lam))
+    _, cnt, keep_fixed = _list_budget(_kernels(), fi, fv, V, lam, "fixed", 1.5)
+    np.testing.assert_array_equal(cnt, df)
+    np.testing.assert_array_equal(keep_fixed, np.minimum(df, lam))
     idx = SeismicIndex.build(d, n_postings=lam, pruning="global")
     assert idx.n_postings_kept == keep.sum()
 
@@ -144,3 +148,45 @@ def test_version_checked_on_load(tmp_path, data):
     (tmp_path / "s" / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ValueError, match="format version"):
         SeismicIndex.load(tmp_path / "s")
+
+
+def test_compact_summaries_and_manifest_dtypes(tmp_path, data):
+    """Summaries are stored block-major in the narrowest dtypes, and are what they claim: with
+    α = 1 a block's components are exactly the union of its documents' terms, and each 8-bit code
+    times the block's step bounds the block's largest weight from above by less than one step."""
+    import json
+
+    d, _ = data
+    idx = SeismicIndex.build(d, n_postings=40, summary_energy=1.0)
+    a = idx._a
+    fwd = d.tocsr()
+    for b in range(idx.n_blocks):
+        docs = a["post_docs"][a["block_ptr"][b] : a["block_ptr"][b + 1]]
+        mx = np.asarray(fwd[docs].max(axis=0).todense()).ravel()
+        e0, e1 = int(a["sum_ptr"][b]), int(a["sum_ptr"][b + 1])
+        comp = a["sum_comp"][e0:e1].astype(np.int64)
+        assert sorted(comp.tolist()) == np.flatnonzero(mx).tolist()
+        ub = a["sum_codes"][e0:e1].astype(np.float64) * a["blk_scale"][b]
+        assert (ub >= mx[comp]).all() and (ub - a["blk_scale"][b] < mx[comp]).all()
+    idx.save(tmp_path / "s")
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    dtypes = {k: v["dtype"] for k, v in m["arrays"].items()}
+    assert dtypes["sum_comp"] == "<u2" and dtypes["sum_codes"] == "|u1"
+    assert {dtypes[x] for x in ("term_blocks", "block_ptr", "sum_ptr", "fwd_ptr")} == {"<u4"}
+    assert m["arrays"]["sum_codes"]["shape"] == [int(a["sum_ptr"][-1])]
+    # a file that does not match the manifest is refused with a clear message
+    np.save(tmp_path / "s" / "sum_comp.npy", np.asarray(a["sum_comp"], dtype=np.int32))
+    with pytest.raises(ValueError, match="sum_comp.npy is <i4.*rebuild"):
+        SeismicIndex.load(tmp_path / "s")
+
+
+@pytest.mark.parametrize("pruning", ["fixed", "global"])
+def test_chunked_build_is_identical(data, pruning):
+    """Transposing the inverted lists a few terms at a time (``chunk``) changes nothing."""
+    d, q = data
+    whole = SeismicIndex.build(d, n_postings=30, pruning=pruning)
+    small = SeismicIndex.build(d, n_postings=30, pruning=pruning, chunk=25)
+    assert whole._a.keys() == small._a.keys()
+    for name in whole._a:
+        np.testing.assert_array_equal(whole._a[name], small._a[name], err_msg=name)
+    np.testing.assert_array_equal(whole.search(q, 10).keys, small.search(q, 10).keys)

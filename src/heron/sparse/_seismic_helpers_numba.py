@@ -1,8 +1,7 @@
 """numba helpers shared by the Seismic build and search kernels (imported lazily, only with numba).
 
 Hand-written so that they compile fast (see :mod:`heron.sparse._seismic_numba`): a sparse dot
-product with four accumulators, heapsorts (:func:`argsort_desc`, :func:`sort_int`), a binary
-search (:func:`lower_bound`) and array growth (:func:`grow`).
+product with four accumulators and a heapsort (:func:`argsort_desc`).
 """
 
 from __future__ import annotations
@@ -67,58 +66,3 @@ def argsort_desc(vals, order):
     for end in range(n - 1, 0, -1):
         order[0], order[end] = order[end], order[0]
         _sift_worst(vals, order, 0, end)
-
-
-@nb.njit(**_JIT)
-def sort_int(a):
-    """Sort an integer array ascending in place (heapsort over a max-heap)."""
-    n = a.shape[0]
-    for start in range((n - 2) // 2, -1, -1):
-        i = start
-        while True:
-            c = 2 * i + 1
-            if c >= n:
-                break
-            if c + 1 < n and a[c + 1] > a[c]:
-                c += 1
-            if a[c] > a[i]:
-                a[i], a[c] = a[c], a[i]
-                i = c
-            else:
-                break
-    for end in range(n - 1, 0, -1):
-        a[0], a[end] = a[end], a[0]
-        i = 0
-        while True:
-            c = 2 * i + 1
-            if c >= end:
-                break
-            if c + 1 < end and a[c + 1] > a[c]:
-                c += 1
-            if a[c] > a[i]:
-                a[i], a[c] = a[c], a[i]
-                i = c
-            else:
-                break
-
-
-@nb.njit(**_JIT)
-def lower_bound(a, lo, hi, v):
-    """First position in ``a[lo:hi]`` (sorted ascending) whose value is >= ``v``."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@nb.njit(**_JIT)
-def grow(a, need):
-    if need <= a.shape[0]:
-        return a
-    b = np.empty(max(need, 2 * a.shape[0]), dtype=a.dtype)
-    for i in range(a.shape[0]):
-        b[i] = a[i]
-    return b

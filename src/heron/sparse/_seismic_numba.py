@@ -6,22 +6,26 @@ seconds to compile per dtype: sorting is a hand-written heapsort, lookup a hand-
 search, the block order a counting sort. The per-query top-k heap is heron's shared one
 (:mod:`heron.retrieval._topk_numba`).
 
-The kernels live one per module: :mod:`._seismic_build_numba` (``build``),
+The kernels live one per module: :mod:`._seismic_build_numba` (``term_counts``, ``kth_largest``, ``cluster``,
+``fill_summaries``),
 :mod:`._seismic_search_numba` (``search``) and their shared helpers
 (:mod:`._seismic_helpers_numba`); all are importable from here.
 """
 
 from __future__ import annotations
 
-from heron.sparse._seismic_build_numba import build
+from heron.sparse._seismic_build_numba import (
+    block_summary,
+    cluster,
+    fill_summaries,
+    kth_largest,
+    term_counts,
+)
 from heron.sparse._seismic_helpers_numba import (
     _JIT,
     _after,
     _sift_worst,
     argsort_desc,
-    grow,
-    lower_bound,
-    sort_int,
     sparse_dot,
 )
 from heron.sparse._seismic_search_numba import search
@@ -31,10 +35,11 @@ __all__ = [
     "_after",
     "_sift_worst",
     "argsort_desc",
-    "build",
-    "grow",
-    "lower_bound",
+    "block_summary",
+    "cluster",
+    "fill_summaries",
+    "kth_largest",
     "search",
-    "sort_int",
     "sparse_dot",
+    "term_counts",
 ]

@@ -12,7 +12,7 @@ import numpy as np
 
 from heron._numba_ext import prefetch
 from heron.retrieval._topk_numba import heap_push, heap_replace_top, heap_sort, heap_worse
-from heron.sparse._seismic_helpers_numba import _JIT, argsort_desc, lower_bound, sparse_dot
+from heron.sparse._seismic_helpers_numba import _JIT, argsort_desc, sparse_dot
 
 
 @nb.njit(**_JIT)
@@ -29,10 +29,8 @@ def search(
     term_blocks,
     block_ptr,
     post_docs,
-    term_cols,
-    col_term,
-    col_ptr,
-    sum_blk,
+    sum_ptr,
+    sum_comp,
     sum_codes,
     sum_f,
     blk_scale,
@@ -45,8 +43,8 @@ def search(
     Per query: the query as a dense vector ``qd`` over the vocabulary (set, then reset), its
     ``query_cut`` heaviest terms in decreasing weight (ties: lower term id first). For each
     term's list:
-    every block's summary score in one pass over the list's transposed summaries (only the
-    query's own terms), then the blocks in order (decreasing summary score for the first
+    every block's summary score (its stored entries, component ids and 8-bit codes, read in
+    place, against ``qd``), then the blocks in order (decreasing summary score for the first
     ``sort_blocks`` lists, stored order after), skipping a block whose summary score is below
     ``heap_factor`` times the current ``k``-th score, scoring the others' documents exactly from
     the forward index, each document once per query (``visited`` stamp, never reallocated).
@@ -61,8 +59,9 @@ def search(
             out_s[qi, r] = -np.inf
     max_nb = 1
     for t in range(vocab):
-        if term_blocks[t + 1] - term_blocks[t] > max_nb:
-            max_nb = term_blocks[t + 1] - term_blocks[t]
+        nbt = np.int64(term_blocks[t + 1]) - np.int64(term_blocks[t])
+        if nbt > max_nb:
+            max_nb = nbt
     max_q = 1
     for qi in range(nq):
         if q_ptr[qi + 1] - q_ptr[qi] > max_q:
@@ -90,31 +89,18 @@ def search(
         argsort_desc(q_val[a:b], qorder[:nqt])
         for o in range(min(query_cut, nqt)):
             t = q_idx[a + qorder[o]]
-            b0, b1 = term_blocks[t], term_blocks[t + 1]
+            b0, b1 = np.int64(term_blocks[t]), np.int64(term_blocks[t + 1])
             nbk = b1 - b0
             if nbk == 0:
                 continue
+            # every block's summary score: its stored entries against the dense query
             for bb in range(nbk):
-                ss[bb] = 0.0
-            c0, c1 = term_cols[t], term_cols[t + 1]
-            lo = c0
-            for p in range(a, b):
-                u = q_idx[p]
-                lo = lower_bound(col_term, lo, c1, u)
-                if lo >= c1:
-                    break
-                if col_term[lo] != u:
-                    continue
-                w = q_val[p]
+                bi = b0 + bb
+                e0, e1 = np.int64(sum_ptr[bi]), np.int64(sum_ptr[bi + 1])
                 if quant:
-                    for e in range(col_ptr[lo], col_ptr[lo + 1]):
-                        ss[sum_blk[e]] += w * np.float32(sum_codes[e])
+                    ss[bb] = sparse_dot(qd, sum_comp, sum_codes, e0, e1) * blk_scale[bi]
                 else:
-                    for e in range(col_ptr[lo], col_ptr[lo + 1]):
-                        ss[sum_blk[e]] += w * sum_f[e]
-            if quant:
-                for bb in range(nbk):
-                    ss[bb] *= blk_scale[b0 + bb]
+                    ss[bb] = sparse_dot(qd, sum_comp, sum_f, e0, e1)
             for bb in range(nbk):
                 border[bb] = bb
             ordered = o < sort_blocks
@@ -128,7 +114,7 @@ def search(
                     continue
                 bi = b0 + bb
                 n_blocks += 1
-                p0, p1 = block_ptr[bi], block_ptr[bi + 1]
+                p0, p1 = np.int64(block_ptr[bi]), np.int64(block_ptr[bi + 1])
                 for p in range(p0, min(p0 + 2, p1)):
                     prefetch(fwd_ptr, post_docs[p])
                 for p in range(p0, p1):
@@ -137,7 +123,7 @@ def search(
                         prefetch(fwd_ptr, post_docs[p + 2])
                         prefetch(visited, post_docs[p + 2])
                     if p + 1 < p1:
-                        o = fwd_ptr[post_docs[p + 1]]
+                        o = np.int64(fwd_ptr[post_docs[p + 1]])
                         prefetch(fwd_idx, o)
                         prefetch(fwd_val, o)
                         prefetch(fwd_val, o + 16)
@@ -146,7 +132,9 @@ def search(
                         continue
                     visited[d] = stamp
                     n_scored += 1
-                    s = sparse_dot(qd, fwd_idx, fwd_val, fwd_ptr[d], fwd_ptr[d + 1])
+                    s = sparse_dot(
+                        qd, fwd_idx, fwd_val, np.int64(fwd_ptr[d]), np.int64(fwd_ptr[d + 1])
+                    )
                     if s <= 0:
                         continue
                     if size < k:

@@ -27,13 +27,19 @@ The index (numpy arrays + numba kernels, single thread):
 With nothing pruned (``n_postings`` at least the longest list, ``summary_energy=1``,
 ``query_cut`` at least the query length, ``heap_factor=1``) the result equals exact scoring.
 
-Persisted as a folder of ``.npy`` arrays and ``manifest.json`` (format version checked on load),
-memory-mapped on :meth:`SeismicIndex.load`.
+Storage: postings are block-ordered ``int32`` document ids; a block's summary is stored
+block-major (as in pyseismic-lsr): its component ids (``uint16`` when the vocabulary fits) and
+8-bit codes, read in place by the search kernel; offsets are ``uint32`` unless they need
+``int64``. Built without growth buffers (:func:`_build_arrays`).
+
+Persisted as a folder of ``.npy`` arrays and ``manifest.json`` (format version, and each
+array's dtype and shape, checked on load), memory-mapped on :meth:`SeismicIndex.load`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -41,10 +47,13 @@ import numpy as np
 
 from heron._deps import require
 from heron.results import PAD_KEY, Results, check_k
+from heron.sparse._memory import release_pages, vm_status
 from heron.sparse.exact import _check_keys, check_csr
 
+log = logging.getLogger(__name__)
+
 FORMAT = "heron.seismic"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: block-major summaries (component ids + codes), narrow offsets
 
 
 _KERNELS = None
@@ -62,11 +71,12 @@ def _kernels():
 
 
 def _top_terms(
-    ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, cut: int, *, chunk: int = 1 << 16
+    ptr: np.ndarray, idx: np.ndarray, val: np.ndarray, cut: int, *, chunk: int = 1 << 14
 ):
     """Each row's ``cut`` heaviest entries (ties: lower position first), padded ``-1`` / ``0``.
 
     Returns ``(terms (n, cut) int32, weights (n, cut) float32)`` for a CSR ``(ptr, idx, val)``.
+    Rows go ``chunk`` at a time, which bounds the sorting temporaries.
     """
     n = len(ptr) - 1
     ti = np.full((n, cut), -1, dtype=np.int32)
@@ -84,26 +94,31 @@ def _top_terms(
     return ti, tv
 
 
-def _list_budget(inv, n_postings: int, pruning: str, max_fraction: float) -> np.ndarray:
-    """Postings kept per list (``int64``, shape ``(V,)``) for a term-major CSC ``inv``.
+def _list_budget(
+    kern, fwd_idx, fwd_val, vocab: int, n_postings: int, pruning: str, max_fraction: float
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(thr, cnt, keep_n)``: the weight threshold, postings per term at or above it, and
+    postings kept per list (``int64``, shape ``(V,)``), counted on the forward index.
 
-    ``"fixed"``: each list keeps its ``n_postings`` heaviest postings. ``"global"`` (the paper's
-    and pyseismic-lsr's default): the ``n_postings · V`` heaviest postings of the whole
-    collection are kept (one global weight threshold), each list capped at
-    ``max_fraction · n_postings``.
+    ``"fixed"``: each list keeps its ``n_postings`` heaviest postings (``thr = -1``, all
+    counted). ``"global"`` (the paper's and pyseismic-lsr's default): the ``n_postings · V``
+    heaviest postings of the whole collection are kept (one global weight threshold, found by a
+    radix select without copying the weights), each list capped at ``max_fraction · n_postings``.
     """
-    df = np.diff(inv.indptr).astype(np.int64)
-    if pruning == "fixed":
-        return np.minimum(df, n_postings)
-    budget = n_postings * inv.shape[1]
-    cap = int(max_fraction * n_postings)
-    if budget >= inv.nnz:
-        return np.minimum(df, cap)
-    thr = np.partition(inv.data, inv.nnz - budget)[inv.nnz - budget]
-    starts = inv.indptr[:-1].clip(max=max(inv.nnz - 1, 0))
-    above = np.add.reduceat((inv.data >= thr).astype(np.int64), starts)
-    above[df == 0] = 0
-    return np.minimum(above, cap)
+    nnz = len(fwd_val)
+    budget = n_postings * vocab
+    thr = -1.0
+    if pruning == "global" and 0 < budget < nnz:
+        bits = int(kern.kth_largest(fwd_val.view(np.uint32), budget))
+        thr = float(np.array([bits], dtype=np.uint32).view(np.float32)[0])
+    cnt = kern.term_counts(fwd_idx, fwd_val, vocab, np.float32(thr))
+    cap = n_postings if pruning == "fixed" else int(max_fraction * n_postings)
+    return thr, cnt, np.minimum(cnt, cap)
+
+
+def _offsets_dtype(top: int):
+    """The narrowest offset dtype holding ``top``: ``uint32`` or ``int64``."""
+    return np.uint32 if top < 2**32 else np.int64
 
 
 def _check_int(name: str, v: object, lo: int) -> int:
@@ -120,6 +135,59 @@ def _check_unit(name: str, v: object) -> float:
     ):
         raise ValueError(f"{name} must be a number in (0, 1], got {v!r}")
     return float(v)
+
+
+def _build_arrays(kern, docs, *, chunk: int, **p) -> dict[str, np.ndarray]:
+    """The index arrays for a checked ``float32`` CSR ``docs`` (see :meth:`SeismicIndex.build`).
+
+    Every output is allocated once at its exact size (block pointers: at the upper bound
+    ``sum(ceil(β · len))``, trimmed by a view): a counting pass sizes the pruned lists, the
+    clustering pass fills postings and blocks and counts summary entries per block, and a last
+    pass writes the summaries into place.
+    """
+    n, vocab = docs.shape
+    fwd_idx = docs.indices.astype(np.uint16 if vocab <= 65536 else np.int32)
+    fwd_ptr = docs.indptr.astype(_offsets_dtype(int(docs.nnz)))
+    fwd_val = np.array(docs.data, dtype=np.float32)  # a writeable copy (docs may be mapped)
+    top_idx, top_val = _top_terms(fwd_ptr, fwd_idx, fwd_val, p["doc_cut"])
+    release_pages(docs.indices, docs.data, docs.indptr)
+    log.debug("seismic build: forward index and doc cuts %s", vm_status())
+    thr, cnt, keep_n = _list_budget(
+        kern, fwd_idx, fwd_val, vocab, p["n_postings"], p["pruning"], p["max_fraction"]
+    )
+    total = int(keep_n.sum())
+    log.debug("seismic build: %d postings kept, threshold %g %s", total, thr, vm_status())
+    nz = keep_n[keep_n > 0]
+    max_blocks = int(np.maximum(1, np.minimum(np.ceil(p["centroid_fraction"] * nz), nz)).sum())
+    term_blocks = np.zeros(vocab + 1, dtype=_offsets_dtype(max_blocks))
+    block_ptr = np.zeros(max_blocks + 1, dtype=_offsets_dtype(total))
+    post_docs = np.empty(total, dtype=np.int32)
+    blk_scale = np.empty(max_blocks, dtype=np.float32)
+    blk_nsum = np.zeros(max_blocks + 1, dtype=np.int64)
+    nb = kern.cluster(
+        n, vocab, fwd_ptr, fwd_idx, fwd_val, np.float32(thr), cnt, keep_n, top_idx, top_val,
+        p["centroid_fraction"], p["summary_energy"], p["seed"], chunk,
+        term_blocks, block_ptr, post_docs, blk_scale, blk_nsum[1:], p["quantize"],
+    )  # fmt: skip
+    del top_idx, top_val, cnt
+    log.debug("seismic build: %d blocks clustered %s", nb, vm_status())
+    n_sum = int(blk_nsum[: nb + 1].sum())
+    sum_ptr = np.cumsum(blk_nsum[: nb + 1], dtype=np.int64).astype(_offsets_dtype(n_sum))
+    del blk_nsum
+    sum_comp = np.empty(n_sum, dtype=fwd_idx.dtype)
+    sum_codes = np.empty(n_sum if p["quantize"] else 0, dtype=np.uint8)
+    sum_f = np.empty(0 if p["quantize"] else n_sum, dtype=np.float32)
+    block_ptr, blk_scale = block_ptr[: nb + 1], blk_scale[:nb]
+    kern.fill_summaries(
+        vocab, nb, block_ptr, post_docs, fwd_ptr, fwd_idx, fwd_val, p["summary_energy"],
+        p["quantize"], blk_scale, sum_ptr, sum_comp, sum_codes, sum_f,
+    )  # fmt: skip
+    log.debug("seismic build: %d summary entries written %s", n_sum, vm_status())
+    return dict(
+        term_blocks=term_blocks, block_ptr=block_ptr, post_docs=post_docs, sum_ptr=sum_ptr,
+        sum_comp=sum_comp, sum_codes=sum_codes, sum_f=sum_f, blk_scale=blk_scale,
+        fwd_ptr=fwd_ptr, fwd_idx=fwd_idx, fwd_val=fwd_val,
+    )  # fmt: skip
 
 
 class SeismicIndex:
@@ -149,6 +217,9 @@ class SeismicIndex:
         ``n_postings`` is an *average* list length as in pyseismic-lsr.
     max_fraction:
         Cap of a list under ``"global"`` pruning, as a multiple of ``n_postings`` (default 1.5).
+    chunk:
+        Postings of the inverted lists transposed from the forward index at a time (default
+        ``2**23``, 64 MiB of temporaries); bounds the build's scratch memory, not its result.
     """
 
     def __init__(
@@ -175,6 +246,7 @@ class SeismicIndex:
         seed: int = 0,
         pruning: str = "fixed",
         max_fraction: float = 1.5,
+        chunk: int = 1 << 23,
     ) -> SeismicIndex:
         """Build the index over ``docs``, a ``(n, V)`` scipy sparse matrix (weights >= 0).
 
@@ -196,56 +268,21 @@ class SeismicIndex:
         n, vocab = docs.shape
         keys = _check_keys(keys, n)
         kern = _kernels()
-        fwd_idx = docs.indices.astype(np.uint16 if vocab <= 65536 else np.int32)
-        fwd_ptr = docs.indptr.astype(np.int64)
-        fwd_val = np.array(docs.data, dtype=np.float32)  # a writeable copy (docs may be mapped)
-        inv = docs.tocsc()
-        inv.sort_indices()
-        keep_n = _list_budget(inv, n_postings, pruning, float(max_fraction))
-        total = int(keep_n.sum())
-        top_idx, top_val = _top_terms(fwd_ptr, fwd_idx, fwd_val, doc_cut)
         t0 = time.perf_counter()
-        out = kern.build(
-            n,
-            vocab,
-            inv.indptr.astype(np.int64),
-            inv.indices.astype(np.int32, copy=False),
-            inv.data.astype(np.float32, copy=False),
-            fwd_ptr,
-            fwd_idx,
-            fwd_val,
-            top_idx,
-            top_val,
-            keep_n,
-            centroid_fraction,
-            summary_energy,
-            bool(quantize),
-            int(seed),
-            total,
+        arrays = _build_arrays(
+            kern,
+            docs,
+            n_postings=n_postings,
+            centroid_fraction=centroid_fraction,
+            summary_energy=summary_energy,
+            doc_cut=doc_cut,
+            quantize=bool(quantize),
+            seed=int(seed),
+            pruning=pruning,
+            max_fraction=float(max_fraction),
+            chunk=_check_int("chunk", chunk, 1),
         )
-        del inv, top_idx, top_val
-        names = (
-            "term_blocks",
-            "block_ptr",
-            "post_docs",
-            "term_cols",
-            "col_term",
-            "col_ptr",
-            "sum_blk",
-            "sum_codes",
-            "sum_f",
-            "blk_scale",
-        )
-        # the kernel returns views of its growth buffers: copy (narrowing where possible) one
-        # array at a time, dropping each buffer before the next copy, to bound the peak memory
-        out = list(out)
-        blk_dtype = np.uint16 if int(np.diff(out[0]).max(initial=0)) <= 65536 else np.int32
-        narrow = {"col_term": fwd_idx.dtype, "sum_blk": blk_dtype}
-        arrays = {}
-        for i, name in enumerate(names):
-            arrays[name] = np.array(out[i], dtype=narrow.get(name, out[i].dtype))
-            out[i] = None
-        arrays.update(fwd_ptr=fwd_ptr, fwd_idx=fwd_idx, fwd_val=fwd_val, keys=keys)
+        arrays["keys"] = keys
         params = dict(
             n_postings=n_postings,
             centroid_fraction=centroid_fraction,
@@ -314,10 +351,8 @@ class SeismicIndex:
             a["term_blocks"],
             a["block_ptr"],
             a["post_docs"],
-            a["term_cols"],
-            a["col_term"],
-            a["col_ptr"],
-            a["sum_blk"],
+            a["sum_ptr"],
+            a["sum_comp"],
             a["sum_codes"],
             a["sum_f"],
             a["blk_scale"],
@@ -354,10 +389,8 @@ class SeismicIndex:
                 sum(
                     a[x].nbytes
                     for x in (
-                        "term_cols",
-                        "col_term",
-                        "col_ptr",
-                        "sum_blk",
+                        "sum_ptr",
+                        "sum_comp",
                         "sum_codes",
                         "sum_f",
                         "blk_scale",
@@ -392,7 +425,10 @@ class SeismicIndex:
             "n_docs": self.n_docs,
             "vocab_size": self.vocab_size,
             "params": self.params,
-            "arrays": sorted(self._a),
+            "arrays": {
+                name: {"dtype": np.dtype(arr.dtype).str, "shape": list(arr.shape)}
+                for name, arr in sorted(self._a.items())
+            },
         }
         (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
         return path
@@ -414,9 +450,14 @@ class SeismicIndex:
                 f"Seismic index at {str(path)!r} has format version {m.get('version')}, this heron reads version {FORMAT_VERSION}; rebuild the index"
             )
         arrays = {}
-        for name in m["arrays"]:
+        for name, spec in m["arrays"].items():
             # copy-on-write maps stay lazily paged from disk but keep the arrays' writeable flag, so
             # the numba kernels compiled for a freshly built index are reused (no readonly variant)
-            arr = np.load(path / f"{name}.npy", mmap_mode="c" if mmap else None)
-            arrays[name] = np.asarray(arr)
+            arr = np.asarray(np.load(path / f"{name}.npy", mmap_mode="c" if mmap else None))
+            if arr.dtype.str != spec["dtype"] or list(arr.shape) != spec["shape"]:
+                raise ValueError(
+                    f"Seismic index at {str(path)!r}: {name}.npy is {arr.dtype.str} {list(arr.shape)}, "
+                    f"the manifest says {spec['dtype']} {spec['shape']}; the folder is damaged, rebuild the index"
+                )
+            arrays[name] = arr
         return cls(arrays, n_docs=m["n_docs"], vocab_size=m["vocab_size"], params=m["params"])

@@ -1,0 +1,47 @@
+"""Process memory helpers for index builds: resident-set readings and releasing mapped pages.
+
+``tracemalloc`` does not see numba's allocations, so build phases are measured from the kernel's
+own counters (``/proc/self/status``).
+"""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+
+
+def vm_status() -> dict[str, float]:
+    """``{"rss_gb": ..., "hwm_gb": ...}``: current and peak resident set (GiB); empty off Linux."""
+    out: dict[str, float] = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key = "rss_gb" if line.startswith("VmRSS") else "hwm_gb"
+                    out[key] = round(int(line.split()[1]) / 2**20, 3)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return out
+
+
+def release_pages(*arrays: np.ndarray) -> None:
+    """Drop this process's resident pages of arrays memory-mapped read-only from a file.
+
+    A build reads the caller's vectors once (into its own forward index); the pages of a
+    read-only mapping (``np.load(..., mmap_mode="r")``) stay resident in this process after that.
+    ``MADV_DONTNEED`` unmaps them (the data stays in the file and pages back in on the next read),
+    so they do not add to the build's peak memory. Copy-on-write, writable-private and anonymous
+    arrays are left alone.
+    """
+    for a in arrays:
+        mode, x = None, a
+        while isinstance(x, np.ndarray):
+            if isinstance(x, np.memmap):
+                mode = x.mode
+            x = x.base
+        if isinstance(x, mmap.mmap) and mode == "r" and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                x.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):  # pragma: no cover - platform without it
+                pass
