@@ -65,10 +65,17 @@ def test_api_conforms(live_url):
         run()
 
     for op in ops:
-        try:
-            check(op)
-        except Exception as exc:  # noqa: BLE001 - collect every operation's failure
-            failures.append(f"{op.label}: {str(exc)[:800]}")
+        for attempt in range(2):
+            try:
+                check(op)
+                break
+            except Exception as exc:  # noqa: BLE001 - collect every operation's failure
+                # hypothesis' own "inconsistent replay" (its shrinker hit an internal error, seen
+                # once as a SystemError in ast and a KeyError in its cache) is retried once; a
+                # real server failure reproduces and is recorded
+                if attempt == 0 and "Inconsistent results from replaying" in str(exc):
+                    continue
+                failures.append(f"{op.label}: {str(exc)[:800]}")
     assert not failures, "\n\n".join(failures)
     import re
 
