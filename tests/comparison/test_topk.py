@@ -311,3 +311,20 @@ def test_numba_threshold_buffer_keeps_ties_in_row_order():
     out_d, out_i = np.empty(4, np.int32), np.empty(4, np.int64)
     kern.buffer_emit(bd, bi, n, 4, out_d, out_i, 9, True)
     assert out_i.tolist() == [4, 1, 3, -1] and out_d.tolist() == [0, 1, 1, 9]
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_threaded_and_single_pool_blocked_strategies_agree(monkeypatch, threaded, dtype):
+    """The blocked strategy splits rows over worker threads (BLAS at one thread each) when
+    threadpoolctl is there, and runs one threaded BLAS product per block otherwise: same hits."""
+    if not threaded:
+        monkeypatch.setattr(topk, "_LIMITER", [None])
+    elif topk._blas_limiter() is None:
+        pytest.skip("threadpoolctl is not installed")
+    q, m = integer_data(5003, 16, MANY, seed=4)
+    valid = np.random.default_rng(5).random(5003) < 0.6
+    s, i = exact_search(q, m.astype(dtype), 12, valid=valid, block_size=500)
+    os_, oi = oracle(q, m, 12, valid)
+    np.testing.assert_array_equal(i, oi)
+    np.testing.assert_array_equal(s, os_)

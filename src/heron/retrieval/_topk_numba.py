@@ -199,6 +199,38 @@ def buffer_emit_small(bd, bi, cnt, K, out_d, out_i, nbins):  # pragma: no cover 
 # ------------------------------------------------------------------------- exact_search kernels
 
 
+@nb.njit(inline="always", **_JIT)
+def _fold_row(
+    srow: np.ndarray,
+    row0: int,
+    valid: np.ndarray,
+    has_valid: bool,
+    hs: np.ndarray,
+    hi: np.ndarray,
+    k: int,
+) -> None:
+    """Fold one query's scores ``srow`` (rows ``row0 ..``) into its heap ``hs, hi``."""
+    width = srow.shape[0]
+    thr = hs[0]
+    j = 0
+    while j < width:
+        stop = min(j + _GROUP, width)
+        # one vectorised test for a whole group; NaN > thr is False, so NaN never enters
+        hit = False
+        for t in range(j, stop):
+            hit |= srow[t] > thr
+        if hit:
+            for t in range(j, stop):
+                s = srow[t]
+                if s > thr:
+                    r = row0 + t
+                    if has_valid and not valid[r]:
+                        continue
+                    heap_replace_top(hs, hi, k, s, r)
+                    thr = hs[0]
+        j = stop
+
+
 @nb.njit(parallel=True, **_JIT)
 def select_block(
     scores: np.ndarray,
@@ -209,36 +241,32 @@ def select_block(
     heap_i: np.ndarray,
     q0: int,
 ) -> None:
-    """Fold a block of scores into the running heaps.
+    """Fold a block of scores into the running heaps, parallel over queries.
 
     ``scores`` is ``(m, nb)``: queries ``q0 .. q0+m`` against matrix rows ``row0 .. row0+nb``.
     Rows arrive in ascending order, so a score equal to the threshold never displaces a kept
     hit (the kept one has the smaller row).
     """
-    m, width = scores.shape
     k = heap_s.shape[1]
-    for a in nb.prange(m):
-        hs = heap_s[q0 + a]
-        hi = heap_i[q0 + a]
-        srow = scores[a]
-        thr = hs[0]
-        j = 0
-        while j < width:
-            stop = min(j + _GROUP, width)
-            # one vectorised test for a whole group; NaN > thr is False, so NaN never enters
-            hit = False
-            for t in range(j, stop):
-                hit |= srow[t] > thr
-            if hit:
-                for t in range(j, stop):
-                    s = srow[t]
-                    if s > thr:
-                        r = row0 + t
-                        if has_valid and not valid[r]:
-                            continue
-                        heap_replace_top(hs, hi, k, s, r)
-                        thr = hs[0]
-            j = stop
+    for a in nb.prange(scores.shape[0]):
+        _fold_row(scores[a], row0, valid, has_valid, heap_s[q0 + a], heap_i[q0 + a], k)
+
+
+@nb.njit(**_JIT)
+def select_tile(
+    scores: np.ndarray,
+    row0: int,
+    valid: np.ndarray,
+    has_valid: bool,
+    heap_s: np.ndarray,
+    heap_i: np.ndarray,
+    q0: int,
+) -> None:
+    """:func:`select_block` on the calling thread only (each worker of the threaded blocked
+    search folds its own tiles into its own heaps; the GIL is released)."""
+    k = heap_s.shape[1]
+    for a in range(scores.shape[0]):
+        _fold_row(scores[a], row0, valid, has_valid, heap_s[q0 + a], heap_i[q0 + a], k)
 
 
 @nb.njit(parallel=True, **_JIT)

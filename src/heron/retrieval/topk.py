@@ -42,12 +42,15 @@ import numpy as np
 
 from heron._deps import has
 
-#: Rows of the matrix scored per block in the blocked strategy.
-DEFAULT_BLOCK_SIZE = 16384
+#: Rows of the matrix scored per block in the blocked strategy: a tile per worker thread that
+#: stays in its core's cache (threaded), or a large block for one threaded BLAS call (fallback).
+DEFAULT_BLOCK_SIZE = 2048
+_FALLBACK_BLOCK_SIZE = 16384
 #: Up to this many float32 queries use the fused scan instead of the blocked strategy.
 SCAN_MAX_QUERIES = 16
-#: Bytes of the score buffer of one block (queries are processed in chunks that fit it).
-_SCORE_BUFFER_BYTES = 32 << 20
+#: Bytes of one worker's score tile (queries are processed in chunks that fit it); the fallback's
+#: single buffer is four times this.
+_SCORE_BUFFER_BYTES = 8 << 20
 METHODS = ("auto", "numba", "numpy")
 
 
@@ -183,7 +186,7 @@ def exact_search(
     k: int,
     *,
     valid: np.ndarray | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int | None = None,
     method: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` rows of ``matrix`` by inner product with each query.
@@ -200,7 +203,8 @@ def exact_search(
     valid:
         Optional boolean mask ``(n,)``; rows where it is False are never returned.
     block_size:
-        Rows of ``matrix`` scored at a time by the blocked strategy.
+        Rows of ``matrix`` scored at a time by the blocked strategy; None picks
+        :data:`DEFAULT_BLOCK_SIZE` for the threaded strategy, a larger block otherwise.
     method:
         ``"auto"`` (numba kernels when numba is installed, else numpy), ``"numba"`` or ``"numpy"``.
 
@@ -219,7 +223,7 @@ def exact_search(
             np.full((nq, k), -1, dtype=np.int64),
         )
     if method == "numpy" or (method == "auto" and not has("numba")):
-        return _numpy_search(q, matrix, k, valid, block_size)
+        return _numpy_search(q, matrix, k, valid, block_size or _FALLBACK_BLOCK_SIZE)
     from heron.retrieval import _topk_numba as kern
 
     has_valid = valid is not None
@@ -229,12 +233,45 @@ def exact_search(
         n_chunks = max(1, min(_num_threads() * 8, n // 1024 or 1))
         return kern.scan(q, dense, mask, has_valid, k, n_chunks)
 
+    threads = _num_threads()
+    limit = _blas_limiter()
+    tile = block_size or DEFAULT_BLOCK_SIZE
+    if threads > 1 and limit is not None and n >= 2 * tile:
+        return _threaded_blocked(q, matrix, k, valid, tile, threads, limit)
+    block_size = block_size or _FALLBACK_BLOCK_SIZE
+    heap_s, heap_i = _blocked_range(q, matrix, k, mask, has_valid, block_size, 0, n, parallel=True)
+    kern.sort_heaps(heap_s, heap_i)
+    return heap_s, heap_i
+
+
+def _blocked_range(
+    q: np.ndarray,
+    matrix: np.ndarray,
+    k: int,
+    mask: np.ndarray,
+    has_valid: bool,
+    block_size: int,
+    lo: int,
+    hi: int,
+    *,
+    parallel: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unsorted heaps ``(nq, k)`` of rows ``lo .. hi``: BLAS product per block, then the fold.
+
+    ``parallel`` folds with every numba thread (BLAS threaded too); otherwise the calling thread
+    folds alone (a worker of :func:`_threaded_blocked`, BLAS limited to one thread).
+    """
+    from heron.retrieval import _topk_numba as kern
+
+    fold = kern.select_block if parallel else kern.select_tile
+    nq = q.shape[0]
     heap_s = np.full((nq, k), -np.inf, dtype=np.float32)
     heap_i = np.full((nq, k), -1, dtype=np.int64)
-    chunk = max(1, min(nq, _SCORE_BUFFER_BYTES // (4 * block_size)))
+    budget = _SCORE_BUFFER_BYTES * (4 if parallel else 1)
+    chunk = max(1, min(nq, budget // (4 * block_size)))
     buf = np.empty((chunk, block_size), dtype=np.float32)
-    for start in range(0, n, block_size):
-        block = np.asarray(matrix[start : start + block_size])
+    for start in range(lo, hi, block_size):
+        block = np.asarray(matrix[start : min(start + block_size, hi)])
         if block.dtype != np.float32:
             block = block.astype(np.float32)
         width = block.shape[0]
@@ -242,9 +279,78 @@ def exact_search(
             qc = q[q0 : q0 + chunk]
             out = buf[: qc.shape[0], :width] if width == block_size else None
             scores = np.matmul(qc, block.T, out=out)
-            kern.select_block(scores, start, mask, has_valid, heap_s, heap_i, q0)
-    kern.sort_heaps(heap_s, heap_i)
+            fold(scores, start, mask, has_valid, heap_s, heap_i, q0)
     return heap_s, heap_i
+
+
+def _threaded_blocked(
+    q: np.ndarray,
+    matrix: np.ndarray,
+    k: int,
+    valid: np.ndarray | None,
+    block_size: int,
+    threads: int,
+    limit: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blocked search split by rows over ``threads`` workers, each with single-threaded BLAS.
+
+    Each worker multiplies its own tiles and folds them into its own heaps while they are still
+    in its core's cache; the heaps are merged at the end (lower rows first, so ties still go to
+    the smaller row). Unlike one threaded GEMM followed by a parallel fold, no thread pool ever
+    waits for (or spins against) another between the two steps.
+    """
+    from heron.retrieval import _topk_numba as kern
+
+    n = matrix.shape[0]
+    has_valid = valid is not None
+    mask = valid if valid is not None else np.zeros(1, dtype=np.bool_)
+    n_blocks = -(-n // block_size)
+    cuts = [min(n, (n_blocks * t // threads) * block_size) for t in range(threads + 1)]
+    ranges = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+    with limit(limits=1, user_api="blas"):
+        futures = [
+            _pool(len(ranges)).submit(
+                _blocked_range, q, matrix, k, mask, has_valid, block_size, a, b, parallel=False
+            )
+            for a, b in ranges
+        ]
+        parts = [f.result() for f in futures]
+    for hs, hi in parts:
+        kern.sort_heaps(hs, hi)
+    if len(parts) == 1:
+        return parts[0]
+    return merge_topk(
+        np.concatenate([p[0] for p in parts], axis=1),
+        np.concatenate([p[1] for p in parts], axis=1),
+        k,
+    )
+
+
+_POOL: list[Any] = []
+_LIMITER: list[Any] = []
+
+
+def _pool(workers: int) -> Any:
+    """The process's worker threads for :func:`_threaded_blocked` (made on first use; idle
+    workers block on a queue, they never spin)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not _POOL or _POOL[0]._max_workers < workers:
+        _POOL[:] = [ThreadPoolExecutor(max_workers=workers, thread_name_prefix="heron-topk")]
+    return _POOL[0]
+
+
+def _blas_limiter() -> Any:
+    """``ThreadpoolController.limit`` of the loaded BLAS libraries (found once), or None without
+    ``threadpoolctl``."""
+    if not _LIMITER:
+        if not has("threadpoolctl"):
+            _LIMITER.append(None)
+        else:
+            from threadpoolctl import ThreadpoolController
+
+            _LIMITER.append(ThreadpoolController().limit)
+    return _LIMITER[0]
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -255,7 +361,7 @@ def _check(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise ValueError(f"k must be a positive int, got {k!r}")
-    if (
+    if block_size is not None and (
         isinstance(block_size, bool)
         or not isinstance(block_size, int | np.integer)
         or block_size <= 0
