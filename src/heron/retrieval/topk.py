@@ -16,13 +16,18 @@ keep the same contract with a binary min-heap (``heap_push`` / ``heap_replace_to
 
 :func:`exact_search` has two execution strategies, chosen per call:
 
-* **blocked** (many queries): the matrix is streamed in blocks of ``block_size`` rows; each block
-  is scored against the queries by one BLAS matrix product, and a fused numba kernel folds the
-  block's scores into a per-query min-heap of the ``k`` best hits (parallel over queries). Almost
-  every score is rejected by one comparison with the heap's root (the running ``k``-th best), so
-  the partial sort costs little more than reading the scores once — unlike ``argpartition``,
-  which moves every score. This is the GEMM + heap scheme of faiss ``IndexFlatIP``
-  (Johnson, Douze & Jégou, "Billion-scale similarity search with GPUs", IEEE TBD 2019).
+* **blocked** (many queries): the rows are split into one contiguous range per worker thread;
+  each worker (BLAS limited to one thread through ``threadpoolctl``) scores a tile of
+  ``block_size`` rows against the queries by one matrix product and folds the tile's scores
+  into its own per-query min-heaps of the ``k`` best hits while the tile is still in its core's
+  cache; the workers' heaps are merged at the end. Almost every score is rejected by one
+  comparison with the heap's root (the running ``k``-th best), so the partial sort costs little
+  more than reading the scores once — unlike ``argpartition``, which moves every score. This is
+  the GEMM + heap scheme of faiss ``IndexFlatIP`` (Johnson, Douze & Jégou, "Billion-scale
+  similarity search with GPUs", IEEE TBD 2019), split by rows instead of handing each block
+  from a threaded BLAS call to a parallel fold (the two thread pools then wait and spin against
+  each other on a 2-core machine). Without ``threadpoolctl`` it does exactly that, with larger
+  blocks.
 * **scan** (a few float32 queries): one parallel numba pass computes the dot products row by row
   and keeps the heaps, so no score vector is written and the matrix is read exactly once: the
   latency is bounded by memory bandwidth.
