@@ -226,3 +226,47 @@ def test_ann_snapshots_see_their_own_tombstones(coll) -> None:
     # the deletion lives on this snapshot's view; the resident index other snapshots share is intact
     idx = c.artifact("hnsw", build="never")[1]
     assert idx.n_dead == 0, "the shared resident index was mutated"
+
+
+def _add_one(path: str, i: int) -> None:
+    c = heron.Collection.open(path)
+    c.add([f"from another process {i}"], ids=[f"p{i}"], vectors=vecs(1, 100 + i))
+    c.close()
+
+
+def test_commit_by_another_process_is_seen_by_the_next_search(coll) -> None:
+    """A reader's snapshot check reads SQLite's WAL-index header (no query while nothing was
+    committed); every commit of another process changes it, so the next search sees the write."""
+    c, _ = coll
+    assert c.store.change_token() is not None  # WAL mode: the cheap check is in use
+    ctx = mp.get_context("spawn")
+    for i in range(3):
+        before = c.snapshot()
+        assert c.snapshot() is before  # nothing committed: the same snapshot, no query
+        p = ctx.Process(target=_add_one, args=(str(c.path), i))
+        p.start()
+        p.join(60)
+        assert p.exitcode == 0
+        after = c.snapshot()
+        assert after is not before and len(after) == len(before) + 1
+        assert c.get([f"p{i}"])[0] is not None
+        res = c.search(vecs(1, 100 + i), 1, using="dense")
+        assert res.doc_ids()[0][0] == f"p{i}"
+
+
+def test_commit_never_published_is_seen_after_the_trust_window(coll) -> None:
+    """A writer killed between its COMMIT and publishing the epoch leaves readers behind for at
+    most ``MAX_TRUST_S``: after it, the snapshot check asks SQLite again."""
+    import sqlite3
+
+    from heron.collection.store import DB, MAX_TRUST_S
+
+    c, _ = coll
+    before = c.snapshot()
+    con = sqlite3.connect(c.path / DB, isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")
+    con.execute("UPDATE state SET value = value + 1 WHERE name='epoch'")
+    con.execute("COMMIT")  # ... and the writer dies here, before Store.published
+    con.close()
+    time.sleep(MAX_TRUST_S * 1.5)
+    assert c.snapshot().epoch == before.epoch + 1

@@ -363,8 +363,9 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
                 self._segments.pop(sid, None)
                 done += len(texts)
             con.execute("BEGIN IMMEDIATE")
-            bump(con)
+            epoch = bump(con)
             con.execute("COMMIT")
+            self.store.published(epoch)
         self._snapshot = None
         return done
 
@@ -442,6 +443,7 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
             )
             point("merge.commit")
             con.execute("COMMIT")
+            self.store.published(epoch)
         except BaseException:
             if con.in_transaction:
                 con.execute("ROLLBACK")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from heron._faults import point
 from heron.collection import artifacts as art
 from heron.collection.segments import Segment, segment_name
 from heron.collection.snapshot import SegmentView, Snapshot
+from heron.collection.store import MAX_TRUST_S
 
 
 def bump(con: Any, *, data: bool = True) -> int:
@@ -42,10 +44,20 @@ class LifecycleMixin:
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> Snapshot:
         """The latest committed state (cached until the next commit); holds a reader lease."""
+        snap = self._snapshot
+        token = self.store.change_token()
+        now = time.monotonic()
+        if (
+            snap is not None
+            and token is not None
+            and token == snap.change_token
+            and now - snap.checked_at < MAX_TRUST_S
+        ):
+            return snap  # no commit published since this snapshot was found current
         con = self.store.connect()
         (epoch,) = con.execute("SELECT value FROM state WHERE name='epoch'").fetchone()
-        snap = self._snapshot
         if snap is not None and snap.epoch == epoch:
+            snap.change_token, snap.checked_at = token, now
             return snap
         try:
             self._leases.announce(int(epoch))
@@ -80,6 +92,7 @@ class LifecycleMixin:
             views.append(SegmentView(seg, live))
         snap = Snapshot(self, int(rows["generation"]), views, epoch=int(rows["epoch"]),
                         artifacts=catalog)
+        snap.change_token, snap.checked_at = token, now
         self._leases.hold(snap, int(epoch))
         with self._snap_lock:
             if self._snapshot is None or self._snapshot.epoch < snap.epoch:
@@ -179,6 +192,7 @@ class LifecycleMixin:
                     con.execute("INSERT OR REPLACE INTO retired(path, retired_at) VALUES (?, ?)",
                                 (f"indexes/{name}/{row[0]}", epoch))
                 con.execute("COMMIT")
+                self.store.published(epoch)
             except BaseException:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
@@ -236,15 +250,15 @@ class LifecycleMixin:
                     " VALUES (?, ?, ?, ?, NULL, NULL, NULL)",
                     (rec.name, rec.kind, rec.field, json.dumps(rec.params, sort_keys=True)),
                 )
-                bump(con, data=False)
+                epoch = bump(con, data=False)
                 con.execute("COMMIT")
+                self.store.published(epoch)
             except BaseException:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
                 raise
 
     def _publish_artifact(self, rec: art.ArtifactRecord) -> None:
-        import time
 
         with self._writer():
             con = self.store.connect()
@@ -263,6 +277,7 @@ class LifecycleMixin:
                                 (f"indexes/{rec.name}/{old[0]}", epoch))
                 point("artifact.publish")
                 con.execute("COMMIT")
+                self.store.published(epoch)
             except BaseException:
                 if con.in_transaction:
                     con.execute("ROLLBACK")

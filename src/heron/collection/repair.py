@@ -346,6 +346,7 @@ def _repair_segment(coll: Any, sid: int, bad: set[str], rep: Report) -> None:
             con.execute("INSERT OR REPLACE INTO retired(path, retired_at) VALUES (?, ?)",
                         (f"segments/{segment_name(sid)}", epoch))
             con.execute("COMMIT")
+            coll.store.published(epoch)
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -60,6 +60,10 @@ class Snapshot:
         parts = [sv.keys[sv.live] for sv in segments]
         self.keys = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
         self._cache: dict[str, Any] = {}
+        #: the store's change token when this snapshot was last found current (see
+        #: :meth:`heron.collection.store.Store.change_token`)
+        self.change_token: bytes | None = None
+        self.checked_at = 0.0
 
     def __len__(self) -> int:
         return int(len(self.keys))

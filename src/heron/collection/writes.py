@@ -150,10 +150,10 @@ class WriteMixin:
                         chunk,
                     )
                     n += cur.rowcount
-                if n:
-                    bump(con)
+                epoch = bump(con) if n else None
                 point("delete.commit")
                 con.execute("COMMIT")
+                self.store.published(epoch)
             except BaseException:
                 if con.in_transaction:  # SQLite already rolled back after e.g. SQLITE_FULL
                     con.execute("ROLLBACK")
@@ -251,9 +251,10 @@ class WriteMixin:
                     "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
                     (int(sid), n, json.dumps(sorted(field_data))),
                 )
-                bump(con)
+                epoch = bump(con)
                 point("write.commit")
                 con.execute("COMMIT")
+                self.store.published(epoch)
                 point("write.committed")
             except BaseException:
                 if con.in_transaction:  # SQLite already rolled back after e.g. SQLITE_FULL
