@@ -120,10 +120,13 @@ def test_cli_index_with_chunks(tmp_path):
     assert res.doc_ids()[0] == ["meeting.txt"] and res.info["passages"][0, 0] == 2
     c.close()
     # heron search: the hit's snippet is the passage that matched, and the record names it
-    found = subprocess.run([sys.executable, "-m", "heron", "search", str(tmp_path / "c"), QUERY, "-r", "passages",
-                            "-k", "1", "--json"], capture_output=True, text=True, env=env)
+    # options before the unquoted words: still one query; the score is labelled as a cosine
+    found = subprocess.run([sys.executable, "-m", "heron", "search", str(tmp_path / "c"), "-r", "passages",
+                            "-k", "1", "--json", *QUERY.split()], capture_output=True, text=True, env=env)
     assert found.returncode == 0, found.stderr
-    hit = json.loads(found.stdout)["results"][0]["hits"][0]
+    doc = json.loads(found.stdout)
+    assert [r["query"] for r in doc["results"]] == [QUERY] and doc["score_label"] == "cosine"
+    hit = doc["results"][0]["hits"][0]
     assert hit["id"] == "meeting.txt" and hit["passage"]["index"] == 2
     assert hit["snippet"].startswith("Volcanic ash") and "committee" not in hit["snippet"]
     assert MEETING[hit["passage"]["start"] : hit["passage"]["end"]] == hit["snippet"]
@@ -131,6 +134,34 @@ def test_cli_index_with_chunks(tmp_path):
     assert bad.returncode != 0 and "chunking" in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run([*run[:-2], "-c", str(tmp_path / "x"), "--chunk", "pages:3"], capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and "chunk method" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_export_import_keeps_pooling_and_passages(tmp_path):
+    """An export names the collection's fields; `heron import` re-creates the dense pooling (so
+    queries are pooled as the imported vectors were) and the passages (encoded again)."""
+    from heron.collection.transfer import export_collection, read_header
+    from heron.encoders import load_encoder
+
+    src = Collection.create(tmp_path / "src", encoder=load_encoder(pooling="cls"),
+                            chunking="sentences:16", context="none")
+    src.add([MEETING, *OTHERS], ids=["meeting", "cats", "paris", "plants"])
+    want = src.retriever("passages").search([QUERY], 4)
+    head = export_collection(src, tmp_path / "e.jsonl", vectors=True)
+    export_collection(src, tmp_path / "e.parquet", vectors=True)
+    src.close()
+    assert read_header(tmp_path / "e.jsonl")["fields"] == read_header(tmp_path / "e.parquet")["fields"]
+    assert head["fields"]["dense"]["pooling"] == "cls"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "heron", "import", str(tmp_path / "e.parquet"), "-c",
+                          str(tmp_path / "dst")], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    dst = Collection.open(tmp_path / "dst")
+    assert dst.encoder.pooling == "cls"
+    assert dst.fields["passages"]["chunking"] == head["fields"]["passages"]["chunking"]
+    got = dst.retriever("passages").search([QUERY], 4)
+    assert got.doc_ids() == want.doc_ids() and got.info["passages"][0, 0] == 2
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-6)
+    dst.close()
 
 
 def test_add_passages_to_an_existing_collection_uses_titles(tmp_path, encoder):
