@@ -29,6 +29,8 @@ def indexed(tmp_path_factory):
     (docs / "sub" / "json.md").write_text("json.loads turns a JSON string into Python objects.")
     out = heron("index", str(docs), "--collection", str(root / "c"), "--bm25")
     assert "indexed 3 documents" in out.stdout
+    # heron's own notices only (no "Loading weights" bar, no library warnings)
+    assert all(line.startswith("heron: ") for line in out.stderr.splitlines()), out.stderr
     return root / "c"
 
 
@@ -69,3 +71,24 @@ def test_demo_small(tmp_path):
     out = heron("demo", "--collection", str(tmp_path / "demo"), "--limit", "300", "-k", "2", q)
     assert "corpus: 300 docstrings" in out.stdout
     assert "StreamReader.readexactly" in out.stdout.split(f"Q: {q}")[1]
+
+
+def test_model_loading_is_silent_unless_verbose(indexed):
+    """The model's "Loading weights" bar and other third-party output only with --verbose."""
+    out = heron("search", str(indexed), "-k", "1", "decompress", "a", "file")
+    assert out.stderr == "" and "gzip.md" in out.stdout
+    loud = heron("--verbose", "search", str(indexed), "-k", "1", "decompress", "a", "file")
+    assert "Loading weights" in loud.stderr  # what the default run silenced
+    quiet = heron("search", str(indexed), "-k", "1", "--quiet", "decompress", "a", "file")
+    assert quiet.stderr == "" and quiet.stdout.splitlines()[:3] == out.stdout.splitlines()[:3]
+
+
+def test_every_command_takes_quiet_and_verbose(capsys):
+    from heron.cli.main import COMMANDS, main
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+        text = capsys.readouterr().out
+        assert "--quiet" in text and "--verbose" in text, name
