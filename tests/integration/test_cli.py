@@ -92,3 +92,15 @@ def test_every_command_takes_quiet_and_verbose(capsys):
         assert exit_.value.code == 0
         text = capsys.readouterr().out
         assert "--quiet" in text and "--verbose" in text, name
+
+
+def test_a_parser_library_warning_is_not_printed_bare(tmp_path):
+    """pypdf logs "EOF marker not found" for a damaged PDF; the CLI shows heron's one warning."""
+    docs = tmp_path / "d"
+    docs.mkdir()
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4\ngarbage\n")
+    out = heron("index", str(docs), "-c", str(tmp_path / "c"), check=False)
+    assert out.returncode == 2 and "EOF marker" not in out.stderr
+    lines = out.stderr.splitlines()
+    assert all(line.startswith("heron: ") for line in lines), out.stderr
+    assert "skipped" in lines[0] and "broken.pdf" in lines[0] and "holds no files" in lines[-1]
