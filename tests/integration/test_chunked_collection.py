@@ -11,6 +11,7 @@ import pytest
 
 import heron.capabilities.passages  # noqa: F401  (registers "passages" with a stale install)
 import heron.capabilities.passages_bm25  # noqa: F401
+import heron.capabilities.passages_splade  # noqa: F401
 from heron.capabilities.passages import passage_spans
 from heron.collection import Collection
 from heron.collection.fields import PassagesField
@@ -61,6 +62,31 @@ def test_bm25_on_the_same_passages(coll):
     assert res.info["passages"][0, 0] == 2
     coll.delete("meeting")
     assert coll.retriever("passages_bm25").search(["volcanic ash"], 3).doc_ids()[0] == []
+
+
+def test_splade_on_the_same_passages_equals_scoring_by_hand(coll):
+    """SPLADE ranks the same situated passages: each document scores as its best passage's
+    sparse dot product with the query (checked against the passages encoded here)."""
+    from heron.encoders.splade import load_sparse_encoder
+
+    res = coll.retriever("passages_splade").search([QUERY], 4)
+    assert res.doc_ids()[0][0] == "meeting" and res.info["passages"][0, 0] == 2
+    assert res.info["retriever"] == "passages_splade"
+    splade = load_sparse_encoder()
+    docs = coll.get(["meeting", "cats", "paris", "plants"])
+    offsets, passages = coll.field_encoder("passages").chunk(
+        [d.text for d in docs], [str(d.metadata.get("title") or "") for d in docs]
+    )
+    scores = (splade.encode_documents([p.encoded for p in passages])
+              @ splade.encode_queries([QUERY]).T).toarray()[:, 0]
+    best = {d.id: scores[offsets[i]:offsets[i + 1]].max() for i, d in enumerate(docs)}
+    got = dict(zip(res.doc_ids()[0], res.scores[0]))
+    for doc_id, s in got.items():
+        assert s == pytest.approx(best[doc_id], rel=1e-5, abs=1e-6), doc_id
+    assert set(got) == {d for d, s in best.items() if s > 0}  # no shared term: no hit
+    # fused with the dense passages: one hybrid over the same units
+    fused = coll.search([QUERY], 2, using="hybrid:passages+passages_splade")
+    assert fused.doc_ids()[0][0] == "meeting"
 
 
 def test_aggregations_and_passage_hits(coll):

@@ -32,6 +32,7 @@ SCORE_LABELS = {
     "pooled": "maxsim",
     "passages": "cosine",
     "passages_bm25": "bm25",
+    "passages_splade": "splade",
 }
 
 

@@ -107,6 +107,8 @@ def filtered_search(coll: Any, spec: str, queries: Any, k: int, flt: dict) -> An
 
 
 def run(args: argparse.Namespace) -> int:
+    import heron.capabilities.passages_bm25  # noqa: F401  (registers "passages_bm25" ...)
+    import heron.capabilities.passages_splade  # noqa: F401  (... and "passages_splade")
     from heron.capabilities.passages import matched_passages
     from heron.cli._hits import highlight, hit_record, score_label
     from heron.collection import Collection
