@@ -37,7 +37,8 @@ def coll(tmp_path, encoder):
     c.add(
         [MEETING, *OTHERS],
         ids=["meeting", "cats", "paris", "plants"],
-        metadata=[{"title": "Committee minutes"}, {}, {}, {}],
+        metadata=[{"title": "Committee minutes", "kind": "meeting"}, {"kind": "cats"},
+                  {"kind": "paris"}, {"kind": "plants"}],
     )
     yield c
     c.close()
@@ -87,6 +88,20 @@ def test_splade_on_the_same_passages_equals_scoring_by_hand(coll):
     # fused with the dense passages: one hybrid over the same units
     fused = coll.search([QUERY], 2, using="hybrid:passages+passages_splade")
     assert fused.doc_ids()[0][0] == "meeting"
+
+
+@pytest.mark.parametrize("name", ["passages", "passages_bm25", "passages_splade"])
+def test_filtered_passage_hits_still_name_their_passage(coll, name):
+    """filter= keeps each hit's passage index aligned with the hit (it was left at the inner
+    search's depth and order, so hits named other documents' passages)."""
+    full = coll.search([QUERY], 4, using=name)
+    want = {d: int(p) for d, p in zip(full.doc_ids()[0], full.info["passages"][0])}
+    for doc in ("meeting", "plants"):
+        got = coll.search([QUERY], 3, using=name, filter={"kind": doc})
+        assert got.info["passages"].shape == got.keys.shape == (1, 3)
+        if doc in want:
+            assert got.doc_ids()[0] == [doc] and int(got.info["passages"][0, 0]) == want[doc]
+        assert got.info["passages"][0, 1:].tolist() == [-1, -1]  # padding names no passage
 
 
 def test_aggregations_and_passage_hits(coll):
