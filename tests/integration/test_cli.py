@@ -104,3 +104,19 @@ def test_a_parser_library_warning_is_not_printed_bare(tmp_path):
     lines = out.stderr.splitlines()
     assert all(line.startswith("heron: ") for line in lines), out.stderr
     assert "skipped" in lines[0] and "broken.pdf" in lines[0] and "holds no files" in lines[-1]
+
+
+def test_index_progress_moves_while_encoding(tmp_path):
+    """Files that fit one commit show the encoder's bar (a bar of commits would jump 0 -> 100%
+    at the end); --quiet shows none."""
+    docs = tmp_path / "d"
+    docs.mkdir()
+    for i in range(300):
+        (docs / f"{i}.txt").write_text(f"note {i} about topic {i % 7}")
+    out = heron("index", str(docs), "-c", str(tmp_path / "c"))
+    assert "300 added" in out.stdout
+    steps = [s for s in out.stderr.replace("\r", "\n").splitlines() if s.startswith("encoding")]
+    assert len(steps) >= 3 and "0%" in steps[0] and "100%" in steps[-1], out.stderr
+    (docs / "new.txt").write_text("one more note")
+    quiet = heron("index", str(docs), "-c", str(tmp_path / "c"), "--quiet")
+    assert quiet.stdout == "" and quiet.stderr == ""

@@ -149,5 +149,5 @@ def test_text_encodings(tmp_path):
     f.write_bytes("\ufeffBOM first".encode("utf-8"))
     assert parse_file(f).text == "BOM first"
     # UTF-8 with one stray byte stays UTF-8 (one replacement character), not Windows-1252 mojibake
-    f.write_bytes("naïve 北京".encode("utf-8") + b"\xff")
+    f.write_bytes("naïve 北京".encode() + b"\xff")
     assert parse_file(f).text == "naïve 北京\ufffd"
