@@ -120,3 +120,15 @@ def test_index_progress_moves_while_encoding(tmp_path):
     (docs / "new.txt").write_text("one more note")
     quiet = heron("index", str(docs), "-c", str(tmp_path / "c"), "--quiet")
     assert quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_many_queries_are_encoded_with_a_bar(indexed, tmp_path):
+    from heron.cli.search import QUERY_PROGRESS_OVER
+
+    qfile = tmp_path / "q.txt"
+    qfile.write_text("".join(f"question {i} about compressed files\n" for i in range(QUERY_PROGRESS_OVER + 1)))
+    out = heron("search", str(indexed), "--queries", str(qfile), "-k", "1", "-r", "hybrid:dense+bm25")
+    assert "encoding" in out.stderr and "100%" in out.stderr
+    assert out.stdout.count("\n  ") >= QUERY_PROGRESS_OVER  # a hit line per query
+    lexical = heron("search", str(indexed), "--queries", str(qfile), "-k", "1", "-r", "bm25")
+    assert "encoding" not in lexical.stderr  # BM25 needs no query vectors
