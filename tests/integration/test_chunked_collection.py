@@ -177,7 +177,7 @@ def test_cli_index_with_chunks(tmp_path):
     assert bad.returncode != 0 and "chunk method" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_export_import_keeps_pooling_and_passages(tmp_path):
+def test_export_import_keeps_pooling_and_passages(tmp_path, encoder):
     """An export names the collection's fields; `heron import` re-creates the dense pooling (so
     queries are pooled as the imported vectors were) and the passages (encoded again)."""
     from heron.collection.transfer import export_collection, read_header
@@ -203,6 +203,12 @@ def test_export_import_keeps_pooling_and_passages(tmp_path):
     assert got.doc_ids() == want.doc_ids() and got.info["passages"][0, 0] == 2
     np.testing.assert_allclose(got.scores, want.scores, atol=1e-6)
     dst.close()
+    # cls-pooled vectors into a mean-pooled collection: refused, nothing imported
+    Collection.create(tmp_path / "mean", encoder=encoder).close()
+    out = subprocess.run([sys.executable, "-m", "heron", "import", str(tmp_path / "e.jsonl"), "-c",
+                          str(tmp_path / "mean")], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "pooled with 'cls'" in out.stderr and "Traceback" not in out.stderr
+    assert len(Collection.open(tmp_path / "mean")) == 0
 
 
 def test_add_passages_to_an_existing_collection_uses_titles(tmp_path, encoder):

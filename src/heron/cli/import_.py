@@ -44,6 +44,21 @@ def field_options(header: dict, model: str | None) -> dict:
     return opts
 
 
+def check_pooling(coll: object, header: dict) -> None:
+    """Vectors pooled one way must not join a collection whose queries are pooled another way."""
+    fields = header.get("fields")
+    if not (fields and header.get("vectors")):
+        return
+    theirs = (fields.get("dense") or {}).get("pooling")
+    ours = (coll.fields.get("dense") or {}).get("pooling")  # type: ignore[attr-defined]
+    if theirs != ours:
+        raise ValueError(
+            f"the export's vectors were pooled with {theirs or 'the model default'!r} but "
+            f"{str(coll.path)!r} pools with {ours or 'the model default'!r}; import into a new "  # type: ignore[attr-defined]
+            "--collection (it takes the export's pooling) or export without --vectors"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     import shutil
     import time
@@ -72,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         coll = Collection.create(out, model=model, **field_options(header, model))
     else:
         coll = Collection.create(out, model=model, exist_ok=True)
+        check_pooling(coll, header)
     t0 = time.perf_counter()
     total = header.get("count")
     try:
