@@ -151,6 +151,18 @@ def test_cli_eval_strict_and_reports_kept(dataset, tmp_path):
     assert "1 qrels row(s) name documents missing" in r1.stderr  # the one notice
     assert "are also documents" in r1.stderr
     first = json.loads(out.read_text())
+    # the command's figures are the ones checked against ir-measures by hand above
+    qrels = raw_qrels(dataset)
+    ds = load_beir(dataset)
+    qids, qtexts, _ = ds.split("test")
+    from heron.eval.runner import dataset_collection
+
+    run = dataset_collection(ds, progress=False).retriever("bm25", depth=1000).search(
+        qtexts, 1000
+    ).to_run(qids)
+    want = by_hand(qrels, run, ignore_identical=True)
+    for m in MEASURES:
+        assert first["results"]["bm25"][m] == pytest.approx(want[m], abs=1e-9), m
     r2 = heron(
         "eval", str(dataset), "-r", "bm25", "--out", str(out), "--no-ignore-identical-ids", env=env
     )

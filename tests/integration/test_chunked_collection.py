@@ -11,6 +11,7 @@ import pytest
 
 import heron.capabilities.passages  # noqa: F401  (registers "passages" with a stale install)
 import heron.capabilities.passages_bm25  # noqa: F401
+import heron.capabilities.passages_splade  # noqa: F401
 from heron.capabilities.passages import passage_spans
 from heron.collection import Collection
 from heron.collection.fields import PassagesField
@@ -36,7 +37,8 @@ def coll(tmp_path, encoder):
     c.add(
         [MEETING, *OTHERS],
         ids=["meeting", "cats", "paris", "plants"],
-        metadata=[{"title": "Committee minutes"}, {}, {}, {}],
+        metadata=[{"title": "Committee minutes", "kind": "meeting"}, {"kind": "cats"},
+                  {"kind": "paris"}, {"kind": "plants"}],
     )
     yield c
     c.close()
@@ -61,6 +63,45 @@ def test_bm25_on_the_same_passages(coll):
     assert res.info["passages"][0, 0] == 2
     coll.delete("meeting")
     assert coll.retriever("passages_bm25").search(["volcanic ash"], 3).doc_ids()[0] == []
+
+
+def test_splade_on_the_same_passages_equals_scoring_by_hand(coll):
+    """SPLADE ranks the same situated passages: each document scores as its best passage's
+    sparse dot product with the query (checked against the passages encoded here)."""
+    from heron.encoders.splade import load_sparse_encoder
+
+    res = coll.retriever("passages_splade").search([QUERY], 4)
+    assert res.doc_ids()[0][0] == "meeting" and res.info["passages"][0, 0] == 2
+    assert res.info["retriever"] == "passages_splade"
+    splade = load_sparse_encoder()
+    docs = coll.get(["meeting", "cats", "paris", "plants"])
+    offsets, passages = coll.field_encoder("passages").chunk(
+        [d.text for d in docs], [str(d.metadata.get("title") or "") for d in docs]
+    )
+    scores = (splade.encode_documents([p.encoded for p in passages])
+              @ splade.encode_queries([QUERY]).T).toarray()[:, 0]
+    best = {d.id: scores[offsets[i]:offsets[i + 1]].max() for i, d in enumerate(docs)}
+    got = dict(zip(res.doc_ids()[0], res.scores[0]))
+    for doc_id, s in got.items():
+        assert s == pytest.approx(best[doc_id], rel=1e-5, abs=1e-6), doc_id
+    assert set(got) == {d for d, s in best.items() if s > 0}  # no shared term: no hit
+    # fused with the dense passages: one hybrid over the same units
+    fused = coll.search([QUERY], 2, using="hybrid:passages+passages_splade")
+    assert fused.doc_ids()[0][0] == "meeting"
+
+
+@pytest.mark.parametrize("name", ["passages", "passages_bm25", "passages_splade"])
+def test_filtered_passage_hits_still_name_their_passage(coll, name):
+    """filter= keeps each hit's passage index aligned with the hit (it was left at the inner
+    search's depth and order, so hits named other documents' passages)."""
+    full = coll.search([QUERY], 4, using=name)
+    want = {d: int(p) for d, p in zip(full.doc_ids()[0], full.info["passages"][0])}
+    for doc in ("meeting", "plants"):
+        got = coll.search([QUERY], 3, using=name, filter={"kind": doc})
+        assert got.info["passages"].shape == got.keys.shape == (1, 3)
+        if doc in want:
+            assert got.doc_ids()[0] == [doc] and int(got.info["passages"][0, 0]) == want[doc]
+        assert got.info["passages"][0, 1:].tolist() == [-1, -1]  # padding names no passage
 
 
 def test_aggregations_and_passage_hits(coll):
@@ -120,10 +161,13 @@ def test_cli_index_with_chunks(tmp_path):
     assert res.doc_ids()[0] == ["meeting.txt"] and res.info["passages"][0, 0] == 2
     c.close()
     # heron search: the hit's snippet is the passage that matched, and the record names it
-    found = subprocess.run([sys.executable, "-m", "heron", "search", str(tmp_path / "c"), QUERY, "-r", "passages",
-                            "-k", "1", "--json"], capture_output=True, text=True, env=env)
+    # options before the unquoted words: still one query; the score is labelled as a cosine
+    found = subprocess.run([sys.executable, "-m", "heron", "search", str(tmp_path / "c"), "-r", "passages",
+                            "-k", "1", "--json", *QUERY.split()], capture_output=True, text=True, env=env)
     assert found.returncode == 0, found.stderr
-    hit = json.loads(found.stdout)["results"][0]["hits"][0]
+    doc = json.loads(found.stdout)
+    assert [r["query"] for r in doc["results"]] == [QUERY] and doc["score_label"] == "cosine"
+    hit = doc["results"][0]["hits"][0]
     assert hit["id"] == "meeting.txt" and hit["passage"]["index"] == 2
     assert hit["snippet"].startswith("Volcanic ash") and "committee" not in hit["snippet"]
     assert MEETING[hit["passage"]["start"] : hit["passage"]["end"]] == hit["snippet"]
@@ -131,6 +175,40 @@ def test_cli_index_with_chunks(tmp_path):
     assert bad.returncode != 0 and "chunking" in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run([*run[:-2], "-c", str(tmp_path / "x"), "--chunk", "pages:3"], capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and "chunk method" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_export_import_keeps_pooling_and_passages(tmp_path, encoder):
+    """An export names the collection's fields; `heron import` re-creates the dense pooling (so
+    queries are pooled as the imported vectors were) and the passages (encoded again)."""
+    from heron.collection.transfer import export_collection, read_header
+    from heron.encoders import load_encoder
+
+    src = Collection.create(tmp_path / "src", encoder=load_encoder(pooling="cls"),
+                            chunking="sentences:16", context="none")
+    src.add([MEETING, *OTHERS], ids=["meeting", "cats", "paris", "plants"])
+    want = src.retriever("passages").search([QUERY], 4)
+    head = export_collection(src, tmp_path / "e.jsonl", vectors=True)
+    export_collection(src, tmp_path / "e.parquet", vectors=True)
+    src.close()
+    assert read_header(tmp_path / "e.jsonl")["fields"] == read_header(tmp_path / "e.parquet")["fields"]
+    assert head["fields"]["dense"]["pooling"] == "cls"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "heron", "import", str(tmp_path / "e.parquet"), "-c",
+                          str(tmp_path / "dst")], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    dst = Collection.open(tmp_path / "dst")
+    assert dst.encoder.pooling == "cls"
+    assert dst.fields["passages"]["chunking"] == head["fields"]["passages"]["chunking"]
+    got = dst.retriever("passages").search([QUERY], 4)
+    assert got.doc_ids() == want.doc_ids() and got.info["passages"][0, 0] == 2
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-6)
+    dst.close()
+    # cls-pooled vectors into a mean-pooled collection: refused, nothing imported
+    Collection.create(tmp_path / "mean", encoder=encoder).close()
+    out = subprocess.run([sys.executable, "-m", "heron", "import", str(tmp_path / "e.jsonl"), "-c",
+                          str(tmp_path / "mean")], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "pooled with 'cls'" in out.stderr and "Traceback" not in out.stderr
+    assert len(Collection.open(tmp_path / "mean")) == 0
 
 
 def test_add_passages_to_an_existing_collection_uses_titles(tmp_path, encoder):

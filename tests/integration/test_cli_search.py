@@ -63,6 +63,9 @@ def test_unquoted_words_are_one_query(coll):
     assert "argparse parses command line options" in snip and len(snip) <= 202
     assert "text" not in hits[0]
     assert [snip[a:b] for a, b in hits[0]["highlights"]] == ["command", "line", "options"]
+    # options first, then the words: the same one query (parsed intermixed)
+    first = heron_cli("search", str(coll), "-r", "bm25", "-k", "10", "--json", "command", "line", "options")
+    assert json.loads(first.stdout)["results"] == data["results"]
     full = json.loads(
         heron_cli("search", str(coll), "parses", "-r", "bm25", "--json", "--full-text").stdout
     )
@@ -148,6 +151,10 @@ def test_score_labels_and_snippet():
     assert score_label("calibrated?min_relevance=0.5") == "probability"
     assert score_label("dense", {"retriever": "dense", "counts": [1]}) == "probability"
     assert score_label("nosuch") == "score"
+    assert score_label("passages", {"retriever": "passages"}) == "cosine"
+    assert score_label("passages?agg=mean&m=2") == "cosine"
+    assert score_label("passages?agg=sum&m=2") == "cosine sum"
+    assert score_label("passages_bm25") == "bm25"
     text = "a " * 300 + "needle in the haystack, more needle" + " b" * 300
     s, spans = snippet(text, "Needle haystack", 60)
     assert s.startswith("…") and s.endswith("…") and len(s) <= 62
@@ -174,13 +181,22 @@ def test_delete_compact_and_flags(tmp_path):
     assert out.returncode == 2 and "nothing was deleted" in out.stderr
     ids = "\n".join(f"d1-{i}" for i in range(100))
     out = heron_cli("--quiet", "delete", str(root), "--ids-file", "-", stdin=ids)
-    assert "deleted 100 document(s)" in out.stdout and out.stderr == ""
+    assert out.stdout == "" and out.stderr == ""  # --quiet: warnings and errors only
+    # options before the ids (parsed intermixed); --json carries the counts
+    out = heron_cli("delete", str(root), "--json", "d2-0", "nope")
+    assert json.loads(out.stdout) | {"generation": 0} == {
+        "collection": str(root), "deleted": 1, "missing": ["nope"], "documents": 197,
+        "generation": 0,
+    }
     out = heron_cli("compact", str(root), "--json")
     rep = json.loads(out.stdout)
-    assert rep["purged"] == 102 and rep["segments_after"] == 1
+    assert rep["purged"] == 103 and rep["segments_after"] == 1
     assert rep["bytes_after"] < rep["bytes_before"]
     c = heron.Collection.open(root)
-    assert len(c) == 198 and c.info()["deleted_rows"] == 0 and "d0-1" not in c
+    assert len(c) == 197 and c.info()["deleted_rows"] == 0 and "d0-1" not in c
+    c.close()
+    out = heron_cli("compact", str(root), "--quiet")
+    assert out.stdout == "" and out.stderr == ""
     out = heron_cli("compact", str(root), "--quiet", "--verbose", check=False)
     assert out.returncode == 2 and "exclude each other" in out.stderr
     out = heron_cli("--version")

@@ -125,3 +125,29 @@ def test_markdown_without_markdown_it_is_plain_text(folder, monkeypatch):
     monkeypatch.setitem(sys.modules, "markdown_it", None)
     p = parse_file(folder / "gzip.md")
     assert p.text == MD and p.title == "" and p.meta == {}
+
+
+def test_front_matter_gives_the_title_and_is_no_heading(tmp_path):
+    f = tmp_path / "note.md"
+    f.write_text('---\ntitle: "Volcanic ash"\ntags: [geo]\n---\n# Flights\n\nGrounded for days.\n')
+    p = parse_file(f)
+    # markdown-it alone reads "tags: [geo]\n---" as a setext heading and takes it as the title
+    assert p.title == "Volcanic ash" and p.text == f.read_text()
+    assert p.meta["headings"] == [{"level": 1, "text": "Flights", "offset": p.text.index("# Flights")}]
+    f.write_text("---\nauthor: me\n---\nNo heading here.\n")
+    assert parse_file(f).title == "" and "headings" not in parse_file(f).meta
+    f.write_text("Intro\n---\n\nText.\n")  # a setext heading, not front matter (not at the start)
+    assert parse_file(f).title == "Intro"
+
+
+def test_text_encodings(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_bytes("café crème brûlée".encode("latin-1"))
+    assert parse_file(f).text == "café crème brûlée"  # not caf\ufffd
+    f.write_bytes("“quoted” – naïve".encode("cp1252"))
+    assert parse_file(f).text == "“quoted” – naïve"
+    f.write_bytes("\ufeffBOM first".encode("utf-8"))
+    assert parse_file(f).text == "BOM first"
+    # UTF-8 with one stray byte stays UTF-8 (one replacement character), not Windows-1252 mojibake
+    f.write_bytes("naïve 北京".encode() + b"\xff")
+    assert parse_file(f).text == "naïve 北京\ufffd"

@@ -186,3 +186,13 @@ def test_passage_indices_follow_their_hits_through_cut_and_rescore():
     again = rescore(res, np.array([[0.1, 0.2, 0.3]]))
     assert again.keys.tolist() == [[9, 8, 7]] and again.info["passages"].tolist() == [[4, 0, 2]]
     assert again.info["n"] == 1
+
+
+def test_route_passages_points_every_passage_retriever_at_the_field():
+    from heron.eval.chunking import route_passages
+
+    got = route_passages("hybrid:passages?agg=max+passages_bm25+passages_splade+bm25", "f1")
+    assert got == (
+        "hybrid:passages?agg=max&field=f1+passages_bm25?field=f1+passages_splade?field=f1+bm25"
+    )
+    assert route_passages("passages_splade?field=other", "f1") == "passages_splade?field=other"

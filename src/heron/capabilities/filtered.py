@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from heron.pipeline import Queries, Stage
-from heron.results import PAD_KEY, Results, check_k, pad
+from heron.results import PAD_KEY, Results, check_k, pad, per_hit
 
 #: at most this many matching documents are scored directly as candidates
 EXACT_MATCHES = 20_000
@@ -65,7 +65,16 @@ class Filtered(Stage):
             if enough or depth >= n:
                 break
         order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-        keys = np.where(np.take_along_axis(keep, order, 1), np.take_along_axis(res.keys, order, 1), PAD_KEY)
+        kept = np.take_along_axis(keep, order, 1)
+        keys = np.where(kept, np.take_along_axis(res.keys, order, 1), PAD_KEY)
         scores = np.where(keys != PAD_KEY, np.take_along_axis(res.scores, order, 1), -np.inf)
         keys, scores = pad(keys, scores.astype(np.float32), k)
-        return Results(keys, scores, res.resolver, {**res.info, **info, "strategy": f"filter-post({depth})"})
+
+        def align(a: np.ndarray) -> np.ndarray:
+            """A per-hit array (``info["passages"]``) taken along with its hits, -1 elsewhere."""
+            v = np.where(kept, np.take_along_axis(a, order, 1), -1).astype(a.dtype, copy=False)
+            fill = np.full((len(v), k - v.shape[1]), -1, dtype=v.dtype)
+            return np.concatenate([v, fill], axis=1) if fill.shape[1] else v
+
+        out = per_hit(res.info, res.keys.shape, align)
+        return Results(keys, scores, res.resolver, {**out, **info, "strategy": f"filter-post({depth})"})

@@ -30,6 +30,9 @@ SCORE_LABELS = {
     "maxsim": "maxsim",
     "muvera": "maxsim",
     "pooled": "maxsim",
+    "passages": "cosine",
+    "passages_bm25": "bm25",
+    "passages_splade": "splade",
 }
 
 
@@ -38,7 +41,8 @@ def score_label(spec: str, info: dict | None = None, *, model: str | None = None
 
     ``info`` is the :class:`~heron.results.Results` ``info`` of the search: a calibrated
     threshold stage (it records ``counts``) makes the score a ``probability``; a stage that
-    names itself in ``info["retriever"]`` is labelled by that name. Dense scores of a
+    names itself in ``info["retriever"]`` is labelled by that name. A passage retriever's score
+    is its passages' (``cosine`` for the max or mean, ``cosine sum`` for ``agg=sum``). Dense scores of a
     collection without a model (``model="none"``, vectors supplied by the caller) are labelled
     ``inner product``, as nothing says those vectors are normalised.
     """
@@ -52,7 +56,9 @@ def score_label(spec: str, info: dict | None = None, *, model: str | None = None
         return "probability"
     label = SCORE_LABELS.get(str(info.get("retriever", "")), SCORE_LABELS.get(name, "score"))
     if label == "cosine" and model == "none":
-        return "inner product"
+        label = "inner product"
+    if name.startswith("passages") and "agg=sum" in spec.partition("?")[2]:
+        label += " sum"  # the sum of the m best passages' scores, no longer on their scale
     return label
 
 

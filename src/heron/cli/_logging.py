@@ -9,7 +9,8 @@ command line calls :func:`configure_logging` once, with a verbosity from ``--qui
 verbosity  ``heron`` level  third-party output
 =========  ==============  ============================================================
 -1 quiet   WARNING         silenced; every progress bar off (``TQDM_DISABLE``)
- 0 default INFO            silenced: library loggers at ERROR, Python warnings from other
+ 0 default INFO            silenced: library loggers at ERROR (any other library's records
+                           reach the root logger, which passes errors only), Python warnings from other
                            packages ignored, Hugging Face / transformers progress bars
                            ("Loading weights") off; heron's own progress bars stay
  1 verbose DEBUG           left as the libraries configure it, warnings shown
@@ -36,6 +37,9 @@ THIRD_PARTY_LOGGERS = (
     "bm25s",
     "urllib3",
     "filelock",
+    "pypdf",
+    "markdown_it",
+    "ray",
 )
 _MARK = "_heron_cli_handler"
 
@@ -104,6 +108,7 @@ def configure_logging(level: int = 0, *, stream: object = None) -> logging.Logge
         return log
     for name in THIRD_PARTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    _root_errors_only(stream)
     # read when transformers / huggingface_hub are imported (after this, by the command)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -114,6 +119,21 @@ def configure_logging(level: int = 0, *, stream: object = None) -> logging.Logge
     if level < 0:
         os.environ.setdefault("TQDM_DISABLE", "1")
     return log
+
+
+def _root_errors_only(stream: object = None) -> None:
+    """Records of libraries not listed above (a parser's "EOF marker not found") reach the root
+    logger, whose missing handler made Python print them bare: give it one that passes errors
+    only, in heron's format."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, _MARK, False):
+            root.removeHandler(h)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    setattr(handler, _MARK, True)
+    handler.setLevel(logging.ERROR)
+    handler.setFormatter(_Formatter())
+    root.addHandler(handler)
 
 
 def _silence_imported() -> None:

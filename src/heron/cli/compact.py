@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
+    if args.quiet:
+        return 0
     print(
         f"compacted {args.collection}: {_fmt(before)} -> {_fmt(after)} "
         f"({counts['purged']} deleted rows purged, {counts['segments_before']} -> "

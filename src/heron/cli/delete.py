@@ -17,8 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="fail (exit 1, nothing deleted) when an id is not in the collection",
+        help="fail (exit 2, nothing deleted) when an id is not in the collection",
     )
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
 
 
 def read_ids(args: argparse.Namespace) -> list[str]:
@@ -54,8 +55,14 @@ def run(args: argparse.Namespace) -> int:
             len(missing),
             ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
         )
-    print(
-        f"deleted {n} document(s) from {args.collection} ({len(coll)} left); "
-        "`heron compact` reclaims their space"
-    )
+    if args.json:
+        import json
+
+        print(json.dumps({"collection": args.collection, "deleted": n, "missing": missing,
+                          "documents": len(coll), "generation": coll.generation}))
+    elif not args.quiet:
+        print(
+            f"deleted {n} document(s) from {args.collection} ({len(coll)} left); "
+            "`heron compact` reclaims their space"
+        )
     return 0

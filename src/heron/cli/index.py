@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     total = unchanged = 0
     batch: list[tuple[str, str, dict]] = []
-    bar = progress_bar(_count_rows(args.path), args)
+    n_rows = _count_rows(args.path)
+    bar, inner = progress_bars(n_rows, args)
 
     def flush() -> None:
         nonlocal total, unchanged
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             todo = list(batch) if fresh else changed_rows(coll, batch)
             if todo:
                 ids, texts, metas = zip(*todo)
-                coll.upsert(list(texts), ids=list(ids), metadata=list(metas), progress=False)
+                coll.upsert(list(texts), ids=list(ids), metadata=list(metas), progress=inner)
             total += len(todo)
             unchanged += len(batch) - len(todo)
             bar.update(len(batch))
@@ -161,6 +162,19 @@ def progress_bar(total: int | None, args: argparse.Namespace) -> Any:
     return tqdm(total=total, desc="indexing", unit="doc", disable=off, smoothing=0.1)
 
 
+def progress_bars(total: int | None, args: argparse.Namespace) -> tuple[Any, bool | None]:
+    """The bar of an index run: ``(across_commits, encoder_bar)``.
+
+    Documents that fit one commit (``--batch``) show the encoder's own bar, which moves while
+    they are encoded (a bar of commits would jump from 0 to the end); more show one bar of
+    documents written across every commit. ``--quiet``/``--json`` show none.
+    """
+    off = bool(args.quiet or args.json)
+    one_commit = total is not None and total <= args.batch
+    bar = progress_bar(total, args) if not one_commit else progress_bar(0, args)
+    return bar, (False if off or not one_commit else None)
+
+
 def build_bm25(coll: Any, args: argparse.Namespace) -> None:
     """Build the BM25 index unless it is current (with a progress bar past 2,000 documents)."""
     snap = coll.snapshot()
@@ -190,9 +204,9 @@ def run_sync(args: argparse.Namespace, out: Any) -> int:
                 f"folder {args.path!r} holds no files heron reads with text in them "
                 f"({' '.join(sorted(PARSERS))})"
             )
-        bar = progress_bar(len(plan.todo), args)
+        bar, inner = progress_bars(len(plan.todo), args)
         try:
-            report = apply_sync(coll, plan, batch=args.batch, on_write=bar.update)
+            report = apply_sync(coll, plan, batch=args.batch, on_write=bar.update, progress=inner)
         finally:
             bar.close()
         if report.written or fresh:

@@ -135,6 +135,15 @@ def one_line(exc: BaseException) -> str:
     return msg or type(exc).__name__
 
 
+def parse_command_args(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options and positionals in any order: ``heron search C -r bm25 some words`` gives the
+    words to ``QUERY`` (plain ``parse_args`` binds an empty ``nargs="*"`` before the first
+    option and then rejects the words). A command with sub-commands parses plainly."""
+    if any(isinstance(a, argparse._SubParsersAction) for a in p._actions):
+        return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)
+
+
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     # global options before the command: heron [--quiet|--verbose|--version] COMMAND ...
@@ -164,7 +173,7 @@ def _main(argv: list[str]) -> int:
         help="show the full traceback of an error (or HERON_DEBUG=1)",
     )
     add_output_flags(p)
-    args = p.parse_args(argv[1:])
+    args = parse_command_args(p, argv[1:])
     args.quiet = bool(flags["--quiet"] or getattr(args, "quiet", None))
     args.verbose = bool(flags["--verbose"] or getattr(args, "verbose", None))
     configure_logging(verbosity(args.quiet, args.verbose))

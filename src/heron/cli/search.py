@@ -21,8 +21,6 @@ import sys
 import time
 from typing import Any
 
-#: retrievers that take ``filter=`` and apply it inside the search
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("collection", help="collection folder")
@@ -106,7 +104,29 @@ def filtered_search(coll: Any, spec: str, queries: Any, k: int, flt: dict) -> An
     return coll.search(queries, k, using=spec, filter=flt)
 
 
+#: more queries than this are encoded up front with a progress bar
+QUERY_PROGRESS_OVER = 1000
+
+
+def encode_many(coll: Any, args: argparse.Namespace, texts: list[str]) -> dict[str, Any] | None:
+    """Dense query vectors of a large ``--queries`` batch, encoded with a progress bar (``None``:
+    few queries, ``--quiet``/``--json``, or a retriever that needs no dense vectors)."""
+    from heron.cli._hits import score_label
+
+    if len(texts) <= QUERY_PROGRESS_OVER or args.quiet or args.json or coll.model == "none":
+        return None
+    spec = args.retriever
+    fused = spec.startswith(("hybrid:", "fusion:"))
+    parts = spec.split(":", 1)[1].split("+") if fused else [spec]
+    if not any(score_label(p) == "cosine" for p in parts):
+        return None
+    enc = coll.encoder
+    return {enc.name: enc.encode_queries(texts, progress=True)}
+
+
 def run(args: argparse.Namespace) -> int:
+    import heron.capabilities.passages_bm25  # noqa: F401  (registers "passages_bm25" ...)
+    import heron.capabilities.passages_splade  # noqa: F401  (... and "passages_splade")
     from heron.capabilities.passages import matched_passages
     from heron.cli._hits import highlight, hit_record, score_label
     from heron.collection import Collection
@@ -120,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     texts = read_queries(args)
     flt = parse_filter(args.filter)
     coll = Collection.open(args.collection)
-    queries = Queries(texts)
+    queries = Queries(texts, vectors=encode_many(coll, args, texts))
     t0 = time.perf_counter()
     if flt is None:
         res = build_stage(coll, args.retriever, depth=max(k, 100)).search(queries, k)

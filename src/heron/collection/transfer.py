@@ -73,7 +73,7 @@ def export_collection(
 
     Returns
     -------
-    The header: format, model, dim, generation, count, vectors.
+    The header: format, model, dim, generation, count, vectors, fields (the manifest's).
     """
     out = Path(out)
     kind = _kind(out)
@@ -90,6 +90,8 @@ def export_collection(
         "generation": snap.generation,
         "count": len(snap),
         "vectors": bool(vectors),
+        # the manifest's field specs (pooling, chunking): an import re-creates them
+        "fields": json.loads(json.dumps(dict(coll.fields))),
     }
     tmp = out.with_name(f".{out.name}.tmp")
     try:

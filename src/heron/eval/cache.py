@@ -74,6 +74,15 @@ def encoder_tag(encoder: object) -> str:
     return name if p in (None, "float32") else f"{name}@{p}"
 
 
+#: a query set larger than this gets a progress bar while it is encoded (a few seconds on 2 cores)
+QUERY_PROGRESS_OVER = 1000
+
+
+def query_progress(progress: bool, queries: Sequence[str]) -> bool:
+    """Whether encoding ``queries`` shows a bar: asked for, and long enough to take a while."""
+    return bool(progress) and len(queries) > QUERY_PROGRESS_OVER
+
+
 def dataset_embeddings(dataset, encoder, *, split: str = "test", progress: bool = True) -> dict:
     """Cached dense embeddings of a :class:`~heron.eval.beir.BeirDataset`.
 
@@ -92,7 +101,7 @@ def dataset_embeddings(dataset, encoder, *, split: str = "test", progress: bool 
     q_emb = cached_array(
         f"{tag}-queries-{split}",
         qids,
-        lambda: encoder.encode_queries(qtexts),
+        lambda: encoder.encode_queries(qtexts, progress=query_progress(progress, qtexts)),
         meta={"model": encoder.name},
     )
     return {
@@ -150,7 +159,11 @@ def dataset_sparse(
     d = cached_sparse(
         f"{tag}-docs", dataset.doc_ids, lambda: encoder.encode_documents(docs, progress=progress)
     )
-    q = cached_sparse(f"{tag}-queries-{split}", qids, lambda: encoder.encode_queries(qtexts))
+    q = cached_sparse(
+        f"{tag}-queries-{split}",
+        qids,
+        lambda: encoder.encode_queries(qtexts, progress=query_progress(progress, qtexts)),
+    )
     v = encoder.vocab_size
     d.resize((d.shape[0], v))
     q.resize((q.shape[0], v))
@@ -187,7 +200,7 @@ def cached_token_vectors(
     qh = hashlib.sha1("\x1f".join(qids).encode()).hexdigest()[:12]
     qpath = root / f"queries-{split}-{qh}"
     if not (qpath / "manifest.json").exists():
-        encode_tokens_to(qpath, qtexts, encoder, progress=False)
+        encode_tokens_to(qpath, qtexts, encoder, progress=query_progress(progress, qtexts))
     docs = RaggedArray.open(dpath)
     queries = RaggedArray.open(qpath)
     if len(docs) != len(dataset.doc_ids) or len(queries) != len(qids):

@@ -86,6 +86,7 @@ def add_passages(collection: Any, dataset: Any, spec: ChunkSpec, *, progress: bo
     """
     import heron.capabilities.passages  # noqa: F401  (registers the "passages" retriever)
     import heron.capabilities.passages_bm25  # noqa: F401  (and "passages_bm25")
+    import heron.capabilities.passages_splade  # noqa: F401  (and "passages_splade")
     from heron.collection.fields import PassagesField
     from heron.encoders.precision import field_record
 
@@ -109,7 +110,7 @@ def add_passages(collection: Any, dataset: Any, spec: ChunkSpec, *, progress: bo
     return data["meta"]
 
 
-_PASSAGES = re.compile(r"(?<![\w])(passages(?:_bm25)?)(\?[^+]*)?(?=$|\+)")
+_PASSAGES = re.compile(r"(?<![\w])(passages(?:_bm25|_splade)?)(\?[^+]*)?(?=$|\+)")
 
 
 def route_passages(spec: str, field: str) -> str:

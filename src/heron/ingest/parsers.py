@@ -5,12 +5,15 @@ Each parser is a small function registered by file suffix in :data:`PARSERS`; it
 are imported lazily and fail with the install hint ``pip install "heron[docs]"``:
 
 * Markdown: `markdown-it-py <https://github.com/executablebooks/markdown-it-py>`_ (CommonMark);
-  the text is the Markdown source, the title its first heading, and ``headings`` lists
+  the text is the Markdown source, the title the ``title:`` of its YAML front matter or else its
+  first heading, and ``headings`` lists
   ``{"level", "text", "offset"}`` (character offset of the heading line) for heading-aware
   chunking. Without markdown-it-py a ``.md`` file is read as plain text.
 * HTML: `selectolax <https://github.com/rushter/selectolax>`_ (its Lexbor backend); the visible text of
   ``<body>`` (scripts, styles and templates dropped), the title from ``<title>`` (else the first
   ``<h1>``), and the headings as for Markdown.
+* Text is UTF-8 (a byte-order mark dropped); a file that is not UTF-8 and holds no UTF-8
+  multi-byte character is read as Windows-1252 (Latin-1).
 * PDF: `pypdf <https://github.com/py-pdf/pypdf>`_; the text of each page, pages separated by a
   blank line, ``page_offsets`` the character offset where each page starts, the title from the
   document information (else the first line).
@@ -57,8 +60,37 @@ def _require(module: str, fmt: str) -> Any:
         ) from exc
 
 
+#: a valid multi-byte UTF-8 sequence (a file holding one is UTF-8 with a few bad bytes)
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
+
+
 def _decode(data: bytes) -> str:
+    """The text of a file: UTF-8 (a byte-order mark dropped); a file that is not UTF-8 and holds
+    no UTF-8 multi-byte character is read as Windows-1252 (Latin-1 and its superset, what
+    editors wrote before UTF-8), so ``café`` in Latin-1 is not indexed as ``caf\ufffd``."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    if _UTF8_MULTIBYTE.search(data) is None:
+        log.debug("not UTF-8: read as Windows-1252")
+        return _cp1252(data)
     return data.decode("utf-8", errors="replace")
+
+
+#: the bytes Windows-1252 leaves undefined: read with their Latin-1 meaning (C1 controls)
+_CP1252_UNDEFINED = frozenset((0x81, 0x8D, 0x8F, 0x90, 0x9D))
+
+
+def _cp1252(data: bytes) -> str:
+    if not _CP1252_UNDEFINED.intersection(data):
+        return data.decode("cp1252")
+    return "".join(chr(c) if c in _CP1252_UNDEFINED else bytes([c]).decode("cp1252") for c in data)
+
+
+#: YAML front matter at the very start of a Markdown file (Jekyll, Hugo, Obsidian ...)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+_FM_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
 
 
 def parse_text(data: bytes) -> Parsed:
@@ -67,14 +99,23 @@ def parse_text(data: bytes) -> Parsed:
 
 
 def parse_markdown(data: bytes) -> Parsed:
-    """A Markdown file: its source as text, the first heading as title, the heading outline."""
+    """A Markdown file: its source as text, the title of its YAML front matter or else its first
+    heading, the heading outline (front matter is not parsed as Markdown: its closing ``---``
+    would make its last line a heading)."""
     text = _decode(data)
+    body, fm_title = text, ""
+    fm = _FRONT_MATTER.match(text)
+    if fm:
+        m = _FM_TITLE.search(fm.group(1) or "")
+        fm_title = m.group(1).strip().strip("'\"").strip() if m else ""
+        # blank lines in its place: markdown-it's line numbers stay those of the text
+        body = "\n" * fm.group(0).count("\n") + text[fm.end() :]
     try:
         mdit = _require("markdown_it", "Markdown")
     except MissingParser:
         log.info("markdown-it-py is not installed: .md files are read as plain text (%s)", DOCS_HINT)
-        return Parsed(text)
-    tokens = mdit.MarkdownIt("commonmark").parse(text)
+        return Parsed(text, fm_title)
+    tokens = mdit.MarkdownIt("commonmark").parse(body)
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
     headings = []
     for i, tok in enumerate(tokens):
@@ -87,7 +128,7 @@ def parse_markdown(data: bytes) -> Parsed:
                     "offset": line_starts[min(line, len(line_starts) - 1)],
                 }
             )
-    title = headings[0]["text"] if headings else ""
+    title = fm_title or (headings[0]["text"] if headings else "")
     return Parsed(text, title, {"headings": headings} if headings else {})
 
 
