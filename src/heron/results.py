@@ -24,16 +24,27 @@ PAD_SCORE = -np.inf
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+def _passage(passages: Any, qi: int, j: int) -> int | None:
+    """The passage index of hit ``j`` of query ``qi`` (``None``: no passages, or a whole document)."""
+    if passages is None:
+        return None
+    p = int(passages[qi, j])
+    return p if p >= 0 else None
+
+
 @dataclass(frozen=True)
 class Hit:
     """One hit of one query: its document id, score, 1-based rank, metadata and text
-    (``None`` when the results carry no document lookup)."""
+    (``None`` when the results carry no document lookup), and for a passage retriever the
+    index of the passage that matched (``None`` otherwise, or for a whole-document hit; its
+    character span: :func:`heron.capabilities.passages.matched_passages`)."""
 
     id: str
     score: float
     rank: int
     metadata: dict = field(default_factory=dict)
     text: str | None = None
+    passage: int | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,8 @@ class Results:
         they are ``{}`` and ``None``.
         """
         out: list[list[Hit]] = []
-        for ids, row in zip(self.doc_ids(), self.scores):
+        passages = self.info.get("passages")
+        for qi, (ids, row) in enumerate(zip(self.doc_ids(), self.scores)):
             docs = self.documents(ids) if self.documents is not None and ids else [None] * len(ids)
             out.append(
                 [
@@ -132,6 +144,7 @@ class Results:
                         rank,
                         dict(getattr(doc, "metadata", None) or {}),
                         getattr(doc, "text", None),
+                        _passage(passages, qi, rank - 1),
                     )
                     for rank, (doc_id, score, doc) in enumerate(zip(ids, row, docs), start=1)
                 ]

@@ -55,6 +55,10 @@ def test_query_matching_the_third_passage_finds_and_names_it(coll):
     assert MEETING[start:end].endswith("six days.")
     # the passage vector was encoded with the title as context, the span is the passage alone
     assert "Committee" not in MEETING[start:end]
+    # Python hits name it too, through the public search
+    hit = coll.search(QUERY, 2, using="passages").hits()[0][0]
+    assert (hit.id, hit.passage) == ("meeting", 2)
+    assert coll.search(QUERY, 2, using="dense").hits()[0][0].passage is None
 
 
 def test_bm25_on_the_same_passages(coll):

@@ -196,3 +196,19 @@ def test_route_passages_points_every_passage_retriever_at_the_field():
         "hybrid:passages?agg=max&field=f1+passages_bm25?field=f1+passages_splade?field=f1+bm25"
     )
     assert route_passages("passages_splade?field=other", "f1") == "passages_splade?field=other"
+
+
+def test_folder_scan_skips_links_to_files_outside_the_folder(tmp_path):
+    """A symbolic link inside an indexed folder that points outside it is never read."""
+    from heron.ingest.folder import scan_folder
+
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the folder")
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("inside")
+    (folder / "leak.txt").symlink_to(outside)
+    (folder / "sub" / "alias.txt").symlink_to(folder / "a.txt")  # inside: kept
+    scan = scan_folder(folder)
+    assert sorted(scan.doc_id(f) for f in scan.files) == ["a.txt", "sub/alias.txt"]
+    assert scan.skipped["(link to outside the folder)"] == 1

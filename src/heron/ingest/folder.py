@@ -35,7 +35,8 @@ class FolderScan:
 
 
 def scan_folder(folder: str | Path, *, exclude: Path | None = None) -> FolderScan:
-    """The readable files under ``folder`` (sorted), skipping hidden files and folders.
+    """The readable files under ``folder`` (sorted), skipping hidden files and folders and
+    symbolic links to files outside the folder.
 
     Files whose suffix has no parser in :data:`heron.ingest.parsers.PARSERS` are counted in
     ``skipped`` by suffix (one notice is logged); ``exclude`` (e.g. a collection folder inside
@@ -50,6 +51,9 @@ def scan_folder(folder: str | Path, *, exclude: Path | None = None) -> FolderSca
         if any(part.startswith(".") for part in rel.parts) or not f.is_file():
             continue
         if excl is not None and (f == excl or excl in f.parents):
+            continue
+        if f.is_symlink() and root not in f.resolve().parents:
+            skipped["(link to outside the folder)"] += 1  # never read files the folder does not hold
             continue
         if f.suffix.lower() in PARSERS:
             files.append(f)
