@@ -409,3 +409,119 @@ def test_check_number():
         limits.check_number(None, "x")
     with pytest.raises(ValueError, match="whole number"):
         limits.check_number(2.5, "x", integer=True)
+
+
+# --- defect 9: a second writer waits with a bound and names the holder --------------------------
+_HOLD = """
+import sys, time
+from heron.collection import Collection
+c = Collection.open(sys.argv[1])
+with c._writer():
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_lock(path, seconds):
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", _HOLD, str(path), str(seconds)],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "holding"
+    return p
+
+
+def test_second_writer_times_out_naming_the_holder(coll, caplog):
+    from heron.collection import WriteLockTimeout
+
+    p = _hold_lock(coll.path, 30)
+    try:
+        coll.lock_timeout = 2.5
+        with caplog.at_level("WARNING", logger="heron.collection.writelock"):
+            with pytest.raises(WriteLockTimeout, match=rf"pid {p.pid} .*waited 2.5 s.*HERON_LOCK_TIMEOUT"):
+                coll.add(["late"], ids=["late"], vectors=unit(1, 9))
+        assert any(f"pid {p.pid}" in r.getMessage() for r in caplog.records)  # said while waiting
+        assert coll.get(["late"]) == [None]  # nothing written
+    finally:
+        p.kill()
+        p.wait()
+    coll.add(["late"], ids=["late"], vectors=unit(1, 9))  # the lock died with its holder
+    assert coll.get(["late"])[0].text == "late"
+
+
+def test_writer_waits_for_a_short_holder(coll, monkeypatch):
+    monkeypatch.setenv("HERON_LOCK_TIMEOUT", "60")
+    p = _hold_lock(coll.path, 1.0)
+    try:
+        coll.add(["after"], ids=["after"], vectors=unit(1, 8))  # waits ~1 s, then writes
+    finally:
+        p.wait()
+    assert coll.get(["after"])[0].text == "after"
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "soon", True])
+def test_lock_timeout_validated(coll, bad):
+    with pytest.raises(ValueError, match="lock_timeout"):
+        coll.lock_timeout = bad
+
+
+def test_cli_lock_timeout_is_one_line(coll, capsys, monkeypatch):
+    p = _hold_lock(coll.path, 30)
+    try:
+        monkeypatch.setenv("HERON_LOCK_TIMEOUT", "0.5")
+        rc, _, err = cli(capsys, "delete", coll.path, "a")
+        assert_one_line_error(rc, err, "write lock", f"pid {p.pid}")
+    finally:
+        p.kill()
+        p.wait()
+
+
+# --- defect 11: paths read from a collection's own files stay inside it -------------------------
+def test_catalog_row_pointing_outside_is_refused(coll, tmp_path):
+    from heron.collection import CorruptionError
+
+    coll.create_index("hnsw", kind="hnsw", M=8)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    con = sqlite3.connect(coll.path / "docs.sqlite")
+    for bad in (str(outside), "../../elsewhere"):
+        con.execute("UPDATE artifacts SET version = ? WHERE name = 'hnsw'", (bad,))
+        con.commit()
+        c2 = Collection.open(coll.path)
+        with pytest.raises(CorruptionError, match="outside the collection folder"):
+            c2.search(unit(1), 3, using="hnsw")
+        c2.close()
+    con.close()
+
+
+def test_retired_row_pointing_outside_is_never_deleted(coll, tmp_path, caplog):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    con = sqlite3.connect(coll.path / "docs.sqlite")
+    for bad in (str(victim), "../victim", "segments/../../victim", "docs.sqlite"):
+        con.execute("INSERT INTO retired(path, retired_at) VALUES (?, 0)", (bad,))
+    con.commit()
+    con.close()
+    with caplog.at_level("ERROR", logger="heron.collection.lifecycle"):
+        coll.add(["new"], ids=["new"], vectors=unit(1, 7))  # a write collects garbage first
+    assert (victim / "keep.txt").read_text() == "mine"
+    assert (coll.path / "docs.sqlite").is_file() and coll.get(["new"])[0].text == "new"
+    assert sum("ignoring the retired-files row" in r.getMessage() for r in caplog.records) == 4
+
+
+def test_checksum_list_naming_a_file_outside_is_corruption(coll):
+    """Even a correctly sealed segment.json (a hand-made one) cannot point outside the folder."""
+    from heron.collection.integrity import read_sealed, seal
+    from heron.collection.repair import check
+
+    seg = next(p for p in (coll.path / "segments").iterdir() if p.is_dir())
+    meta = read_sealed(seg / "segment.json")
+    entry = next(iter(meta["files"].values()))
+    meta["files"]["../../../etc/hostname"] = entry
+    meta.pop("checksum", None)
+    (seg / "segment.json").write_text(json.dumps(seal(meta)))
+    rep = check(coll.path, deep=True)
+    assert not rep.ok
+    assert any("outside the collection folder" in line for line in rep.lines()), rep.lines()

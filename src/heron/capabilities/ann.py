@@ -29,7 +29,6 @@ from heron.limits import MAX_QUERY_BATCH, MAX_RESULT_SIZE
 from heron.pipeline import Queries, Stage
 from heron.results import Results, check_k
 
-CURRENT = "CURRENT"
 _F32 = np.dtype(np.float32)
 #: parameters fixed at build time (a saved index with other values is rebuilt or refused)
 BUILD_PARAMS = {

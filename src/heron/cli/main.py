@@ -31,6 +31,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,
     NotADirectoryError,
     IsADirectoryError,
+    TimeoutError,  # another writer holds the collection (heron.collection.WriteLockTimeout)
     sqlite3.DatabaseError,
 )
 #: exit status of a reported error (argparse uses the same for usage errors)

@@ -6,6 +6,7 @@ from heron.collection.fields import DenseField, FieldSpec, SparseField, TokensFi
 from heron.collection.integrity import CorruptionError
 from heron.collection.manifest import CollectionError
 from heron.collection.snapshot import Snapshot
+from heron.collection.writelock import WriteLockTimeout
 
 __all__ = [
     "Collection",
@@ -18,4 +19,5 @@ __all__ = [
     "Snapshot",
     "SparseField",
     "TokensField",
+    "WriteLockTimeout",
 ]

@@ -58,7 +58,14 @@ class ArtifactRecord:
     def folder(self, root: Path) -> Path:
         if self.version is None:
             raise ValueError(f"index {self.name!r} is declared but not built yet")
-        return root / "indexes" / self.name / self.version
+        from heron.collection.integrity import CorruptionError, confined
+
+        for part in (self.name, self.version):  # one plain folder name each
+            if not isinstance(part, str) or "/" in part or part in ("", ".", ".."):
+                raise CorruptionError(
+                    root, f"index {self.name!r} names {part!r}, a path outside the collection folder"
+                )
+        return confined(root, f"indexes/{self.name}/{self.version}", what=f"index {self.name!r}")
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -81,8 +81,22 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         self._segments: dict[int, Segment] = {}
         self._field_encoders: dict[str, Any] = {}
         self._leases = Leases(path)
+        self._lock_timeout: float | None = None
 
     # ------------------------------------------------------------------ life cycle
+    @property
+    def lock_timeout(self) -> float | None:
+        """Seconds a write waits for another writer's lock before it raises
+        :class:`~heron.collection.writelock.WriteLockTimeout` naming the holder (``None``: the
+        ``HERON_LOCK_TIMEOUT`` environment variable, else 600)."""
+        return self._lock_timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, value: float | None) -> None:
+        from heron.collection.writelock import check_timeout
+
+        self._lock_timeout = None if value is None else check_timeout(value)
+
     @classmethod
     def create(
         cls,

@@ -90,6 +90,24 @@ def file_digest(path: str | os.PathLike, algorithm: str | None = None) -> str:
         return f"{algorithm}:{h.hexdigest()}"
 
 
+def confined(folder: Path, rel: Any, *, what: str) -> Path:
+    """``folder / rel`` for a relative path read from a collection's own files, refused unless
+    it stays inside ``folder`` (no absolute path, no ``..``, no link out): a tampered manifest,
+    checksum list or catalog row never makes heron read or delete files elsewhere."""
+    bad = not isinstance(rel, str) or not rel or "\x00" in rel
+    if not bad:
+        p = Path(rel)
+        bad = p.is_absolute() or ".." in p.parts
+    if not bad:
+        target = folder / rel
+        base = folder.resolve()
+        real = target.resolve()
+        bad = real != base and base not in real.parents
+    if bad:
+        raise CorruptionError(folder, f"{what} names {rel!r}, a path outside the collection folder")
+    return target
+
+
 def record(folder: Path, names: list[str]) -> dict[str, dict[str, Any]]:
     """Checksum entries ``{name: {"size", "digest"}}`` of files ``names`` inside ``folder``."""
     out = {}
@@ -152,7 +170,11 @@ def verify_files(
 ) -> None:
     """Verify every listed file's size, and the contents of small ones (all with ``deep``)."""
     for name, entry in files.items():
-        verify_file(folder / name, entry, full=deep or entry["size"] <= SMALL_FILE)
+        verify_file(
+            confined(folder, name, what="the checksum list"),
+            entry,
+            full=deep or entry["size"] <= SMALL_FILE,
+        )
 
 
 # ----------------------------------------------------------------- sealed JSON

@@ -12,6 +12,8 @@ artifact lifecycle and :mod:`heron.collection.leases` for the guarantee readers 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import shutil
 import time
 from typing import Any
@@ -23,6 +25,8 @@ from heron.collection import artifacts as art
 from heron.collection.segments import Segment, segment_name
 from heron.collection.snapshot import SegmentView, Snapshot
 from heron.collection.store import MAX_TRUST_S
+
+log = logging.getLogger(__name__)
 
 
 def bump(con: Any, *, data: bool = True) -> int:
@@ -307,12 +311,13 @@ class LifecycleMixin:
         for path, at in rows:
             if oldest is not None and oldest < at:
                 continue
-            target = self.path / path
-            shutil.rmtree(target, ignore_errors=True)
+            target = _retired_target(self.path, path)
+            if target is not None:
+                shutil.rmtree(target, ignore_errors=True)
             point("gc.remove")
             con.execute("BEGIN IMMEDIATE")
             try:
-                if path.startswith("segments/"):
+                if target is not None and path.startswith("segments/"):
                     sid = int(path.split("/")[1])
                     con.execute("DELETE FROM docs WHERE deleted = 1 AND segment = ?", (sid,))
                     self._segments.pop(sid, None)
@@ -355,3 +360,22 @@ def _unusable(rec: Any, kind: str | None, params: dict[str, Any] | None, snap: S
     if not artifact_kind(rec.kind).fresh(rec, snap):
         return f"was built at generation {rec.generation} and this method cannot fold in later changes"
     return ""
+
+
+_RETIRED = re.compile(r"(segments/[0-9]+|indexes/[^/]+/[^/]+)")
+
+
+def _retired_target(root: Any, path: Any) -> Any:
+    """The folder a ``retired`` row names, or ``None`` (logged) for a row that names anything but
+    a segment or an index version inside the collection: garbage collection never deletes
+    elsewhere, whatever the database says."""
+    from heron.collection.integrity import CorruptionError, confined
+
+    if isinstance(path, str) and _RETIRED.fullmatch(path):
+        try:
+            return confined(root, path, what="a retired-files row")
+        except CorruptionError:
+            pass
+    log.error("collection %s: ignoring the retired-files row %r (not a segment or index version "
+              "inside the collection); nothing deleted", root, path)
+    return None

@@ -69,8 +69,8 @@ class Report:
 
 def _verify(folder: Path, name: str, entry: dict[str, Any], deep: bool) -> str:
     try:
-        integrity.verify_file(folder / name, entry, full=deep or entry["size"] <= integrity.SMALL_FILE,
-                              fresh=deep)
+        integrity.verify_file(integrity.confined(folder, name, what="the checksum list"), entry,
+                              full=deep or entry["size"] <= integrity.SMALL_FILE, fresh=deep)
     except CorruptionError as exc:
         return exc.problem
     return ""

@@ -7,7 +7,6 @@ the documents, the segment's registration and the new generation in one SQLite t
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import shutil
@@ -44,9 +43,10 @@ class WriteMixin:
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
     def _writer(self) -> Iterator[None]:
-        lock_path = self.path / ".writer.lock"
-        with open(lock_path, "a+") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        from heron.collection.writelock import default_timeout, write_lock
+
+        timeout = getattr(self, "lock_timeout", None)
+        with write_lock(self.path, default_timeout() if timeout is None else timeout):
             try:
                 self._cleanup_orphans()
                 self._collect_garbage()
@@ -58,7 +58,6 @@ class WriteMixin:
                 raise
             finally:
                 self._snapshot = None  # stale after a commit: release its lease
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _committed_generation(self) -> int | None:
         try:
