@@ -200,6 +200,32 @@ def check_batch(n: int, what: str = "documents") -> None:
         )
 
 
+def as_ids(ids: Any, *, what: str = "ids") -> list[str]:
+    """A list of document ids from ``ids``, a sequence of strings (integers are written out).
+
+    Refuses a bare string (``ids="abc"`` would be three ids) and any element that is not a
+    ``str`` or an ``int`` (``None``, floats, booleans, objects), which ``str()`` would silently
+    turn into ids like ``"None"``.
+    """
+    if isinstance(ids, str | bytes):
+        raise TypeError(
+            f"{what} must be a list of strings, one per document, got the string {ids!r}; "
+            f"for one document pass {what}=[{ids!r}]"
+        )
+    out = []
+    for i, x in enumerate(ids):
+        if isinstance(x, str):
+            out.append(x)
+        elif hasattr(x, "__index__") and not isinstance(x, bool | np.bool_):  # int, numpy ints
+            out.append(str(x.__index__()))
+        else:
+            raise TypeError(
+                f"{what}[{i}] must be a str, got {type(x).__name__}: {x!r}; "
+                "document ids are strings (pass str(x) if that is what you mean)"
+            )
+    return out
+
+
 def check_ids(ids: Sequence[str]) -> None:
     """Refuse empty ids and ids longer than :data:`MAX_ID_CHARS`."""
     for i, doc_id in enumerate(ids):
@@ -235,6 +261,11 @@ def check_metadata(metadata: Any, n: int) -> list[dict]:
         if not isinstance(m, Mapping):
             raise TypeError(f"metadata[{i}] must be a dict, got {type(m).__name__}")
         m = dict(m)
+        bad = next((key for key in m if not isinstance(key, str)), None)
+        if bad is not None:  # JSON would turn it into a string, and {1: "a", "1": "b"} lose one
+            raise TypeError(
+                f"metadata[{i}] has the key {bad!r} ({type(bad).__name__}); metadata keys must be strings"
+            )
         try:
             enc = json.dumps(m, allow_nan=False)
         except TypeError as exc:

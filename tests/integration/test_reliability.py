@@ -525,3 +525,49 @@ def test_checksum_list_naming_a_file_outside_is_corruption(coll):
     rep = check(coll.path, deep=True)
     assert not rep.ok
     assert any("outside the collection folder" in line for line in rep.lines()), rep.lines()
+
+
+# --- defect 8: no silent coercion -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "ids,match",
+    [
+        ([None], r"ids\[0\] must be a str, got NoneType"),
+        ([True], r"ids\[0\] must be a str, got bool"),
+        ([1.5], r"ids\[0\] must be a str, got float"),
+        ("abc", r"got the string 'abc'; for one document pass ids=\['abc'\]"),
+    ],
+)
+def test_ids_are_strings_never_coerced(coll, ids, match):
+    n = 3 if isinstance(ids, str) else 1
+    with pytest.raises(TypeError, match=match):
+        coll.add(["t"] * n, ids=ids, vectors=unit(n, 3))
+    with pytest.raises(TypeError, match=r"must be a str"):
+        coll.get([None])
+    assert len(coll.snapshot()) == 5  # nothing stored
+
+
+def test_integer_ids_are_written_out(coll):
+    coll.add(["x", "y"], ids=[7, np.int64(8)], vectors=unit(2, 4))
+    assert [d.text for d in coll.get(["7", "8"])] == ["x", "y"]
+
+
+def test_metadata_keys_must_be_strings(coll):
+    with pytest.raises(TypeError, match=r"metadata\[0\] has the key 1 \(int\)"):
+        coll.add(["t"], ids=["m"], vectors=unit(1, 5), metadata=[{1: "a", "1": "b"}])
+
+
+def test_dim_bool_refused_and_numpy_int_accepted(tmp_path):
+    with pytest.raises(ValueError, match="got True"):
+        Collection.create(tmp_path / "b", model="none", dim=True)
+    c = Collection.create(tmp_path / "n", model="none", dim=np.int64(4))
+    assert c.dim == 4 and type(c.dim) is int
+    c.close()
+
+
+def test_jsonl_null_text_is_an_error(tmp_path, capsys):
+    from heron.ingest import iter_documents
+
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"id": "j1", "text": None}) + "\n")
+    with pytest.raises(ValueError, match=r"t.jsonl:1: 'text' must be a string, got NoneType"):
+        list(iter_documents(p))

@@ -144,11 +144,11 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         if encoder is not None:
             model_name, d = encoder.name, int(encoder.dim)
         elif model == "none":
-            if not isinstance(dim, int) or dim <= 0:
+            if isinstance(dim, bool) or not hasattr(dim, "__index__") or dim.__index__() <= 0:
                 raise ValueError(
                     f"model='none' needs the vector dimension: pass dim=<positive int>, got {dim!r}"
                 )
-            model_name, d = "none", dim
+            model_name, d = "none", int(dim.__index__())
         else:
             from heron.encoders import DEFAULT_MODEL, load_encoder
 
@@ -281,7 +281,9 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
     def get(self, ids: Sequence[str] | str) -> list[Document | None]:
         """Documents by id (``None`` for ids not in the collection)."""
         single = isinstance(ids, str)
-        ids = [ids] if single else [str(i) for i in ids]
+        from heron.limits import as_ids
+
+        ids = [ids] if single else as_ids(ids)
         con = self.store.connect()
         out: list[Document | None] = []
         for i in ids:

@@ -21,7 +21,7 @@ from heron.collection.diskfull import disk_full
 from heron.collection.lifecycle import bump
 from heron.collection.segments import Segment, segment_name, write_segment
 from heron.encoders.base import check_texts
-from heron.limits import as_finite_vectors, check_batch, check_ids, check_metadata
+from heron.limits import as_finite_vectors, as_ids, check_batch, check_ids, check_metadata
 
 #: prefix of the hash of a document whose vector the user supplied (never reused)
 SUPPLIED = "supplied:"
@@ -136,7 +136,7 @@ class WriteMixin:
 
     def delete(self, ids: Sequence[str] | str) -> int:
         """Delete documents by id; returns how many were deleted (unknown ids are ignored)."""
-        ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+        ids = [ids] if isinstance(ids, str) else as_ids(ids)
         with self._writer():
             con = self.store.connect()
             con.execute("BEGIN IMMEDIATE")
@@ -168,7 +168,7 @@ class WriteMixin:
         if ids is None:
             ids_l = None
         else:
-            ids_l = [str(i) for i in ids]
+            ids_l = as_ids(ids)
             if len(ids_l) != n:
                 raise ValueError(f"got {len(ids_l)} ids for {n} texts; pass one id per text")
             if len(set(ids_l)) != n:

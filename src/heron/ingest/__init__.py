@@ -52,6 +52,11 @@ def _jsonl(path: Path) -> Iterator[tuple[str, str, dict]]:
                 raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
             if not isinstance(row, dict) or "text" not in row:
                 raise ValueError(f"{path}:{n}: each row needs a 'text' field")
+            if not isinstance(row["text"], str):  # null would become the text "None"
+                raise ValueError(
+                    f"{path}:{n}: 'text' must be a string, got {type(row['text']).__name__} "
+                    f"{row['text']!r}; use \"\" for a document without text"
+                )
             doc_id = str(row.get("_id", row.get("id", n)))
             title = str(row.get("title") or "")
             text = (title + " " + str(row["text"])).strip() if title else str(row["text"])
