@@ -241,3 +241,29 @@ def test_metrics_count_requests(url):
     text = httpx.get(url + "/metrics").text
     assert _count(text, "/healthz", 200) == before + 3
     assert 'heron_http_request_duration_seconds_bucket{le="0.001",method="GET",route="/healthz"}' in text
+
+
+def test_write_while_another_process_holds_the_lock_is_503_naming_it(served, monkeypatch):
+    """A write that waited out another writer's lock answers 503 with Retry-After, naming the
+    holder (heron.WriteLockTimeout), not a 500; reads keep working meanwhile."""
+    import subprocess
+    import sys
+
+    url, coll = served
+    code = (
+        "import sys, time\nfrom heron.collection import Collection\n"
+        "c = Collection.open(sys.argv[1])\nwith c._writer():\n"
+        "    print('holding', flush=True)\n    time.sleep(30)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, str(coll.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "holding"
+        monkeypatch.setenv("HERON_LOCK_TIMEOUT", "0.5")
+        r = call(url, "POST", "/v1/collections/docs/add", {"ids": ["busy"], "texts": ["busy day"]})
+        assert r.status_code == 503 and r.headers.get("retry-after") == "5", r.text
+        err = r.json()["error"]
+        assert err["code"] == "unavailable" and f"pid {p.pid}" in err["message"]
+        assert call(url, "POST", "/v1/collections/docs/search", {"queries": ["cat"], "k": 1}).status_code == 200
+    finally:
+        p.kill()
+        p.wait()

@@ -27,6 +27,7 @@ CODES = {
     415: "bad_request",
     422: "bad_request",
     503: "unavailable",
+    507: "disk_full",
 }
 
 
@@ -116,6 +117,20 @@ def install(app: Any) -> None:
     async def _shards(request, exc: ShardsUnavailable):
         # a write (or a read with allow_partial=False) while a shard actor is down or restarting
         return respond(503, "unavailable", f"{exc}; retry when the shard is back (GET /readyz)")
+
+    @app.exception_handler(TimeoutError)
+    async def _busy(request, exc: TimeoutError):
+        # another process holds the collection's write lock (heron.WriteLockTimeout)
+        return respond(503, "unavailable", str(exc), None, {"Retry-After": "5"})
+
+    @app.exception_handler(OSError)
+    async def _os(request, exc: OSError):
+        import errno
+
+        if exc.errno == errno.ENOSPC:  # heron.DiskFullError: the collection is at its last commit
+            return respond(507, "disk_full", str(exc))
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return respond(500, "internal", f"internal server error ({type(exc).__name__}); see the server log")
 
     @app.exception_handler(Exception)
     async def _internal(request, exc: Exception):
