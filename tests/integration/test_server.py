@@ -267,3 +267,60 @@ def test_write_while_another_process_holds_the_lock_is_503_naming_it(served, mon
     finally:
         p.kill()
         p.wait()
+
+
+#: members of the in-process Collection a remote one does not have: opening/creating by path,
+#: the resident encoder and snapshot objects, offline maintenance run where the folder is
+IN_PROCESS_ONLY = {
+    "open", "create", "encoder", "field_encoder", "artifact", "snapshot", "resolver", "retriever",
+    "index_dir", "generation", "lock_timeout", "config", "set_config", "add_field", "backfill",
+    "calibrate", "collect_garbage", "migrate", "queries", "update_index", "iter_documents",
+}
+
+
+def _public(cls):
+    return {n for n in dir(cls) if not n.startswith("_")} | ({"__len__", "__contains__"} & set(dir(cls)))
+
+
+@pytest.mark.parametrize("remote", ["sync", "async"])
+def test_client_collection_mirrors_in_process_api(remote):
+    """Every other method/property of Collection is on the remote collection, with the same
+    parameter names in the same order (so code moves by changing one line)."""
+    import inspect
+
+    from heron.client._async import AsyncRemoteCollection
+    from heron.client._sync import RemoteCollection
+
+    cls = RemoteCollection if remote == "sync" else AsyncRemoteCollection
+    wanted = _public(Collection) - IN_PROCESS_ONLY
+    if remote == "async":  # a dunder cannot be awaited
+        wanted -= {"__len__", "__contains__"}
+    assert wanted - _public(cls) == set()
+    for name in wanted:
+        local, other = getattr(Collection, name), getattr(cls, name)
+        if isinstance(local, property):
+            assert isinstance(other, property), name
+            continue
+        assert list(inspect.signature(local).parameters) == list(inspect.signature(other).parameters), name
+
+
+def test_remote_collection_describes_itself_and_closes(served):
+    import heron
+
+    url, coll = served
+    with heron.Client(url, api_key=WRITE) as cl, cl.collection("docs") as c:
+        assert (c.model, c.dim) == (coll.model, coll.dim) and set(c.fields) == set(coll.fields)
+        with pytest.raises(ValueError, match="fields"):
+            c.add(["x"], ids=["x"], fields={"splade": None})
+        rec = c.create_index("declared", kind="bm25", build=False)
+        assert rec["built"] is False and "declared" in [r["name"] for r in c.indexes()]
+        assert c.drop_index("declared")
+
+    async def go():
+        cl = heron.AsyncClient(url, api_key=READ)
+        async with await cl.collection("docs") as c:
+            got = (c.model, c.dim)
+        await cl.close()
+        return got
+
+    assert asyncio.run(go()) == (coll.model, coll.dim)
