@@ -324,3 +324,39 @@ def test_remote_collection_describes_itself_and_closes(served):
         return got
 
     assert asyncio.run(go()) == (coll.model, coll.dim)
+
+
+def test_cors_off_by_default_on_with_an_origin(url, tmp_path):
+    from heron.server import create_app
+    from heron.server.threaded import ThreadedServer
+
+    pre = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    r = httpx.options(url + "/v1/collections/docs/search", headers=pre)
+    assert "access-control-allow-origin" not in r.headers
+    r = httpx.post(url + "/v1/collections/docs/search", json={"queries": ["cat"], "k": 1},
+                   headers={"Origin": "http://elsewhere.example", "X-API-Key": READ})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    Collection.create(tmp_path / "v.heron", model="none", dim=3).close()
+    with ThreadedServer(create_app([tmp_path], cors_origins=["http://elsewhere.example"])) as srv:
+        r = httpx.options(srv.url + "/v1/collections/v/search", headers=pre)
+        assert r.headers["access-control-allow-origin"] == "http://elsewhere.example"
+
+
+def test_eval_report_listed_and_search_latency_per_route(served):
+    url, coll = served
+    import shutil
+
+    rep = coll.path / "reports" / "eval-scifact"
+    rep.mkdir(parents=True)
+    (rep / "report.json").write_text('{"ndcg@10": 0.5}')
+    try:
+        reps = {r["name"]: r for r in call(url, "GET", "/v1/collections/docs/reports", key=READ).json()["reports"]}
+        got = call(url, "GET", "/v1/collections/docs/reports/eval-scifact/report.json", key=READ).json()
+    finally:
+        shutil.rmtree(rep)
+    assert reps["eval-scifact"] == {"name": "eval-scifact", "kind": "eval", "files": ["report.json"], "plot": None}
+    assert got == {"ndcg@10": 0.5}
+    call(url, "POST", "/v1/collections/docs/search", {"queries": ["cat"], "k": 1}, key=READ)
+    text = httpx.get(url + "/metrics").text
+    assert re.search(r'heron_http_request_duration_seconds_count\{method="POST",'
+                     r'route="/v1/collections/\{name\}/search"\} [1-9]', text)
