@@ -360,3 +360,31 @@ def test_eval_report_listed_and_search_latency_per_route(served):
     text = httpx.get(url + "/metrics").text
     assert re.search(r'heron_http_request_duration_seconds_count\{method="POST",'
                      r'route="/v1/collections/\{name\}/search"\} [1-9]', text)
+
+
+def test_min_relevance_over_http_matches_in_process(tmp_path, encoder):
+    """A calibrated collection: ``min_relevance`` keeps the hits whose probability is over it,
+    the same as in-process, and the score kind says ``probability``."""
+    import heron
+    from heron.capabilities.calibrated import calibrate
+    from heron.server import create_app
+    from heron.server.threaded import ThreadedServer
+
+    topics = ["gzip compression", "cats purring", "json parsing", "tar archives", "regex patterns",
+              "network sockets", "sql joins", "http caching", "unit testing", "git branches"]
+    angles = ["history of", "bugs in", "speed of", "tutorial on", "security of"]
+    texts = [f"{a} {t}" for t in topics for a in angles]
+    coll = Collection.create(tmp_path / "cal.heron", encoder=encoder)
+    coll.add(texts, ids=[f"d{i}" for i in range(len(texts))])
+    queries = texts[:40]  # each query's own document is relevant (40 positives, 240 pairs)
+    calibrate(coll, queries, [f"q{i}" for i in range(40)], {f"q{i}": {f"d{i}": 1} for i in range(40)}, depth=6)
+    local = coll.search(QUERIES, k=6, min_relevance=0.3)
+    coll.close()
+    with ThreadedServer(create_app([tmp_path], encoders={encoder.name: encoder})) as srv:
+        remote = heron.Client(srv.url).collection("cal").search(QUERIES, k=6, min_relevance=0.3)
+    assert remote.info["score_kind"] == "probability"
+    assert remote.doc_ids() == local.doc_ids()
+    assert np.allclose(remote.scores[np.isfinite(remote.scores)], local.scores[np.isfinite(local.scores)], atol=1e-5)
+    assert all(s >= 0.3 for s in remote.scores[np.isfinite(remote.scores)])
+    kept = int(np.isfinite(remote.scores).sum())
+    assert 0 < kept < remote.scores.size  # the threshold kept some hits and dropped others
