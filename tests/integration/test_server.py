@@ -389,3 +389,16 @@ def test_min_relevance_over_http_matches_in_process(tmp_path, encoder):
     assert all(s >= 0.3 for s in remote.scores[np.isfinite(remote.scores)])
     kept = int(np.isfinite(remote.scores).sum())
     assert 0 < kept < remote.scores.size  # the threshold kept some hits and dropped others
+
+
+@pytest.mark.parametrize("using", ["rocchio?depth=6", "hybrid:dense+bm25?k1=1.5", "bm25"])
+def test_pipeline_specs_over_http_equal_in_process(served, using):
+    """A registered pipeline (dense % depth >> Rocchio) and a hybrid with per-part parameters,
+    by their spec string, rank as the in-process collection does."""
+    import heron
+
+    url, coll = served
+    remote = heron.Client(url, api_key=READ).collection("docs").search(QUERIES, k=3, using=using)
+    local = coll.search(QUERIES, k=3, using=using)
+    assert remote.doc_ids() == local.doc_ids()
+    assert np.allclose(remote.scores, local.scores, atol=1e-5)
