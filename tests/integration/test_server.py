@@ -267,3 +267,138 @@ def test_write_while_another_process_holds_the_lock_is_503_naming_it(served, mon
     finally:
         p.kill()
         p.wait()
+
+
+#: members of the in-process Collection a remote one does not have: opening/creating by path,
+#: the resident encoder and snapshot objects, offline maintenance run where the folder is
+IN_PROCESS_ONLY = {
+    "open", "create", "encoder", "field_encoder", "artifact", "snapshot", "resolver", "retriever",
+    "index_dir", "generation", "lock_timeout", "config", "set_config", "add_field", "backfill",
+    "calibrate", "collect_garbage", "migrate", "queries", "update_index", "iter_documents",
+}
+
+
+def _public(cls):
+    return {n for n in dir(cls) if not n.startswith("_")} | ({"__len__", "__contains__"} & set(dir(cls)))
+
+
+@pytest.mark.parametrize("remote", ["sync", "async"])
+def test_client_collection_mirrors_in_process_api(remote):
+    """Every other method/property of Collection is on the remote collection, with the same
+    parameter names in the same order (so code moves by changing one line)."""
+    import inspect
+
+    from heron.client._async import AsyncRemoteCollection
+    from heron.client._sync import RemoteCollection
+
+    cls = RemoteCollection if remote == "sync" else AsyncRemoteCollection
+    wanted = _public(Collection) - IN_PROCESS_ONLY
+    if remote == "async":  # a dunder cannot be awaited
+        wanted -= {"__len__", "__contains__"}
+    assert wanted - _public(cls) == set()
+    for name in wanted:
+        local, other = getattr(Collection, name), getattr(cls, name)
+        if isinstance(local, property):
+            assert isinstance(other, property), name
+            continue
+        assert list(inspect.signature(local).parameters) == list(inspect.signature(other).parameters), name
+
+
+def test_remote_collection_describes_itself_and_closes(served):
+    import heron
+
+    url, coll = served
+    with heron.Client(url, api_key=WRITE) as cl, cl.collection("docs") as c:
+        assert (c.model, c.dim) == (coll.model, coll.dim) and set(c.fields) == set(coll.fields)
+        with pytest.raises(ValueError, match="fields"):
+            c.add(["x"], ids=["x"], fields={"splade": None})
+        rec = c.create_index("declared", kind="bm25", build=False)
+        assert rec["built"] is False and "declared" in [r["name"] for r in c.indexes()]
+        assert c.drop_index("declared")
+
+    async def go():
+        cl = heron.AsyncClient(url, api_key=READ)
+        async with await cl.collection("docs") as c:
+            got = (c.model, c.dim)
+        await cl.close()
+        return got
+
+    assert asyncio.run(go()) == (coll.model, coll.dim)
+
+
+def test_cors_off_by_default_on_with_an_origin(url, tmp_path):
+    from heron.server import create_app
+    from heron.server.threaded import ThreadedServer
+
+    pre = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    r = httpx.options(url + "/v1/collections/docs/search", headers=pre)
+    assert "access-control-allow-origin" not in r.headers
+    r = httpx.post(url + "/v1/collections/docs/search", json={"queries": ["cat"], "k": 1},
+                   headers={"Origin": "http://elsewhere.example", "X-API-Key": READ})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    Collection.create(tmp_path / "v.heron", model="none", dim=3).close()
+    with ThreadedServer(create_app([tmp_path], cors_origins=["http://elsewhere.example"])) as srv:
+        r = httpx.options(srv.url + "/v1/collections/v/search", headers=pre)
+        assert r.headers["access-control-allow-origin"] == "http://elsewhere.example"
+
+
+def test_eval_report_listed_and_search_latency_per_route(served):
+    url, coll = served
+    import shutil
+
+    rep = coll.path / "reports" / "eval-scifact"
+    rep.mkdir(parents=True)
+    (rep / "report.json").write_text('{"ndcg@10": 0.5}')
+    try:
+        reps = {r["name"]: r for r in call(url, "GET", "/v1/collections/docs/reports", key=READ).json()["reports"]}
+        got = call(url, "GET", "/v1/collections/docs/reports/eval-scifact/report.json", key=READ).json()
+    finally:
+        shutil.rmtree(rep)
+    assert reps["eval-scifact"] == {"name": "eval-scifact", "kind": "eval", "files": ["report.json"], "plot": None}
+    assert got == {"ndcg@10": 0.5}
+    call(url, "POST", "/v1/collections/docs/search", {"queries": ["cat"], "k": 1}, key=READ)
+    text = httpx.get(url + "/metrics").text
+    assert re.search(r'heron_http_request_duration_seconds_count\{method="POST",'
+                     r'route="/v1/collections/\{name\}/search"\} [1-9]', text)
+
+
+def test_min_relevance_over_http_matches_in_process(tmp_path, encoder):
+    """A calibrated collection: ``min_relevance`` keeps the hits whose probability is over it,
+    the same as in-process, and the score kind says ``probability``."""
+    import heron
+    from heron.capabilities.calibrated import calibrate
+    from heron.server import create_app
+    from heron.server.threaded import ThreadedServer
+
+    topics = ["gzip compression", "cats purring", "json parsing", "tar archives", "regex patterns",
+              "network sockets", "sql joins", "http caching", "unit testing", "git branches"]
+    angles = ["history of", "bugs in", "speed of", "tutorial on", "security of"]
+    texts = [f"{a} {t}" for t in topics for a in angles]
+    coll = Collection.create(tmp_path / "cal.heron", encoder=encoder)
+    coll.add(texts, ids=[f"d{i}" for i in range(len(texts))])
+    queries = texts[:40]  # each query's own document is relevant (40 positives, 240 pairs)
+    calibrate(coll, queries, [f"q{i}" for i in range(40)], {f"q{i}": {f"d{i}": 1} for i in range(40)}, depth=6)
+    held_out = texts[40:]
+    local = coll.search(held_out, k=6, min_relevance=0.3)
+    coll.close()
+    with ThreadedServer(create_app([tmp_path], encoders={encoder.name: encoder})) as srv:
+        remote = heron.Client(srv.url).collection("cal").search(held_out, k=6, min_relevance=0.3)
+    assert remote.info["score_kind"] == "probability"
+    assert remote.doc_ids() == local.doc_ids()
+    assert np.allclose(remote.scores[np.isfinite(remote.scores)], local.scores[np.isfinite(local.scores)], atol=1e-5)
+    assert all(s >= 0.3 for s in remote.scores[np.isfinite(remote.scores)])
+    kept = int(np.isfinite(remote.scores).sum())
+    assert 0 < kept < remote.scores.size  # the threshold kept some hits and dropped others
+
+
+@pytest.mark.parametrize("using", ["rocchio?depth=6", "hybrid:dense+bm25?k1=1.5", "bm25"])
+def test_pipeline_specs_over_http_equal_in_process(served, using):
+    """A registered pipeline (dense % depth >> Rocchio) and a hybrid with per-part parameters,
+    by their spec string, rank as the in-process collection does."""
+    import heron
+
+    url, coll = served
+    remote = heron.Client(url, api_key=READ).collection("docs").search(QUERIES, k=3, using=using)
+    local = coll.search(QUERIES, k=3, using=using)
+    assert remote.doc_ids() == local.doc_ids()
+    assert np.allclose(remote.scores, local.scores, atol=1e-5)

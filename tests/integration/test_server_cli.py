@@ -100,7 +100,8 @@ def test_heron_serve_process_with_keys(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "heron", "serve", str(tmp_path), "--port", str(port), "--api-key-file", str(keys)],
+        [sys.executable, "-m", "heron", "serve", str(tmp_path), "--port", str(port), "--api-key-file", str(keys),
+         "--log-json"],
         env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.PIPE, text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -125,4 +126,10 @@ def test_heron_serve_process_with_keys(tmp_path):
         assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
     err = proc.stderr.read()
     assert "collections closed" in err, err
+    import json
+
+    access = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    add = next(a for a in access if a["path"] == "/v1/collections/v/add")
+    assert add["route"] == "/v1/collections/{name}/add" and add["status"] == 200 and add["method"] == "POST"
+    assert isinstance(add["latency_ms"], float) and add["latency_ms"] > 0
     assert Collection.open(tmp_path / "v.heron").get(["a"])[0].text == "t"

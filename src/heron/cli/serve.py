@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="host the shards of sharded collections in Ray actors (a local Ray, or the cluster at "
                         "ADDRESS); put it after the paths")
+    p.add_argument("--log-json", action="store_true",
+                   help="log each request as one JSON line (method, path, route, status, latency_ms)")
     p.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body in MB (default 32)")
 
 
@@ -75,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
     limits = ServerLimits(max_k=args.max_k, max_body_bytes=int(args.max_body_mb * 1024 * 1024))
     app = create_app(args.paths, api_keys=keys, limits=limits, cors_origins=args.cors, ray=args.ray)
+    if args.log_json:
+        from heron.server.ops import log_json
+
+        log_json()
     sock = _bind(args.host, args.port)  # bound here, so --port 0 can say which port it got
     port = sock.getsockname()[1]
     if keys is None:

@@ -28,15 +28,14 @@ class AsyncClient:
         return body
 
     async def collection(self, name: str) -> AsyncRemoteCollection:
-        await self.request("GET", f"/v1/collections/{name}")
-        return AsyncRemoteCollection(self, name)
+        return AsyncRemoteCollection(self, name, await self.request("GET", f"/v1/collections/{name}"))
 
     async def collections(self) -> list[dict[str, Any]]:
         return (await self.request("GET", "/v1/collections"))["collections"]
 
     async def create_collection(self, name: str, *, model: str | None = None, dim: int | None = None) -> AsyncRemoteCollection:
-        await self.request("POST", "/v1/collections", {"name": name, "model": model, "dim": dim})
-        return AsyncRemoteCollection(self, name)
+        info = await self.request("POST", "/v1/collections", {"name": name, "model": model, "dim": dim})
+        return AsyncRemoteCollection(self, name, info)
 
     async def drop_collection(self, name: str) -> bool:
         return bool((await self.request("DELETE", f"/v1/collections/{name}"))["dropped"])
@@ -47,6 +46,10 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def close(self) -> None:
+        """Same as :meth:`aclose` (the name :class:`heron.Client` uses)."""
+        await self.aclose()
+
     async def __aenter__(self) -> AsyncClient:
         return self
 
@@ -54,24 +57,38 @@ class AsyncClient:
         await self.aclose()
 
 
-class AsyncRemoteCollection:
-    """A collection on a heron server, awaited; mirrors :class:`heron.client.RemoteCollection`."""
+class AsyncRemoteCollection(c.Described):
+    """A collection on a heron server, awaited; mirrors :class:`heron.client.RemoteCollection`.
 
-    def __init__(self, client: AsyncClient, name: str) -> None:
+    ``len(coll)`` and ``id in coll`` cannot be awaited: use ``(await coll.info())["documents"]``
+    and ``(await coll.get([id]))[0] is not None``.
+    """
+
+    def __init__(self, client: AsyncClient, name: str, info: dict[str, Any]) -> None:
         self.client, self.name = client, name
         self._base = f"/v1/collections/{name}"
+        self._info = info
+
+    async def close(self) -> None:
+        """Nothing to release (the client's connection pool is :meth:`AsyncClient.aclose`'s)."""
+
+    async def __aenter__(self) -> AsyncRemoteCollection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def _post(self, op: str, body: Any = None) -> Any:
         return await self.client.request("POST", f"{self._base}/{op}", body)
 
     async def add(self, texts: Sequence[str], *, ids: Sequence[str] | None = None, metadata: Any = None,
-                  vectors: Any = None, progress: bool | None = None) -> np.ndarray:
-        got = await self._post("add", c.documents_body(texts, ids, metadata, vectors))
+                  vectors: Any = None, fields: Any = None, progress: bool | None = None) -> np.ndarray:
+        got = await self._post("add", c.documents_body(texts, ids, metadata, vectors, fields))
         return np.asarray(got["keys"], np.int64)
 
     async def upsert(self, texts: Sequence[str], *, ids: Sequence[str], metadata: Any = None,
-                     vectors: Any = None, progress: bool | None = None) -> np.ndarray:
-        got = await self._post("upsert", c.documents_body(texts, ids, metadata, vectors))
+                     vectors: Any = None, fields: Any = None, progress: bool | None = None) -> np.ndarray:
+        got = await self._post("upsert", c.documents_body(texts, ids, metadata, vectors, fields))
         return np.asarray(got["keys"], np.int64)
 
     async def delete(self, ids: Sequence[str] | str) -> int:
@@ -95,8 +112,8 @@ class AsyncRemoteCollection:
         return (await self.client.request("GET", f"{self._base}/indexes"))["indexes"]
 
     async def create_index(self, name: str | None = None, *, kind: str, on: str | None = None,
-                           progress: bool | None = None, **params: Any) -> dict[str, Any]:
-        return await self._post("indexes", {"name": name, "kind": kind, "on": on, "params": params or None})
+                           build: bool = True, progress: bool | None = None, **params: Any) -> dict[str, Any]:
+        return await self._post("indexes", c.index_body(name, kind, on, build, params))
 
     async def drop_index(self, name: str) -> bool:
         try:

@@ -33,8 +33,13 @@ def headers(api_key: str | None) -> dict[str, str]:
 
 
 def documents_body(
-    texts: Sequence[str], ids: Sequence[str] | None, metadata: Any, vectors: Any
+    texts: Sequence[str], ids: Sequence[str] | None, metadata: Any, vectors: Any, fields: Any = None
 ) -> dict[str, Any]:
+    if fields is not None:
+        raise ValueError(
+            f"precomputed field values (fields={sorted(fields)!r}) are not sent over HTTP; "
+            "let the server encode the field, or add them in-process with heron.Collection"
+        )
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, got a single str; wrap it in a list")
     body: dict[str, Any] = {"texts": list(texts), "ids": None if ids is None else [str(i) for i in ids]}
@@ -112,3 +117,26 @@ def documents_from(resp: Mapping[str, Any]) -> list[Any]:
     from heron.collection import Document
 
     return [None if d is None else Document(d["id"], d["text"], d["metadata"]) for d in resp["documents"]]
+
+
+class Described:
+    """``model``, ``dim`` and ``fields`` of a remote collection, read from its info when opened
+    (as the in-process :class:`heron.Collection` reads them from its manifest)."""
+
+    _info: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return str(self._info["model"])
+
+    @property
+    def dim(self) -> int:
+        return int(self._info["dim"])
+
+    @property
+    def fields(self) -> dict[str, dict[str, Any]]:
+        return dict(self._info.get("fields") or {})
+
+
+def index_body(name: str | None, kind: str, on: str | None, build: bool, params: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": name, "kind": kind, "on": on, "build": bool(build), "params": dict(params) or None}

@@ -36,15 +36,14 @@ class Client:
 
     def collection(self, name: str) -> RemoteCollection:
         """The collection ``name`` on the server (checked: ``KeyError`` if it does not exist)."""
-        self.request("GET", f"/v1/collections/{name}")
-        return RemoteCollection(self, name)
+        return RemoteCollection(self, name, self.request("GET", f"/v1/collections/{name}"))
 
     def collections(self) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/collections")["collections"]
 
     def create_collection(self, name: str, *, model: str | None = None, dim: int | None = None) -> RemoteCollection:
-        self.request("POST", "/v1/collections", {"name": name, "model": model, "dim": dim})
-        return RemoteCollection(self, name)
+        info = self.request("POST", "/v1/collections", {"name": name, "model": model, "dim": dim})
+        return RemoteCollection(self, name, info)
 
     def drop_collection(self, name: str) -> bool:
         return bool(self.request("DELETE", f"/v1/collections/{name}")["dropped"])
@@ -62,24 +61,38 @@ class Client:
         self.close()
 
 
-class RemoteCollection:
-    """A collection on a heron server; same methods and return types as :class:`heron.Collection`."""
+class RemoteCollection(c.Described):
+    """A collection on a heron server; same methods and return types as :class:`heron.Collection`.
 
-    def __init__(self, client: Client, name: str) -> None:
+    ``model``, ``dim`` and ``fields`` are those of the collection when it was opened; ``close()``
+    (or ``with``) closes nothing on the server, the collection stays served.
+    """
+
+    def __init__(self, client: Client, name: str, info: dict[str, Any] | None = None) -> None:
         self.client, self.name = client, name
         self._base = f"/v1/collections/{name}"
+        self._info = info if info is not None else client.request("GET", self._base)
+
+    def close(self) -> None:
+        """Nothing to release (the client's connection pool is :meth:`Client.close`'s)."""
+
+    def __enter__(self) -> RemoteCollection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _post(self, op: str, body: Any = None) -> Any:
         return self.client.request("POST", f"{self._base}/{op}", body)
 
     def add(self, texts: Sequence[str], *, ids: Sequence[str] | None = None, metadata: Any = None,
-            vectors: Any = None, progress: bool | None = None) -> np.ndarray:
+            vectors: Any = None, fields: Any = None, progress: bool | None = None) -> np.ndarray:
         """Add documents; returns their new keys, shape ``(n,)`` (the server's internal keys)."""
-        return np.asarray(self._post("add", c.documents_body(texts, ids, metadata, vectors))["keys"], np.int64)
+        return np.asarray(self._post("add", c.documents_body(texts, ids, metadata, vectors, fields))["keys"], np.int64)
 
     def upsert(self, texts: Sequence[str], *, ids: Sequence[str], metadata: Any = None,
-               vectors: Any = None, progress: bool | None = None) -> np.ndarray:
-        return np.asarray(self._post("upsert", c.documents_body(texts, ids, metadata, vectors))["keys"], np.int64)
+               vectors: Any = None, fields: Any = None, progress: bool | None = None) -> np.ndarray:
+        return np.asarray(self._post("upsert", c.documents_body(texts, ids, metadata, vectors, fields))["keys"], np.int64)
 
     def delete(self, ids: Sequence[str] | str) -> int:
         ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
@@ -109,8 +122,8 @@ class RemoteCollection:
         return self.client.request("GET", f"{self._base}/indexes")["indexes"]
 
     def create_index(self, name: str | None = None, *, kind: str, on: str | None = None,
-                     progress: bool | None = None, **params: Any) -> dict[str, Any]:
-        return self._post("indexes", {"name": name, "kind": kind, "on": on, "params": params or None})
+                     build: bool = True, progress: bool | None = None, **params: Any) -> dict[str, Any]:
+        return self._post("indexes", c.index_body(name, kind, on, build, params))
 
     def drop_index(self, name: str) -> bool:
         try:

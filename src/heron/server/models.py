@@ -50,6 +50,7 @@ class CreateIndex(_Body):
     name: str | None = Field(None, min_length=1, max_length=128)
     kind: str = Field(min_length=1, max_length=64)
     on: str | None = Field(None, min_length=1, max_length=128)
+    build: bool = Field(True, description="false: only declare it; the first search that needs it builds it")
     params: Meta | None = None
 
 

@@ -15,6 +15,33 @@ from typing import Any
 log = logging.getLogger("heron.server.access")
 
 
+class JsonLines(logging.Formatter):
+    """One JSON object per log record: ``time``, ``level``, ``logger``, ``message`` and, for an
+    access record, ``method``, ``path``, ``route``, ``status`` and ``latency_ms`` (``heron serve --log-json``)."""
+
+    FIELDS = ("method", "path", "route", "status", "latency_ms")
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
+            "logger": record.name, "message": record.getMessage(),
+        }
+        out.update({f: getattr(record, f) for f in self.FIELDS if hasattr(record, f)})
+        return json.dumps(out)
+
+
+def log_json(stream: Any = None) -> logging.Handler:
+    """Write the access log as JSON lines to ``stream`` (stderr) instead of through ``heron``'s handler."""
+    import sys
+
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonLines())
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return handler
+
+
 class Metrics:
     """Request counts and latency histograms, per method, route template and status."""
 

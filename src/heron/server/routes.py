@@ -200,7 +200,7 @@ def indexes(request: Request, name: str):
 @router.post("/collections/{name}/indexes", response_model=dict[str, Any], status_code=201, dependencies=[WRITE])
 def create_index(request: Request, name: str, body: m.CreateIndex):
     coll = _catalog(request).get(name)
-    rec = coll.create_index(body.name, kind=body.kind, on=body.on, progress=False, **(body.params or {}))
+    rec = coll.create_index(body.name, kind=body.kind, on=body.on, build=body.build, progress=False, **(body.params or {}))
     return json_safe(rec)
 
 
