@@ -571,3 +571,66 @@ def test_jsonl_null_text_is_an_error(tmp_path, capsys):
     p.write_text(json.dumps({"id": "j1", "text": None}) + "\n")
     with pytest.raises(ValueError, match=r"t.jsonl:1: 'text' must be a string, got NoneType"):
         list(iter_documents(p))
+
+
+def test_nested_metadata_keys_must_be_strings(coll):
+    """JSON turns ``{1: "a", "1": "b"}`` into one key at any depth, so nested keys are checked too."""
+    with pytest.raises(TypeError, match=r"metadata\[0\] has the key 1 \(int\).*nested ones too"):
+        coll.add(["t"], ids=["m"], vectors=unit(1, 5), metadata=[{"a": [{1: "a", "1": "b"}]}])
+    loop: dict = {"k": "v"}
+    loop["self"] = loop  # circular: an error, not a hang
+    with pytest.raises((TypeError, ValueError), match=r"metadata\[0\]"):
+        coll.add(["t"], ids=["m"], vectors=unit(1, 5), metadata=[loop])
+    assert len(coll.snapshot()) == 5
+
+
+def test_complex_query_vectors_refused(coll):
+    """A complex query vector lost its imaginary part (numpy's ComplexWarning) and searched."""
+    for bad in (unit(1).astype(np.complex64) + 1j, [[1j] * D], np.array([["1"] * D])):
+        with pytest.raises(TypeError, match="query vectors must be a real numeric array"):
+            coll.search(bad, 3)
+
+
+# --- defect 11: file names read from a saved folder's own manifest stay inside it ---------------
+def test_state_manifest_naming_a_file_outside_is_refused_and_never_deleted(tmp_path):
+    from heron._state import load_state, save_state
+
+    victim = tmp_path / "victim.npy"
+    np.save(victim, np.arange(3))
+    folder = tmp_path / "state"
+    save_state(folder, "K", 1, {}, {"a": np.ones(2)})
+    mf = folder / "manifest.json"
+    good = json.loads(mf.read_text())
+    for bad in (str(victim), "../victim.npy", "sub/../../victim.npy"):
+        m = dict(good, files={"a": bad})
+        mf.write_text(json.dumps(m))
+        with pytest.raises(ValueError, match=r"names .*not a file inside that folder"):
+            load_state(folder, "K", 1)
+        save_state(folder, "K", 1, {}, {"a": np.zeros(2)})  # replaces the tampered manifest ...
+        assert victim.is_file()  # ... without deleting the file it named
+        assert load_state(folder, "K", 1)[1]["a"].tolist() == [0.0, 0.0]
+    (folder / "link.npy").symlink_to(victim)
+    mf.write_text(json.dumps(dict(good, files={"a": "link.npy"})))
+    with pytest.raises(ValueError, match="not a file inside that folder"):
+        load_state(folder, "K", 1)
+
+
+def test_codec_manifest_naming_a_file_outside_is_refused(tmp_path):
+    from heron.codecs import load_codec, parse_spec
+
+    codec = parse_spec("int8")
+    codec.fit(unit(50, 9))
+    folder = codec.save(tmp_path / "codec")
+    mf = folder / "codec.json"
+    m = json.loads(mf.read_text())
+    m["arrays"] = [*m["arrays"], "../../outside"]
+    mf.write_text(json.dumps(m))
+    with pytest.raises(ValueError, match=r"'\.\./\.\./outside\.npy', not a file inside that folder"):
+        load_codec(folder)
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "/etc/passwd", "a/b", "x\x00", 5])
+def test_file_in_refuses_anything_but_a_plain_name(tmp_path, name):
+    with pytest.raises(ValueError, match="not a file inside that folder"):
+        limits.file_in(tmp_path, name, what="test")
+    assert limits.file_in(tmp_path, "ok.npy", what="test") == str(tmp_path / "ok.npy")

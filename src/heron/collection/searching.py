@@ -130,7 +130,12 @@ class SearchMixin:
         if isinstance(queries, np.ndarray) or (
             isinstance(queries, list) and queries and not isinstance(queries[0], str)
         ):
-            v = np.asarray(queries, dtype=np.float32)
+            v = np.asarray(queries)
+            if v.dtype.kind not in "biuf":  # complex would lose its imaginary part silently
+                raise TypeError(
+                    f"query vectors must be a real numeric array (float32 preferred), got dtype {v.dtype}"
+                )
+            v = np.asarray(v, dtype=np.float32)
             v = v[None, :] if v.ndim == 1 else v
             if v.ndim != 2 or v.shape[1] != self.dim:
                 raise ValueError(
