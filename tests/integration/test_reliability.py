@@ -634,3 +634,32 @@ def test_file_in_refuses_anything_but_a_plain_name(tmp_path, name):
     with pytest.raises(ValueError, match="not a file inside that folder"):
         limits.file_in(tmp_path, name, what="test")
     assert limits.file_in(tmp_path, "ok.npy", what="test") == str(tmp_path / "ok.npy")
+
+
+def test_field_names_read_from_the_collection_stay_inside_it(coll, tmp_path):
+    """Field names become file names in each segment: a tampered heron.json or a segment asked
+    for a field named like a path is refused, never read from elsewhere."""
+    from heron.collection import CorruptionError
+    from heron.collection.segments import Segment
+
+    np.save(tmp_path / "outside.npy", np.ones((5, D), np.float32))
+    seg_dir = next(p for p in (coll.path / "segments").iterdir() if p.is_dir())
+    seg = Segment(seg_dir, int(seg_dir.name))
+    for bad in ("../../../outside", str(tmp_path / "outside")):
+        with pytest.raises(CorruptionError, match="outside the collection folder"):
+            seg.dense(bad)
+    mf = coll.path / "heron.json"
+    m = json.loads(mf.read_text())
+    m["fields"]["../../outside"] = dict(m["fields"]["dense"])
+    mf.write_text(json.dumps(m))
+    with pytest.raises(CollectionError, match=r"field name '\.\./\.\./outside', not an identifier"):
+        Collection.open(coll.path)
+
+
+@pytest.mark.parametrize("using", ["dense", "bm25", "mapped"])
+def test_unknown_retriever_parameter_is_a_value_error_naming_it(coll, using):
+    """``search(q, using="dense", oversample=2)`` raised Python's bare TypeError about
+    ``DenseRetriever.__init__()``; it is a ValueError naming the retriever and the parameter."""
+    query = "alpha" if using == "bm25" else unit(1)
+    with pytest.raises(ValueError, match=rf"retriever '{using}' takes no parameter 'oversample'"):
+        coll.search(query, 2, using=using, oversample=2)
