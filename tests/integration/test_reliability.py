@@ -663,3 +663,27 @@ def test_unknown_retriever_parameter_is_a_value_error_naming_it(coll, using):
     query = "alpha" if using == "bm25" else unit(1)
     with pytest.raises(ValueError, match=rf"retriever '{using}' takes no parameter 'oversample'"):
         coll.search(query, 2, using=using, oversample=2)
+
+
+# --- defect 10: a full disk is named (runs without root; tests/integration/test_diskfull.py uses a real tmpfs)
+def test_numpy_short_write_is_reported_as_a_full_disk(coll, capsys, monkeypatch):
+    """numpy's ``OSError: 128000 requested and 21472 written`` (a short write on a full disk)
+    becomes a DiskFullError saying where, and that the collection is at its last commit."""
+    import heron.collection.segments as segments
+    from heron.collection import DiskFullError
+
+    def short_write(path, arr):
+        raise OSError("128000 requested and 21472 written")
+
+    gen = coll.snapshot().generation
+    monkeypatch.setattr(segments, "_save", short_write)
+    with pytest.raises(DiskFullError, match=r"disk full while writing to the collection at .*still at its last commit") as e:
+        coll.add(["f"], ids=["f"], vectors=unit(1, 11))
+    assert str(coll.path) in str(e.value) and f"generation {gen}" in str(e.value)
+    assert coll.get(["f"]) == [None] and len(coll.snapshot()) == 5
+    coll.delete(["a"])
+    rc, _, err = cli(capsys, "compact", coll.path)  # the CLI: one line, exit status 2
+    assert_one_line_error(rc, err, "disk full", "last commit")
+    monkeypatch.undo()
+    coll.add(["f"], ids=["f"], vectors=unit(1, 11))  # space back: the same write succeeds
+    assert coll.get(["f"])[0].text == "f"
