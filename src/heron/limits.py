@@ -335,7 +335,7 @@ def check_queries(queries: Any, k: int | None = None) -> None:
 
 # ---------------------------------------------------------------------- files
 def file_in(folder: str | os.PathLike, name: Any, *, what: str) -> str:
-    """``folder/name`` for a file name read from a saved folder's own manifest, refused unless
+    """``folder/name`` for a file (or folder) name read from a saved folder's own manifest, refused unless
     it is a plain file name inside ``folder`` (no absolute path, no ``..``, no separator, no
     link leading out): a tampered manifest never makes heron read files elsewhere.
 
@@ -348,7 +348,7 @@ def file_in(folder: str | os.PathLike, name: Any, *, what: str) -> str:
         ok = False  # a symbolic link leading out of the folder
     if not ok:
         raise ValueError(
-            f"{what} in {os.fspath(folder)!r} names {name!r}, not a file inside that folder; "
+            f"{what} in {os.fspath(folder)!r} names {name!r}, not a plain name inside that folder; "
             "the folder is damaged or was tampered with: rebuild it (heron repair for a collection)"
         )
     return path

@@ -604,14 +604,14 @@ def test_state_manifest_naming_a_file_outside_is_refused_and_never_deleted(tmp_p
     for bad in (str(victim), "../victim.npy", "sub/../../victim.npy"):
         m = dict(good, files={"a": bad})
         mf.write_text(json.dumps(m))
-        with pytest.raises(ValueError, match=r"names .*not a file inside that folder"):
+        with pytest.raises(ValueError, match=r"names .*not a plain name inside that folder"):
             load_state(folder, "K", 1)
         save_state(folder, "K", 1, {}, {"a": np.zeros(2)})  # replaces the tampered manifest ...
         assert victim.is_file()  # ... without deleting the file it named
         assert load_state(folder, "K", 1)[1]["a"].tolist() == [0.0, 0.0]
     (folder / "link.npy").symlink_to(victim)
     mf.write_text(json.dumps(dict(good, files={"a": "link.npy"})))
-    with pytest.raises(ValueError, match="not a file inside that folder"):
+    with pytest.raises(ValueError, match="not a plain name inside that folder"):
         load_state(folder, "K", 1)
 
 
@@ -625,13 +625,13 @@ def test_codec_manifest_naming_a_file_outside_is_refused(tmp_path):
     m = json.loads(mf.read_text())
     m["arrays"] = [*m["arrays"], "../../outside"]
     mf.write_text(json.dumps(m))
-    with pytest.raises(ValueError, match=r"'\.\./\.\./outside\.npy', not a file inside that folder"):
+    with pytest.raises(ValueError, match=r"'\.\./\.\./outside\.npy', not a plain name inside that folder"):
         load_codec(folder)
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "/etc/passwd", "a/b", "x\x00", 5])
 def test_file_in_refuses_anything_but_a_plain_name(tmp_path, name):
-    with pytest.raises(ValueError, match="not a file inside that folder"):
+    with pytest.raises(ValueError, match="not a plain name inside that folder"):
         limits.file_in(tmp_path, name, what="test")
     assert limits.file_in(tmp_path, "ok.npy", what="test") == str(tmp_path / "ok.npy")
 
@@ -687,3 +687,21 @@ def test_numpy_short_write_is_reported_as_a_full_disk(coll, capsys, monkeypatch)
     monkeypatch.undo()
     coll.add(["f"], ids=["f"], vectors=unit(1, 11))  # space back: the same write succeeds
     assert coll.get(["f"])[0].text == "f"
+
+
+def test_sharded_manifest_naming_a_folder_outside_is_refused(tmp_path):
+    """A sharded collection's shards.json lists its shard folders; one naming another folder
+    (absolute, ``..``) would send searches and writes there: refused on open."""
+    from heron.scale import ShardedCollection
+
+    ShardedCollection.create(tmp_path / "s", shards=2, model="none", dim=4).close()
+    other = Collection.create(tmp_path / "other", model="none", dim=4)
+    other.close()
+    mf = tmp_path / "s" / "shards.json"
+    good = json.loads(mf.read_text())
+    for bad in (str(tmp_path / "other"), "../other"):
+        mf.write_text(json.dumps(dict(good, shards=[good["shards"][0], bad])))
+        with pytest.raises(ValueError, match=r"shards.json shard in .* names .*not a plain name inside that folder"):
+            ShardedCollection.open(tmp_path / "s")
+    mf.write_text(json.dumps(good))
+    ShardedCollection.open(tmp_path / "s").close()
