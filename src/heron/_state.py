@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 
@@ -19,11 +22,18 @@ def save_state(
     p.mkdir(parents=True, exist_ok=True)
     # new array files under fresh names, then the manifest naming them replaces the old one in
     # one rename: a crash at any point leaves the previous state loadable (and orphan files)
+    from heron.limits import file_in
+
+    stale = set()
     try:
         prev = json.loads((p / MANIFEST).read_text())
-        stale = {prev.get("files", {}).get(n, f"{n}.npy") for n in prev.get("arrays", [])}
-    except (OSError, ValueError, AttributeError):
-        stale = set()
+        for n in prev.get("arrays", []):
+            try:  # a tampered manifest must never make a save delete files elsewhere
+                stale.add(file_in(p, prev.get("files", {}).get(n, f"{n}.npy"), what=f"{MANIFEST} array"))
+            except ValueError as exc:
+                logger.warning("not removing a previous array: %s", exc)
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
     token = os.urandom(4).hex()
     files = {name: f"{name}.{token}.npy" for name in arrays}
     for name, arr in arrays.items():
@@ -39,8 +49,8 @@ def save_state(
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, p / MANIFEST)
-    for old in stale - set(files.values()):  # the previous version's arrays
-        (p / old).unlink(missing_ok=True)
+    for old in stale - {os.path.join(os.fspath(p), f) for f in files.values()}:  # previous arrays
+        Path(old).unlink(missing_ok=True)
     return p
 
 
@@ -64,10 +74,13 @@ def load_state(
         raise ValueError(
             f"{str(p)!r} has {kind} format version {manifest.get('format_version')!r}; this heron reads version {version}: refit and save it again"
         )
-    from heron.limits import load_npy
+    from heron.limits import file_in, load_npy
 
     files = manifest.get("files", {})
-    arrays = {n: load_npy(p / files.get(n, f"{n}.npy")) for n in manifest["arrays"]}
+    arrays = {
+        n: load_npy(file_in(p, files.get(n, f"{n}.npy"), what=f"{MANIFEST} array {n!r}"))
+        for n in manifest["arrays"]
+    }
     return manifest["params"], arrays
 
 

@@ -238,6 +238,24 @@ def check_ids(ids: Sequence[str]) -> None:
             )
 
 
+def _non_string_key(value: Any) -> Any:
+    """The first non-string key of ``value`` or of a dict nested in it (through lists), else None."""
+    stack, seen = [value], set()
+    while stack:
+        v = stack.pop()
+        if id(v) in seen:  # a circular structure: json.dumps refuses it next
+            continue
+        seen.add(id(v))
+        if isinstance(v, Mapping):
+            bad = next((key for key in v if not isinstance(key, str)), None)
+            if bad is not None:
+                return bad
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+    return None
+
+
 def check_metadata(metadata: Any, n: int) -> list[dict]:
     """One JSON-safe metadata dict per document (``None`` becomes ``{}``).
 
@@ -261,10 +279,10 @@ def check_metadata(metadata: Any, n: int) -> list[dict]:
         if not isinstance(m, Mapping):
             raise TypeError(f"metadata[{i}] must be a dict, got {type(m).__name__}")
         m = dict(m)
-        bad = next((key for key in m if not isinstance(key, str)), None)
+        bad = _non_string_key(m)
         if bad is not None:  # JSON would turn it into a string, and {1: "a", "1": "b"} lose one
             raise TypeError(
-                f"metadata[{i}] has the key {bad!r} ({type(bad).__name__}); metadata keys must be strings"
+                f"metadata[{i}] has the key {bad!r} ({type(bad).__name__}); metadata keys must be strings (nested ones too)"
             )
         try:
             enc = json.dumps(m, allow_nan=False)
@@ -316,6 +334,26 @@ def check_queries(queries: Any, k: int | None = None) -> None:
 
 
 # ---------------------------------------------------------------------- files
+def file_in(folder: str | os.PathLike, name: Any, *, what: str) -> str:
+    """``folder/name`` for a file (or folder) name read from a saved folder's own manifest, refused unless
+    it is a plain file name inside ``folder`` (no absolute path, no ``..``, no separator, no
+    link leading out): a tampered manifest never makes heron read files elsewhere.
+
+    Raises ``ValueError`` naming the manifest entry and the folder (the folder is damaged).
+    """
+    ok = isinstance(name, str) and name not in ("", ".", "..") and "\x00" not in name
+    ok = ok and "/" not in name and os.sep not in name
+    path = os.path.join(os.fspath(folder), name) if ok else ""
+    if ok and os.path.dirname(os.path.realpath(path)) != os.path.realpath(folder):
+        ok = False  # a symbolic link leading out of the folder
+    if not ok:
+        raise ValueError(
+            f"{what} in {os.fspath(folder)!r} names {name!r}, not a plain name inside that folder; "
+            "the folder is damaged or was tampered with: rebuild it (heron repair for a collection)"
+        )
+    return path
+
+
 def load_npy(path: str | os.PathLike, *, mmap_mode: Any = None) -> np.ndarray:
     """``np.load`` of a ``.npy`` file whose errors name the file (truncated, corrupt, missing).
 
@@ -351,6 +389,7 @@ __all__ = [
     "check_queries",
     "check_result_size",
     "clamp_k",
+    "file_in",
     "first_stage_depth",
     "load_npy",
 ]

@@ -571,3 +571,137 @@ def test_jsonl_null_text_is_an_error(tmp_path, capsys):
     p.write_text(json.dumps({"id": "j1", "text": None}) + "\n")
     with pytest.raises(ValueError, match=r"t.jsonl:1: 'text' must be a string, got NoneType"):
         list(iter_documents(p))
+
+
+def test_nested_metadata_keys_must_be_strings(coll):
+    """JSON turns ``{1: "a", "1": "b"}`` into one key at any depth, so nested keys are checked too."""
+    with pytest.raises(TypeError, match=r"metadata\[0\] has the key 1 \(int\).*nested ones too"):
+        coll.add(["t"], ids=["m"], vectors=unit(1, 5), metadata=[{"a": [{1: "a", "1": "b"}]}])
+    loop: dict = {"k": "v"}
+    loop["self"] = loop  # circular: an error, not a hang
+    with pytest.raises((TypeError, ValueError), match=r"metadata\[0\]"):
+        coll.add(["t"], ids=["m"], vectors=unit(1, 5), metadata=[loop])
+    assert len(coll.snapshot()) == 5
+
+
+def test_complex_query_vectors_refused(coll):
+    """A complex query vector lost its imaginary part (numpy's ComplexWarning) and searched."""
+    for bad in (unit(1).astype(np.complex64) + 1j, [[1j] * D], np.array([["1"] * D])):
+        with pytest.raises(TypeError, match="query vectors must be a real numeric array"):
+            coll.search(bad, 3)
+
+
+# --- defect 11: file names read from a saved folder's own manifest stay inside it ---------------
+def test_state_manifest_naming_a_file_outside_is_refused_and_never_deleted(tmp_path):
+    from heron._state import load_state, save_state
+
+    victim = tmp_path / "victim.npy"
+    np.save(victim, np.arange(3))
+    folder = tmp_path / "state"
+    save_state(folder, "K", 1, {}, {"a": np.ones(2)})
+    mf = folder / "manifest.json"
+    good = json.loads(mf.read_text())
+    for bad in (str(victim), "../victim.npy", "sub/../../victim.npy"):
+        m = dict(good, files={"a": bad})
+        mf.write_text(json.dumps(m))
+        with pytest.raises(ValueError, match=r"names .*not a plain name inside that folder"):
+            load_state(folder, "K", 1)
+        save_state(folder, "K", 1, {}, {"a": np.zeros(2)})  # replaces the tampered manifest ...
+        assert victim.is_file()  # ... without deleting the file it named
+        assert load_state(folder, "K", 1)[1]["a"].tolist() == [0.0, 0.0]
+    (folder / "link.npy").symlink_to(victim)
+    mf.write_text(json.dumps(dict(good, files={"a": "link.npy"})))
+    with pytest.raises(ValueError, match="not a plain name inside that folder"):
+        load_state(folder, "K", 1)
+
+
+def test_codec_manifest_naming_a_file_outside_is_refused(tmp_path):
+    from heron.codecs import load_codec, parse_spec
+
+    codec = parse_spec("int8")
+    codec.fit(unit(50, 9))
+    folder = codec.save(tmp_path / "codec")
+    mf = folder / "codec.json"
+    m = json.loads(mf.read_text())
+    m["arrays"] = [*m["arrays"], "../../outside"]
+    mf.write_text(json.dumps(m))
+    with pytest.raises(ValueError, match=r"'\.\./\.\./outside\.npy', not a plain name inside that folder"):
+        load_codec(folder)
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "/etc/passwd", "a/b", "x\x00", 5])
+def test_file_in_refuses_anything_but_a_plain_name(tmp_path, name):
+    with pytest.raises(ValueError, match="not a plain name inside that folder"):
+        limits.file_in(tmp_path, name, what="test")
+    assert limits.file_in(tmp_path, "ok.npy", what="test") == str(tmp_path / "ok.npy")
+
+
+def test_field_names_read_from_the_collection_stay_inside_it(coll, tmp_path):
+    """Field names become file names in each segment: a tampered heron.json or a segment asked
+    for a field named like a path is refused, never read from elsewhere."""
+    from heron.collection import CorruptionError
+    from heron.collection.segments import Segment
+
+    np.save(tmp_path / "outside.npy", np.ones((5, D), np.float32))
+    seg_dir = next(p for p in (coll.path / "segments").iterdir() if p.is_dir())
+    seg = Segment(seg_dir, int(seg_dir.name))
+    for bad in ("../../../outside", str(tmp_path / "outside")):
+        with pytest.raises(CorruptionError, match="outside the collection folder"):
+            seg.dense(bad)
+    mf = coll.path / "heron.json"
+    m = json.loads(mf.read_text())
+    m["fields"]["../../outside"] = dict(m["fields"]["dense"])
+    mf.write_text(json.dumps(m))
+    with pytest.raises(CollectionError, match=r"field name '\.\./\.\./outside', not an identifier"):
+        Collection.open(coll.path)
+
+
+@pytest.mark.parametrize("using", ["dense", "bm25", "mapped"])
+def test_unknown_retriever_parameter_is_a_value_error_naming_it(coll, using):
+    """``search(q, using="dense", oversample=2)`` raised Python's bare TypeError about
+    ``DenseRetriever.__init__()``; it is a ValueError naming the retriever and the parameter."""
+    query = "alpha" if using == "bm25" else unit(1)
+    with pytest.raises(ValueError, match=rf"retriever '{using}' takes no parameter 'oversample'"):
+        coll.search(query, 2, using=using, oversample=2)
+
+
+# --- defect 10: a full disk is named (runs without root; tests/integration/test_diskfull.py uses a real tmpfs)
+def test_numpy_short_write_is_reported_as_a_full_disk(coll, capsys, monkeypatch):
+    """numpy's ``OSError: 128000 requested and 21472 written`` (a short write on a full disk)
+    becomes a DiskFullError saying where, and that the collection is at its last commit."""
+    import heron.collection.segments as segments
+    from heron.collection import DiskFullError
+
+    def short_write(path, arr):
+        raise OSError("128000 requested and 21472 written")
+
+    gen = coll.snapshot().generation
+    monkeypatch.setattr(segments, "_save", short_write)
+    with pytest.raises(DiskFullError, match=r"disk full while writing to the collection at .*still at its last commit") as e:
+        coll.add(["f"], ids=["f"], vectors=unit(1, 11))
+    assert str(coll.path) in str(e.value) and f"generation {gen}" in str(e.value)
+    assert coll.get(["f"]) == [None] and len(coll.snapshot()) == 5
+    coll.delete(["a"])
+    rc, _, err = cli(capsys, "compact", coll.path)  # the CLI: one line, exit status 2
+    assert_one_line_error(rc, err, "disk full", "last commit")
+    monkeypatch.undo()
+    coll.add(["f"], ids=["f"], vectors=unit(1, 11))  # space back: the same write succeeds
+    assert coll.get(["f"])[0].text == "f"
+
+
+def test_sharded_manifest_naming_a_folder_outside_is_refused(tmp_path):
+    """A sharded collection's shards.json lists its shard folders; one naming another folder
+    (absolute, ``..``) would send searches and writes there: refused on open."""
+    from heron.scale import ShardedCollection
+
+    ShardedCollection.create(tmp_path / "s", shards=2, model="none", dim=4).close()
+    other = Collection.create(tmp_path / "other", model="none", dim=4)
+    other.close()
+    mf = tmp_path / "s" / "shards.json"
+    good = json.loads(mf.read_text())
+    for bad in (str(tmp_path / "other"), "../other"):
+        mf.write_text(json.dumps(dict(good, shards=[good["shards"][0], bad])))
+        with pytest.raises(ValueError, match=r"shards.json shard in .* names .*not a plain name inside that folder"):
+            ShardedCollection.open(tmp_path / "s")
+    mf.write_text(json.dumps(good))
+    ShardedCollection.open(tmp_path / "s").close()

@@ -213,8 +213,11 @@ def load_codec(
         )
     codec = parse_spec(manifest["spec"])
     folder = Path(path)
+    from heron.limits import file_in
+
     arrays = {
-        name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in manifest["arrays"]
+        name: np.load(file_in(folder, f"{name}.npy", what=f"{MANIFEST} array"), allow_pickle=False)
+        for name in manifest["arrays"]
     }
     codec._load_state(manifest["params"], arrays)
     codec.dim = int(manifest["dim"])

@@ -74,6 +74,12 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise CollectionError(
             f"collection manifest {str(path)!r} has a bad 'model' or 'fields' entry; it is corrupt, rebuild the collection"
         )
+    bad = next((n for n in data["fields"] if not n.isidentifier()), None)
+    if bad is not None:  # field names become file names inside each segment
+        raise CollectionError(
+            f"collection manifest {str(path)!r} has the field name {bad!r}, not an identifier; it is corrupt, "
+            "restore heron.json from a backup or rebuild the collection"
+        )
     return data
 
 

@@ -22,6 +22,23 @@ def _ann_fast() -> Any:
     return _FAST
 
 
+def _build(factory: Any, coll: Any, name: str, params: dict[str, Any]) -> Any:
+    """``factory(coll, **params)``; a keyword the retriever does not take is a ValueError naming
+    it (the factories are ``**params`` lambdas, so Python's bare TypeError named no retriever)."""
+    import re
+
+    try:
+        return factory(coll, **params)
+    except TypeError as exc:
+        m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if m is None or m.group(1) not in params:
+            raise
+        raise ValueError(
+            f"retriever {name!r} takes no parameter {m.group(1)!r}; drop it "
+            "(oversample= and codec= belong to the ANN and compressed retrievers)"
+        ) from None
+
+
 class SearchMixin:
     """``retriever`` / ``search`` / ``calibrate`` of :class:`~heron.collection.Collection`."""
 
@@ -46,7 +63,7 @@ class SearchMixin:
 
             return artifact_kind(rec.kind).retriever(self, name, **params)
         if name in RETRIEVERS:
-            return RETRIEVERS.get(name)(self, **params)
+            return _build(RETRIEVERS.get(name), self, name, params)
         if "?" in name or ":" in name:
             from heron.capabilities.spec import stage_from_spec
 
@@ -130,7 +147,12 @@ class SearchMixin:
         if isinstance(queries, np.ndarray) or (
             isinstance(queries, list) and queries and not isinstance(queries[0], str)
         ):
-            v = np.asarray(queries, dtype=np.float32)
+            v = np.asarray(queries)
+            if v.dtype.kind not in "biuf":  # complex would lose its imaginary part silently
+                raise TypeError(
+                    f"query vectors must be a real numeric array (float32 preferred), got dtype {v.dtype}"
+                )
+            v = np.asarray(v, dtype=np.float32)
             v = v[None, :] if v.ndim == 1 else v
             if v.ndim != 2 or v.shape[1] != self.dim:
                 raise ValueError(

@@ -26,6 +26,7 @@ from heron._faults import point
 from heron.collection.integrity import (
     SMALL_FILE,
     CorruptionError,
+    confined,
     read_sealed,
     record,
     seal,
@@ -213,7 +214,8 @@ class Segment:
             entry = self.files.get(fname)
             if entry is not None and entry["size"] > SMALL_FILE:  # large: verified on first use
                 verify_file(self.dir / fname, entry)
-            self._cache[fname] = load_npy(self.dir / fname, mmap_mode="r")
+            path = confined(self.dir, fname, what="a field of this segment")  # names from heron.json
+            self._cache[fname] = load_npy(path, mmap_mode="r")
         return self._cache[fname]
 
     def dense(self, name: str = "dense") -> np.ndarray:

@@ -96,4 +96,11 @@ def read_manifest(root: Path) -> dict[str, Any]:
     if m.get("routing", {}).get("rule") != ROUTING:
         raise ValueError(f"{str(path)!r}: unknown routing rule {m.get('routing')!r}; expected {ROUTING}")
     check_shards(m.get("n_shards"))
+    shards = m.get("shards")
+    if not isinstance(shards, list) or len(shards) != m["n_shards"]:
+        raise ValueError(f"{str(path)!r} lists shards {shards!r}, not {m['n_shards']} shard folder names; it is corrupt")
+    from heron.limits import file_in
+
+    for name in shards:  # a tampered list must never send reads or writes to another folder
+        file_in(root, name, what=f"{MANIFEST} shard")
     return m

@@ -150,7 +150,9 @@ class Catalog:
         from heron.collection.manifest import read_manifest
 
         if is_sharded_path(path):  # every shard has the model of shard 0
-            path = path / json.loads((path / SHARDED).read_text())["shards"][0]
+            from heron.scale.routing import read_manifest as read_sharded  # shard names checked
+
+            path = path / read_sharded(path)["shards"][0]
         manifest = read_manifest(path)
         if manifest["model"] == "none":
             return None

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from heron._deps import require
+from heron.limits import file_in
 from heron.results import PAD_KEY, Results, check_k
 from heron.sparse._memory import release_pages, vm_status
 from heron.sparse.exact import _check_keys, check_csr
@@ -453,7 +454,9 @@ class SeismicIndex:
         for name, spec in m["arrays"].items():
             # copy-on-write maps stay lazily paged from disk but keep the arrays' writeable flag, so
             # the numba kernels compiled for a freshly built index are reused (no readonly variant)
-            arr = np.asarray(np.load(path / f"{name}.npy", mmap_mode="c" if mmap else None))
+            arr = np.asarray(
+                np.load(file_in(path, f"{name}.npy", what="manifest.json array"), mmap_mode="c" if mmap else None)
+            )
             if arr.dtype.str != spec["dtype"] or list(arr.shape) != spec["shape"]:
                 raise ValueError(
                     f"Seismic index at {str(path)!r}: {name}.npy is {arr.dtype.str} {list(arr.shape)}, "
