@@ -95,3 +95,25 @@ def test_lut_topk_equals_argsort(nq, n, k):
     np.testing.assert_array_equal(rows[:, :m], ref_r[:, :m])
     np.testing.assert_array_equal(s[:, :m], ref_s[:, :m])
     assert (rows[:, m:] == -1).all()
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32])
+def test_merge_of_sorted_runs_equals_a_stable_sort(ascending, dtype):
+    """The numba merge of per-chunk runs gives what a stable argsort of their concatenation
+    gives: same scores, and on ties the earlier run's row (with padding at the ends)."""
+    rng = np.random.default_rng(3)
+    k, nruns, nq = 7, 3, 5
+    s = rng.integers(0, 4, size=(nq, nruns, k)).astype(dtype)  # many ties across runs
+    s[:, 1, 5:] = 99 if ascending else -99  # padding at a run's end
+    s = np.sort(s, axis=2) if ascending else -np.sort(-s, axis=2)
+    r = np.arange(nq * nruns * k, dtype=np.int64).reshape(nq, nruns, k)
+    s, r = s.reshape(nq, -1), r.reshape(nq, -1)
+    got_s, got_r = _scan._kernels().merge_runs(s, r, k, nruns, ascending)
+    key = s.astype(np.float64) if ascending else -s.astype(np.float64)
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(got_s, np.take_along_axis(s, order, 1))
+    np.testing.assert_array_equal(got_r, np.take_along_axis(r, order, 1))
+    # and merge_chunks (the public entry) takes this path
+    ms, mr = _scan.merge_chunks(s, r, k, ascending=ascending)
+    np.testing.assert_array_equal(mr, got_r)

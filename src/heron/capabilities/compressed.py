@@ -12,6 +12,7 @@ memory-mapped float32 segments (``rescore="float32"``) or a float16 copy kept be
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,19 @@ def write_codec_config(collection: Any, config: dict, **extra: Any) -> dict:
     return value
 
 
+_CHECKED_SPECS: set[str] = set()
+
+
+def _check_spec(spec: Any) -> None:
+    """:func:`parse_spec` once per spec string (it builds a codec; this is on every query)."""
+    if isinstance(spec, str) and spec in _CHECKED_SPECS:
+        return
+    parse_spec(spec)
+    if len(_CHECKED_SPECS) > 256:  # bounded: specs can come from users (the server)
+        _CHECKED_SPECS.clear()
+    _CHECKED_SPECS.add(spec)
+
+
 class CompressedRetriever(Stage):
     """Two-stage retrieval: exact scan over compressed codes, then exact rescoring.
 
@@ -87,7 +101,7 @@ class CompressedRetriever(Stage):
         self.candidates = None if candidates is None else check_k(candidates)
         self.collection = collection
         self.spec = codec or cfg["spec"]
-        parse_spec(self.spec)
+        _check_spec(self.spec)
         self.oversample = check_oversample(cfg["oversample"] if oversample is None else oversample)
         self.rescore = rescore or cfg["rescore"]
         if self.rescore not in ("float16", "float32"):
@@ -97,15 +111,9 @@ class CompressedRetriever(Stage):
         self.name = f"compressed[{self.spec}]"
 
     def with_depth(self, k: int) -> CompressedRetriever:
-        return CompressedRetriever(
-            self.collection,
-            codec=self.spec,
-            oversample=None if self.candidates else self.oversample,
-            rescore=self.rescore,
-            depth=k,
-            name=self.index_name,
-            candidates=self.candidates,
-        )
+        other = copy.copy(self)  # every parameter was validated by __init__
+        other.depth = check_k(k)
+        return other
 
     def transform(self, queries: Queries, candidates: Results | None = None) -> Results:
         from heron.capabilities.dense import query_vectors, rescore_exact
@@ -151,23 +159,29 @@ class CompressedRetriever(Stage):
                     srows = np.where(cand >= 0, rmap[np.maximum(cand, 0)], -1)
                     scores, srows = rescore_rows(q, srows, snap.dense(), k + n_dead)
                     out_keys = np.where(srows >= 0, snap.keys[np.maximum(srows, 0)], PAD_KEY)
-                    return self._finish(snap, q, out_keys, scores, new_keys, new_vecs, info)
+                    return self._finish(
+                        snap, q, out_keys, scores, new_keys, new_vecs, info, ordered=not n_dead
+                    )
         if n_dead:
             rows = np.where((rows >= 0) & alive[np.maximum(rows, 0)], rows, -1)
             scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
         out_keys = np.where(rows >= 0, art.keys[np.maximum(rows, 0)], PAD_KEY)
-        return self._finish(snap, q, out_keys, scores, new_keys, new_vecs, info)
+        return self._finish(snap, q, out_keys, scores, new_keys, new_vecs, info, ordered=not n_dead)
 
-    def _finish(self, snap, q, keys, scores, new_keys, new_vecs, info) -> Results:
+    def _finish(self, snap, q, keys, scores, new_keys, new_vecs, info, ordered=False) -> Results:
+        """Merge the delta, order, pad. ``ordered``: the rows already come best first (the scan
+        and the rescoring emit sorted lists; masking dead rows breaks that)."""
         k = self.depth
         if len(new_keys):  # documents added since the codes were built: scanned exactly
             ds = q @ new_vecs.T
             keys = np.concatenate([keys, np.broadcast_to(new_keys, ds.shape)], 1)
             scores = np.concatenate([scores, ds.astype(np.float32)], 1)
             info["delta"] = int(len(new_keys))
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        keys = np.take_along_axis(keys, order, 1)
-        scores = np.take_along_axis(scores, order, 1)
+            ordered = False
+        if not ordered:
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            keys = np.take_along_axis(keys, order, 1)
+            scores = np.take_along_axis(scores, order, 1)
         keys = np.where(np.isfinite(scores), keys, PAD_KEY)
         keys, scores = pad(keys, scores, k)
         return Results(keys, scores, snap.resolver(), info)

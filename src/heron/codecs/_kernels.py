@@ -317,5 +317,36 @@ def hamming_matrix(q, db):  # pragma: no cover - compiled
     return out
 
 
+@njit(cache=True)
+def merge_runs(scores, rows, K, nruns, ascending):  # pragma: no cover - compiled
+    """Merge ``nruns`` sorted runs of ``K`` per query row into the first ``K``.
+
+    ``scores``/``rows`` ``(nq, nruns*K)``, each run sorted (ascending or descending); returns
+    ``(nq, K)`` sorted the same way. Ties go to the earlier run (what a stable sort gives).
+    """
+    nq = scores.shape[0]
+    out_s = np.empty((nq, K), dtype=scores.dtype)
+    out_r = np.empty((nq, K), dtype=rows.dtype)
+    pos = np.empty(nruns, dtype=np.int64)
+    for i in range(nq):
+        for c in range(nruns):
+            pos[c] = c * K
+        for t in range(K):
+            best = -1
+            for c in range(nruns):
+                if pos[c] < (c + 1) * K:
+                    if best < 0:
+                        best = c
+                    else:
+                        a = scores[i, pos[c]]
+                        b = scores[i, pos[best]]
+                        if (a < b) if ascending else (a > b):
+                            best = c
+            out_s[i, t] = scores[i, pos[best]]
+            out_r[i, t] = rows[i, pos[best]]
+            pos[best] += 1
+    return out_s, out_r
+
+
 def threads() -> int:
     return int(numba.get_num_threads())

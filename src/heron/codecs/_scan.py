@@ -12,11 +12,18 @@ def fast_available() -> bool:
     return has("numba")
 
 
-def _kernels():
-    require("numba", purpose="fast compressed scans")
-    from heron.codecs import _kernels
+_KERNELS = None
 
-    return _kernels
+
+def _kernels():
+    """:mod:`heron.codecs._kernels`, imported once (this is on every compressed query)."""
+    global _KERNELS
+    if _KERNELS is None:
+        require("numba", purpose="fast compressed scans")
+        from heron.codecs import _kernels
+
+        _KERNELS = _kernels
+    return _KERNELS
 
 
 def _plan(nq: int, n: int, k: int, nthreads: int) -> tuple[int, int]:
@@ -38,9 +45,15 @@ def _plan(nq: int, n: int, k: int, nthreads: int) -> tuple[int, int]:
 def merge_chunks(
     scores: np.ndarray, rows: np.ndarray, k: int, *, ascending: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge per-chunk top lists ``(nq, nchunks*k)`` into ``(nq, k)`` sorted lists."""
+    """Merge per-chunk top lists ``(nq, nchunks*k)`` into ``(nq, k)`` sorted lists.
+
+    Each chunk's list is already sorted (the kernels emit sorted runs), so the numba path merges
+    the runs (ties keep chunk order, as a stable sort would); numpy sorts where numba is missing.
+    """
     if scores.shape[1] == k:
         return scores, rows
+    if fast_available() and scores.shape[1] % k == 0 and scores.dtype in (np.float32, np.int32, np.int64):
+        return _kernels().merge_runs(scores, rows, k, scores.shape[1] // k, ascending)
     key = scores if ascending else -scores.astype(np.float64)
     order = np.argsort(key, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
