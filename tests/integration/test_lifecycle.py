@@ -270,3 +270,41 @@ def test_commit_never_published_is_seen_after_the_trust_window(coll) -> None:
     con.close()
     time.sleep(MAX_TRUST_S * 1.5)
     assert c.snapshot().epoch == before.epoch + 1
+
+
+def test_resident_id_tables_give_the_ids_sqlite_gives(coll, monkeypatch) -> None:
+    """After a few lookups each segment keeps its ids in memory; hit ids stay exactly what the
+    ``docs`` table says through deletes, upserts (new keys), new segments and compaction, and
+    an older snapshot still resolves its own keys."""
+    from heron.collection import segments
+
+    c, x = coll
+    monkeypatch.setattr(segments, "ID_TABLE_AFTER", 2)
+
+    def truth(snap, keys):
+        return [v if v is not None else "" for v in snap._select("id", keys)]
+
+    def check():
+        snap = c.snapshot()
+        for _ in range(3):  # the tables get built on the way
+            r = c.search(x[:5], 7)
+            for row in r.keys:
+                assert snap.ids(row) == truth(snap, row)
+        assert all("id_table" in sv.segment._cache for sv in snap.segments)
+        # every live key, and a key that was never stored
+        keys = np.concatenate([snap.keys, [10**12]])
+        assert snap.ids(keys) == truth(snap, keys)
+        return snap
+
+    old = check()
+    old_keys = old.keys.copy()
+    c.delete([f"d{i}" for i in range(0, 40)])
+    c.upsert(["new text"] * 3, ids=["d50", "d51", "zz"], vectors=vecs(3, 9))
+    c.add(["more"] * 2, ids=["ñ-ü", "日本"], vectors=vecs(2, 10))
+    new = check()
+    assert set(new.ids(new.keys)) >= {"zz", "ñ-ü", "日本", "d50"}
+    c.compact()
+    check()
+    assert old.ids(old_keys) == [f"d{i}" for i in range(300)]  # ids of a key never change
+    hits = c.search(vecs(1, 10), 1).doc_ids()[0]
+    assert hits == ["ñ-ü"]
