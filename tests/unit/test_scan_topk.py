@@ -36,15 +36,17 @@ def _reference(scores: np.ndarray, k: int, *, ascending: bool) -> tuple[np.ndarr
 CASES = [(1, 1, 5), (1, 3, 10), (3, 7, 1), (1, 1001, 10), (2, 4099, 37), (40, 2053, 16)]
 
 
+@pytest.mark.parametrize("columns", [False, True])
 @pytest.mark.parametrize("words", [1, 6, 3])
 @pytest.mark.parametrize(("nq", "n", "k"), CASES)
-def test_hamming_topk_equals_argsort(words, nq, n, k):
+def test_hamming_topk_equals_argsort(words, nq, n, k, columns):
     rng = np.random.default_rng(words * 1000 + n)
     db = rng.integers(0, 2**63, (n, words), dtype=np.int64).view(np.uint64)
     if words == 1:  # few distinct distances: many ties
         db &= np.uint64(0xF)
     q = rng.integers(0, 2**63, (nq, words), dtype=np.int64).view(np.uint64)
-    dist, rows = _scan.hamming_topk(q, db, k, tile=64)
+    cols = _scan.column_words(db) if columns else None
+    dist, rows = _scan.hamming_topk(q, db, k, tile=64, columns=cols)
     ref_d, ref_r = _reference(_popcount_rows(q, db), k, ascending=True)
     m = min(k, n)
     np.testing.assert_array_equal(rows[:, :m], ref_r[:, :m])
@@ -57,11 +59,13 @@ def test_hamming_topk_large_k_and_tile():
     rng = np.random.default_rng(5)
     db = rng.integers(0, 2**63, (70_001, 6), dtype=np.int64).view(np.uint64)
     q = rng.integers(0, 2**63, (2, 6), dtype=np.int64).view(np.uint64)
+    blk = _scan.column_words(db)
     for k in (1, 200, 1500):
-        dist, rows = _scan.hamming_topk(q, db, k)
         ref_d, ref_r = _reference(_popcount_rows(q, db), k, ascending=True)
-        np.testing.assert_array_equal(rows, ref_r)
-        np.testing.assert_array_equal(dist, ref_d)
+        for b in (None, blk):
+            dist, rows = _scan.hamming_topk(q, db, k, columns=b)
+            np.testing.assert_array_equal(rows, ref_r)
+            np.testing.assert_array_equal(dist, ref_d)
     tiny = db[:7]
     dist, rows = _scan.hamming_topk(q, tiny, 12)
     ref_d, ref_r = _reference(_popcount_rows(q, tiny), 12, ascending=True)
@@ -117,3 +121,28 @@ def test_merge_of_sorted_runs_equals_a_stable_sort(ascending, dtype):
     # and merge_chunks (the public entry) takes this path
     ms, mr = _scan.merge_chunks(s, r, k, ascending=ascending)
     np.testing.assert_array_equal(mr, got_r)
+
+
+def test_hamming_codec_keeps_a_column_copy_of_resident_codes_with_the_same_hits():
+    """A codes array seen twice (a collection's resident codes) gets a by-word copy that the
+    scan reads from then on; hits are identical to the first (row-major) scan, and a different
+    array is never answered from the copy."""
+    from heron.codecs import parse_spec
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5000, 128)).astype(np.float32)
+    codec = parse_spec("bin-ham")
+    codec.fit(x)
+    codes = codec.encode(x)
+    q = x[:4] + 0.1
+    first = codec.topk(q, codes, 50)
+    assert codec._cols_of[1] is None
+    second = codec.topk(q, codes, 50)
+    assert codec._cols_of[1] is not None
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    other = codes[::-1].copy()
+    s, r = codec.topk(q, other, 50)
+    ref_s, ref_r = codec.topk(q, other.copy(), 50)
+    np.testing.assert_array_equal(r, ref_r)
+    assert codec._cols_of[0] is not codes

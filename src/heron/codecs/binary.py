@@ -205,10 +205,14 @@ class BinaryCodec(Codec):
         q = as_matrix(queries, what="queries", dim=d)
         if not _scan.fast_available() or len(codes) == 0:
             return super().topk(q, codes, k, block_size=block_size)
+        given = codes
         codes = np.ascontiguousarray(codes)
         if self.scoring == "hamming":
             dist, rows = _scan.hamming_topk(
-                self.query_codes(q).view(np.uint64), codes.view(np.uint64), k
+                self.query_codes(q).view(np.uint64),
+                codes.view(np.uint64),
+                k,
+                columns=self._columns(given),
             )
             s = np.where(rows >= 0, d - 2 * dist, -np.inf).astype(np.float32)
             return pad_topk(s, rows, k)
@@ -220,6 +224,19 @@ class BinaryCodec(Codec):
         ]
         s, r = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return pad_topk(s + off, r, k)
+
+    def _columns(self, codes: np.ndarray) -> np.ndarray | None:
+        """The by-word copy of ``codes`` that the Hamming scan reads fastest, kept while the
+        same array object comes back (a collection's resident codes); ``None`` the first time
+        an array is seen, so a one-off scan never pays for the copy."""
+        seen = getattr(self, "_cols_of", None)
+        if seen is not None and seen[0] is codes:
+            if seen[1] is None:
+                words = np.ascontiguousarray(codes).view(np.uint64)
+                self._cols_of = (codes, _scan.column_words(words))
+            return self._cols_of[1]
+        self._cols_of = (codes, None)
+        return None
 
     # -- state -------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
