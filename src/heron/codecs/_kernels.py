@@ -73,6 +73,37 @@ def _ham_block(q, qi, flat, t0, m, dist):  # pragma: no cover - compiled
     return lo
 
 
+@njit(inline="always", cache=True)
+def _push_tile(dist, m, t0, bd, bi, ct, th, K, nbits):  # pragma: no cover - compiled
+    """Push rows ``t0 + t`` (``t < m``) with ``dist[t] < th`` into one query's buffer
+    ``bd``/``bi`` (holding ``ct``), compacting when full; returns ``(ct, th)``."""
+    cap = bd.shape[0]
+    for t in range(m):
+        d = dist[t]
+        if d < th:
+            bd[ct] = d
+            bi[ct] = t0 + t
+            ct += 1
+            if ct == cap:
+                ct, th = buffer_compact_small(bd, bi, ct, K, nbits)
+    return ct, th
+
+
+@njit(inline="always", cache=True)
+def _emit_small(bd, bi, cnt, K, out_d, out_i, q0, c, nbits):  # pragma: no cover - compiled
+    """Emit each query's buffer of a (query block, chunk ``c``) task into its output slots."""
+    for qq in range(bd.shape[0]):
+        buffer_emit_small(
+            bd[qq],
+            bi[qq],
+            cnt[qq],
+            K,
+            out_d[q0 + qq, c * K : (c + 1) * K],
+            out_i[q0 + qq, c * K : (c + 1) * K],
+            nbits,
+        )
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compiled
     """Top-``K`` smallest Hamming distances. ``q`` ``(nq, w)`` / ``db`` ``(n, w)`` uint64.
@@ -113,30 +144,9 @@ def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compile
                     lo = _ham_block6(q, qi, flat, t0, m, dist)
                 else:
                     lo = _ham_block(q, qi, flat, t0, m, dist)
-                th = thr[qq]
-                if lo >= th:
-                    continue
-                ct = cnt[qq]
-                for t in range(m):
-                    d = dist[t]
-                    if d < th:
-                        bd[qq, ct] = d
-                        bi[qq, ct] = t0 + t
-                        ct += 1
-                        if ct == cap:
-                            ct, th = buffer_compact_small(bd[qq], bi[qq], ct, K, nbits)
-                cnt[qq] = ct
-                thr[qq] = th
-        for qq in range(nb):
-            buffer_emit_small(
-                bd[qq],
-                bi[qq],
-                cnt[qq],
-                K,
-                out_d[q0 + qq, c * K : (c + 1) * K],
-                out_i[q0 + qq, c * K : (c + 1) * K],
-                nbits,
-            )
+                if lo < thr[qq]:
+                    cnt[qq], thr[qq] = _push_tile(dist, m, t0, bd[qq], bi[qq], cnt[qq], thr[qq], K, nbits)
+        _emit_small(bd, bi, cnt, K, out_d, out_i, q0, c, nbits)
     return out_d, out_i
 
 
@@ -184,30 +194,9 @@ def hamming_topk_cols(q, cols, K, nchunks, qblock, tile):  # pragma: no cover - 
                 lo = 1 << 30
                 for t in range(m):
                     lo = min(lo, dist[t])
-                th = thr[qq]
-                if lo >= th:
-                    continue
-                ct = cnt[qq]
-                for t in range(m):
-                    d = dist[t]
-                    if d < th:
-                        bd[qq, ct] = d
-                        bi[qq, ct] = t0 + t
-                        ct += 1
-                        if ct == cap:
-                            ct, th = buffer_compact_small(bd[qq], bi[qq], ct, K, nbits)
-                cnt[qq] = ct
-                thr[qq] = th
-        for qq in range(nb):
-            buffer_emit_small(
-                bd[qq],
-                bi[qq],
-                cnt[qq],
-                K,
-                out_d[q0 + qq, c * K : (c + 1) * K],
-                out_i[q0 + qq, c * K : (c + 1) * K],
-                nbits,
-            )
+                if lo < thr[qq]:
+                    cnt[qq], thr[qq] = _push_tile(dist, m, t0, bd[qq], bi[qq], cnt[qq], thr[qq], K, nbits)
+        _emit_small(bd, bi, cnt, K, out_d, out_i, q0, c, nbits)
     return out_d, out_i
 
 
