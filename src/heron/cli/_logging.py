@@ -25,6 +25,8 @@ import os
 import sys
 import warnings
 
+from heron._stderr import stream_handler
+
 LOGGER = "heron"
 #: loggers of libraries heron drives; set to ERROR unless --verbose
 THIRD_PARTY_LOGGERS = (
@@ -97,7 +99,7 @@ def configure_logging(level: int = 0, *, stream: object = None) -> logging.Logge
     for h in list(log.handlers):
         if getattr(h, _MARK, False):
             log.removeHandler(h)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = stream_handler(stream)
     setattr(handler, _MARK, True)
     handler.setFormatter(_Formatter())
     log.addHandler(handler)
@@ -129,7 +131,7 @@ def _root_errors_only(stream: object = None) -> None:
     for h in list(root.handlers):
         if getattr(h, _MARK, False):
             root.removeHandler(h)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = stream_handler(stream)
     setattr(handler, _MARK, True)
     handler.setLevel(logging.ERROR)
     handler.setFormatter(_Formatter())

@@ -32,9 +32,9 @@ class JsonLines(logging.Formatter):
 
 def log_json(stream: Any = None) -> logging.Handler:
     """Write the access log as JSON lines to ``stream`` (stderr) instead of through ``heron``'s handler."""
-    import sys
+    from heron._stderr import stream_handler
 
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = stream_handler(stream)
     handler.setFormatter(JsonLines())
     log.addHandler(handler)
     log.setLevel(logging.INFO)
