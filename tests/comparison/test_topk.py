@@ -209,9 +209,10 @@ def row_oracle(scores: np.ndarray, k: int):
 
 @pytest.mark.parametrize("k", [0, 1, 3, 7, 12, 40])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
-def test_topk_rows_matches_oracle_with_ties_nan_and_inf(k, dtype):
+@pytest.mark.parametrize("width", [12, 600])  # a whole sort below topk._SMALL_ROWS, partition above
+def test_topk_rows_matches_oracle_with_ties_nan_and_inf(k, dtype, width):
     rng = np.random.default_rng(k)
-    s = rng.integers(-3, 4, size=(9, 12)).astype(dtype)  # many ties at the k-th score
+    s = rng.integers(-3, 4, size=(9, width)).astype(dtype)  # many ties at the k-th score
     if np.issubdtype(dtype, np.floating):
         s[0, :] = -np.inf  # a row with nothing
         s[1, 5:] = np.nan  # NaN must never be returned, nor push real hits out
@@ -252,6 +253,8 @@ def test_topk_candidates_and_merge_and_pad():
     ms, mi = topk.merge_topk(np.hstack([a_s, b_s]), np.hstack([a_i, b_i]), 6)
     assert mi[0].tolist() == [10, 20, 21, 11, -1, -1]
     assert ms[0].tolist() == [5.0, 5.0, 4.0, 3.0, -np.inf, -np.inf]
+    two_s, two_i = topk.merge_topk(np.vstack([np.hstack([a_s, b_s])] * 2), np.vstack([np.hstack([a_i, b_i])] * 2), 6)
+    assert two_i.tolist() == [mi[0].tolist()] * 2 and two_s.tolist() == [ms[0].tolist()] * 2
     ps, pi = topk.pad_topk(ms[:, :2], mi[:, :2], 4)
     assert pi[0].tolist() == [10, 20, -1, -1] and np.isneginf(ps[0, 2:]).all()
     ps, pi = topk.pad_topk(ms, mi, 2)

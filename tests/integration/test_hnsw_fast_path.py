@@ -118,3 +118,90 @@ def test_concurrent_searches_keep_their_own_ef(coll) -> None:
         got = dict(zip((16, 256), ex.map(run, (16, 256))))
     for ef in (16, 256):
         assert np.array_equal(got[ef], want[ef])
+
+
+@pytest.mark.parametrize("ef", [16, 64])
+def test_compressed_graph_rescores_on_the_fast_path(coll, ef) -> None:
+    """An int8 graph walks its codes for oversample*k candidates, re-scored from the float copy."""
+    coll.create_index("hnsw-int8", kind="hnsw", codec="int8", M=8, ef_construction=40)
+    idx = coll.artifact("hnsw-int8", build="never")[1]
+    x = idx.vectors_of(np.arange(idx.ntotal))
+    q = vecs(20, 4)
+    for over, depth in ((2, 20), (None, 40)):  # the int8 default oversample is 4
+        kw = {} if over is None else {"oversample": over}
+        got = coll.search(q, 10, using="hnsw-int8", ef_search=ef, **kw)
+        # the graph's own candidates, re-scored by hand
+        sp = __import__("faiss").SearchParametersHNSW()
+        sp.efSearch = max(ef, depth)
+        _, lab = idx._index.search(q, depth, params=sp)
+        exact = np.einsum("qd,qkd->qk", q, x[lab])
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :10]
+        want_keys = idx.keys[np.take_along_axis(lab, order, 1)]
+        assert np.array_equal(got.keys, want_keys)
+        assert np.allclose(got.scores, np.take_along_axis(exact, order, 1), atol=1e-5)
+        assert got.info["strategy"] == f"hnsw+rescore(x{over or 4})"
+        # the general path (precomputed Queries) takes the same steps
+        slow = coll.search(Queries(["q"] * 20, vectors={"none": q}), 10, using="hnsw-int8",
+                           ef_search=ef, **kw)
+        assert np.array_equal(slow.keys, got.keys) and np.array_equal(slow.scores, got.scores)
+        # one query at a time gives the rows of the batch
+        one = coll.search(q[3], 10, using="hnsw-int8", ef_search=ef, **kw)
+        assert np.array_equal(one.keys[0], got.keys[3])
+        # ... and the label walk + rescoring that filtered searches use gives it too
+        s, lab2, _ = idx._search_labels(q, depth, None, 1.0, {"ef_search": ef})
+        s2, l2 = idx._rescore(q, lab2, 10)
+        assert np.array_equal(idx.keys[l2], got.keys)
+
+
+@pytest.mark.parametrize("codec", ["fp32", "int8"])
+def test_ivf_fast_path_is_faiss_plus_the_rescoring(coll, codec) -> None:
+    """IVF through ``Collection.search``: faiss' own lists for ``nprobe``, then the rescoring."""
+    name = f"ivf-{codec}"
+    coll.create_index(name, kind="ivf", codec=codec, nlist=32)
+    idx = coll.artifact(name, build="never")[1]
+    q = vecs(20, 5)
+    for nprobe in (1, 4, 16):
+        got = coll.search(q, 10, using=name, nprobe=nprobe)
+        depth = 10 if codec == "fp32" else 40  # int8's default oversample is 4
+        sp = __import__("faiss").SearchParametersIVF()
+        sp.nprobe = nprobe
+        dist, lab = idx._index.search(q, depth, params=sp)
+        if codec == "fp32":
+            assert np.array_equal(got.keys, idx.keys[lab]) and np.array_equal(got.scores, dist)
+            assert got.info["strategy"] == "ivf"
+        else:
+            x = idx.vectors_of(np.maximum(lab, 0))
+            exact = np.where(lab >= 0, np.einsum("qd,qkd->qk", q, x), -np.inf)
+            order = np.argsort(-exact, axis=1, kind="stable")[:, :10]
+            assert np.array_equal(got.keys, idx.keys[np.take_along_axis(lab, order, 1)])
+            assert got.info["strategy"] == "ivf+rescore(x4)"
+        # the general path (precomputed Queries) and one query at a time agree
+        slow = coll.search(Queries(["q"] * 20, vectors={"none": q}), 10, using=name, nprobe=nprobe)
+        assert np.array_equal(slow.keys, got.keys) and slow.info == got.info
+        one = coll.search(q[7], 10, using=name, nprobe=nprobe)
+        assert np.array_equal(one.keys[0], got.keys[7])
+        s, lab2, _ = idx._search_labels(q, depth, None, 1.0, {"nprobe": nprobe})
+        assert np.array_equal(lab2, lab)
+
+
+def test_rescoring_copy_is_mapped_ahead(tmp_path) -> None:
+    """A compressed index's float copy is pre-faulted when opened (no page fault per query)."""
+    import mmap
+
+    from heron._memory import populate_pages
+
+    c = heron.Collection.create(tmp_path / "c", model="none", dim=D)
+    c.add([f"doc {i}" for i in range(500)], ids=[f"d{i}" for i in range(500)], vectors=vecs(500, 6))
+    c.create_index("hnsw-int8", kind="hnsw", codec="int8", M=8)
+    c.close()
+    c = heron.Collection.open(tmp_path / "c")
+    idx = c.artifact("hnsw-int8", build="never")[1]
+    part = idx._vec_parts[0]
+    assert type(part) is np.ndarray  # a plain view of the mapping (no np.memmap per-row overhead)
+    base = part
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base, mmap.mmap)
+    assert populate_pages(part)  # the advice is taken on this kernel
+    assert populate_pages(np.zeros(3))  # arrays in memory are left alone
+    c.close()

@@ -188,7 +188,7 @@ def _fast_plan(coll: Any, snap: Any, using: str) -> tuple[str, AnnIndex, Any, di
     if len(new_k):  # documents added since the build are merged exactly by transform()
         return None
     # the index's own hot path (no tombstones, no rescoring), else its general search
-    direct = idx._search_fast if idx.live_mask() is None and idx.oversample <= 0 else None
+    direct = idx._search_fast if idx.live_mask() is None else None
     extra = {
         "retriever": kind,
         "generation": snap.generation,
@@ -233,9 +233,11 @@ def fast_search(
     kind, idx, direct, extra = plan
     allowed = SEARCH_PARAMS[kind]
     for p in params:
-        if p not in allowed:
+        if p not in allowed and p != "oversample":
             return None
-    hit = direct(q, k, params) if direct is not None else None
+    hit = None
+    if direct is not None and "oversample" not in params:
+        hit = direct(q, k, params, idx.oversample)
     scores, keys, info = hit if hit is not None else idx.search(q, k, params=params)
     info.update(extra)
     return Results(keys, scores, snap.resolver(), info, coll.get)

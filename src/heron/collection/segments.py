@@ -198,6 +198,11 @@ class IdTable:
 
     def __init__(self, keys: np.ndarray, offsets: np.ndarray, blob: bytes) -> None:
         self.keys, self.offsets, self.blob = keys, offsets, blob
+        n = len(keys)
+        #: first key when the keys are one run (``keys[i] == base + i``: a bulk load, a compacted
+        #: segment); a key's row is then ``key - base``, with no binary search over ``keys``
+        #: (each search is ~20 cache misses at 1M rows: 15-20 µs for ten hits)
+        self.base = int(keys[0]) if n and int(keys[-1]) - int(keys[0]) == n - 1 else None
 
     @classmethod
     def build(cls, con: Any, segment_keys: np.ndarray) -> IdTable:
@@ -218,15 +223,25 @@ class IdTable:
 
     def lookup(self, keys: np.ndarray, out: list[str | None]) -> None:
         """Fill ``out[i]`` with the id of ``keys[i]`` where this table has it."""
-        if len(self.keys) == 0:
+        n = len(self.keys)
+        if n == 0:
             return
-        pos = np.searchsorted(self.keys, keys)
-        np.minimum(pos, len(self.keys) - 1, out=pos)
-        found = np.flatnonzero(self.keys[pos] == keys)
+        if self.base is not None:
+            pos = keys - self.base
+            hit = (pos >= 0) & (pos < n)
+        else:
+            pos = np.searchsorted(self.keys, keys)
+            np.minimum(pos, n - 1, out=pos)
+            hit = self.keys[pos] == keys
+        if hit.all():
+            found: Any = range(len(keys))
+        else:
+            found = np.flatnonzero(hit).tolist()
+            pos = pos[found]
+        # plain ints for the slicing (numpy scalar indexing costs ~0.1 µs a value)
         off, blob = self.offsets, self.blob
-        for i in found.tolist():
-            p = int(pos[i])
-            out[i] = blob[off[p] : off[p + 1]].decode("utf-8", "surrogatepass")
+        for i, a, b in zip(found, off[pos].tolist(), off[pos + 1].tolist()):
+            out[i] = blob[a:b].decode("utf-8", "surrogatepass")
 
 
 class Segment:

@@ -157,3 +157,41 @@ def load_structure(idx: Any, folder: Path, *, what: str) -> None:
         raise IndexMismatchError(
             f"index at {str(folder)!r}: {what} holds {idx._index.ntotal} vectors but the manifest says {idx.ntotal}; rebuild the index"
         )
+
+
+def search_direct(
+    idx: Any, q: np.ndarray, k: int, depth: int, oversample: float, sp: Any, *, one_thread: bool
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The unfiltered hot path of a faiss-backed :class:`~heron.index.base.AnnIndex`.
+
+    faiss' C entry point ``search_c`` with preallocated outputs and search parameters ``sp``
+    (its Python wrapper re-validates what ``search()`` checked), ``depth`` candidates per query,
+    then, when ``oversample > 0``, the candidates re-scored exactly from the float copy
+    (:meth:`~heron.index.base.AnnIndex._rescore`): the same steps as the general path.
+    ``one_thread`` runs small batches on one OpenMP thread (:class:`threads_for`).
+
+    Returns ``(scores (nq, k), keys (nq, k), info)`` as ``AnnIndex.search`` does.
+    """
+    n = len(q)
+    s = np.empty((n, depth), dtype=np.float32)
+    lab = np.empty((n, depth), dtype=np.int64)
+    ptr = idx._swig_ptr
+    if one_thread:
+        with threads_for(n):
+            idx._index.search_c(n, ptr(q), depth, ptr(s), ptr(lab), sp)
+    else:
+        idx._index.search_c(n, ptr(q), depth, ptr(s), ptr(lab), sp)
+    if (lab[0, -1] < 0) if n == 1 else (lab[:, -1].min() < 0):  # fewer than depth found
+        s[lab < 0] = -np.inf
+    strategy = idx.kind
+    if oversample > 0:
+        s, lab = idx._rescore(q, lab, k)
+        strategy = f"{idx.kind}+rescore(x{oversample:g})"
+    info = {
+        "index": idx.kind,
+        "codec": idx.codec,
+        "matching": len(idx.keys),
+        "selectivity": 1.0,
+        "strategy": strategy,
+    }
+    return s, idx.keys_of_labels(lab), info

@@ -291,9 +291,9 @@ class AnnIndex:
             mask &= ~self.dead
         else:
             mask = self.live_mask()
-            if mask is None and oversample <= 0:
-                fast = self._search_fast(q, k, params)
-                if fast is not None:  # plain top-k: one library call and one key lookup
+            if mask is None:
+                fast = self._search_fast(q, k, params, oversample)
+                if fast is not None:  # plain top-k: one library call (+ rescoring), one key lookup
                     return fast
         n_ok = (
             self.ntotal
@@ -333,9 +333,13 @@ class AnnIndex:
         return s.astype(np.float32, copy=False), self.keys_of_labels(lab), info
 
     def _search_fast(
-        self, q: np.ndarray, k: int, params: dict[str, Any]
+        self, q: np.ndarray, k: int, params: dict[str, Any], oversample: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
-        """Hot path for an unfiltered search with no tombstones and no rescoring (``None``: no fast path)."""
+        """Hot path for an unfiltered search with no tombstones (``None``: no fast path).
+
+        ``oversample`` > 0 asks for ``ceil(oversample * k)`` candidates re-scored exactly
+        (:meth:`_rescore`); an index without a fast path for that returns ``None``.
+        """
         return None
 
     def keys_of_labels(self, labels: np.ndarray) -> np.ndarray:
@@ -413,10 +417,15 @@ class AnnIndex:
 
     def _rescore(self, q: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact inner products of each query with its candidate labels; top ``k``."""
-        valid = labels >= 0
-        vec = self.vectors_of(np.maximum(labels, 0))  # (nq, K, d)
-        sc = np.einsum("qd,qkd->qk", q, vec, optimize=True)
-        sc = np.where(valid, sc, -np.inf).astype(np.float32)
+        vec = self.vectors_of(np.maximum(labels, 0))  # (nq, K, d): K rows gathered per query
+        if len(q) == 1:
+            sc = (vec[0] @ q[0])[None, :]
+        else:  # one small gemv per query (no einsum plan)
+            sc = np.matmul(vec, q[:, :, None])[:, :, 0]
+        if sc.dtype != np.float32:
+            sc = sc.astype(np.float32)
+        if (labels[:, -1] < 0).any():  # fewer than K reachable: padding never wins
+            sc[labels < 0] = -np.inf
         return merge_topk(sc, labels, k)
 
     def _search_labels(

@@ -25,6 +25,7 @@ import numpy as np
 
 from heron.index import _faiss as F
 from heron.index.base import AnnIndex, check_param
+from heron.limits import first_stage_depth
 
 #: build defaults when the caller gives none, measured on 100k and 300k anchored 384-d vectors
 #: (docs/ann.md "Defaults", ``benchmarks/hnsw_defaults.py``). At 300k, M=32 with
@@ -156,32 +157,20 @@ class HNSWIndex(AnnIndex):
         return int(n * code + links + levels * 4 + self.keys.nbytes + self.dead.nbytes)
 
     def _search_fast(
-        self, q: np.ndarray, k: int, params: dict[str, Any]
+        self, q: np.ndarray, k: int, params: dict[str, Any], oversample: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
         if self.binary:
             return None
         ef = params.get("ef_search", self.ef_search) if params else self.ef_search
         if ef is not self.ef_search:
             ef = check_param("ef_search", ef)
-        ef = max(ef, k)
+        # a compressed graph walks its codes for ceil(oversample * k) candidates, re-scored from
+        # the float copy (the same steps, in the same order, as the general path)
+        depth = k if oversample <= 0 else first_stage_depth(k, oversample, len(self.keys))
+        ef = max(ef, depth)
         sp = self._by_ef.get(ef) or self._params_for(ef)
-        # faiss' C entry point directly (its Python wrapper re-validates what search() checked);
-        # the float HNSW opens no OpenMP region for one query
-        n = len(q)
-        s = np.empty((n, k), dtype=np.float32)
-        lab = np.empty((n, k), dtype=np.int64)
-        ptr = self._swig_ptr
-        self._index.search_c(n, ptr(q), k, ptr(s), ptr(lab), sp)
-        if (lab[0, -1] < 0) if n == 1 else (lab[:, -1].min() < 0):  # fewer than k reachable
-            s[lab < 0] = -np.inf
-        info = {
-            "index": "hnsw",
-            "codec": self.codec,
-            "matching": len(self.keys),
-            "selectivity": 1.0,
-            "strategy": "hnsw",
-        }
-        return s, self.keys_of_labels(lab), info
+        # the float HNSW opens no OpenMP region for one query (no thread-count switch)
+        return F.search_direct(self, q, k, depth, oversample, sp, one_thread=False)
 
     def _params_for(self, ef: int) -> Any:
         """faiss search parameters naming ``ef`` (cached; the graph's own defaults otherwise)."""

@@ -25,6 +25,7 @@ import numpy as np
 
 from heron.index import _faiss as F
 from heron.index.base import AnnIndex, check_param
+from heron.limits import first_stage_depth
 
 
 class IVFIndex(AnnIndex):
@@ -61,11 +62,32 @@ class IVFIndex(AnnIndex):
         self.nprobe = check_param("nprobe", nprobe)
         self._index: Any = None
         self._bin: Any = None
+        # nprobe -> faiss SearchParametersIVF: each call names its nprobe (no shared attribute
+        # write that a concurrent search with another nprobe could overwrite before faiss reads it)
+        self._by_nprobe: dict[int, Any] = {}
+        self._swig_ptr: Any = None
         super().__init__(codec=codec, oversample=oversample, exact_below=exact_below)
 
     @classmethod
     def _codec_names(cls) -> tuple[str, ...]:
         return ()
+
+    def _params_for(self, nprobe: int, sel: Any = None) -> Any:
+        """faiss search parameters naming ``nprobe`` (cached when there is no selector)."""
+        if sel is None:
+            hit = self._by_nprobe.get(nprobe)
+            if hit is not None:
+                return hit
+        sp = F.faiss_module().SearchParametersIVF()
+        sp.nprobe = nprobe
+        if sel is not None:
+            sp.sel = sel
+            sp._keep = sel  # the C++ side holds a raw pointer
+            return sp
+        if len(self._by_nprobe) > 64:
+            self._by_nprobe.clear()
+        self._by_nprobe[nprobe] = sp
+        return sp
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "nlist": self.nlist, "nprobe": self.nprobe}
@@ -115,6 +137,7 @@ class IVFIndex(AnnIndex):
         idx.train(sample)
         self._index = idx
         self._quant = quant
+        self._by_nprobe, self._swig_ptr = {}, faiss.swig_ptr
 
     def build(self, vectors: np.ndarray, keys: np.ndarray) -> IVFIndex:
         super().build(vectors, keys)
@@ -146,7 +169,6 @@ class IVFIndex(AnnIndex):
     def _raw_search(
         self, q: np.ndarray, depth: int, nprobe: int, sel: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        faiss = F.faiss_module()
         nprobe = min(nprobe, self.nlist or nprobe)
         if self.binary:
             self._index.nprobe = nprobe
@@ -154,19 +176,26 @@ class IVFIndex(AnnIndex):
             with F.threads_for(len(q)):
                 dist, lab = self._index.search(codes, depth)
             s = F.hamming_to_score(dist, self._bin.width * 8)
-        elif sel is None:
-            self._index.nprobe = nprobe
-            with F.threads_for(len(q)):
-                s, lab = self._index.search(q, depth)
         else:
-            p = faiss.SearchParametersIVF()
-            p.nprobe = nprobe
-            p.sel = sel
+            p = self._params_for(nprobe, sel)
             with F.threads_for(len(q)):
                 s, lab = self._index.search(q, depth, params=p)
         s = np.asarray(s, dtype=np.float32)
         s[lab < 0] = -np.inf
         return s, lab
+
+    def _search_fast(
+        self, q: np.ndarray, k: int, params: dict[str, Any], oversample: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+        if self.binary:
+            return None
+        nprobe = params.get("nprobe", self.nprobe) if params else self.nprobe
+        if nprobe is not self.nprobe:
+            nprobe = check_param("nprobe", nprobe)
+        nprobe = min(nprobe, self.nlist or nprobe)
+        depth = k if oversample <= 0 else first_stage_depth(k, oversample, len(self.keys))
+        sp = self._params_for(nprobe)
+        return F.search_direct(self, q, k, depth, oversample, sp, one_thread=True)
 
     def _search_labels(
         self,
@@ -205,3 +234,4 @@ class IVFIndex(AnnIndex):
 
     def _load_structure(self, folder: Path) -> None:
         F.load_structure(self, folder, what="the inverted file")
+        self._by_nprobe, self._swig_ptr = {}, F.faiss_module().swig_ptr

@@ -150,7 +150,11 @@ def load_index(folder: str | os.PathLike, *, mmap: bool = True, **expect: Any) -
             f"index at {str(folder)!r} is inconsistent: manifest says {n} x {idx.dim}, files hold "
             f"{len(idx.keys)} keys and vectors {vec.shape}; rebuild the index"
         )
-    idx._vec_parts = [vec]
+    if mmap and idx.oversample > 0:  # every query re-scores a few random rows of it
+        from heron._memory import populate_pages
+
+        populate_pages(vec)
+    idx._vec_parts = [vec.view(np.ndarray) if isinstance(vec, np.memmap) else vec]
     idx.meta = dict(manifest.get("meta") or {})
     idx._load_structure(folder)
     return idx

@@ -46,9 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from heron._deps import require
+from heron._memory import release_pages, vm_status
 from heron.limits import file_in
 from heron.results import PAD_KEY, Results, check_k
-from heron.sparse._memory import release_pages, vm_status
 from heron.sparse.exact import _check_keys, check_csr
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Process memory helpers for index builds: resident-set readings and releasing mapped pages.
+"""Process memory helpers: resident-set readings, releasing and pre-faulting mapped pages.
 
 ``tracemalloc`` does not see numba's allocations, so build phases are measured from the kernel's
 own counters (``/proc/self/status``).
@@ -45,3 +45,35 @@ def release_pages(*arrays: np.ndarray) -> None:
                 x.madvise(mmap.MADV_DONTNEED)
             except (OSError, ValueError):  # pragma: no cover - platform without it
                 pass
+
+
+#: ``madvise`` advice that fills the page tables of a mapping, reading what is not cached (Linux
+#: 5.14+; Python's ``mmap`` module does not name it)
+MADV_POPULATE_READ = 22
+
+
+def _file_mapping(a: np.ndarray) -> mmap.mmap | None:
+    x = a
+    while isinstance(x, np.ndarray):
+        x = x.base
+    return x if isinstance(x, mmap.mmap) else None
+
+
+def populate_pages(*arrays: np.ndarray) -> bool:
+    """Map every page of arrays memory-mapped from a file now, not one fault at a time later.
+
+    A rescoring copy is read a few random rows per query; each first touch of a page is a page
+    fault (measured ~25 µs per single query at 1M x 384, 20 rows re-scored). Pre-faulting costs
+    one pass when the index is opened; the pages stay file-backed (the kernel may still drop
+    them). Returns whether the kernel took the advice (``False`` off Linux or before 5.14).
+    """
+    done = True
+    for a in arrays:
+        m = _file_mapping(a)
+        if m is None:
+            continue
+        try:
+            m.madvise(MADV_POPULATE_READ)
+        except (OSError, ValueError, AttributeError):
+            done = False
+    return done
