@@ -187,7 +187,7 @@ def _fast_plan(coll: Any, snap: Any, using: str) -> tuple[str, AnnIndex, Any, di
     idx, new_k, _ = _snapshot_view(AnnRetriever(coll, kind=kind, name=name).index(snap), snap, name)
     if len(new_k):  # documents added since the build are merged exactly by transform()
         return None
-    # the index's own hot path (no tombstones, no rescoring), else its general search
+    # the index's own hot path (no tombstones; rescoring included), else its general search
     direct = idx._search_fast if idx.live_mask() is None else None
     extra = {
         "retriever": kind,

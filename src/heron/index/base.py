@@ -424,7 +424,7 @@ class AnnIndex:
             sc = np.matmul(vec, q[:, :, None])[:, :, 0]
         if sc.dtype != np.float32:
             sc = sc.astype(np.float32)
-        if (labels[:, -1] < 0).any():  # fewer than K reachable: padding never wins
+        if (labels < 0).any():  # fewer than K found: padding never wins
             sc[labels < 0] = -np.inf
         return merge_topk(sc, labels, k)
 

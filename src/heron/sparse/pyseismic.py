@@ -6,7 +6,7 @@ Learned Sparse Representations", SIGIR 2024. Same parameters as :class:`heron.sp
 ``n_postings * V`` postings, each list capped at ``max_fraction * n_postings`` — as heron's
 ``pruning="global"``), so the two can be compared on the same vectors.
 
-It is faster than heron's own index at every measured size (1.3–1.5× at 100k–300k, 2.2× at 1M,
+It is faster than heron's own index at every measured size (1.3–1.5× at 100k–300k, 1.39× at 1M,
 ``docs/sparse.md``), so it is the default Seismic backend when
 installed (``pip install pyseismic-lsr``); heron's numba index stays selectable
 (``backend="heron"``) and is the fallback.
