@@ -201,3 +201,60 @@ def test_tune_prints_curve_and_drift_advice(coll, tmp_path, capsys) -> None:
     rep = json.loads(out.read_text())
     assert [r["nprobe"] for r in rep["curve"]] == [1, 4]
     assert rep["drift"]["trained_on"] == 300 and rep["drift"]["growth"] == 1.0
+
+
+def test_float_graph_keeps_its_vectors_once(coll, monkeypatch) -> None:
+    """A float32 HNSW graph stores the exact rows itself: no ``vectors.npy`` beside it, and the
+    filtered exact path, the rescoring path and an incremental update read the graph's rows."""
+    import json
+    import subprocess
+    import sys
+
+    from heron.index.hnsw import HNSWIndex
+
+    c, x, _ = coll
+    c.create_index("hnsw", kind="hnsw", M=8)
+    folder = current_folder(c, "hnsw")
+    assert not (folder / "data" / "vectors.npy").exists()
+    assert json.loads((folder / "data" / "index.json").read_text())["vectors"] == "structure"
+    c.create_index("hnsw-int8", kind="hnsw", M=8, codec="int8")  # codes: a separate float copy
+    assert (current_folder(c, "hnsw-int8") / "data" / "vectors.npy").exists()
+    idx = c.artifact("hnsw", build="never")[1]
+    idx8 = c.artifact("hnsw-int8", build="never")[1]  # same snapshot, same labels
+    assert np.array_equal(idx.keys, idx8.keys)
+    all_labels = np.arange(idx.ntotal)
+    np.testing.assert_array_equal(idx.vectors_of(all_labels), idx8.vectors_of(all_labels))
+    # exact over a selective filter, and exact rescoring, from the graph's rows
+    r = c.search(x[:3], 5, using="hnsw", filter={"year": 2003})
+    assert r.info["strategy"] == "exact-over-matching"
+    want = [
+        [f"d{i}" for i in sorted(range(3, 300, 20), key=lambda i: -float(x[i] @ x[j]))[:5]]
+        for j in range(3)
+    ]
+    assert r.doc_ids() == want
+    s = c.search(x[:3], 5, using="hnsw", oversample=3)
+    assert s.doc_ids()[0][0] == "d0" and np.allclose(s.scores[:, 0], 1.0, atol=1e-5)
+    # documents added later are folded into a copy of the graph: rows grow with it
+    c.add(["late"], ids=["late"], vectors=vecs(1, 7))
+    update_index(c, "hnsw")
+    idx2 = c.artifact("hnsw", build="never")[1]
+    assert idx2.ntotal == 301 and np.allclose(idx2.vectors_of(np.array([300]))[0], vecs(1, 7)[0])
+    # another process opens it and finds the same hits
+    code = (
+        "import heron, numpy as np, sys; c = heron.Collection.open(sys.argv[1]); "
+        "v = np.load(sys.argv[2]); print(c.search(v, 3, using='hnsw', filter={'year': 2003}).doc_ids())"
+    )
+    np.save(c.path / "q.npy", x[:3])
+    out = subprocess.run([sys.executable, "-c", code, str(c.path), str(c.path / "q.npy")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str([w[:3] for w in want])
+    # an index saved before (its float copy in vectors.npy) still opens and answers the same
+    monkeypatch.setattr(HNSWIndex, "_structure_rows", lambda self: None)
+    c.create_index("hnsw-old", kind="hnsw", M=8)
+    old = current_folder(c, "hnsw-old") / "data"
+    assert (old / "vectors.npy").exists()
+    monkeypatch.undo()
+    c2 = heron.Collection.open(c.path)
+    assert c2.search(x[:3], 5, using="hnsw-old", filter={"year": 2003}).doc_ids() == want
+    c2.close()

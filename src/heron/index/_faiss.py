@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +69,20 @@ class BitmapSelector:
 
 
 def write(index: Any, path: Path, *, binary: bool = False) -> None:
+    """Write a faiss index to ``path`` (via a temporary file). faiss reports a failed write as a
+    ``RuntimeError`` whose text carries the OS's reason; a full disk is re-raised as the
+    ``OSError(ENOSPC)`` it is, so callers handle it like any other full-disk write."""
     faiss = faiss_module()
     tmp = path.with_name(path.name + ".tmp")
-    (faiss.write_index_binary if binary else faiss.write_index)(index, str(tmp))
+    try:
+        (faiss.write_index_binary if binary else faiss.write_index)(index, str(tmp))
+    except RuntimeError as exc:
+        tmp.unlink(missing_ok=True)
+        msg = str(exc)
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            if os.strerror(code) in msg:
+                raise OSError(code, f"{os.strerror(code)}: faiss could not write {path}") from exc
+        raise
     tmp.replace(path)
 
 

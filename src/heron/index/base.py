@@ -6,7 +6,8 @@ position, ``0..n-1``); the library structure (faiss) only ever sees labels, hero
 to keys, so deleting is a tombstone on the label and a compaction rebuilds with fresh labels.
 
 Every index keeps a *rescoring copy* of the float vectors (``vectors.npy``, memory-mapped, rows
-aligned with labels) so that compressed first stages are re-scored exactly (the oversample +
+aligned with labels; or, where the structure stores exact float32 rows itself, a view of them:
+:meth:`AnnIndex._structure_rows`) so that compressed first stages are re-scored exactly (the oversample +
 rescore recipe of :mod:`heron.codecs.search`) and restrictive filters are answered by an exact
 scan over the matching rows.
 
@@ -98,6 +99,7 @@ class AnnIndex:
         self.keys = np.zeros(0, dtype=np.int64)  # label -> key
         self.dead = np.zeros(0, dtype=bool)  # tombstones by label
         self._vec_parts: list[np.ndarray] = []  # rescoring copy, rows aligned with labels
+        self._rows: np.ndarray | None = None  # view of the structure's own float rows (cached)
         self._order: tuple[np.ndarray, np.ndarray] | None = None
         self.meta: dict[str, Any] = {}
         # hot-path cache: (keys array, dead array, n_dead) -> live mask and its faiss selector,
@@ -166,7 +168,9 @@ class AnnIndex:
         self._add(x)
         self.keys = np.concatenate([self.keys, k])
         self.dead = np.concatenate([self.dead, np.zeros(len(k), dtype=bool)])
-        self._vec_parts.append(x)
+        self._rows = None  # the structure may have moved its rows
+        if self._structure_rows() is None:
+            self._vec_parts.append(x)
         self._order = None
         self._live = None
         self._keys_ext = None
@@ -213,21 +217,36 @@ class AnnIndex:
     def live_keys(self) -> np.ndarray:
         return self.keys[~self.dead]
 
+    def _structure_rows(self) -> np.ndarray | None:
+        """``(ntotal, d)`` float32 view of the exact vectors the structure itself stores (a float32
+        graph's storage), or ``None``: then the index keeps a separate rescoring copy.
+
+        Where the structure holds them, they are not written twice (no ``vectors.npy``) and the
+        rescoring copy is this view. Subclasses that can return one cache it in ``self._rows``
+        (cleared whenever vectors are added, since the structure may reallocate)."""
+        return None
+
+    def rescoring_parts(self) -> list[np.ndarray]:
+        """The rescoring copy as row blocks aligned with labels (one block once loaded)."""
+        rows = self._structure_rows()
+        return [rows] if rows is not None else self._vec_parts
+
     def vectors_of(self, labels: np.ndarray) -> np.ndarray:
         """Float rows of the rescoring copy for ``labels`` (any shape of non-negative ints)."""
         labels = np.asarray(labels, dtype=np.int64)
-        if len(self._vec_parts) == 1:
-            return np.asarray(self._vec_parts[0][labels.ravel()], dtype=np.float32).reshape(
+        parts = self.rescoring_parts()
+        if len(parts) == 1:
+            return np.asarray(parts[0][labels.ravel()], dtype=np.float32).reshape(
                 *labels.shape, -1
             )
-        ends = np.cumsum([len(p) for p in self._vec_parts])
+        ends = np.cumsum([len(p) for p in parts])
         flat = labels.ravel()
         out = np.empty((len(flat), self.dim or 0), dtype=np.float32)
         part = np.searchsorted(ends, flat, side="right")
-        starts = ends - np.array([len(p) for p in self._vec_parts])
+        starts = ends - np.array([len(p) for p in parts])
         for pi in np.unique(part):
             sel = part == pi
-            out[sel] = self._vec_parts[pi][flat[sel] - starts[pi]]
+            out[sel] = parts[pi][flat[sel] - starts[pi]]
         return out.reshape(*labels.shape, -1)
 
     # ------------------------------------------------------------------ search

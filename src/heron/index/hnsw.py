@@ -158,6 +158,18 @@ class HNSWIndex(AnnIndex):
             code = F.faiss_module().downcast_index(self._index.storage).code_size
         return int(n * code + links + levels * 4 + self.keys.nbytes + self.dead.nbytes)
 
+    def _structure_rows(self) -> np.ndarray | None:
+        """A float32 graph's vectors, in place (``IndexHNSWFlat`` keeps them exact)."""
+        rows = self._rows
+        if rows is None and self.codec == "fp32" and self._index is not None:
+            faiss = F.faiss_module()
+            n, d = int(self._index.ntotal), int(self._index.d)
+            if n == 0:
+                return None
+            xb = faiss.downcast_index(self._index.storage).get_xb()
+            rows = self._rows = faiss.rev_swig_ptr(xb, n * d).reshape(n, d)
+        return rows
+
     def _search_fast(
         self, q: np.ndarray, k: int, params: dict[str, Any], oversample: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:

@@ -1,8 +1,9 @@
 """Persistence of heron's indexes: the ``index.json`` manifest, saving, checking and loading.
 
 A saved index is a folder with ``index.json`` (format, version, kind, parameters, codec spec,
-count, dimension, model, collection generation), ``keys.npy``, ``dead.npy``, ``vectors.npy`` (the
-rescoring copy) and the library's own file. :func:`write_index` writes it (the manifest last),
+count, dimension, model, collection generation, where the float rows live), ``keys.npy``,
+``dead.npy``, ``vectors.npy`` (the rescoring copy; absent when the library's structure stores the
+exact float rows itself, as a float32 HNSW graph does) and the library's own file. :func:`write_index` writes it (the manifest last),
 :func:`read_manifest` checks the version, :func:`check_compatible` refuses an index whose count,
 dimension, codec or model does not match what the caller expects, and :func:`load_index` opens it.
 """
@@ -52,8 +53,11 @@ def write_index(
         raise ValueError("the index is not built; nothing to save")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    vec_all = idx._vec_parts[0] if len(idx._vec_parts) == 1 else np.concatenate(idx._vec_parts)
-    np.save(folder / "vectors.npy", np.asarray(vec_all, dtype=np.float32))
+    in_structure = idx._structure_rows() is not None
+    if not in_structure:  # a separate rescoring copy (the structure keeps codes, or nothing)
+        parts = idx._vec_parts
+        vec_all = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        np.save(folder / "vectors.npy", np.asarray(vec_all, dtype=np.float32))
     np.save(folder / "keys.npy", idx.keys)
     np.save(folder / "dead.npy", idx.dead)
     idx._save_structure(folder)
@@ -69,6 +73,8 @@ def write_index(
         "model": model,
         "generation": generation,
         "meta": idx.meta,
+        # where the exact float rows live: the library's own file, or vectors.npy
+        "vectors": "structure" if in_structure else "vectors.npy",
     }
     tmp = folder / f"{MANIFEST}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -143,18 +149,28 @@ def load_index(folder: str | os.PathLike, *, mmap: bool = True, **expect: Any) -
     idx.dim = int(manifest["dim"])
     idx.keys = np.load(folder / "keys.npy")
     idx.dead = np.load(folder / "dead.npy").astype(bool)
-    vec = np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None)
+    in_structure = manifest.get("vectors") == "structure"
+    vec = None if in_structure else np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None)
     n = int(manifest["count"])
-    if len(idx.keys) != n or len(idx.dead) != n or vec.shape != (n, idx.dim):
+    shape = None if vec is None else vec.shape
+    if len(idx.keys) != n or len(idx.dead) != n or (vec is not None and shape != (n, idx.dim)):
         raise IndexMismatchError(
             f"index at {str(folder)!r} is inconsistent: manifest says {n} x {idx.dim}, files hold "
-            f"{len(idx.keys)} keys and vectors {vec.shape}; rebuild the index"
+            f"{len(idx.keys)} keys and vectors {shape}; rebuild the index"
         )
-    if mmap and idx.oversample > 0:  # every query re-scores a few random rows of it
-        from heron._memory import populate_pages
+    if vec is not None:
+        if mmap and idx.oversample > 0:  # every query re-scores a few random rows of it
+            from heron._memory import populate_pages
 
-        populate_pages(vec)
-    idx._vec_parts = [vec.view(np.ndarray) if isinstance(vec, np.memmap) else vec]
+            populate_pages(vec)
+        idx._vec_parts = [vec.view(np.ndarray) if isinstance(vec, np.memmap) else vec]
     idx.meta = dict(manifest.get("meta") or {})
     idx._load_structure(folder)
+    if in_structure:
+        rows = idx._structure_rows()
+        if rows is None or rows.shape != (n, idx.dim):
+            raise IndexMismatchError(
+                f"index at {str(folder)!r}: the manifest says its structure holds the {n} x "
+                f"{idx.dim} float rows, it holds {None if rows is None else rows.shape}; rebuild the index"
+            )
     return idx
