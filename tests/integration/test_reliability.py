@@ -665,6 +665,21 @@ def test_unknown_retriever_parameter_is_a_value_error_naming_it(coll, using):
         coll.search(query, 2, using=using, oversample=2)
 
 
+def test_missing_retriever_parameter_is_a_value_error_naming_it(coll, capsys):
+    """``search(q, using="cross_encoder")`` without ``model=`` raised a bare TypeError about
+    ``cross_encoder()``; it is a ValueError naming the retriever and what to pass, and the CLI
+    prints it on one line."""
+    from heron.cli.main import main
+
+    with pytest.raises(ValueError, match=r"retriever 'cross_encoder' needs model=\.\.\.; pass it"):
+        coll.search(unit(1), 2, using="cross_encoder")
+    with pytest.raises(ValueError, match=r"needs model="):
+        coll.retriever("cross_encoder", depth=5)
+    rc = main(["search", str(coll.path), "alpha", "--retriever", "cross_encoder"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "needs model=" in err[0], err
+
+
 # --- defect 10: a full disk is named (runs without root; tests/integration/test_diskfull.py uses a real tmpfs)
 def test_numpy_short_write_is_reported_as_a_full_disk(coll, capsys, monkeypatch):
     """numpy's ``OSError: 128000 requested and 21472 written`` (a short write on a full disk)

@@ -30,6 +30,15 @@ def _build(factory: Any, coll: Any, name: str, params: dict[str, Any]) -> Any:
     try:
         return factory(coll, **params)
     except TypeError as exc:
+        missing = re.search(r"missing \d+ required keyword-only arguments?: (.+)$", str(exc))
+        if missing is not None:  # e.g. cross_encoder needs model=
+            names = re.findall(r"'(\w+)'", missing.group(1))
+            if names and not set(names) & set(params):
+                given = ", ".join(f"{n}=..." for n in names)
+                raise ValueError(
+                    f"retriever {name!r} needs {given}; pass it: "
+                    f"coll.search(queries, k, using={name!r}, {given})"
+                ) from None
         m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
         if m is None or m.group(1) not in params:
             raise
