@@ -161,7 +161,7 @@ def run_corpus(corpus: str, args) -> dict:
         "load_start": load1(),
     }
     common = dict(n_postings=lam, centroid_fraction=0.1, summary_energy=0.4, doc_cut=15)
-    hparams = dict(common, pruning=args.pruning)
+    hparams = dict(common, pruning=args.pruning, values=args.values)
     rep["params"] = {"heron": hparams, "pyseismic": common}
     if "heron" in args.systems:
         hpath, rep["heron_build"] = cached_build(
@@ -351,6 +351,12 @@ def main() -> None:
         choices=["global", "fixed"],
         default="global",
         help="heron's static pruning (pyseismic-lsr always prunes with a global threshold)",
+    )
+    ap.add_argument(
+        "--values",
+        choices=["float16", "float32"],
+        default="float16",
+        help="precision of heron's forward index (pyseismic-lsr keeps float16)",
     )
     ap.add_argument("--batch", type=int, default=20, help="queries per interleaved batch")
     ap.add_argument("--target", type=float, default=0.97)

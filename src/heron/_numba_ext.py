@@ -1,9 +1,9 @@
 """LLVM intrinsics for heron's numba kernels (imported lazily, only with numba).
 
-One home for the three low-level operations several kernels share: population count
-(Hamming scans), software prefetch (streaming scans over codes and sparse forward vectors) and
-IEEE half -> float32 conversion (numba has no float16 type; float16 stores are read as their
-uint16 bit patterns).
+One home for the low-level operations several kernels share: population count (Hamming
+scans), software prefetch (streaming scans over codes and sparse forward vectors) and IEEE
+half -> float32 conversion (numba has no float16 type; float16 stores are read as their uint16
+bit patterns), alone or as :func:`value_f32` for arrays stored in either precision.
 """
 
 from __future__ import annotations
@@ -59,4 +59,29 @@ def half_bits_to_f32(typingctx, bits):  # pragma: no cover - compiled
         h = builder.bitcast(args[0], ir.HalfType())
         return builder.fpext(h, ir.FloatType())
 
+    return sig, codegen
+
+
+@intrinsic
+def value_f32(typingctx, x):  # pragma: no cover - compiled
+    """A stored value as float32: ``float32`` as is, ``uint16`` read as IEEE half bits.
+
+    For arrays that hold either precision (a Seismic forward index keeps ``float16`` values,
+    passed to numba as their ``uint16`` bits, or ``float32``): one kernel body serves both, each
+    compiled for its own type. Any other type is a typing error, never a numeric cast.
+    """
+    if x == types.float32:
+        sig = types.float32(types.float32)
+
+        def codegen(context, builder, signature, args):
+            return args[0]
+
+    elif x == types.uint16:
+        sig = types.float32(types.uint16)
+
+        def codegen(context, builder, signature, args):
+            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    else:
+        return None
     return sig, codegen

@@ -45,17 +45,28 @@ def test_exact_matches_dense_numpy(data):
         np.testing.assert_array_equal(res.keys[i], top)
 
 
+def _rounded(d, values):
+    """``d`` with its weights as the index stores them (``values`` precision)."""
+    d = d.copy()
+    d.data = d.data.astype(values).astype(np.float32)
+    return d
+
+
+@pytest.mark.parametrize("values", ["float16", "float32"])
 @pytest.mark.parametrize("pruning", ["fixed", "global"])
-def test_no_pruning_equals_exact(data, pruning):
+def test_no_pruning_equals_exact(data, pruning, values):
     """With nothing pruned (every posting kept, α = 1, every query term, heap_factor = 1) the
-    query kernel must return exactly the exact top-k, whatever the block order: block skipping
-    is then safe (quantized summaries round up, so they bound every score in their block)."""
+    query kernel must return exactly the exact top-k of the weights it stores (float16: the
+    corpus rounded to half precision), whatever the block order: block skipping is then safe
+    (quantized summaries round up, so they bound every score in their block)."""
     d, q = data
-    gt = ExactSparseIndex(d).search(q, 10)
+    gt = ExactSparseIndex(_rounded(d, values)).search(q, 10)
     for quantize in (True, False):
         idx = SeismicIndex.build(
-            d, n_postings=10_000, summary_energy=1.0, quantize=quantize, pruning=pruning
-        )
+            d, n_postings=10_000, summary_energy=1.0, quantize=quantize, pruning=pruning,
+            values=values,
+        )  # fmt: skip
+        assert idx._a["fwd_val"].dtype == np.dtype(values) and idx.params["values"] == values
         assert idx.n_postings_kept == d.nnz
         for sort_blocks in (0, 1, 1000):
             r = idx.search(q, 10, query_cut=1000, heap_factor=1.0, sort_blocks=sort_blocks)
@@ -109,7 +120,30 @@ def test_save_load_round_trip(tmp_path, data):
     a, b = idx.search(q, 10), back.search(q, 10)
     np.testing.assert_array_equal(a.keys, b.keys)
     assert set(a.keys[a.keys >= 0].tolist()) <= set(keys.tolist())
-    assert (back.forward() != d).nnz == 0
+    assert (back.forward() != _rounded(d, "float16")).nnz == 0
+    # the forward index is read into process memory (read at random), the rest is mapped
+    assert not isinstance(back._a["fwd_val"], np.memmap) and back._a["fwd_val"].flags.writeable
+    assert back._a["fwd_val"].dtype == np.float16
+    exact = SeismicIndex.build(d, n_postings=50, values="float32")
+    exact.save(tmp_path / "f32")
+    assert (SeismicIndex.load(tmp_path / "f32").forward() != d).nnz == 0
+
+
+def test_float16_values_lose_little_and_fall_back_out_of_range(data, caplog):
+    """Half-precision weights change scores by at most ~2**-11 relative and recall not at all
+    here; weights beyond float16's range keep float32 (with a warning), never infinities."""
+    d, q = data
+    a = SeismicIndex.build(d, n_postings=50, values="float32").search(q, 10)
+    b = SeismicIndex.build(d, n_postings=50).search(q, 10)
+    assert recall(b, a) >= 0.98
+    np.testing.assert_allclose(b.scores[:, 0], a.scores[:, 0], rtol=2e-3)
+    big = d.copy()
+    big.data = big.data * 1e5
+    with caplog.at_level("WARNING", logger="heron.sparse.seismic"):
+        idx = SeismicIndex.build(big, n_postings=50)
+    assert idx.params["values"] == "float32" and idx._a["fwd_val"].dtype == np.float32
+    assert "exceed float16" in caplog.text
+    assert np.isfinite(idx.search(q, 10).scores[:, 0]).all()
 
 
 def test_empty_query_and_empty_doc(data):
@@ -134,6 +168,10 @@ def test_bad_parameters(data):
         idx.search(q, 10, sort_blocks=-1)
     with pytest.raises(ValueError, match="pruning"):
         SeismicIndex.build(d, pruning="local")
+    with pytest.raises(
+        ValueError, match=r"values must be one of \('float16', 'float32'\), got 'int8'"
+    ):
+        SeismicIndex.build(d, values="int8")
     with pytest.raises(ValueError, match="vocabulary"):
         idx.search(sp.csr_matrix((1, 7), dtype=np.float32), 10)
 
@@ -151,28 +189,43 @@ def test_version_checked_on_load(tmp_path, data):
 
 
 def test_compact_summaries_and_manifest_dtypes(tmp_path, data):
-    """Summaries are stored block-major in the narrowest dtypes, and are what they claim: with
-    α = 1 a block's components are exactly the union of its documents' terms, and each 8-bit code
-    times the block's step bounds the block's largest weight from above by less than one step."""
+    """Summaries are stored per list, sorted by component, in the narrowest dtypes, and are what
+    they claim: with α = 1 a block's components are exactly the union of its documents' terms,
+    and each 8-bit code times the block's step bounds the block's largest weight from above by
+    less than one step."""
     import json
 
     d, _ = data
     idx = SeismicIndex.build(d, n_postings=40, summary_energy=1.0)
     a = idx._a
-    fwd = d.tocsr()
-    for b in range(idx.n_blocks):
-        docs = a["post_docs"][a["block_ptr"][b] : a["block_ptr"][b + 1]]
-        mx = np.asarray(fwd[docs].max(axis=0).todense()).ravel()
-        e0, e1 = int(a["sum_ptr"][b]), int(a["sum_ptr"][b + 1])
+    fwd = _rounded(d, "float16")  # the weights the index stores, and summarises
+    n_blocks_seen = 0
+    for t in range(idx.vocab_size):
+        b0, b1 = int(a["term_blocks"][t]), int(a["term_blocks"][t + 1])
+        e0, e1 = int(a["sum_ptr"][t]), int(a["sum_ptr"][t + 1])
         comp = a["sum_comp"][e0:e1].astype(np.int64)
-        assert sorted(comp.tolist()) == np.flatnonzero(mx).tolist()
-        ub = a["sum_codes"][e0:e1].astype(np.float64) * a["blk_scale"][b]
-        assert (ub >= mx[comp]).all() and (ub - a["blk_scale"][b] < mx[comp]).all()
+        blk = a["sum_blk"][e0:e1].astype(np.int64)
+        # sorted by component, blocks ascending within a component
+        assert (np.lexsort((blk, comp)) == np.arange(e1 - e0)).all()
+        assert ((blk >= 0) & (blk < b1 - b0)).all()
+        for bb in range(b1 - b0):
+            b = b0 + bb
+            n_blocks_seen += 1
+            docs = a["post_docs"][a["block_ptr"][b] : a["block_ptr"][b + 1]]
+            mx = np.asarray(fwd[docs].max(axis=0).todense()).ravel()
+            mine = blk == bb
+            assert sorted(comp[mine].tolist()) == np.flatnonzero(mx).tolist()
+            ub = a["sum_codes"][e0:e1][mine].astype(np.float64) * a["blk_scale"][b]
+            assert (ub >= mx[comp[mine]]).all() and (ub - a["blk_scale"][b] < mx[comp[mine]]).all()
+    assert n_blocks_seen == idx.n_blocks
     idx.save(tmp_path / "s")
     m = json.loads((tmp_path / "s" / "manifest.json").read_text())
     dtypes = {k: v["dtype"] for k, v in m["arrays"].items()}
-    assert dtypes["sum_comp"] == "<u2" and dtypes["sum_codes"] == "|u1"
+    assert (
+        dtypes["sum_comp"] == "<u2" and dtypes["sum_codes"] == "|u1" and dtypes["sum_blk"] == "|u1"
+    )
     assert {dtypes[x] for x in ("term_blocks", "block_ptr", "sum_ptr", "fwd_ptr")} == {"<u4"}
+    assert dtypes["fwd_val"] == "<f2"
     assert m["arrays"]["sum_codes"]["shape"] == [int(a["sum_ptr"][-1])]
     # a file that does not match the manifest is refused with a clear message
     np.save(tmp_path / "s" / "sum_comp.npy", np.asarray(a["sum_comp"], dtype=np.int32))
@@ -190,3 +243,38 @@ def test_chunked_build_is_identical(data, pruning):
     for name in whole._a:
         np.testing.assert_array_equal(whole._a[name], small._a[name], err_msg=name)
     np.testing.assert_array_equal(whole.search(q, 10).keys, small.search(q, 10).keys)
+
+
+def test_summary_scores_read_only_the_query_terms_entries(data):
+    """The search kernel's summary scores (one binary search per query term in a list's
+    component-sorted entries) equal a plain sum over every entry of every block."""
+    from heron.sparse._seismic_search_numba import _summary_scores
+
+    d, q = data
+    idx = SeismicIndex.build(d, n_postings=200, summary_energy=1.0)
+    a = idx._a
+    lens = np.diff(a["sum_ptr"].astype(np.int64))
+    assert lens.max() > 200  # lists long enough for the search to matter
+    ss = np.zeros(int(np.diff(a["term_blocks"].astype(np.int64)).max()), dtype=np.float32)
+    checked = 0
+    for i in range(q.shape[0]):
+        qa, qb = int(q.indptr[i]), int(q.indptr[i + 1])
+        qi = q.indices.astype(np.int64)
+        weight = dict(zip(q.indices[qa:qb].tolist(), q.data[qa:qb].tolist()))
+        for t in q.indices[qa:qb]:
+            b0, b1 = int(a["term_blocks"][t]), int(a["term_blocks"][t + 1])
+            e0, e1 = int(a["sum_ptr"][t]), int(a["sum_ptr"][t + 1])
+            if b1 == b0:
+                continue
+            _summary_scores(
+                qi, q.data, qa, qb, a["sum_comp"], a["sum_codes"], a["sum_f"], a["sum_blk"],
+                True, e0, e1, a["blk_scale"], b0, b1 - b0, ss,
+            )  # fmt: skip
+            want = np.zeros(b1 - b0)
+            for z in range(e0, e1):
+                w = weight.get(int(a["sum_comp"][z]), 0.0)
+                want[a["sum_blk"][z]] += w * a["sum_codes"][z]
+            want *= a["blk_scale"][b0:b1]
+            np.testing.assert_allclose(ss[: b1 - b0], want, rtol=1e-5, atol=1e-6)
+            checked += 1
+    assert checked > 50

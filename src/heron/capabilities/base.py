@@ -48,6 +48,10 @@ class ArtifactKind:
             )
         return dict(params)
 
+    def rebuild_params(self, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        """The parameters of a rebuild: the previous build's ``old`` overridden by ``new``."""
+        return {**old, **new}
+
     def build(
         self, snap: Any, field: str, params: dict[str, Any], folder: Path, *, progress: bool
     ) -> None:

@@ -149,7 +149,7 @@ class SparseRetriever(Stage):
 
 
 #: build parameters only heron's own index understands (they select ``backend="heron"``)
-HERON_ONLY = ("quantize", "seed", "pruning")
+HERON_ONLY = ("quantize", "seed", "pruning", "values")
 BACKENDS = ("auto", "pyseismic", "heron")
 
 
@@ -160,7 +160,7 @@ class SeismicKind(ArtifactKind):
     Bruch, Nardini, Rulli & Venturini, "Efficient Inverted Indexes for Approximate Retrieval over
     Learned Sparse Representations", SIGIR 2024. ``backend="auto"`` (default) picks the faster
     implementation, measured (``docs/sparse.md``): the authors' Rust ``pyseismic-lsr`` when it is
-    installed and no heron-only parameter (``quantize``, ``seed``, ``pruning``) is given, else
+    installed and no heron-only parameter (``quantize``, ``seed``, ``pruning``, ``values``) is given, else
     heron's numba index; ``backend="heron"`` or ``"pyseismic"`` forces one. A version serves the
     generation it was built from; a search after a write rebuilds it once.
     """
@@ -193,6 +193,12 @@ class SeismicKind(ArtifactKind):
             )
         return {**params, "backend": backend}
 
+    def rebuild_params(self, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        # asking for pyseismic-lsr drops the heron-only parameters of a previous heron build
+        if new.get("backend") == "pyseismic":
+            old = {k: v for k, v in old.items() if k not in HERON_ONLY}
+        return {**old, **new}
+
     def build(self, snap: Any, field: str, params: dict[str, Any], folder: Path, *, progress: bool) -> None:
         params = dict(params)
         if params.pop("backend", "heron") == "pyseismic":
@@ -207,7 +213,15 @@ class SeismicKind(ArtifactKind):
             from heron.sparse.pyseismic import PySeismicIndex
 
             return PySeismicIndex.load(folder / "data")
-        return SeismicIndex.load(folder / "data")
+        try:
+            return SeismicIndex.load(folder / "data")
+        except ValueError as exc:
+            if "format version" not in str(exc):
+                raise
+            raise ValueError(
+                f"{exc}: coll.create_index({record.name!r}, kind='seismic', on={record.field!r}, "
+                "backend='heron') rebuilds it from the stored vectors"
+            ) from exc
 
     def fresh(self, record: Any, snap: Any) -> bool:
         return record.generation == snap.generation

@@ -235,7 +235,9 @@ class LifecycleMixin:
             if kind is None:
                 raise ValueError(f"no index {name!r}; create it with coll.create_index(...)")
             cap = artifact_kind(kind)
-            full = cap.normalise({**(rec.params if rec and rec.kind == kind else {}), **(params or {})})
+            full = cap.normalise(
+                cap.rebuild_params(rec.params if rec and rec.kind == kind else {}, params or {})
+            )
             fld = field or (rec.field if rec else cap.default_field)
             with art.build_lock(self.path, name):
                 snap = self.snapshot()  # someone may have built it while we waited

@@ -6,8 +6,9 @@ Learned Sparse Representations", SIGIR 2024 (Seismic). Driven by :mod:`heron.spa
 The build never grows a buffer: :func:`term_counts` and :func:`kth_largest` size the pruned
 posting lists, :func:`cluster` fills the exactly sized postings and blocks while counting each
 block's summary entries, and :func:`fill_summaries` recomputes every summary into the exactly
-sized summary arrays. The inverted lists are transposed from the forward index a chunk of terms
-at a time (``chunk`` postings at most), so no full-size inverted index exists.
+sized summary arrays, each list's sorted by component (:func:`_sort_by_component`). The inverted
+lists are transposed from the forward index a chunk of terms at a time (``chunk`` postings at
+most), so no full-size inverted index exists.
 """
 
 from __future__ import annotations
@@ -300,9 +301,58 @@ def cluster(
 
 
 @nb.njit(**_JIT)
+def _sort_by_component(comp, codes, vals, blk, s, e, perm, tmp, scratch_i, scratch_f):
+    """Sort entries ``s:e`` of one list by component id, stably (blocks stay ascending within a
+    component): an LSD radix sort of 8 bits per pass over a permutation, then one gather."""
+    n = e - s
+    if n < 2:
+        return
+    top = 0
+    for z in range(s, e):
+        if comp[z] > top:
+            top = comp[z]
+    for i in range(n):
+        perm[i] = i
+    hist = np.zeros(257, dtype=np.int64)
+    shift = 0
+    while (top >> shift) > 0:
+        for h in range(257):
+            hist[h] = 0
+        for i in range(n):
+            hist[((np.int64(comp[s + perm[i]]) >> shift) & 255) + 1] += 1
+        for h in range(256):
+            hist[h + 1] += hist[h]
+        for i in range(n):
+            h = (np.int64(comp[s + perm[i]]) >> shift) & 255
+            tmp[hist[h]] = perm[i]
+            hist[h] += 1
+        for i in range(n):
+            perm[i] = tmp[i]
+        shift += 8
+    for i in range(n):
+        scratch_i[i] = comp[s + perm[i]]
+    for i in range(n):
+        comp[s + i] = scratch_i[i]
+    for i in range(n):
+        scratch_i[i] = blk[s + perm[i]]
+    for i in range(n):
+        blk[s + i] = scratch_i[i]
+    if codes.shape[0] > 0:
+        for i in range(n):
+            scratch_i[i] = codes[s + perm[i]]
+        for i in range(n):
+            codes[s + i] = scratch_i[i]
+    if vals.shape[0] > 0:
+        for i in range(n):
+            scratch_f[i] = vals[s + perm[i]]
+        for i in range(n):
+            vals[s + i] = scratch_f[i]
+
+
+@nb.njit(**_JIT)
 def fill_summaries(
     vocab,
-    n_blocks,
+    term_blocks,
     block_ptr,
     post_docs,
     fwd_ptr,
@@ -311,39 +361,62 @@ def fill_summaries(
     summary_energy,
     quantize,
     blk_scale,
-    sum_ptr,
+    blk_sum_ptr,
     sum_comp,
     sum_codes,
     sum_f,
+    sum_blk,
 ):
-    """Recompute each block's summary (as :func:`cluster` counted it) into its slot
-    ``sum_ptr[b]:sum_ptr[b+1]``: component ids ``sum_comp`` and either 8-bit codes ``sum_codes``
-    (``ceil(value / blk_scale[b])`` in ``[1, 255]``, rounding up) or ``float32`` ``sum_f``."""
+    """Recompute each block's summary (as :func:`cluster` counted it) and store every list's
+    summaries component-major: the entries of term ``t``'s list are the slots
+    ``blk_sum_ptr[term_blocks[t]]:blk_sum_ptr[term_blocks[t+1]]``, sorted by component id, each
+    a component ``sum_comp``, the block's index within its list ``sum_blk``, and either an
+    8-bit code ``sum_codes`` (``ceil(value / blk_scale[b])`` in ``[1, 255]``, rounding up) or
+    the ``float32`` value ``sum_f``. A query then finds its own terms in a list by binary search
+    instead of reading every entry of every block."""
     acc = np.zeros(vocab, dtype=np.float32)
     seen = np.zeros(vocab, dtype=np.bool_)
     touched = np.empty(vocab, dtype=np.int64)
     hist = np.zeros(256, dtype=np.float64)
-    for bi in range(n_blocks):
-        nt, vals, sthr, mx = block_summary(
-            post_docs,
-            np.int64(block_ptr[bi]),
-            np.int64(block_ptr[bi + 1]),
-            fwd_ptr,
-            fwd_idx,
-            fwd_val,
-            acc,
-            seen,
-            touched,
-            hist,
-            summary_energy,
-        )
-        q = np.int64(sum_ptr[bi])
-        scale = blk_scale[bi]
-        for z in range(nt):
-            if vals[z] >= sthr:
-                sum_comp[q] = touched[z]
-                if quantize:
-                    sum_codes[q] = min(255, max(1, math.ceil(vals[z] / scale)))
-                else:
-                    sum_f[q] = vals[z]
-                q += 1
+    longest = 1
+    for t in range(vocab):
+        m = np.int64(blk_sum_ptr[term_blocks[t + 1]]) - np.int64(blk_sum_ptr[term_blocks[t]])
+        if m > longest:
+            longest = m
+    perm = np.empty(longest, dtype=np.int64)
+    tmp = np.empty(longest, dtype=np.int64)
+    scratch_i = np.empty(longest, dtype=np.int64)
+    scratch_f = np.empty(longest if sum_f.shape[0] > 0 else 0, dtype=np.float32)
+    for t in range(vocab):
+        b0, b1 = np.int64(term_blocks[t]), np.int64(term_blocks[t + 1])
+        if b1 == b0:
+            continue
+        for bi in range(b0, b1):
+            nt, vals, sthr, mx = block_summary(
+                post_docs,
+                np.int64(block_ptr[bi]),
+                np.int64(block_ptr[bi + 1]),
+                fwd_ptr,
+                fwd_idx,
+                fwd_val,
+                acc,
+                seen,
+                touched,
+                hist,
+                summary_energy,
+            )
+            q = np.int64(blk_sum_ptr[bi])
+            scale = blk_scale[bi]
+            for z in range(nt):
+                if vals[z] >= sthr:
+                    sum_comp[q] = touched[z]
+                    sum_blk[q] = bi - b0
+                    if quantize:
+                        sum_codes[q] = min(255, max(1, math.ceil(vals[z] / scale)))
+                    else:
+                        sum_f[q] = vals[z]
+                    q += 1
+        _sort_by_component(
+            sum_comp, sum_codes, sum_f, sum_blk,
+            np.int64(blk_sum_ptr[b0]), np.int64(blk_sum_ptr[b1]), perm, tmp, scratch_i, scratch_f,
+        )  # fmt: skip

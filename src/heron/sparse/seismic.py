@@ -18,7 +18,8 @@ The index (numpy arrays + numba kernels, single thread):
    product with a query is an upper bound of every score in its block.
 4. **Query processing** (``query_cut``, ``heap_factor``, ``sort_blocks``): only the query's
    ``query_cut`` heaviest terms are traversed, heaviest first; in each of their lists every
-   block's summary score is computed in one pass, and a block is skipped when its summary score
+   block's summary score is computed in one pass over the list's summary entries of the query's
+   own terms (found by binary search), and a block is skipped when its summary score
    is below ``heap_factor`` times the current ``k``-th best score (as in the paper and
    pyseismic-lsr). The first ``sort_blocks`` lists visit blocks in decreasing summary score,
    the rest in stored order. Surviving blocks are scored exactly with the forward index (the
@@ -27,13 +28,16 @@ The index (numpy arrays + numba kernels, single thread):
 With nothing pruned (``n_postings`` at least the longest list, ``summary_energy=1``,
 ``query_cut`` at least the query length, ``heap_factor=1``) the result equals exact scoring.
 
-Storage: postings are block-ordered ``int32`` document ids; a block's summary is stored
-block-major (as in pyseismic-lsr): its component ids (``uint16`` when the vocabulary fits) and
-8-bit codes, read in place by the search kernel; offsets are ``uint32`` unless they need
-``int64``. Built without growth buffers (:func:`_build_arrays`).
+Storage: postings are block-ordered ``int32`` document ids. A list's summaries are stored
+together, sorted by component (as pyseismic-lsr's inverted summaries): per entry a component
+id (``uint16`` when the vocabulary fits), the block's number within its list (``uint8`` up to
+256 blocks) and an 8-bit code, read in place by the search kernel. Offsets are ``uint32``
+unless they need ``int64``; the forward index keeps ``float16`` weights by default
+(``values=``), as pyseismic-lsr does. Built without growth buffers (:func:`_build_arrays`).
 
 Persisted as a folder of ``.npy`` arrays and ``manifest.json`` (format version, and each
-array's dtype and shape, checked on load), memory-mapped on :meth:`SeismicIndex.load`.
+array's dtype and shape, checked on load); :meth:`SeismicIndex.load` reads the forward index
+into memory (huge pages) and maps the rest.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from heron._deps import require
-from heron._memory import release_pages, vm_status
+from heron._memory import load_resident, release_pages, vm_status
 from heron.limits import file_in
 from heron.results import PAD_KEY, Results, check_k
 from heron.sparse.exact import _check_keys, check_csr
@@ -54,7 +58,18 @@ from heron.sparse.exact import _check_keys, check_csr
 log = logging.getLogger(__name__)
 
 FORMAT = "heron.seismic"
-FORMAT_VERSION = 2  # 2: block-major summaries (component ids + codes), narrow offsets
+FORMAT_VERSION = 3  # 3: summaries component-major per list; 2: block-major; narrow offsets
+
+#: precisions of the forward index's weights (``values=``); float16 is half the bytes per weight
+VALUES = ("float16", "float32")
+F16_MAX = float(np.finfo(np.float16).max)
+#: arrays read at random, one document per scored posting: kept in process memory on load
+FORWARD = ("fwd_ptr", "fwd_idx", "fwd_val")
+
+
+def _kernel_values(v: np.ndarray) -> np.ndarray:
+    """The forward weights as numba reads them: ``float16`` as its ``uint16`` bits (no numba type)."""
+    return v.view(np.uint16) if v.dtype == np.float16 else v
 
 
 _KERNELS = None
@@ -122,6 +137,11 @@ def _offsets_dtype(top: int):
     return np.uint32 if top < 2**32 else np.int64
 
 
+def _block_in_list_dtype(most: int):
+    """The narrowest dtype numbering ``most`` blocks of one list: ``uint8``, ``uint16``, ``uint32``."""
+    return np.uint8 if most <= 256 else np.uint16 if most <= 65536 else np.uint32
+
+
 def _check_int(name: str, v: object, lo: int) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
         raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
@@ -150,6 +170,9 @@ def _build_arrays(kern, docs, *, chunk: int, **p) -> dict[str, np.ndarray]:
     fwd_idx = docs.indices.astype(np.uint16 if vocab <= 65536 else np.int32)
     fwd_ptr = docs.indptr.astype(_offsets_dtype(int(docs.nnz)))
     fwd_val = np.array(docs.data, dtype=np.float32)  # a writeable copy (docs may be mapped)
+    if p["values"] == "float16":
+        # the index is built over the values it stores: rounded once, so summaries bound them
+        fwd_val[:] = fwd_val.astype(np.float16)
     top_idx, top_val = _top_terms(fwd_ptr, fwd_idx, fwd_val, p["doc_cut"])
     release_pages(docs.indices, docs.data, docs.indptr)
     log.debug("seismic build: forward index and doc cuts %s", vm_status())
@@ -172,22 +195,28 @@ def _build_arrays(kern, docs, *, chunk: int, **p) -> dict[str, np.ndarray]:
     )  # fmt: skip
     del top_idx, top_val, cnt
     log.debug("seismic build: %d blocks clustered %s", nb, vm_status())
-    n_sum = int(blk_nsum[: nb + 1].sum())
-    sum_ptr = np.cumsum(blk_nsum[: nb + 1], dtype=np.int64).astype(_offsets_dtype(n_sum))
+    blk_sum_ptr = np.cumsum(blk_nsum[: nb + 1], dtype=np.int64)  # entries before each block
     del blk_nsum
+    n_sum = int(blk_sum_ptr[-1])
+    most = int(np.diff(term_blocks.astype(np.int64)).max(initial=1))  # blocks in the longest list
     sum_comp = np.empty(n_sum, dtype=fwd_idx.dtype)
     sum_codes = np.empty(n_sum if p["quantize"] else 0, dtype=np.uint8)
     sum_f = np.empty(0 if p["quantize"] else n_sum, dtype=np.float32)
+    sum_blk = np.empty(n_sum, dtype=_block_in_list_dtype(most))
     block_ptr, blk_scale = block_ptr[: nb + 1], blk_scale[:nb]
     kern.fill_summaries(
-        vocab, nb, block_ptr, post_docs, fwd_ptr, fwd_idx, fwd_val, p["summary_energy"],
-        p["quantize"], blk_scale, sum_ptr, sum_comp, sum_codes, sum_f,
+        vocab, term_blocks, block_ptr, post_docs, fwd_ptr, fwd_idx, fwd_val, p["summary_energy"],
+        p["quantize"], blk_scale, blk_sum_ptr, sum_comp, sum_codes, sum_f, sum_blk,
     )  # fmt: skip
+    sum_ptr = blk_sum_ptr[term_blocks.astype(np.int64)]
+    del blk_sum_ptr
+    sum_ptr = sum_ptr.astype(_offsets_dtype(n_sum))
     log.debug("seismic build: %d summary entries written %s", n_sum, vm_status())
     return dict(
         term_blocks=term_blocks, block_ptr=block_ptr, post_docs=post_docs, sum_ptr=sum_ptr,
-        sum_comp=sum_comp, sum_codes=sum_codes, sum_f=sum_f, blk_scale=blk_scale,
-        fwd_ptr=fwd_ptr, fwd_idx=fwd_idx, fwd_val=fwd_val,
+        sum_comp=sum_comp, sum_codes=sum_codes, sum_f=sum_f, sum_blk=sum_blk, blk_scale=blk_scale,
+        fwd_ptr=fwd_ptr, fwd_idx=fwd_idx,
+        fwd_val=fwd_val.astype(np.float16) if p["values"] == "float16" else fwd_val,
     )  # fmt: skip
 
 
@@ -221,6 +250,12 @@ class SeismicIndex:
     chunk:
         Postings of the inverted lists transposed from the forward index at a time (default
         ``2**23``, 64 MiB of temporaries); bounds the build's scratch memory, not its result.
+    values:
+        Precision of the forward index's weights: ``"float16"`` (default, as pyseismic-lsr;
+        each document's score is then exact for its weights rounded to half precision, a
+        relative error of at most ``2**-11`` per weight) or ``"float32"`` (exact scores, a
+        forward index 1.5× larger and slower to scan). Weights beyond half precision's range
+        (``> 65504``) keep ``"float32"``, with a warning.
     """
 
     def __init__(
@@ -248,6 +283,7 @@ class SeismicIndex:
         pruning: str = "fixed",
         max_fraction: float = 1.5,
         chunk: int = 1 << 23,
+        values: str = "float16",
     ) -> SeismicIndex:
         """Build the index over ``docs``, a ``(n, V)`` scipy sparse matrix (weights >= 0).
 
@@ -265,9 +301,19 @@ class SeismicIndex:
             or max_fraction < 1
         ):
             raise ValueError(f"max_fraction must be a number >= 1, got {max_fraction!r}")
+        if values not in VALUES:
+            raise ValueError(f"values must be one of {VALUES}, got {values!r}")
         docs = check_csr(docs, what="docs")
         n, vocab = docs.shape
         keys = _check_keys(keys, n)
+        if values == "float16" and docs.nnz and float(np.max(docs.data)) > F16_MAX:
+            log.warning(
+                "Seismic: weights up to %g exceed float16's range (%g); the forward index keeps "
+                "float32 (pass values='float32' to say so)",
+                float(np.max(docs.data)),
+                F16_MAX,
+            )
+            values = "float32"
         kern = _kernels()
         t0 = time.perf_counter()
         arrays = _build_arrays(
@@ -282,6 +328,7 @@ class SeismicIndex:
             pruning=pruning,
             max_fraction=float(max_fraction),
             chunk=_check_int("chunk", chunk, 1),
+            values=values,
         )
         arrays["keys"] = keys
         params = dict(
@@ -293,6 +340,7 @@ class SeismicIndex:
             seed=int(seed),
             pruning=pruning,
             max_fraction=float(max_fraction),
+            values=values,
             build_seconds=round(time.perf_counter() - t0, 3),
         )
         return cls(arrays, n_docs=n, vocab_size=vocab, params=params)
@@ -356,10 +404,11 @@ class SeismicIndex:
             a["sum_comp"],
             a["sum_codes"],
             a["sum_f"],
+            a["sum_blk"],
             a["blk_scale"],
             a["fwd_ptr"],
             a["fwd_idx"],
-            a["fwd_val"],
+            _kernel_values(a["fwd_val"]),
         )
         valid = d != PAD_KEY
         d[valid] = self.keys[d[valid]]
@@ -394,6 +443,7 @@ class SeismicIndex:
                         "sum_comp",
                         "sum_codes",
                         "sum_f",
+                        "sum_blk",
                         "blk_scale",
                     )
                 )
@@ -406,7 +456,7 @@ class SeismicIndex:
         a = self._a
         return sp.csr_matrix(
             (
-                np.asarray(a["fwd_val"]),
+                np.asarray(a["fwd_val"], dtype=np.float32),
                 np.asarray(a["fwd_idx"]).astype(np.int32),
                 np.asarray(a["fwd_ptr"]),
             ),
@@ -436,7 +486,12 @@ class SeismicIndex:
 
     @classmethod
     def load(cls, path, *, mmap: bool = True) -> SeismicIndex:
-        """Open an index saved by :meth:`save` (arrays memory-mapped when ``mmap``)."""
+        """Open an index saved by :meth:`save`.
+
+        The forward index (read at random while scoring) is read into process memory, in huge
+        pages where the OS allows (:func:`heron._memory.load_resident`); the inverted lists and
+        summaries (read one list at a time) are memory-mapped when ``mmap``, else read too.
+        """
         path = Path(path)
         mf = path / "manifest.json"
         if not mf.is_file():
@@ -452,11 +507,15 @@ class SeismicIndex:
             )
         arrays = {}
         for name, spec in m["arrays"].items():
-            # copy-on-write maps stay lazily paged from disk but keep the arrays' writeable flag, so
-            # the numba kernels compiled for a freshly built index are reused (no readonly variant)
-            arr = np.asarray(
-                np.load(file_in(path, f"{name}.npy", what="manifest.json array"), mmap_mode="c" if mmap else None)
-            )
+            file = file_in(path, f"{name}.npy", what="manifest.json array")
+            if name in FORWARD or not mmap:
+                # read at random: process memory in huge pages (docs/sparse.md: 1M synthetic,
+                # mapped 4 KiB pages were 1.2x slower per query)
+                arr = load_resident(file)
+            else:
+                # copy-on-write maps stay lazily paged from disk but keep the arrays' writeable
+                # flag, so the numba kernels compiled for a built index are reused
+                arr = np.asarray(np.load(file, mmap_mode="c"))
             if arr.dtype.str != spec["dtype"] or list(arr.shape) != spec["shape"]:
                 raise ValueError(
                     f"Seismic index at {str(path)!r}: {name}.npy is {arr.dtype.str} {list(arr.shape)}, "
