@@ -294,6 +294,8 @@ def test_resident_id_tables_give_the_ids_sqlite_gives(coll, monkeypatch) -> None
         # every live key, and a key that was never stored
         keys = np.concatenate([snap.keys, [10**12]])
         assert snap.ids(keys) == truth(snap, keys)
+        few = np.concatenate([[-1, 10**12], snap.keys[-5:]])  # a hit list's path, keys no table has
+        assert snap.ids(few) == truth(snap, few)
         return snap
 
     old = check()

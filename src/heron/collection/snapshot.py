@@ -195,10 +195,11 @@ class Snapshot:
         out: list[str | None] = [None] * len(arr)
         for t in tables:
             t.lookup(arr, out)
+        if None not in out:  # every key in a resident table: the usual hit list
+            return out  # type: ignore[return-value]
         missing = [i for i, x in enumerate(out) if x is None]
-        if missing:
-            for i, x in zip(missing, self._select("id", arr[missing])):
-                out[i] = x
+        for i, x in zip(missing, self._select("id", arr[missing])):
+            out[i] = x
         return [x if x is not None else "" for x in out]
 
     def texts(self, keys: Sequence[int] | np.ndarray) -> list[str]:
