@@ -207,6 +207,8 @@ def test_compact_summaries_and_manifest_dtypes(tmp_path, data):
         blk = a["sum_blk"][e0:e1].astype(np.int64)
         # sorted by component, blocks ascending within a component
         assert (np.lexsort((blk, comp)) == np.arange(e1 - e0)).all()
+        skips = a["sum_skip"][int(a["skip_ptr"][t]) : int(a["skip_ptr"][t + 1])]
+        np.testing.assert_array_equal(skips, a["sum_comp"][e0:e1][::32])
         assert ((blk >= 0) & (blk < b1 - b0)).all()
         for bb in range(b1 - b0):
             b = b0 + bb
@@ -246,16 +248,18 @@ def test_chunked_build_is_identical(data, pruning):
 
 
 def test_summary_scores_read_only_the_query_terms_entries(data):
-    """The search kernel's summary scores (one binary search per query term in a list's
-    component-sorted entries) equal a plain sum over every entry of every block."""
+    """The search kernel's summary scores (each query term's entries found through the list's
+    skip array of every ``SKIP``-th component) equal a plain sum over every entry of every
+    block; lists span many skips, and terms fall on both sides of skip boundaries."""
     from heron.sparse._seismic_search_numba import _summary_scores
 
     d, q = data
     idx = SeismicIndex.build(d, n_postings=200, summary_energy=1.0)
     a = idx._a
     lens = np.diff(a["sum_ptr"].astype(np.int64))
-    assert lens.max() > 200  # lists long enough for the search to matter
+    assert lens.max() > 200  # lists long enough for the search to matter (SKIP = 32)
     ss = np.zeros(int(np.diff(a["term_blocks"].astype(np.int64)).max()), dtype=np.float32)
+    grp = np.zeros(q.shape[1], dtype=np.int64)
     checked = 0
     for i in range(q.shape[0]):
         qa, qb = int(q.indptr[i]), int(q.indptr[i + 1])
@@ -266,9 +270,10 @@ def test_summary_scores_read_only_the_query_terms_entries(data):
             e0, e1 = int(a["sum_ptr"][t]), int(a["sum_ptr"][t + 1])
             if b1 == b0:
                 continue
+            s0, s1 = int(a["skip_ptr"][t]), int(a["skip_ptr"][t + 1])
             _summary_scores(
                 qi, q.data, qa, qb, a["sum_comp"], a["sum_codes"], a["sum_f"], a["sum_blk"],
-                True, e0, e1, a["blk_scale"], b0, b1 - b0, ss,
+                True, e0, e1, a["sum_skip"], s0, s1, a["blk_scale"], b0, b1 - b0, ss, grp,
             )  # fmt: skip
             want = np.zeros(b1 - b0)
             for z in range(e0, e1):

@@ -19,7 +19,7 @@ The index (numpy arrays + numba kernels, single thread):
 4. **Query processing** (``query_cut``, ``heap_factor``, ``sort_blocks``): only the query's
    ``query_cut`` heaviest terms are traversed, heaviest first; in each of their lists every
    block's summary score is computed in one pass over the list's summary entries of the query's
-   own terms (found by binary search), and a block is skipped when its summary score
+   own terms (found through a skip array), and a block is skipped when its summary score
    is below ``heap_factor`` times the current ``k``-th best score (as in the paper and
    pyseismic-lsr). The first ``sort_blocks`` lists visit blocks in decreasing summary score,
    the rest in stored order. Surviving blocks are scored exactly with the forward index (the
@@ -31,7 +31,8 @@ With nothing pruned (``n_postings`` at least the longest list, ``summary_energy=
 Storage: postings are block-ordered ``int32`` document ids. A list's summaries are stored
 together, sorted by component (as pyseismic-lsr's inverted summaries): per entry a component
 id (``uint16`` when the vocabulary fits), the block's number within its list (``uint8`` up to
-256 blocks) and an 8-bit code, read in place by the search kernel. Offsets are ``uint32``
+256 blocks) and an 8-bit code, read in place by the search kernel; a skip array (the component
+of every 32nd entry) finds a query term's entries. Offsets are ``uint32``
 unless they need ``int64``; the forward index keeps ``float16`` weights by default
 (``values=``), as pyseismic-lsr does. Built without growth buffers (:func:`_build_arrays`).
 
@@ -142,6 +143,23 @@ def _block_in_list_dtype(most: int):
     return np.uint8 if most <= 256 else np.uint16 if most <= 65536 else np.uint32
 
 
+def _skips(sum_ptr: np.ndarray, sum_comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each list's skip array: the component of its every ``SKIP``-th summary entry.
+
+    ``sum_ptr`` (``int64``, ``V+1``) bounds each list's entries in ``sum_comp``. Returns
+    ``(skip_ptr (V+1), sum_skip)``: list ``t``'s skips are ``sum_skip[skip_ptr[t]:skip_ptr[t+1]]``,
+    the ``i``-th being the component of entry ``sum_ptr[t] + SKIP * i``.
+    """
+    from heron.sparse._seismic_helpers_numba import SKIP
+
+    per = (np.diff(sum_ptr) + SKIP - 1) // SKIP
+    skip_ptr = np.zeros(len(sum_ptr), dtype=np.int64)
+    np.cumsum(per, out=skip_ptr[1:])
+    first = np.repeat(sum_ptr[:-1] - skip_ptr[:-1] * SKIP, per)  # entry = first + SKIP * slot
+    pos = first + SKIP * np.arange(int(skip_ptr[-1]), dtype=np.int64)
+    return skip_ptr.astype(_offsets_dtype(int(skip_ptr[-1]))), sum_comp[pos]
+
+
 def _check_int(name: str, v: object, lo: int) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
         raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
@@ -210,11 +228,13 @@ def _build_arrays(kern, docs, *, chunk: int, **p) -> dict[str, np.ndarray]:
     )  # fmt: skip
     sum_ptr = blk_sum_ptr[term_blocks.astype(np.int64)]
     del blk_sum_ptr
+    skip_ptr, sum_skip = _skips(sum_ptr, sum_comp)
     sum_ptr = sum_ptr.astype(_offsets_dtype(n_sum))
     log.debug("seismic build: %d summary entries written %s", n_sum, vm_status())
     return dict(
         term_blocks=term_blocks, block_ptr=block_ptr, post_docs=post_docs, sum_ptr=sum_ptr,
-        sum_comp=sum_comp, sum_codes=sum_codes, sum_f=sum_f, sum_blk=sum_blk, blk_scale=blk_scale,
+        sum_comp=sum_comp, sum_codes=sum_codes, sum_f=sum_f, sum_blk=sum_blk, skip_ptr=skip_ptr,
+        sum_skip=sum_skip, blk_scale=blk_scale,
         fwd_ptr=fwd_ptr, fwd_idx=fwd_idx,
         fwd_val=fwd_val.astype(np.float16) if p["values"] == "float16" else fwd_val,
     )  # fmt: skip
@@ -405,6 +425,8 @@ class SeismicIndex:
             a["sum_codes"],
             a["sum_f"],
             a["sum_blk"],
+            a["skip_ptr"],
+            a["sum_skip"],
             a["blk_scale"],
             a["fwd_ptr"],
             a["fwd_idx"],
@@ -444,6 +466,8 @@ class SeismicIndex:
                         "sum_codes",
                         "sum_f",
                         "sum_blk",
+                        "skip_ptr",
+                        "sum_skip",
                         "blk_scale",
                     )
                 )
