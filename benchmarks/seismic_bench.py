@@ -116,12 +116,23 @@ def _build_child(
     os.replace(tmp, path)
 
 
+def _pyseismic_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyseismic-lsr")
+    except PackageNotFoundError:
+        return "absent"
+
+
 def cached_build(
     system: str, corpus: str, n_docs: int, n_queries: int, params: dict, build_threads: int = 1
 ):
     """Path of the cached index (built in a child process if absent) and its ``build.json``."""
     n = n_docs if corpus == "synthetic" else 0  # a BEIR corpus has one size
-    key = json.dumps({"corpus": corpus, "n": n, "p": params, "v": FORMAT_VERSION}, sort_keys=True)
+    # heron's index is keyed by its format version, pyseismic-lsr's by the package version
+    v = FORMAT_VERSION if system == "heron" else f"pyseismic-lsr {_pyseismic_version()}"
+    key = json.dumps({"corpus": corpus, "n": n, "p": params, "v": v}, sort_keys=True)
     tag = hashlib.sha1(key.encode()).hexdigest()[:10]
     path = cache_dir() / "seismic-bench" / f"{system}-{corpus}-{n}-{tag}"
     if not (path / "build.json").is_file():
