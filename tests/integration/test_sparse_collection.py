@@ -135,3 +135,29 @@ def test_typed_field_specs(tmp_path):
     assert c.fields["extra"] == {"kind": "dense", "dim": 3}
     with pytest.raises(TypeError, match="FieldSpec"):
         c.add_field("bad", 42)
+
+
+def test_old_index_format_names_the_rebuild(tmp_path, monkeypatch):
+    """A heron Seismic index written by an older heron fails with the call that rebuilds it,
+    and that call works: the collection's documents are intact."""
+    from heron.collection import artifacts
+    from heron.sparse import seismic
+
+    path = tmp_path / "c"
+    c = heron.Collection.create(path, model="none", dim=4)
+    c.add_field("splade", kind="sparse", encoder="splade", model="splade-tiny", vocab=30522)
+    rng = np.random.default_rng(1)
+    c.add(list(DOCS.values()), ids=list(DOCS), vectors=rng.normal(size=(8, 4)).astype(np.float32))
+    monkeypatch.setattr(seismic, "FORMAT_VERSION", seismic.FORMAT_VERSION - 1)
+    c.create_index(kind="seismic", on="splade", backend="heron")
+    monkeypatch.undo()
+    artifacts.forget(path)
+    old = heron.Collection.open(path)
+    with pytest.raises(
+        ValueError,
+        match=r"format version .*coll\.create_index\('seismic-splade', kind='seismic', on='splade', backend='heron'\) rebuilds it",
+    ):
+        old.search(QUERIES, 3, retriever="splade", index="seismic")
+    old.create_index("seismic-splade", kind="seismic", on="splade", backend="heron")
+    r = old.search(QUERIES, 3, retriever="splade", index="seismic")
+    assert [row[0] for row in r.doc_ids()] == WANT
