@@ -161,3 +161,19 @@ def test_old_index_format_names_the_rebuild(tmp_path, monkeypatch):
     old.create_index("seismic-splade", kind="seismic", on="splade", backend="heron")
     r = old.search(QUERIES, 3, retriever="splade", index="seismic")
     assert [row[0] for row in r.doc_ids()] == WANT
+
+
+def test_a_named_seismic_index_is_the_one_searched(tmp_path):
+    """``create_index(NAME, kind="seismic")`` then ``search(using=NAME)`` searches that index;
+    it used to build a second one under the default name ``seismic-<field>``."""
+    path = tmp_path / "c"
+    c = heron.Collection.create(path, model="none", dim=4)
+    c.add_field("splade", kind="sparse", encoder="splade", model="splade-tiny", vocab=30522)
+    rng = np.random.default_rng(2)
+    c.add(list(DOCS.values()), ids=list(DOCS), vectors=rng.normal(size=(8, 4)).astype(np.float32))
+    c.create_index("mine", kind="seismic", on="splade", backend="heron")
+    r = c.search(QUERIES, 3, using="mine")
+    assert [row[0] for row in r.doc_ids()] == WANT
+    r = c.search(QUERIES, 3, using="mine", query_cut=5)  # query-time knobs too
+    assert [row[0] for row in r.doc_ids()] == WANT
+    assert sorted(c.snapshot().artifacts) == ["mine"]

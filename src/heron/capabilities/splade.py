@@ -34,6 +34,8 @@ class SparseRetriever(Stage):
     field: the sparse field (default ``"splade"``).
     depth: hits returned when not cut.
     query_cut, heap_factor: Seismic query-time knobs (see :class:`SeismicIndex`).
+    name: the Seismic index's name (default ``seismic-<field>``; an index made with
+        ``coll.create_index(name, kind="seismic")`` is searched with ``using=name``).
     build: Seismic build parameters (``n_postings``, ``centroid_fraction``, ``summary_energy``, ...).
     """
 
@@ -47,6 +49,7 @@ class SparseRetriever(Stage):
         query_cut: int = 10,
         heap_factor: float = 0.9,
         encoder: Any = None,
+        name: str | None = None,
         **build: Any,
     ) -> None:
         if index not in INDEXES:
@@ -66,6 +69,7 @@ class SparseRetriever(Stage):
         if build.get("backend") == "auto":  # the kind resolves it; the record names the chosen one
             build = {k: v for k, v in build.items() if k != "backend"}
         self.query_cut, self.heap_factor, self.build_params = query_cut, heap_factor, build
+        self.index_name = name or f"seismic-{field}"
         self.spec = spec
         if encoder is None:
             from heron.encoders.splade import load_sparse_encoder
@@ -93,6 +97,7 @@ class SparseRetriever(Stage):
             query_cut=self.query_cut,
             heap_factor=self.heap_factor,
             encoder=self.encoder,
+            name=self.index_name,
             **self.build_params,
         )
 
@@ -106,7 +111,7 @@ class SparseRetriever(Stage):
 
     def _seismic(self, snap: Any) -> Any:
         return self.collection.artifact(
-            f"seismic-{self.field}", kind="seismic", field=self.field,
+            self.index_name, kind="seismic", field=self.field,
             params=dict(sorted(self.build_params.items())), snap=snap,
         )[1]
 
@@ -228,7 +233,9 @@ class SeismicKind(ArtifactKind):
 
     def retriever(self, collection: Any, name: str, **params: Any) -> SparseRetriever:
         rec = collection.snapshot().artifacts[name]
-        return SparseRetriever(collection, index="seismic", field=rec.field, **{**rec.params, **params})
+        return SparseRetriever(
+            collection, index="seismic", field=rec.field, name=name, **{**rec.params, **params}
+        )
 
 
 register_retriever("splade", lambda collection, **p: SparseRetriever(collection, **p))
