@@ -185,6 +185,9 @@ def run_corpus(corpus: str, args) -> dict:
     if args.build_only:
         return rep
     heron = SeismicIndex.load(hpath)
+    import numba
+
+    numba.set_num_threads(1)  # heron splits a batch over numba's threads; one thread each here
     systems = {"heron": heron}
     if "pyseismic" in args.systems:
         from heron.sparse.pyseismic import PySeismicIndex

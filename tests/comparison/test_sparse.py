@@ -283,3 +283,22 @@ def test_summary_scores_read_only_the_query_terms_entries(data):
             np.testing.assert_allclose(ss[: b1 - b0], want, rtol=1e-5, atol=1e-6)
             checked += 1
     assert checked > 50
+
+
+def test_a_batch_split_over_threads_answers_each_query_as_alone(data, monkeypatch):
+    """A batch runs in slices on worker threads (each with its own scratch); every query gets
+    exactly the keys and scores it gets searched alone, and the counters add up."""
+    import numba
+
+    from heron.sparse import seismic
+
+    d, q = data
+    idx = SeismicIndex.build(d, n_postings=50)
+    monkeypatch.setattr(seismic, "_threads", lambda: 3)
+    assert len(seismic._query_parts(q.shape[0], 3)) == 3
+    batch = idx.search(q, 10, query_cut=4, heap_factor=0.8)
+    alone = [idx.search(q[i], 10, query_cut=4, heap_factor=0.8) for i in range(q.shape[0])]
+    np.testing.assert_array_equal(batch.keys, np.vstack([r.keys for r in alone]))
+    np.testing.assert_array_equal(batch.scores, np.vstack([r.scores for r in alone]))
+    assert batch.info["docs_scored"] == sum(r.info["docs_scored"] for r in alone)
+    assert seismic._query_parts(3, numba.get_num_threads()) == [(0, 3)]  # small: no threads

@@ -350,7 +350,7 @@ def _threaded_blocked(
     ranges = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
     with limit(limits=1, user_api="blas"):
         futures = [
-            _pool(len(ranges)).submit(
+            worker_pool(len(ranges)).submit(
                 _blocked_range, q, matrix, k, mask, has_valid, block_size, a, b, parallel=False
             )
             for a, b in ranges
@@ -371,9 +371,10 @@ _POOL: list[Any] = []
 _LIMITER: list[Any] = []
 
 
-def _pool(workers: int) -> Any:
-    """The process's worker threads for :func:`_threaded_blocked` (made on first use; idle
-    workers block on a queue, they never spin)."""
+def worker_pool(workers: int) -> Any:
+    """The process's worker threads for kernels that release the GIL (:func:`_threaded_blocked`,
+    batched Seismic queries): made on first use, grown when more workers are asked for; idle
+    workers block on a queue, they never spin."""
     from concurrent.futures import ThreadPoolExecutor
 
     if not _POOL or _POOL[0]._max_workers < workers:

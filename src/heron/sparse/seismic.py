@@ -3,7 +3,8 @@
 Bruch, Nardini, Rulli & Venturini, "Efficient Inverted Indexes for Approximate Retrieval over
 Learned Sparse Representations", SIGIR 2024 (and the authors' Rust code, ``pyseismic-lsr``).
 
-The index (numpy arrays + numba kernels, single thread):
+The index (numpy arrays + numba kernels; one thread per query, a batch split over numba's
+threads):
 
 1. **Static pruning** (``n_postings`` = λ): each term's posting list keeps only its ``λ``
    documents of largest weight for that term.
@@ -66,6 +67,24 @@ VALUES = ("float16", "float32")
 F16_MAX = float(np.finfo(np.float16).max)
 #: arrays read at random, one document per scored posting: kept in process memory on load
 FORWARD = ("fwd_ptr", "fwd_idx", "fwd_val")
+
+
+#: queries per worker thread below which a batch is answered on the calling thread alone
+MIN_QUERIES_PER_THREAD = 4
+
+
+def _threads() -> int:
+    """Threads a batch may use: numba's setting (``NUMBA_NUM_THREADS``, default all cores)."""
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def _query_parts(nq: int, threads: int) -> list[tuple[int, int]]:
+    """Contiguous query ranges, one per worker thread (one range: no threads)."""
+    n = max(1, min(threads, nq // MIN_QUERIES_PER_THREAD))
+    bounds = [nq * i // n for i in range(n + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _kernel_values(v: np.ndarray) -> np.ndarray:
@@ -407,10 +426,8 @@ class SeismicIndex:
         sort_blocks = _check_int("sort_blocks", sort_blocks, 0)
         q = check_csr(queries, what="queries", vocab_size=self.vocab_size)
         a = self._a
-        d, s, n_scored, n_blocks = _kernels().search(
-            q.indptr.astype(np.int64, copy=False),
-            q.indices.astype(np.int64, copy=False),
-            q.data,
+        kern = _kernels()
+        tail = (
             query_cut,
             k,
             np.float32(heap_factor),
@@ -432,6 +449,25 @@ class SeismicIndex:
             a["fwd_idx"],
             _kernel_values(a["fwd_val"]),
         )
+        ptr = q.indptr.astype(np.int64, copy=False)
+        idx = q.indices.astype(np.int64, copy=False)
+        parts = _query_parts(q.shape[0], _threads())
+        if len(parts) == 1:
+            d, s, n_scored, n_blocks = kern.search(ptr, idx, q.data, *tail)
+        else:
+            # the kernel releases the GIL: slices of the batch run on the process's worker
+            # threads, each with its own scratch; every query's result is the same either way
+            from heron.retrieval.topk import worker_pool
+
+            def run(lo: int, hi: int):
+                a0, a1 = ptr[lo], ptr[hi]
+                return kern.search(ptr[lo : hi + 1] - a0, idx[a0:a1], q.data[a0:a1], *tail)
+
+            pool = worker_pool(len(parts))
+            out = [f.result() for f in [pool.submit(run, lo, hi) for lo, hi in parts]]
+            d = np.concatenate([o[0] for o in out])
+            s = np.concatenate([o[1] for o in out])
+            n_scored, n_blocks = sum(o[2] for o in out), sum(o[3] for o in out)
         valid = d != PAD_KEY
         d[valid] = self.keys[d[valid]]
         info = {"index": "seismic", "docs_scored": int(n_scored), "blocks_visited": int(n_blocks)}
