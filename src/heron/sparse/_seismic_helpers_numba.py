@@ -1,8 +1,8 @@
 """numba helpers shared by the Seismic build and search kernels (imported lazily, only with numba).
 
 Hand-written so that they compile fast (see :mod:`heron.sparse._seismic_numba`): a sparse dot
-product with four accumulators (:func:`sparse_dot`; :func:`forward_dot` for a forward index kept
-in ``float32`` or ``float16``) and a heapsort (:func:`argsort_desc`).
+product with four accumulators over a forward index kept in ``float32`` or ``float16``
+(:func:`forward_dot`) and a heapsort (:func:`argsort_desc`).
 """
 
 from __future__ import annotations
@@ -20,28 +20,9 @@ SKIP = 32
 
 
 @nb.njit(inline="always", **_JIT)
-def sparse_dot(qd, idx, val, z0, z1):
-    """``sum(qd[idx[z]] * val[z] for z in range(z0, z1))`` with four independent accumulators."""
-    s0 = np.float32(0.0)
-    s1 = np.float32(0.0)
-    s2 = np.float32(0.0)
-    s3 = np.float32(0.0)
-    z = z0
-    while z + 4 <= z1:
-        s0 += qd[idx[z]] * val[z]
-        s1 += qd[idx[z + 1]] * val[z + 1]
-        s2 += qd[idx[z + 2]] * val[z + 2]
-        s3 += qd[idx[z + 3]] * val[z + 3]
-        z += 4
-    while z < z1:
-        s0 += qd[idx[z]] * val[z]
-        z += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-@nb.njit(inline="always", **_JIT)
 def forward_dot(qd, idx, val, z0, z1):
-    """:func:`sparse_dot` over a forward index whose ``val`` is ``float32`` or float16 bits."""
+    """``sum(qd[idx[z]] * val[z] for z in range(z0, z1))`` with four independent accumulators,
+    ``val`` being ``float32`` or float16 bits (:func:`heron._numba_ext.value_f32`)."""
     s0 = np.float32(0.0)
     s1 = np.float32(0.0)
     s2 = np.float32(0.0)

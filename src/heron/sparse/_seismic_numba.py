@@ -26,7 +26,7 @@ from heron.sparse._seismic_helpers_numba import (
     _after,
     _sift_worst,
     argsort_desc,
-    sparse_dot,
+    forward_dot,
 )
 from heron.sparse._seismic_search_numba import search
 
@@ -38,8 +38,8 @@ __all__ = [
     "block_summary",
     "cluster",
     "fill_summaries",
+    "forward_dot",
     "kth_largest",
     "search",
-    "sparse_dot",
     "term_counts",
 ]
