@@ -58,6 +58,18 @@ def require(module: str, *, extra: str | None = None, purpose: str = "") -> Modu
         ) from exc
 
 
+_FOUND: set[str] = set()
+
+
 def has(module: str) -> bool:
-    """Whether ``module`` can be imported, without importing it."""
-    return importlib.util.find_spec(module) is not None
+    """Whether ``module`` can be imported, without importing it.
+
+    A module once found is remembered (hot paths ask on every call; ``find_spec`` costs ~2 µs);
+    one not found is looked for again, so a package installed later in the process is seen.
+    """
+    if module in _FOUND:
+        return True
+    if importlib.util.find_spec(module) is None:
+        return False
+    _FOUND.add(module)
+    return True

@@ -3,10 +3,14 @@
 One home for the low-level operations several kernels share: population count (Hamming
 scans), software prefetch (streaming scans over codes and sparse forward vectors) and IEEE
 half -> float32 conversion (numba has no float16 type; float16 stores are read as their uint16
-bit patterns), alone or as :func:`value_f32` for arrays stored in either precision.
+bit patterns), alone or as :func:`value_f32` for arrays stored in either precision; and typed
+pointers from raw addresses (:data:`u8_pointer`, :data:`i64_pointer`) to read a library's memory
+in place.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from llvmlite import ir
 from numba import types
@@ -85,3 +89,25 @@ def value_f32(typingctx, x):  # pragma: no cover - compiled
     else:
         return None
     return sig, codegen
+
+
+def _pointer_from_address(item: Any) -> Any:
+    def impl(typingctx, addr):  # pragma: no cover - compiled
+        if not isinstance(addr, types.Integer):
+            return None
+        sig = types.CPointer(item)(addr)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(item).as_pointer())
+
+        return sig, codegen
+
+    return intrinsic(impl)
+
+
+#: ``u8_pointer(addr)`` / ``i64_pointer(addr)``: a raw address (an int) as a typed pointer, for
+#: ``numba.carray(ptr, shape)`` views of memory owned by a library (faiss' inverted lists, whose
+#: addresses heron reads once and passes as an int64 array). The owner must outlive the call and
+#: not reallocate during it.
+u8_pointer = _pointer_from_address(types.uint8)
+i64_pointer = _pointer_from_address(types.int64)

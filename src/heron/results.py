@@ -159,7 +159,10 @@ class Results:
             )
         out: list[list[str]] = []
         for row_keys in self.keys:
-            real = row_keys[row_keys != PAD_KEY]
+            if len(row_keys) <= 64:  # a page of hits: plain ints (numpy masking costs ~3 µs a row)
+                real: Any = [x for x in row_keys.tolist() if x != PAD_KEY]
+            else:
+                real = row_keys[row_keys != PAD_KEY]
             out.append(self.resolver(real) if len(real) else [])
         return out
 

@@ -225,8 +225,9 @@ class IdTable:
         np.cumsum(np.fromiter(map(len, enc), dtype=np.int64, count=len(enc)), out=offsets[1:])
         return cls(keys[keep], offsets, b"".join(enc))
 
-    def lookup(self, keys: np.ndarray, out: list[str | None]) -> None:
-        """Fill ``out[i]`` with the id of ``keys[i]`` where this table has it."""
+    def lookup(self, keys: np.ndarray | list[int], out: list[str | None]) -> None:
+        """Fill ``out[i]`` with the id of ``keys[i]`` (an array, or a list of ints) where this
+        table has it."""
         n = len(self.keys)
         if n == 0:
             return
@@ -234,11 +235,12 @@ class IdTable:
             # a hit list: plain Python ints throughout (each numpy call on ten keys costs ~1 µs,
             # a memoryview item ~50 ns)
             base, off, blob = self.base, self._off, self.blob
-            for i, k in enumerate(keys.tolist()):
+            for i, k in enumerate(keys if type(keys) is list else keys.tolist()):
                 p = k - base
                 if 0 <= p < n:
                     out[i] = blob[off[p] : off[p + 1]].decode("utf-8", "surrogatepass")
             return
+        keys = np.asarray(keys, dtype=np.int64)
         if self.base is not None:
             pos = keys - self.base
             hit = (pos >= 0) & (pos < n)

@@ -188,7 +188,7 @@ class Snapshot:
         ids, and a SQLite lookup of ten random keys costs ~80 us at 1M documents); keys no table
         holds, and every key before the tables exist, are read from SQLite.
         """
-        arr = np.asarray(keys, dtype=np.int64).ravel()
+        arr: Any = keys if type(keys) is list else np.asarray(keys, dtype=np.int64).ravel()
         tables = [sv.segment.id_table(self.collection.store.connect) for sv in self.segments]
         if not len(arr) or any(t is None for t in tables):
             return [x if x is not None else "" for x in self._select("id", arr)]
@@ -198,7 +198,7 @@ class Snapshot:
         if None not in out:  # every key in a resident table: the usual hit list
             return out  # type: ignore[return-value]
         missing = [i for i, x in enumerate(out) if x is None]
-        for i, x in zip(missing, self._select("id", arr[missing])):
+        for i, x in zip(missing, self._select("id", np.asarray(arr, dtype=np.int64)[missing])):
             out[i] = x
         return [x if x is not None else "" for x in out]
 

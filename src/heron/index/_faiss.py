@@ -196,10 +196,19 @@ def search_direct(
         idx._index.search_c(n, ptr(q), depth, ptr(s), ptr(lab), sp)
     if (lab[0, -1] < 0) if n == 1 else (lab[:, -1].min() < 0):  # fewer than depth found
         s[lab < 0] = -np.inf
-    strategy = idx.kind
+    return finish_direct(idx, q, k, s, lab, oversample)
+
+
+def finish_direct(
+    idx: Any, q: np.ndarray, k: int, s: np.ndarray, lab: np.ndarray, oversample: float,
+    strategy: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The tail of :func:`search_direct` for first-stage hits ``(s, lab)`` (``(nq, depth)``,
+    padded with ``(-inf, -1)``): re-score when ``oversample > 0``, keys, ``info``."""
+    strategy = strategy or idx.kind
     if oversample > 0:
         s, lab = idx._rescore(q, lab, k)
-        strategy = f"{idx.kind}+rescore(x{oversample:g})"
+        strategy = f"{strategy}+rescore(x{oversample:g})"
     info = {
         "index": idx.kind,
         "codec": idx.codec,

@@ -38,6 +38,7 @@ from heron.index.persist import (
 )
 from heron.index.validate import as_keys, as_vectors, check_param
 from heron.limits import check_number, check_oversample, first_stage_depth
+from heron.retrieval.rescore import rescore_topk
 from heron.retrieval.topk import merge_topk, topk_rows
 
 __all__ = [
@@ -436,6 +437,9 @@ class AnnIndex:
 
     def _rescore(self, q: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact inner products of each query with its candidate labels; top ``k``."""
+        parts = self.rescoring_parts()
+        if len(parts) == 1:  # read in place, rows prefetched ahead (no gathered copy)
+            return rescore_topk(q, parts[0], labels, k)
         vec = self.vectors_of(np.maximum(labels, 0))  # (nq, K, d): K rows gathered per query
         if len(q) == 1:
             sc = (vec[0] @ q[0])[None, :]

@@ -285,6 +285,23 @@ def exact_search(
     return heap_s, heap_i
 
 
+def scan_topk(queries: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`exact_search` for inputs already checked: ``(nq, d)`` C-contiguous float32 queries
+    and a plain ``(n, d)`` float32 matrix, ``0 < k <= n``, no mask. A few queries run the fused
+    scan on every numba thread, without the ~6 µs :func:`exact_search` spends checking (IVF
+    centroids: 4,096 x 384 in ~60 µs); more queries, or no numba, go to :func:`exact_search`.
+    """
+    if len(queries) <= SCAN_MAX_QUERIES and has("numba"):
+        from heron.retrieval import _topk_numba as kern
+
+        n_chunks = max(1, min(_num_threads() * 8, matrix.shape[0] // 1024 or 1))
+        return kern.scan(queries, matrix, _NO_MASK, False, k, n_chunks)
+    return exact_search(queries, matrix, k)
+
+
+_NO_MASK = np.zeros(1, dtype=np.bool_)
+
+
 def _blocked_range(
     q: np.ndarray,
     matrix: np.ndarray,
