@@ -40,3 +40,23 @@ def test_snippet_html_marks_and_escapes():
     long = "word " * 100 + "needle here " + "word " * 100
     s = snippet_html(long, "needle", width=60)
     assert "<mark>needle</mark>" in s and s.startswith("…") and s.endswith("…")
+
+
+def test_doc_ids_of_a_batch_resolve_once_and_match_row_by_row():
+    """A batch is resolved in one call (a resolver call per row cost ~5 µs); rows, their order,
+    padding and an all-padding row come out as when each row is resolved alone."""
+    keys = np.array([[2, 0, -1], [-1, -1, -1], [1, 2, 0], [0, -1, -1]])
+    scores = np.where(keys >= 0, 1.0, -np.inf).astype(np.float32)
+    table = {0: "a", 1: "b", 2: "c"}
+    calls = []
+
+    def resolve(ks):
+        calls.append(len(ks))
+        return [table[int(k)] for k in ks]
+
+    batch = Results(keys, scores, resolve).doc_ids()
+    assert calls == [6]
+    rows = [Results(keys[i : i + 1], scores[i : i + 1], resolve).doc_ids()[0] for i in range(4)]
+    assert batch == rows == [["c", "a"], [], ["b", "c", "a"], ["a"]]
+    empty = Results(np.full((2, 3), -1), np.full((2, 3), -np.inf, np.float32), resolve)
+    assert empty.doc_ids() == [[], []]

@@ -302,9 +302,13 @@ class _SQ8Lists:
     def search(self, q: np.ndarray, nprobe: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, labels)`` ``(nq, depth)``, best first, padded with ``(-inf, -1)``."""
         from heron.index import _ivf_sq8_numba as kern
-        from heron.retrieval.topk import scan_topk
+        from heron.retrieval.topk import SCAN_MAX_QUERIES, scan_topk
 
-        coarse, probe = scan_topk(q, self.centroids, nprobe)
+        if len(q) <= SCAN_MAX_QUERIES:
+            coarse, probe = scan_topk(q, self.centroids, nprobe)
+        else:  # faiss' quantizer search is the faster one for large batches (1,000 queries:
+            # 20.6 ms against 29.5 ms for exact_search over 4,096 centroids)
+            coarse, probe = self.owner.quantizer.search(q, nprobe)
         args = (self.vmin, self.vdiff)
         tail = (self.code_addr, self.id_addr, self.sizes, depth)
         if len(q) == 1:
