@@ -136,13 +136,13 @@ def test_hamming_codec_keeps_a_column_copy_of_resident_codes_with_the_same_hits(
     codes = codec.encode(x)
     q = x[:4] + 0.1
     first = codec.topk(q, codes, 50)
-    assert codec._cols_of[1] is None
+    assert codec._resident_of[1] is None
     second = codec.topk(q, codes, 50)
-    assert codec._cols_of[1] is not None
+    assert codec._resident_of[1] is not None
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     other = codes[::-1].copy()
     s, r = codec.topk(q, other, 50)
     ref_s, ref_r = codec.topk(q, other.copy(), 50)
     np.testing.assert_array_equal(r, ref_r)
-    assert codec._cols_of[0] is not codes
+    assert codec._resident_of[0] is not codes

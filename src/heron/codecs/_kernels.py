@@ -27,6 +27,9 @@ from heron.retrieval._topk_numba import (
 #: rows ahead of the scan that the int8 kernel asks the CPU to prefetch (one row = d bytes)
 PREFETCH_ROWS_U8 = 16
 
+#: candidates ahead that the candidate table scan prefetches (rows scattered over the codes)
+PREFETCH_CANDIDATES = 8
+
 
 @njit(inline="always", cache=True, fastmath=True)
 def _ham_block6(q, qi, flat, t0, m, dist):  # pragma: no cover - compiled
@@ -255,6 +258,60 @@ def lut_topk(lut, codes, K, nchunks, qblock, tile):  # pragma: no cover - compil
                 False,
             )
     return out_s, out_i
+
+
+@njit(inline="always", cache=True, fastmath=True)
+def _lut_rows_one(lut, qi, codes, cand, K, out_s, out_r):  # pragma: no cover - compiled
+    """Exact top ``K`` of query ``qi`` among its candidate rows (ties by row, as a stable sort)."""
+    M = lut.shape[1]
+    C = cand.shape[1]
+    r = np.sort(cand[qi])
+    s = np.empty(C, dtype=np.float32)
+    flat = codes.reshape(-1)
+    m = 0
+    for t in range(C):
+        row = r[t]
+        if row < 0:
+            continue
+        if t + PREFETCH_CANDIDATES < C:  # candidate rows lie far apart: ask for them early
+            _prefetch(flat, r[t + PREFETCH_CANDIDATES] * M)
+        acc = np.float32(0.0)
+        for j in range(M):
+            acc += lut[qi, j, codes[row, j]]
+        s[m] = acc
+        r[m] = row
+        m += 1
+    order = np.argsort(-s[:m], kind="mergesort")
+    for t in range(min(K, m)):
+        out_s[qi, t] = s[order[t]]
+        out_r[qi, t] = r[order[t]]
+
+
+@njit(cache=True, fastmath=True)
+def lut_rows_topk(lut, codes, cand, K):  # pragma: no cover - compiled
+    """Top ``K`` of ``sum_m lut[q, m, codes[r, m]]`` over the candidate rows ``cand[q]``.
+
+    ``lut`` ``(nq, M, 256)`` float32, ``codes`` ``(n, M)`` uint8, ``cand`` ``(nq, C)`` int64 with
+    ``-1`` padding. Returns ``(scores (nq, K) float32 descending, rows (nq, K))``, padded with
+    ``-inf`` / ``-1``.
+    """
+    nq = cand.shape[0]
+    out_s = np.full((nq, K), -np.inf, dtype=np.float32)
+    out_r = np.full((nq, K), -1, dtype=np.int64)
+    for qi in range(nq):
+        _lut_rows_one(lut, qi, codes, cand, K, out_s, out_r)
+    return out_s, out_r
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def lut_rows_topk_par(lut, codes, cand, K):  # pragma: no cover - compiled
+    """:func:`lut_rows_topk`, queries in parallel."""
+    nq = cand.shape[0]
+    out_s = np.full((nq, K), -np.inf, dtype=np.float32)
+    out_r = np.full((nq, K), -1, dtype=np.int64)
+    for qi in prange(nq):
+        _lut_rows_one(lut, qi, codes, cand, K, out_s, out_r)
+    return out_s, out_r
 
 
 @njit(parallel=True, cache=True, fastmath=True)

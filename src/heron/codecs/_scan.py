@@ -102,6 +102,20 @@ def lut_topk(
     return merge_chunks(s, r, k)
 
 
+def lut_rows_topk(
+    lut: np.ndarray, codes: np.ndarray, rows: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores (nq, k) float32 descending, rows (nq, k))``: the table scan of :func:`lut_topk`
+    restricted to candidate ``rows`` ``(nq, C)`` (``-1`` padding); ties go to the lower row."""
+    kern = _kernels()
+    lut = np.ascontiguousarray(lut, dtype=np.float32)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if rows.size and int(rows.max()) >= len(codes):
+        raise ValueError(f"candidate row {int(rows.max())} out of range for {len(codes)} codes")
+    fn = kern.lut_rows_topk_par if len(rows) >= 4 else kern.lut_rows_topk
+    return fn(lut, codes, rows, int(k))
+
+
 def i16u8_topk(
     qw: np.ndarray, codes: np.ndarray, k: int, *, tile: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from heron._deps import has
-from heron.codecs import _scan
+from heron.codecs import _scan, fastscan
 from heron.codecs.base import Codec, as_matrix
 from heron.retrieval.topk import pad_topk
 
@@ -83,9 +83,7 @@ def byte_tables(w: np.ndarray, width: int) -> np.ndarray:
     nq, d = w.shape
     wp = np.zeros((nq, width * 8), dtype=np.float32)
     wp[:, :d] = w
-    return np.einsum("qmt,vt->qmv", wp.reshape(nq, width, 8), _SIGNS, optimize=True).astype(
-        np.float32
-    )
+    return (wp.reshape(nq * width, 8) @ _SIGNS.T).reshape(nq, width, 256)
 
 
 def code_width(d: int) -> int:
@@ -104,6 +102,10 @@ class BinaryCodec(Codec):
     itq_iters: ITQ iterations.
     max_train: vectors sampled for fitting the rotation.
     seed: randomness of the initial rotation and the sample.
+    fast_scan: let the asymmetric scan of resident codes (the same array searched again) take
+        its candidates from faiss' 4-bit fast scan and certify them exact
+        (:mod:`heron.codecs.fastscan`); ``False`` scans every code with the float tables. Not
+        stored: a choice of how to scan, not of what the codes are.
     """
 
     kind = "binary"
@@ -117,6 +119,7 @@ class BinaryCodec(Codec):
         itq_iters: int = 30,
         max_train: int = 100_000,
         seed: int = 0,
+        fast_scan: bool = True,
     ) -> None:
         super().__init__()
         if scoring not in SCORINGS:
@@ -125,6 +128,7 @@ class BinaryCodec(Codec):
             raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
         self.scoring, self.centre, self.rotation = scoring, bool(centre), rotation
         self.itq_iters, self.max_train, self.seed = int(itq_iters), int(max_train), int(seed)
+        self.fast_scan = bool(fast_scan)
         self.mean: np.ndarray | None = None
         self.R: np.ndarray | None = None
         self.scale: np.ndarray | None = None
@@ -216,27 +220,54 @@ class BinaryCodec(Codec):
             )
             s = np.where(rows >= 0, d - 2 * dist, -np.inf).astype(np.float32)
             return pad_topk(s, rows, k)
-        w = self._rot(q) * self.scale
+        w = np.ascontiguousarray(self._rot(q) * self.scale, dtype=np.float32)
         off = (q @ self.mean)[:, None]
-        parts = [
-            _scan.lut_topk(byte_tables(w[i : i + 512], self.width), codes, k)
-            for i in range(0, len(q), 512)
-        ]
-        s, r = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        fast = self._fast_scan(given) if k <= len(codes) // 8 else None
+        if fast is None:
+            s, r = self._table_scan(w, codes, k)
+        else:
+            s, r, left = fast.topk(
+                w, codes, k, lambda ww: byte_tables(ww, self.width), _scan.lut_rows_topk
+            )
+            if len(left):
+                s[left], r[left] = self._table_scan(w[left], codes, k)
         return pad_topk(s + off, r, k)
 
-    def _columns(self, codes: np.ndarray) -> np.ndarray | None:
-        """The by-word copy of ``codes`` that the Hamming scan reads fastest, kept while the
-        same array object comes back (a collection's resident codes); ``None`` the first time
-        an array is seen, so a one-off scan never pays for the copy."""
-        seen = getattr(self, "_cols_of", None)
+    def _table_scan(
+        self, w: np.ndarray, codes: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The float byte-table scan of every code (exact), 512 queries at a time."""
+        parts = [
+            _scan.lut_topk(byte_tables(w[i : i + 512], self.width), codes, k)
+            for i in range(0, len(w), 512)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _resident(self, codes: np.ndarray, make: Any) -> Any:
+        """A copy of ``codes`` in the layout a scan reads fastest, kept while the same array
+        object comes back (a collection's resident codes); ``None`` the first time an array is
+        seen, so a one-off scan never pays for the copy."""
+        seen = getattr(self, "_resident_of", None)
         if seen is not None and seen[0] is codes:
             if seen[1] is None:
-                words = np.ascontiguousarray(codes).view(np.uint64)
-                self._cols_of = (codes, _scan.column_words(words))
-            return self._cols_of[1]
-        self._cols_of = (codes, None)
+                self._resident_of = (codes, make(codes))
+            return self._resident_of[1]
+        self._resident_of = (codes, None)
         return None
+
+    def _columns(self, codes: np.ndarray) -> np.ndarray | None:
+        """The by-word copy (``_scan.column_words``) that the Hamming scan reads fastest."""
+        return self._resident(
+            codes, lambda c: _scan.column_words(np.ascontiguousarray(c).view(np.uint64))
+        )
+
+    def _fast_scan(self, codes: np.ndarray) -> Any:
+        """The fast-scan shards (:mod:`heron.codecs.fastscan`) of resident codes, where faiss is
+        installed and the codes are large enough to gain from them."""
+        if not (self.fast_scan and has("faiss") and fastscan.usable(len(codes), self.width)):
+            return None
+        shards = _scan._kernels().threads()
+        return self._resident(codes, lambda c: fastscan.SignFastScan(c, shards=shards))
 
     # -- state -------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
