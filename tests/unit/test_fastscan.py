@@ -117,3 +117,28 @@ def test_small_or_wide_codes_keep_the_table_scan():
     assert not fastscan.usable(fastscan.MIN_ROWS - 1, 48)
     assert fastscan.usable(fastscan.MIN_ROWS, 128)
     assert not fastscan.usable(10**6, 136)  # d = 1088: 8-bit table sums overflow 16 bits
+
+
+def _child_search(codec, q, codes, k, out):
+    out.put(codec.topk(q, codes, k)[1].tolist())
+
+
+def test_a_forked_child_searches_with_its_own_threads(corpus):
+    """A child forked after the shards' threads started still searches, with the same rows (a
+    fork copies the pool object but not its threads; the child starts a pool of its own)."""
+    import multiprocessing as mp
+
+    x, codec, codes = corpus
+    q = x[:2] + 0.02
+    (_, ref), _ = _both(codec, q, codes, 10)
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    p = ctx.Process(target=_child_search, args=(codec, q, codes, 10, out))
+    p.start()
+    try:
+        got = out.get(timeout=60)
+    finally:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+    assert got == ref.tolist() and p.exitcode == 0

@@ -25,6 +25,7 @@ OpenMP held to one thread, so no spinning OpenMP team is left behind to slow the
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,6 +42,7 @@ QUERY_BLOCK = 512
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
 
@@ -52,8 +54,10 @@ def usable(n: int, width: int) -> bool:
 
 def _pool(size: int) -> ThreadPoolExecutor:
     """Worker threads that search one shard each, faiss' OpenMP held to one thread in each."""
-    global _POOL, _POOL_SIZE
+    global _POOL, _POOL_SIZE, _POOL_PID
     with _POOL_LOCK:
+        if _POOL_PID != os.getpid():  # a forked child has the pool object but not its threads
+            _POOL = None
         if _POOL is None or _POOL_SIZE < size:
             faiss = require("faiss", purpose="the fast binary scan")
             old = _POOL
@@ -63,7 +67,7 @@ def _pool(size: int) -> ThreadPoolExecutor:
                 initializer=faiss.omp_set_num_threads,
                 initargs=(1,),
             )
-            _POOL_SIZE = size
+            _POOL_SIZE, _POOL_PID = size, os.getpid()
             if old is not None:
                 old.shutdown(wait=False)
         return _POOL
