@@ -160,17 +160,19 @@ def test_int8_integer_scan_matches_reference():
         _scan.i16u8_topk(np.full((1, 400), 32767, np.int16), np.zeros((5, 400), np.uint8), 5)
 
 
+@pytest.mark.parametrize("nq", [2, 6])  # 2: on the calling thread; 6: queries in parallel
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
-def test_gather_dot_matches_numpy(dtype, tmp_path):
+def test_gather_dot_matches_numpy(dtype, nq, tmp_path):
     """The numba rescoring kernel equals the gathered numpy einsum, reading a memmap."""
     pytest.importorskip("numba")
     from heron.codecs import _scan
     from heron.codecs.search import _gather_dot_numpy
 
-    x, q = data(400, 40), data(6, 40, seed=4)
+    assert 2 < _scan.SERIAL_QUERIES <= 6
+    x, q = data(400, 40), data(nq, 40, seed=4)
     np.save(tmp_path / "m.npy", x.astype(dtype))
     m = np.load(tmp_path / "m.npy", mmap_mode="r")
-    rows = np.random.default_rng(0).integers(-1, 400, (6, 50))
+    rows = np.random.default_rng(0).integers(-1, 400, (nq, 50))
     fast = _scan.gather_dot(q, rows, m)
     ref = _gather_dot_numpy(q, rows, m, 4)
     np.testing.assert_array_equal(np.isneginf(fast), rows < 0)
@@ -179,4 +181,4 @@ def test_gather_dot_matches_numpy(dtype, tmp_path):
     order = np.argsort(-np.where(rows >= 0, ref, -np.inf), axis=1, kind="stable")[:, :10]
     np.testing.assert_array_equal(r, np.take_along_axis(rows, order, axis=1))
     with pytest.raises(ValueError, match="out of range"):
-        _scan.gather_dot(q, np.full((6, 3), 400), m)
+        _scan.gather_dot(q, np.full((nq, 3), 400), m)

@@ -381,6 +381,24 @@ def i16u8_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compi
     return out_s, out_i
 
 
+@njit(inline="always", cache=True, fastmath=True)
+def _gather_dot_row(q, i, rows, mat, out, half):  # pragma: no cover - compiled
+    d = q.shape[1]
+    for t in range(rows.shape[1]):
+        r = rows[i, t]
+        if r < 0:
+            out[i, t] = -np.inf
+            continue
+        s = np.float32(0.0)
+        if half:
+            for j in range(d):
+                s += q[i, j] * _half_bits_to_f32(mat[r, j])
+        else:
+            for j in range(d):
+                s += q[i, j] * mat[r, j]
+        out[i, t] = s
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def gather_dot_f16(q, rows, mat, out):  # pragma: no cover - compiled
     """``out[i, t] = q[i] . mat[rows[i, t]]`` for float16 ``mat`` ``(n, d)`` given as uint16 bits.
@@ -388,35 +406,30 @@ def gather_dot_f16(q, rows, mat, out):  # pragma: no cover - compiled
     ``rows`` ``(nq, K)`` int64, ``-1`` padded (score ``-inf``). Parallel over queries; ``mat``
     may be a memory map: only the candidate rows are read, without a gathered copy.
     """
-    nq, K = rows.shape
-    d = q.shape[1]
-    for i in prange(nq):
-        for t in range(K):
-            r = rows[i, t]
-            if r < 0:
-                out[i, t] = -np.inf
-                continue
-            s = np.float32(0.0)
-            for j in range(d):
-                s += q[i, j] * _half_bits_to_f32(mat[r, j])
-            out[i, t] = s
+    for i in prange(rows.shape[0]):
+        _gather_dot_row(q, i, rows, mat, out, True)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def gather_dot_f32(q, rows, mat, out):  # pragma: no cover - compiled
     """As :func:`gather_dot_f16` for a float32 ``mat``."""
-    nq, K = rows.shape
-    d = q.shape[1]
-    for i in prange(nq):
-        for t in range(K):
-            r = rows[i, t]
-            if r < 0:
-                out[i, t] = -np.inf
-                continue
-            s = np.float32(0.0)
-            for j in range(d):
-                s += q[i, j] * mat[r, j]
-            out[i, t] = s
+    for i in prange(rows.shape[0]):
+        _gather_dot_row(q, i, rows, mat, out, False)
+
+
+@njit(cache=True, fastmath=True)
+def gather_dot_f16_serial(q, rows, mat, out):  # pragma: no cover - compiled
+    """:func:`gather_dot_f16` on the calling thread (a few queries: no parallel region, whose
+    idle OpenMP workers would spin on the cores the next scan needs)."""
+    for i in range(rows.shape[0]):
+        _gather_dot_row(q, i, rows, mat, out, True)
+
+
+@njit(cache=True, fastmath=True)
+def gather_dot_f32_serial(q, rows, mat, out):  # pragma: no cover - compiled
+    """:func:`gather_dot_f32` on the calling thread."""
+    for i in range(rows.shape[0]):
+        _gather_dot_row(q, i, rows, mat, out, False)
 
 
 @njit(parallel=True, cache=True)

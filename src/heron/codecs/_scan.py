@@ -6,6 +6,9 @@ import numpy as np
 
 from heron._deps import has, require
 
+#: fewer queries than this are re-scored on the calling thread (:func:`gather_dot`)
+SERIAL_QUERIES = 4
+
 
 def fast_available() -> bool:
     """Whether the numba kernels can be used."""
@@ -150,10 +153,15 @@ def gather_dot(queries: np.ndarray, rows: np.ndarray, matrix: np.ndarray) -> np.
     if r.size and int(r.max()) >= len(mat):
         raise ValueError(f"candidate row {int(r.max())} out of range for {len(mat)} rows")
     out = np.empty(r.shape, dtype=np.float32)
+    # a few queries run on the calling thread: an OpenMP region for them costs more than it
+    # saves, and its idle workers then spin on the cores the next query's scan needs
+    serial = len(r) < SERIAL_QUERIES
     if mat.dtype == np.float16:
-        kern.gather_dot_f16(q, r, mat.view(np.uint16), out)
+        fn = kern.gather_dot_f16_serial if serial else kern.gather_dot_f16
+        fn(q, r, mat.view(np.uint16), out)
     else:
-        kern.gather_dot_f32(q, r, mat, out)
+        fn = kern.gather_dot_f32_serial if serial else kern.gather_dot_f32
+        fn(q, r, mat, out)
     return out
 
 
