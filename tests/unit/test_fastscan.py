@@ -73,8 +73,9 @@ def test_queries_that_do_not_certify_fall_back_to_the_full_scan(corpus, monkeypa
     ref = codec.topk(q, codes, 10)
     codec.fast_scan = True
     codec.topk(q, codes, 10)
-    fs = codec._fast_scan(codes)
-    assert fs is not None
+    codec.topk(q, codes, 10)
+    fs = codec._resident_of[1]
+    assert isinstance(fs, fastscan.SignFastScan)
     monkeypatch.setattr(fs, "eps", lambda w: np.full(len(w), 1e9, np.float32))
     w = np.ascontiguousarray(codec._rot(q) * codec.scale, dtype=np.float32)
     _, rows, left = fs.topk(
@@ -142,3 +143,20 @@ def test_a_forked_child_searches_with_its_own_threads(corpus):
         if p.is_alive():
             p.kill()
     assert got == ref.tolist() and p.exitcode == 0
+
+
+@pytest.mark.parametrize("k", [10, 300])
+def test_residual_binary_planes_scan_as_one_sign_code(corpus, k):
+    """rbin2: both planes, weighted per level, are one 2d-bit sign code to the fast scan; its
+    hits equal the table scan's."""
+    x, _, _ = corpus
+    codec = parse_spec("rbin2").fit(x[::4])
+    codes = codec.encode(x)
+    assert codes.shape[1] == 2 * codec.width
+    q = x[200:203] + 0.03
+    (rs, rr), (gs, gr) = _both(codec, q, codes, k)
+    np.testing.assert_array_equal(gr, rr)
+    np.testing.assert_allclose(gs, rs, rtol=0, atol=1e-6)
+    # and the scores are the codec's own asymmetric scores
+    ref = codec.score(q, codes)
+    np.testing.assert_allclose(gs, np.take_along_axis(ref, gr, axis=1), rtol=1e-4, atol=1e-4)

@@ -84,6 +84,18 @@ class Codec:
             raise ValueError(f"codec {self.spec!r} is not fitted; call fit(corpus_vectors) first")
         return self.dim
 
+    def _resident(self, codes: np.ndarray, make: Any) -> Any:
+        """``make(codes)``: a copy of ``codes`` in the layout a scan reads fastest, kept while
+        the same array object comes back (a collection's resident codes); ``None`` the first
+        time an array is seen, so a one-off scan never pays for the copy. Memory only."""
+        seen = getattr(self, "_resident_of", None)
+        if seen is not None and seen[0] is codes:
+            if seen[1] is None:
+                self._resident_of = (codes, make(codes))
+            return self._resident_of[1]
+        self._resident_of = (codes, None)
+        return None
+
     # -- the contract ----------------------------------------------------------
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Codes of ``x`` ``(n, d)``: a 2-d array ``(n, code_width)``."""

@@ -222,15 +222,7 @@ class BinaryCodec(Codec):
             return pad_topk(s, rows, k)
         w = np.ascontiguousarray(self._rot(q) * self.scale, dtype=np.float32)
         off = (q @ self.mean)[:, None]
-        fast = self._fast_scan(given) if k <= len(codes) // 8 else None
-        if fast is None:
-            s, r = self._table_scan(w, codes, k)
-        else:
-            s, r, left = fast.topk(
-                w, codes, k, lambda ww: byte_tables(ww, self.width), _scan.lut_rows_topk
-            )
-            if len(left):
-                s[left], r[left] = self._table_scan(w[left], codes, k)
+        s, r = fastscan.sign_topk(self, given, codes, w, k, byte_tables, self._table_scan)
         return pad_topk(s + off, r, k)
 
     def _table_scan(
@@ -243,31 +235,11 @@ class BinaryCodec(Codec):
         ]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def _resident(self, codes: np.ndarray, make: Any) -> Any:
-        """A copy of ``codes`` in the layout a scan reads fastest, kept while the same array
-        object comes back (a collection's resident codes); ``None`` the first time an array is
-        seen, so a one-off scan never pays for the copy."""
-        seen = getattr(self, "_resident_of", None)
-        if seen is not None and seen[0] is codes:
-            if seen[1] is None:
-                self._resident_of = (codes, make(codes))
-            return self._resident_of[1]
-        self._resident_of = (codes, None)
-        return None
-
     def _columns(self, codes: np.ndarray) -> np.ndarray | None:
         """The by-word copy (``_scan.column_words``) that the Hamming scan reads fastest."""
         return self._resident(
             codes, lambda c: _scan.column_words(np.ascontiguousarray(c).view(np.uint64))
         )
-
-    def _fast_scan(self, codes: np.ndarray) -> Any:
-        """The fast-scan shards (:mod:`heron.codecs.fastscan`) of resident codes, where faiss is
-        installed and the codes are large enough to gain from them."""
-        if not (self.fast_scan and has("faiss") and fastscan.usable(len(codes), self.width)):
-            return None
-        shards = _scan._kernels().threads()
-        return self._resident(codes, lambda c: fastscan.SignFastScan(c, shards=shards))
 
     # -- state -------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

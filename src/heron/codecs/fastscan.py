@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from heron._deps import require
+from heron._deps import has, require
 
 #: below this many rows the float table scan is as fast as the shards' dispatch
 MIN_ROWS = 32_768
@@ -201,3 +201,35 @@ class SignFastScan:
             todo = todo[~ok]
             fetch *= 4
         return out_s, out_r, todo
+
+
+def sign_topk(
+    codec: Any,
+    given: np.ndarray,
+    codes: np.ndarray,
+    w: np.ndarray,
+    k: int,
+    tables: Any,
+    table_scan: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of ``w . sign(code)`` over packed sign codes, through the fast scan where it
+    applies (``codec.fast_scan``, faiss installed, :func:`usable`, ``k <= n/8``, and ``given``
+    the codec's resident codes, see :meth:`heron.codecs.base.Codec._resident`), else
+    ``table_scan(w, codes, k)``; the same ``(scores, rows)`` either way.
+
+    ``w`` ``(nq, 8 * width)`` float32 (one weight per code bit), ``codes`` ``(n, width)``
+    uint8 (``given``, contiguous), ``tables(w, width)`` their float byte tables.
+    """
+    from heron.codecs import _scan
+
+    n, width = codes.shape
+    if not (codec.fast_scan and has("faiss") and usable(n, width) and k <= n // 8):
+        return table_scan(w, codes, k)
+    shards = _scan._kernels().threads()
+    fast = codec._resident(given, lambda c: SignFastScan(c, shards=shards))
+    if fast is None:
+        return table_scan(w, codes, k)
+    s, r, left = fast.topk(w, codes, k, lambda ww: tables(ww, width), _scan.lut_rows_topk)
+    if len(left):
+        s[left], r[left] = table_scan(w[left], codes, k)
+    return s, r

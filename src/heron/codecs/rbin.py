@@ -20,12 +20,22 @@ from typing import Any
 
 import numpy as np
 
-from heron.codecs import _scan
+from heron.codecs import _scan, fastscan
 from heron.codecs.base import Codec, as_matrix
 from heron.codecs.binary import byte_tables, code_width, fit_rotation, pack_signs, unpack_signs
 from heron.retrieval.topk import pad_topk
 
 SCORINGS = ("asym", "sym")
+
+
+def _table_scan(wq: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float byte tables of the per-bit weights ``wq`` over every code, 256 queries at a time."""
+    width = codes.shape[1]
+    parts = [
+        _scan.lut_topk(byte_tables(wq[i : i + 256], width), codes, k)
+        for i in range(0, len(wq), 256)
+    ]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 class ResidualBinaryCodec(Codec):
@@ -38,6 +48,9 @@ class ResidualBinaryCodec(Codec):
     rotation: ``"itq"``, ``"random"`` or ``"none"`` (see :class:`~heron.codecs.binary.BinaryCodec`).
     max_train: vectors sampled for fitting.
     seed: randomness of the rotation and the sample.
+    fast_scan: as :class:`~heron.codecs.binary.BinaryCodec`'s: the asymmetric scan of resident
+        codes takes its candidates from faiss' fast scan over all ``b`` planes as one sign code
+        (``b * d <= 1024``) and certifies them exact (:mod:`heron.codecs.fastscan`).
     """
 
     kind = "rbin"
@@ -50,6 +63,7 @@ class ResidualBinaryCodec(Codec):
         rotation: str = "itq",
         max_train: int = 100_000,
         seed: int = 0,
+        fast_scan: bool = True,
     ) -> None:
         super().__init__()
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
@@ -58,6 +72,7 @@ class ResidualBinaryCodec(Codec):
             raise ValueError(f"residual binary scoring must be one of {SCORINGS}, got {scoring!r}")
         self.bits, self.scoring, self.rotation = bits, scoring, rotation
         self.max_train, self.seed = int(max_train), int(seed)
+        self.fast_scan = bool(fast_scan)
         self.mean: np.ndarray | None = None
         self.R: np.ndarray | None = None
         self.alpha: np.ndarray | None = None
@@ -140,13 +155,12 @@ class ResidualBinaryCodec(Codec):
         w = self.width
         qr = q @ self.R
         off = (q @ self.mean)[:, None]
-        parts = []
-        for i in range(0, len(q), 256):
-            tabs = [byte_tables(qr[i : i + 256] * self.alpha[lvl], w) for lvl in range(self.bits)]
-            parts.append(
-                _scan.lut_topk(np.concatenate(tabs, axis=1), np.ascontiguousarray(codes), k)
-            )
-        s, r = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        # one weight per code bit: level l's weights fill bytes l*w .. (l+1)*w - 1
+        wq = np.zeros((len(q), self.bits, 8 * w), dtype=np.float32)
+        wq[:, :, :d] = qr[:, None, :] * self.alpha[None, :, :]
+        wq = wq.reshape(len(q), -1)
+        codes_c = np.ascontiguousarray(codes)
+        s, r = fastscan.sign_topk(self, codes, codes_c, wq, k, byte_tables, _table_scan)
         return pad_topk(s + off, r, k)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
