@@ -86,6 +86,22 @@ def byte_tables(w: np.ndarray, width: int) -> np.ndarray:
     return (wp.reshape(nq * width, 8) @ _SIGNS.T).reshape(nq, width, 256)
 
 
+def table_scan(
+    w: np.ndarray, codes: np.ndarray, k: int, *, block: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of ``w . sign(code)`` by float byte tables over every code (exact).
+
+    ``w`` ``(nq, 8 * width)`` float32 weights, one per code bit; ``codes`` ``(n, width)`` uint8,
+    C-contiguous; ``block`` queries share a pass (their tables: ``block * width`` KB).
+    """
+    width = codes.shape[1]
+    parts = [
+        _scan.lut_topk(byte_tables(w[i : i + block], width), codes, k)
+        for i in range(0, len(w), block)
+    ]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 def code_width(d: int) -> int:
     """Bytes per packed sign plane: ``ceil(d/8)`` rounded up to whole 64-bit words."""
     return ((d + 63) // 64) * 8
@@ -222,18 +238,8 @@ class BinaryCodec(Codec):
             return pad_topk(s, rows, k)
         w = np.ascontiguousarray(self._rot(q) * self.scale, dtype=np.float32)
         off = (q @ self.mean)[:, None]
-        s, r = fastscan.sign_topk(self, given, codes, w, k, byte_tables, self._table_scan)
+        s, r = fastscan.sign_topk(self, given, codes, w, k, byte_tables, table_scan)
         return pad_topk(s + off, r, k)
-
-    def _table_scan(
-        self, w: np.ndarray, codes: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The float byte-table scan of every code (exact), 512 queries at a time."""
-        parts = [
-            _scan.lut_topk(byte_tables(w[i : i + 512], self.width), codes, k)
-            for i in range(0, len(w), 512)
-        ]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _columns(self, codes: np.ndarray) -> np.ndarray | None:
         """The by-word copy (``_scan.column_words``) that the Hamming scan reads fastest."""

@@ -22,20 +22,17 @@ import numpy as np
 
 from heron.codecs import _scan, fastscan
 from heron.codecs.base import Codec, as_matrix
-from heron.codecs.binary import byte_tables, code_width, fit_rotation, pack_signs, unpack_signs
+from heron.codecs.binary import (
+    byte_tables,
+    code_width,
+    fit_rotation,
+    pack_signs,
+    table_scan,
+    unpack_signs,
+)
 from heron.retrieval.topk import pad_topk
 
 SCORINGS = ("asym", "sym")
-
-
-def _table_scan(wq: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Float byte tables of the per-bit weights ``wq`` over every code, 256 queries at a time."""
-    width = codes.shape[1]
-    parts = [
-        _scan.lut_topk(byte_tables(wq[i : i + 256], width), codes, k)
-        for i in range(0, len(wq), 256)
-    ]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 class ResidualBinaryCodec(Codec):
@@ -160,7 +157,7 @@ class ResidualBinaryCodec(Codec):
         wq[:, :, :d] = qr[:, None, :] * self.alpha[None, :, :]
         wq = wq.reshape(len(q), -1)
         codes_c = np.ascontiguousarray(codes)
-        s, r = fastscan.sign_topk(self, codes, codes_c, wq, k, byte_tables, _table_scan)
+        s, r = fastscan.sign_topk(self, codes, codes_c, wq, k, byte_tables, table_scan)
         return pad_topk(s + off, r, k)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
