@@ -160,3 +160,15 @@ def test_residual_binary_planes_scan_as_one_sign_code(corpus, k):
     # and the scores are the codec's own asymmetric scores
     ref = codec.score(q, codes)
     np.testing.assert_allclose(gs, np.take_along_axis(ref, gr, axis=1), rtol=1e-4, atol=1e-4)
+
+
+def test_dimensions_that_do_not_fill_the_code_words():
+    """d = 100 packs into 128 bits: the fast scan sees zero weights on the 28 padding bits."""
+    x = _data(N, 100, seed=11)
+    codec = parse_spec("bin").fit(x[::4])
+    codes = codec.encode(x)
+    assert codes.shape[1] * 8 == 128
+    q = x[:3] + 0.05
+    (rs, rr), (gs, gr) = _both(codec, q, codes, 20)
+    np.testing.assert_array_equal(gr, rr)
+    np.testing.assert_allclose(gs, rs, rtol=0, atol=1e-6)

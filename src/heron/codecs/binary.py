@@ -236,10 +236,18 @@ class BinaryCodec(Codec):
             )
             s = np.where(rows >= 0, d - 2 * dist, -np.inf).astype(np.float32)
             return pad_topk(s, rows, k)
-        w = np.ascontiguousarray(self._rot(q) * self.scale, dtype=np.float32)
         off = (q @ self.mean)[:, None]
-        s, r = fastscan.sign_topk(self, given, codes, w, k, byte_tables, table_scan)
+        s, r = fastscan.sign_topk(
+            self, given, codes, self.sign_weights(q), k, byte_tables, table_scan
+        )
         return pad_topk(s + off, r, k)
+
+    def sign_weights(self, q: np.ndarray) -> np.ndarray:
+        """``(nq, 8 * width)`` float32: the weight of each code bit in the asymmetric score
+        (``score = sign_weights(q) . sign(code) + q . mean``)."""
+        w = np.zeros((len(q), 8 * self.width), dtype=np.float32)
+        w[:, : self._check()] = self._rot(q) * self.scale
+        return w
 
     def _columns(self, codes: np.ndarray) -> np.ndarray | None:
         """The by-word copy (``_scan.column_words``) that the Hamming scan reads fastest."""

@@ -149,16 +149,19 @@ class ResidualBinaryCodec(Codec):
         q = as_matrix(queries, what="queries", dim=d)
         if self.scoring == "sym" or not _scan.fast_available() or len(codes) == 0:
             return super().topk(q, codes, k, block_size=block_size)
-        w = self.width
-        qr = q @ self.R
         off = (q @ self.mean)[:, None]
-        # one weight per code bit: level l's weights fill bytes l*w .. (l+1)*w - 1
-        wq = np.zeros((len(q), self.bits, 8 * w), dtype=np.float32)
-        wq[:, :, :d] = qr[:, None, :] * self.alpha[None, :, :]
-        wq = wq.reshape(len(q), -1)
         codes_c = np.ascontiguousarray(codes)
+        wq = self.sign_weights(q)
         s, r = fastscan.sign_topk(self, codes, codes_c, wq, k, byte_tables, table_scan)
         return pad_topk(s + off, r, k)
+
+    def sign_weights(self, q: np.ndarray) -> np.ndarray:
+        """``(nq, 8 * bits * width)`` float32: the weight of each code bit in the asymmetric
+        score, level ``l``'s weights on bytes ``l*width .. (l+1)*width - 1``."""
+        d, w = self._check(), self.width
+        wq = np.zeros((len(q), self.bits, 8 * w), dtype=np.float32)
+        wq[:, :, :d] = (q @ self.R)[:, None, :] * self.alpha[None, :, :]
+        return wq.reshape(len(q), -1)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         params = {
