@@ -1,7 +1,8 @@
 """The asymmetric sign-code scan through faiss' 4-bit fast scan, with an exactness certificate.
 
-A sign code of ``d`` bits (:class:`heron.codecs.binary.BinaryCodec`, ``scoring="asym"``) is also
-a product-quantisation code: ``d/4`` sub-quantisers of 4 bits whose 16 centroids are the sign
+A sign code of ``d`` bits (:class:`heron.codecs.binary.BinaryCodec`, ``scoring="asym"``; the
+``b`` planes of :class:`heron.codecs.rbin.ResidualBinaryCodec` together) is also a
+product-quantisation code: ``d/4`` sub-quantisers of 4 bits whose 16 centroids are the sign
 patterns ``(+-1, +-1, +-1, +-1)``. Its asymmetric score ``w . sign`` is then the PQ inner product,
 which faiss' fast scan (``IndexPQFastScan``; André, Kermarrec & Le Scouarnec, "Cache locality is
 not enough: high-performance nearest neighbor search with product quantization fast scan",
