@@ -56,7 +56,10 @@ def rss_mb() -> tuple[float, float]:
 
 
 def disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes of the files under ``path``, a hard-linked file counted once (as ``du`` does)."""
+    seen = {(st.st_dev, st.st_ino): st.st_size
+            for st in (f.stat() for f in path.rglob("*") if f.is_file())}
+    return sum(seen.values())
 
 
 def exact_top(q: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:

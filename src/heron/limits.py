@@ -179,6 +179,11 @@ def as_finite_vectors(
         )
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=np.float32)
+        # a finite row sum means finite values (a NaN or inf never sums to a finite value), with
+        # no (n, dim) boolean temporary; an overflowing sum of finite values and a real NaN or
+        # inf both take the exact check below
+        if out.size == 0 or np.isfinite(out.sum(axis=1)).all():
+            return out
     ok = np.isfinite(out).all(axis=1)
     if not ok.all():
         bad = int(np.flatnonzero(~ok)[0])

@@ -70,6 +70,41 @@ def test_delete_and_upsert(coll):
     assert res2.doc_ids() == [["5"]]
 
 
+def test_compact_streams_rows_and_writes_what_np_save_writes(coll, monkeypatch):
+    import heron.collection.segments as segments
+
+    monkeypatch.setattr(segments, "CHUNK_ROWS", 7)  # blocks end inside every segment
+    rng = np.random.default_rng(5)
+    for b in range(3):
+        coll.add([f"t{b}-{i}" for i in range(30)], ids=[f"{b}-{i}" for i in range(30)],
+                 vectors=unit(rng, 30))
+    coll.delete([f"1-{i}" for i in range(0, 30, 4)] + ["2-29", "0-0"])
+    snap = coll.snapshot()
+    before = {k: v for k, v in zip(snap.ids(snap.keys), np.asarray(snap.dense()))}
+    assert coll.compact()["segments_after"] == 1
+    snap = coll.snapshot()
+    (seg,) = snap.segments
+    after = np.asarray(snap.dense())
+    assert len(after) == len(before) == 90 - 10
+    for i, v in zip(snap.ids(snap.keys), after):
+        np.testing.assert_array_equal(v, before[i])
+    path = seg.segment.dir / "dense.npy"
+    ref = path.with_name("ref.npy")
+    np.save(ref, after)
+    assert path.read_bytes() == ref.read_bytes()
+
+
+def test_supplied_vectors_stay_out_of_the_hash_index(coll):
+    from heron.collection.writes import REUSE_SQL
+
+    coll.add(["a", "b"], ids=["a", "b"], vectors=unit(np.random.default_rng(6), 2))
+    con = coll.store.connect()
+    (sql,) = con.execute("SELECT sql FROM sqlite_master WHERE name = 'docs_hash'").fetchone()
+    assert "WHERE hash NOT LIKE 'supplied:%'" in sql  # a partial index: bulk loads skip it
+    plan = con.execute("EXPLAIN QUERY PLAN " + REUSE_SQL.format(marks="?, ?"), ["x", "y"]).fetchall()
+    assert any("USING INDEX docs_hash" in row[-1] for row in plan), plan  # reuse still reads it
+
+
 def test_duplicate_ids_rejected_and_nothing_written(coll):
     v = unit(np.random.default_rng(3), 2)
     coll.add(["a", "b"], ids=["x", "y"], vectors=v)

@@ -258,3 +258,31 @@ def test_float_graph_keeps_its_vectors_once(coll, monkeypatch) -> None:
     c2 = heron.Collection.open(c.path)
     assert c2.search(x[:3], 5, using="hnsw-old", filter={"year": 2003}).doc_ids() == want
     c2.close()
+
+
+def test_rescoring_copy_links_the_segment_and_never_rewrites_it(coll) -> None:
+    """An index built over one whole segment hard-links its ``dense.npy`` as the rescoring copy
+    (no second 1.5 GB at 1M); saving that index again replaces the link and leaves the
+    segment's bytes alone."""
+    import os
+
+    from heron.index import load_index
+
+    c, x, _ = coll
+    (seg,) = (c.path / "segments").glob("*/dense.npy")
+    c.create_index("ivf8", kind="ivf", nlist=8, codec="int8")
+    vec = current_folder(c, "ivf8") / "data" / "vectors.npy"
+    assert os.path.samefile(seg, vec)
+    files = [p for p in c.path.rglob("*") if p.is_file()]
+    assert c.info()["bytes_on_disk"] == sum(p.stat().st_size for p in files) - vec.stat().st_size
+    exact = c.search(x[:5], 10, using="dense")
+    r = c.search(x[:5], 10, using="ivf8", nprobe=8)  # every list, rescored: the exact top-10
+    assert r.doc_ids() == exact.doc_ids()
+    before = seg.read_bytes()
+    idx = c.artifact("ivf8", build="never")[1]
+    idx.add(vecs(5, 9), np.arange(10_000, 10_005))
+    idx.save(vec.parent)  # two row blocks now: a file of its own, swapped in by rename
+    assert seg.read_bytes() == before and not os.path.samefile(seg, vec)
+    again = load_index(vec.parent)
+    np.testing.assert_array_equal(again.vectors_of(np.arange(305))[:300], x)
+    np.testing.assert_array_equal(again.vectors_of(np.arange(300, 305)), vecs(5, 9))

@@ -114,6 +114,20 @@ def test_vectors_overflowing_float32_are_refused(coll):
     assert np.isfinite(np.asarray(coll.snapshot().dense())).all()
 
 
+def test_finiteness_check_is_exact_per_row():
+    from heron.limits import as_finite_vectors
+
+    big = np.full((3, 384), 3.0e38, dtype=np.float32)  # every row's float32 sum overflows
+    assert as_finite_vectors(big, dim=384) is big  # finite values: accepted, not copied
+    bad = big.copy()
+    bad[2, 7], bad[2, 9] = np.inf, -np.inf  # the two cancel in no sum: nan
+    with pytest.raises(ValueError, match=r"vectors\[2\] contains NaN or inf .*1 bad row"):
+        as_finite_vectors(bad, dim=384)
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"vectors\[0\] .*2 bad row"):
+        as_finite_vectors(bad, dim=384)
+
+
 def test_complex_vectors_refused(coll):
     with pytest.raises(TypeError, match="real numeric"):
         coll.add(["x"], ids=["x"], vectors=unit(1).astype(np.complex64))

@@ -35,8 +35,7 @@ def fit_rotation(xc: np.ndarray, *, rotation: str, iters: int = 30, seed: int = 
     d = xc.shape[1]
     if rotation == "none":
         return np.eye(d, dtype=np.float32)
-    with single_thread_blas():
-        return _fit_rotation(xc, rotation=rotation, iters=iters, seed=seed)
+    return _fit_rotation(xc, rotation=rotation, iters=iters, seed=seed)
 
 
 def single_thread_blas() -> Any:
@@ -52,13 +51,24 @@ def single_thread_blas() -> Any:
 def _fit_rotation(xc: np.ndarray, *, rotation: str, iters: int, seed: int) -> np.ndarray:
     d = xc.shape[1]
     rng = np.random.default_rng(seed)
-    r, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    with single_thread_blas():
+        r, _ = np.linalg.qr(rng.standard_normal((d, d)))
     if rotation == "itq":
         x64 = xc.astype(np.float64)
+        # b = sign(x @ r) in one reused (n, d) buffer: a fresh one per iteration (two, with the
+        # product) is 600 MB of new pages each time at 100k × 384, which cost more than the
+        # arithmetic where page faults are slow (first-touch in a VM: ~5 s per GB)
+        b = np.empty_like(x64)
+        pos = np.empty(x64.shape, dtype=bool)
         for _ in range(iters):
-            b = np.where(x64 @ r >= 0, 1.0, -1.0)
-            u, _, vt = np.linalg.svd(x64.T @ b)
-            r = u @ vt
+            np.matmul(x64, r, out=b)
+            np.greater_equal(b, 0.0, out=pos)
+            np.multiply(pos, 2.0, out=b)
+            b -= 1.0  # +1 where x @ r >= 0, else -1
+            c = x64.T @ b
+            with single_thread_blas():  # the (d, d) SVD: small, faster on one thread
+                u, _, vt = np.linalg.svd(c)
+                r = u @ vt
     return r.astype(np.float32)
 
 

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from heron._faults import point
 from heron.collection.leases import Leases
 from heron.collection.lifecycle import LifecycleMixin, bump
@@ -434,8 +432,9 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         field_data: dict[str, tuple[str, Any]] = {}
         for name, spec in self.fields.items():
             if all(sv.segment.has(name) for sv in views):
-                field_data[name] = (spec["kind"], part.field(name))
-        field_data["dense"] = ("dense", np.asarray(part.dense()))
+                kind = spec["kind"]
+                field_data[name] = (kind, part.dense_rows(name) if kind == "dense" else part.field(name))
+        field_data["dense"] = ("dense", part.dense_rows())
         (sid,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM segments").fetchone()
         write_segment(self.path, int(sid), part.keys, field_data)
         point("merge.segment")
@@ -471,7 +470,10 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
     def info(self) -> dict[str, Any]:
         """A summary: counts, fields, sizes on disk, config."""
         snap = self.snapshot()
-        size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        # an index's rescoring copy may be a hard link to a segment's vectors: count it once
+        files = {(st.st_dev, st.st_ino): st.st_size
+                 for st in (p.stat() for p in self.path.rglob("*") if p.is_file())}
+        size = sum(files.values())
         return {
             "path": str(self.path),
             "format_version": self.manifest["version"],

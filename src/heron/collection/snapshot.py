@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from heron.collection.segments import Segment
+from heron.collection.segments import Rows, Segment
 
 if TYPE_CHECKING:  # pragma: no cover
     from heron.collection.collection import Collection
@@ -96,6 +96,18 @@ class Snapshot:
                 arr = np.concatenate([np.asarray(sv.segment.dense(field))[sv.live] for sv in views])
             self._cache[ck] = arr
         return self._cache[ck]
+
+    def dense_rows(self, field: str = "dense") -> Rows:
+        """The live rows of a dense field as :class:`~heron.collection.segments.Rows`: what
+        :meth:`dense` returns, streamed from the segments instead of gathered (merges)."""
+        self._check_field(field, "dense")
+        dim = self.collection.fields[field].get("dim", self.collection.dim)
+        parts = [
+            (sv.segment.dense(field), None if sv.all_live else sv.live)
+            for sv in self.segments
+            if sv.live.any()
+        ]
+        return Rows(parts, dim)
 
     def field(self, name: str) -> Any:
         """A field's data for the live rows: dense array, scipy CSR, or ``(offsets, values)``."""

@@ -12,19 +12,26 @@ import sqlite3
 import threading
 from pathlib import Path
 
-SCHEMA = """
+#: prefix of the hash of a document whose vector the user supplied (never reused)
+SUPPLIED = "supplied:"
+#: the documents whose stored vector a new document with the same text hash may reuse (an
+#: encoder made it): the hash index covers only these, so bulk loads of supplied vectors do not
+#: grow it; a query that reads it repeats the term (collections made before keep a full index)
+REUSABLE = f"hash NOT LIKE '{SUPPLIED}%'"
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS docs (
     key      INTEGER PRIMARY KEY AUTOINCREMENT,
     id       TEXT NOT NULL,
     text     TEXT NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}',
+    metadata TEXT NOT NULL DEFAULT '{{}}',
     hash     TEXT NOT NULL,
     segment  INTEGER NOT NULL,
     row      INTEGER NOT NULL,
     deleted  INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS docs_live_id ON docs(id) WHERE deleted = 0;
-CREATE INDEX IF NOT EXISTS docs_hash ON docs(hash);
+CREATE INDEX IF NOT EXISTS docs_hash ON docs(hash) WHERE {REUSABLE};
 CREATE INDEX IF NOT EXISTS docs_deleted ON docs(deleted) WHERE deleted = 1;
 CREATE INDEX IF NOT EXISTS docs_segment ON docs(segment);
 CREATE TABLE IF NOT EXISTS segments (

@@ -20,11 +20,16 @@ from heron._faults import point
 from heron.collection.diskfull import disk_full
 from heron.collection.lifecycle import bump
 from heron.collection.segments import Segment, segment_name, write_segment
+from heron.collection.store import REUSABLE, SUPPLIED
 from heron.encoders.base import check_texts
 from heron.limits import as_finite_vectors, as_ids, check_batch, check_ids, check_metadata
 
-#: prefix of the hash of a document whose vector the user supplied (never reused)
-SUPPLIED = "supplied:"
+#: stored vectors of given text hashes (the term after ``AND`` lets SQLite read the partial
+#: hash index, :data:`~heron.collection.store.REUSABLE`)
+REUSE_SQL = (
+    "SELECT d.hash, d.segment, d.row FROM docs d JOIN segments s ON s.id = d.segment "
+    f"WHERE d.hash IN ({{marks}}) AND d.{REUSABLE}"
+)
 
 
 def text_hash(text: str, origin: str = "") -> str:
@@ -238,7 +243,7 @@ class WriteMixin:
                             int(keys[r]),
                             ids_final[r],
                             texts[r],
-                            json.dumps(metas[r]),
+                            json.dumps(metas[r]) if metas[r] else "{}",
                             hashes[r],
                             int(sid),
                             r,
@@ -319,8 +324,7 @@ class WriteMixin:
         for s0 in range(0, len(hashes), 900):
             chunk = hashes[s0 : s0 + 900]
             rows = con.execute(
-                f"SELECT d.hash, d.segment, d.row FROM docs d JOIN segments s ON s.id = d.segment WHERE d.hash IN ({','.join('?' * len(chunk))})",
-                chunk,
+                REUSE_SQL.format(marks=",".join("?" * len(chunk))), chunk
             ).fetchall()
             for h, s, r in rows:
                 found.setdefault(h, (s, r))

@@ -56,8 +56,19 @@ def write_index(
     in_structure = idx._structure_rows() is not None
     if not in_structure:  # a separate rescoring copy (the structure keeps codes, or nothing)
         parts = idx._vec_parts
-        vec_all = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        np.save(folder / "vectors.npy", np.asarray(vec_all, dtype=np.float32))
+        dest, tmp = folder / "vectors.npy", folder / f"vectors.npy.tmp{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        src = _whole_npy_file(parts[0]) if len(parts) == 1 else None
+        try:
+            if src is None:
+                raise OSError("no file to link")
+            os.link(src, tmp)  # the same bytes, already on disk: share them (never written again)
+        except OSError:
+            vec_all = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(vec_all, dtype=np.float32))
+        # replaced, never written in place: the old file may be a link to a segment's vectors
+        os.replace(tmp, dest)
     np.save(folder / "keys.npy", idx.keys)
     np.save(folder / "dead.npy", idx.dead)
     idx._save_structure(folder)
@@ -80,6 +91,38 @@ def write_index(
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     os.replace(tmp, folder / MANIFEST)
     return folder
+
+
+def _whole_npy_file(arr: np.ndarray) -> Path | None:
+    """The ``.npy`` file ``arr`` maps in full (float32, C order), or ``None``.
+
+    A rescoring copy built from a compacted collection is its one segment's memory-mapped
+    ``dense.npy``; segment files are immutable (replaced, never rewritten), so the index can
+    hard-link that file instead of writing the same bytes again (1.5 GB at 1M × 384).
+    """
+    mm = arr
+    while mm is not None and not isinstance(mm, np.memmap):
+        mm = getattr(mm, "base", None)
+    if mm is None or getattr(mm, "filename", None) is None or mm.mode != "r":
+        return None
+    if not (arr.dtype == np.float32 and arr.flags.c_contiguous and mm.flags.c_contiguous
+            and arr.shape == mm.shape and arr.ctypes.data == mm.ctypes.data):
+        return None
+    path = Path(mm.filename)
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(f)
+            header_end = f.tell()
+    except (OSError, ValueError):
+        return None
+    if fortran or dtype != np.float32 or tuple(shape) != arr.shape or header_end != mm.offset:
+        return None
+    if path.stat().st_size != header_end + arr.nbytes:
+        return None
+    return path
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:

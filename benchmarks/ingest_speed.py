@@ -1,0 +1,68 @@
+"""Bulk load through the public API: ``Collection.add`` in batches, then ``compact``.
+
+Loads the anchored ``N × 384`` vectors of ``benchmarks/peers.py`` (supplied vectors, ids as
+texts) into a fresh collection, 100k documents per ``add``, then compacts them into one segment,
+as the peers benchmark does before building an index. Prints the time of each phase and the
+process' peak RSS; ``--itq`` also times the ITQ rotation fit of the binary codec on a 100k
+sample (the longest step of a ``bin`` build). Run it at two commits to compare them.
+
+    python benchmarks/ingest_speed.py --n 1000000 --itq
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=100_000)
+    ap.add_argument("--data", type=Path, help="peers data folder (default: the 1M anchored set)")
+    ap.add_argument("--itq", action="store_true", help="also time the ITQ fit on 100k vectors")
+    args = ap.parse_args()
+    import heron
+    from heron.eval.cache import cache_dir
+
+    d = args.data or cache_dir() / "peers" / "anchored-1000000-1000"
+    if not (d / "x.npy").is_file():
+        raise SystemExit(f"no vectors at {d / 'x.npy'}; run benchmarks/peers.py --n 1000000 first")
+    x = np.load(d / "x.npy", mmap_mode="r")[: args.n]
+    n = len(x)
+    work = Path(tempfile.mkdtemp(prefix="heron-ingest-"))
+    try:
+        c = heron.Collection.create(work / "c", model="none", dim=x.shape[1])
+        t = time.perf_counter()
+        for s in range(0, n, args.batch):
+            ids = [str(i) for i in range(s, min(n, s + args.batch))]
+            c.add(ids, ids=ids, vectors=np.ascontiguousarray(x[s : s + args.batch]))
+        t_add = time.perf_counter() - t
+        t = time.perf_counter()
+        c.compact()
+        t_compact = time.perf_counter() - t
+        c.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("| documents | add s | compact s | total s | peak RSS MB |")
+    print("|---|---|---|---|---|")
+    print(f"| {n:,} | {t_add:.1f} | {t_compact:.1f} | {t_add + t_compact:.1f} | {peak:,.0f} |")
+    if args.itq:
+        from heron.codecs.binary import fit_rotation
+
+        xs = np.array(x[:100_000], dtype=np.float32)
+        xs -= xs.mean(axis=0)
+        t = time.perf_counter()
+        fit_rotation(xs, rotation="itq", iters=30)
+        print(f"\nITQ fit, 100,000 × {x.shape[1]}, 30 iterations: {time.perf_counter() - t:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
