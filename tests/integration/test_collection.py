@@ -94,6 +94,21 @@ def test_compact_streams_rows_and_writes_what_np_save_writes(coll, monkeypatch):
     assert path.read_bytes() == ref.read_bytes()
 
 
+def test_compact_gives_the_space_back_at_once(coll):
+    rng = np.random.default_rng(7)
+    for b in range(3):
+        coll.add([f"{b}-{i}" for i in range(50)], ids=[f"{b}-{i}" for i in range(50)],
+                 vectors=unit(rng, 50))
+    held = coll.search(unit(rng, 1), 3)  # a live result keeps its snapshot's segments
+    coll.compact()
+    assert len(list((coll.path / "segments").iterdir())) == 4
+    assert len(held.doc_ids()[0]) == 3
+    del held
+    coll.add(["x"], ids=["x"], vectors=unit(rng, 1))
+    coll.compact()  # no reader left: the old segments go now, not at the next write
+    assert [p.name for p in (coll.path / "segments").iterdir()] == ["00000006"]
+
+
 def test_supplied_vectors_stay_out_of_the_hash_index(coll):
     from heron.collection.writes import REUSE_SQL
 

@@ -202,3 +202,20 @@ def test_query_metric_transform_is_exact_and_helps():
         )
         errs[metric] = float(np.mean((test @ x.T - c.score(test, codes)) ** 2))
     assert errs["query"] < 0.8 * errs["euclidean"], errs
+
+
+def test_itq_rotation_equals_the_allocating_loop():
+    """ITQ reuses one buffer per fit: the rotation is the one the plain loop finds."""
+    from heron.codecs.binary import fit_rotation
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 48)) @ rng.standard_normal((48, 48))
+    x = (x - x.mean(axis=0)).astype(np.float32)
+    r = np.linalg.qr(np.random.default_rng(0).standard_normal((48, 48)))[0]
+    x64 = x.astype(np.float64)
+    for _ in range(7):
+        u, _, vt = np.linalg.svd(x64.T @ np.where(x64 @ r >= 0, 1.0, -1.0))
+        r = u @ vt
+    got = fit_rotation(x, rotation="itq", iters=7, seed=0)
+    np.testing.assert_allclose(got, r.astype(np.float32), atol=1e-6)
+    assert np.array_equal(x @ got >= 0, x @ r.astype(np.float32) >= 0)

@@ -412,6 +412,9 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
                 return {"segments_before": n_before, "segments_after": n_before, "purged": 0}
             self._merge(snap, snap.segments, data=True)
             del snap
+            # the merge's own collection ran while this snapshot still held the old segments:
+            # give their space back now, not at the next write
+            self._collect_garbage()
         return {"segments_before": n_before, "segments_after": 1, "purged": dead_rows}
 
     def _merge_small_segments(self) -> None:
