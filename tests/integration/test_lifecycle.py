@@ -272,14 +272,22 @@ def test_commit_never_published_is_seen_after_the_trust_window(coll) -> None:
     assert c.snapshot().epoch == before.epoch + 1
 
 
-def test_resident_id_tables_give_the_ids_sqlite_gives(coll, monkeypatch) -> None:
-    """After a few lookups each segment keeps its ids in memory; hit ids stay exactly what the
+@pytest.mark.parametrize("id_files", [True, False])
+def test_resident_id_tables_give_the_ids_sqlite_gives(coll, monkeypatch, tmp_path, id_files) -> None:
+    """Each segment keeps its ids in memory, read from its id files (``id_files``) or, for a
+    segment written without them, from SQLite after a few lookups; hit ids stay exactly what the
     ``docs`` table says through deletes, upserts (new keys), new segments and compaction, and
     an older snapshot still resolves its own keys."""
     from heron.collection import segments
 
     c, x = coll
     monkeypatch.setattr(segments, "ID_TABLE_AFTER", 2)
+    if not id_files:  # segments as written before they carried their ids
+        write = segments._write_files
+        monkeypatch.setattr(segments, "_write_files", lambda t, k, f, ids: write(t, k, f, None))
+        c = heron.Collection.create(tmp_path / "legacy", model="none", dim=D)
+        c.add([f"doc {i}" for i in range(300)], ids=[f"d{i}" for i in range(300)], vectors=x)
+        assert not list((c.path / "segments").glob("*/ids.*"))
 
     def truth(snap, keys):
         return [v if v is not None else "" for v in snap._select("id", keys)]
@@ -313,3 +321,35 @@ def test_resident_id_tables_give_the_ids_sqlite_gives(coll, monkeypatch) -> None
     assert old.ids(old_keys) == [f"d{i}" for i in range(300)]  # ids of a key never change
     hits = c.search(vecs(1, 10), 1).doc_ids()[0]
     assert hits == ["ñ-ü"]
+
+
+def test_a_new_process_reads_hit_ids_from_the_segments(coll, monkeypatch) -> None:
+    """Segments carry their ids (``ids.*.npy``): a freshly opened collection resolves hit ids
+    on its first search without reading SQLite, also after a merge of small segments (whose
+    keys are not in order) and a compaction with deletes."""
+    from heron.collection import collection as collection_mod
+    from heron.collection.snapshot import Snapshot
+
+    c, x = coll
+    monkeypatch.setattr(collection_mod, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(collection_mod, "MERGE_TO", 2)
+    for i in range(4):  # segments of 3, 1, 2, 4 rows: merged smallest first
+        n = [3, 1, 2, 4][i]
+        c.add(["t"] * n, ids=[f"s{i}-{j}" for j in range(n)], vectors=vecs(n, 20 + i))
+    c.delete(["d7", "s0-1"])
+    want = {sv.segment.id: sv.segment.ids_table(c.store.connect) for sv in c.snapshot().segments}
+    assert want and all(t.keys.size for t in want.values())
+
+    def no_sqlite(self, column, keys):
+        raise AssertionError(f"SQLite read for {column!r}")
+
+    for step in ("as written", "compacted"):
+        fresh = heron.Collection.open(c.path)
+        truth = dict(zip(fresh.snapshot().keys.tolist(), c.snapshot().ids(fresh.snapshot().keys)))
+        with monkeypatch.context() as m:
+            m.setattr(Snapshot, "_select", no_sqlite)
+            r = fresh.search(np.concatenate([x[:3], vecs(2, 21)]), 5)
+            assert r.doc_ids() == [[truth[k] for k in row] for row in r.keys.tolist()]
+        assert {"d0", "d1", "d2", "s1-0"} <= {i for row in r.doc_ids() for i in row}, step
+        fresh.close()
+        c.compact()

@@ -439,7 +439,7 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
                 field_data[name] = (kind, part.dense_rows(name) if kind == "dense" else part.field(name))
         field_data["dense"] = ("dense", part.dense_rows())
         (sid,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM segments").fetchone()
-        write_segment(self.path, int(sid), part.keys, field_data)
+        write_segment(self.path, int(sid), part.keys, field_data, part.all_ids())
         point("merge.segment")
         con.execute("BEGIN IMMEDIATE")
         try:

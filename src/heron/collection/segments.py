@@ -1,7 +1,9 @@
 """Immutable on-disk segments of per-document arrays.
 
 A segment is a folder ``segments/NNNNNNNN/`` holding ``keys.npy`` (int64, one key per row),
-``segment.json`` (row count and each field's kind and files), and per field:
+``segment.json`` (row count and each field's kind and files), ``ids.offsets.npy`` /
+``ids.bytes.npy`` (the documents' string ids in key order, UTF-8; segments written before them
+have none and resolve ids through SQLite), and per field:
 
 * ``dense``:  ``NAME.npy`` of shape ``(n, d)``
 * ``sparse``: ``NAME.indptr.npy`` (n+1,), ``NAME.indices.npy`` (nnz,) int32, ``NAME.data.npy`` (nnz,) float32
@@ -161,9 +163,18 @@ def _as_csr(data: Any, n: int, name: str) -> Any:
 
 
 def write_segment(
-    root: Path, seg_id: int, keys: np.ndarray, fields: dict[str, tuple[str, Any]]
+    root: Path,
+    seg_id: int,
+    keys: np.ndarray,
+    fields: dict[str, tuple[str, Any]],
+    ids: list[str] | None = None,
 ) -> Path:
-    """Write a complete segment atomically; returns its folder."""
+    """Write a complete segment atomically; returns its folder.
+
+    ``ids``: the documents' string ids, aligned with ``keys``. Stored beside them (``ids.*.npy``,
+    sorted by key) so that a reader resolves hit ids from the segment on its first search,
+    without SQLite (:meth:`Segment.id_table`); segments written without them read SQLite.
+    """
     seg_dir = root / "segments" / segment_name(seg_id)
     tmp = root / "segments" / f".{segment_name(seg_id)}.tmp"
     if tmp.exists():
@@ -172,7 +183,7 @@ def write_segment(
         shutil.rmtree(seg_dir)
     tmp.mkdir(parents=True)
     try:
-        _write_files(tmp, keys, fields)
+        _write_files(tmp, keys, fields, ids)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # give the space back at once
         raise
@@ -181,11 +192,19 @@ def write_segment(
     return seg_dir
 
 
-def _write_files(tmp: Path, keys: np.ndarray, fields: dict[str, tuple[str, Any]]) -> None:
+def _write_files(
+    tmp: Path, keys: np.ndarray, fields: dict[str, tuple[str, Any]], ids: list[str] | None
+) -> None:
     n = len(keys)
     _save(tmp / "keys.npy", np.asarray(keys, dtype=np.int64))
     meta: dict[str, Any] = {"rows": n, "fields": {}}
     names = ["keys.npy"]
+    if ids is not None:
+        if len(ids) != n:
+            raise ValueError(f"got {len(ids)} ids for {n} keys")
+        for fname, arr in id_arrays(np.asarray(keys, dtype=np.int64), ids).items():
+            _save(tmp / fname, arr)
+            names.append(fname)
     for name, (kind, data) in fields.items():
         files = field_arrays(kind, name, data, n)
         for fname, arr in files.items():
@@ -236,6 +255,28 @@ SMALL_LOOKUP = 64
 #: lookups of a segment's ids (one per :meth:`Snapshot.ids` call) before the segment keeps its
 #: ids resident (:class:`IdTable`); the earlier ones read SQLite
 ID_TABLE_AFTER = 8
+
+
+#: the files of a segment's ids: UTF-8 bytes of every id, in key order, and their offsets
+ID_FILES = ("ids.offsets.npy", "ids.bytes.npy")
+
+
+def id_arrays(keys: np.ndarray, ids: list[str]) -> dict[str, np.ndarray]:
+    """``{ID_FILES[0]: offsets (n+1,) int64, ID_FILES[1]: bytes (total,) uint8}``: ``ids`` packed
+    in the order of ``keys`` sorted (what :class:`IdTable` searches)."""
+    order = np.argsort(keys, kind="stable")
+    if len(order) and not bool((order == np.arange(len(order))).all()):
+        ids = [ids[i] for i in order.tolist()]
+    text = "".join(ids)
+    blob = text.encode("utf-8", "surrogatepass")
+    if len(blob) == len(text):  # ASCII: one byte per character
+        lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    else:
+        lens = np.fromiter((len(i.encode("utf-8", "surrogatepass")) for i in ids),
+                           dtype=np.int64, count=len(ids))
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    return {ID_FILES[0]: offsets, ID_FILES[1]: np.frombuffer(blob, dtype=np.uint8)}
 
 
 class IdTable:
@@ -338,10 +379,27 @@ class Segment:
         connection."""
         table = self._cache.get("id_table")
         if table is None:
+            if all(f in self.files for f in ID_FILES):  # written with its ids: read them now
+                return self.ids_table(connect)
             seen = self._cache["id_lookups"] = self._cache.get("id_lookups", 0) + 1
             if seen < ID_TABLE_AFTER:
                 return None
             table = self._cache["id_table"] = IdTable.build(connect(), self.keys)
+        return table
+
+    def ids_table(self, connect: Any) -> IdTable:
+        """This segment's :class:`IdTable` now: from its id files, else from SQLite."""
+        table = self._cache.get("id_table")
+        if table is None:
+            if all(f in self.files for f in ID_FILES):
+                offsets, blob = (self._load(f) for f in ID_FILES)
+                keys = np.asarray(self.keys, dtype=np.int64)
+                if len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all()):
+                    keys = np.sort(keys)  # a merge of small segments: rows not in key order
+                table = IdTable(keys, np.asarray(offsets, dtype=np.int64), blob.tobytes())
+            else:
+                table = IdTable.build(connect(), self.keys)
+            self._cache["id_table"] = table
         return table
 
     def _load(self, fname: str) -> np.ndarray:

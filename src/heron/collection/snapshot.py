@@ -214,6 +214,18 @@ class Snapshot:
             out[i] = x
         return [x if x is not None else "" for x in out]
 
+    def all_ids(self) -> list[str]:
+        """The ids of :attr:`keys`, in order, from each segment's :class:`IdTable` (made now
+        where a segment has none yet): what a merge writes beside the keys."""
+        out: list[str | None] = []
+        connect = self.collection.store.connect
+        for sv in self.segments:
+            keys = np.asarray(sv.keys)[sv.live]
+            part: list[str | None] = [None] * len(keys)
+            sv.segment.ids_table(connect).lookup(keys, part)
+            out.extend(part)
+        return [x if x is not None else "" for x in out]
+
     def texts(self, keys: Sequence[int] | np.ndarray) -> list[str]:
         return [x if x is not None else "" for x in self._select("text", keys)]
 

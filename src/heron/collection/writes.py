@@ -227,7 +227,8 @@ class WriteMixin:
                 start = max(int(seq), int(seq2[0]) if seq2 else 0) + 1
                 keys = np.arange(start, start + n, dtype=np.int64)
                 (sid,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM segments").fetchone()
-                write_segment(self.path, int(sid), keys, field_data)
+                ids_final = ids_l if ids_l is not None else [str(int(k)) for k in keys]
+                write_segment(self.path, int(sid), keys, field_data, ids_final)
                 if replace:
                     for s0 in range(0, n, 900):
                         chunk = ids_l[s0 : s0 + 900]
@@ -235,7 +236,6 @@ class WriteMixin:
                             f"UPDATE docs SET deleted = 1 WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})",
                             chunk,
                         )
-                ids_final = ids_l if ids_l is not None else [str(int(k)) for k in keys]
                 con.executemany(
                     "INSERT INTO docs(key, id, text, metadata, hash, segment, row) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
