@@ -4,9 +4,10 @@ Loads the anchored ``N × 384`` vectors of ``benchmarks/peers.py`` (supplied vec
 texts) into a fresh collection, 100k documents per ``add``, then compacts them into one segment,
 as the peers benchmark does before building an index. Prints the time of each phase and the
 process' peak RSS; ``--itq`` also times the ITQ rotation fit of the binary codec on a 100k
-sample (the longest step of a ``bin`` build). Run it at two commits to compare them.
+sample (the longest step of a ``bin`` build); ``--ids`` times the first hit-id lookups of a
+collection opened afresh. Run it at two commits to compare them.
 
-    python benchmarks/ingest_speed.py --n 1000000 --itq
+    python benchmarks/ingest_speed.py --n 1000000 --itq --ids
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100_000)
     ap.add_argument("--data", type=Path, help="peers data folder (default: the 1M anchored set)")
     ap.add_argument("--itq", action="store_true", help="also time the ITQ fit on 100k vectors")
+    ap.add_argument("--ids", action="store_true",
+                    help="also time the ids of 10 random keys, 12 calls, in a freshly opened collection")
     args = ap.parse_args()
     import heron
     from heron.eval.cache import cache_dir
@@ -48,12 +51,26 @@ def main() -> None:
         c.compact()
         t_compact = time.perf_counter() - t
         c.close()
+        if args.ids:  # a reader that opens the collection now: its first hit ids
+            fresh = heron.Collection.open(work / "c")
+            rng = np.random.default_rng(0)
+            calls = []
+            for _ in range(12):
+                snap = fresh.snapshot()
+                keys = snap.keys[rng.integers(0, len(snap.keys), 10)]
+                t = time.perf_counter()
+                snap.ids(keys)
+                calls.append(time.perf_counter() - t)
+            fresh.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| documents | add s | compact s | total s | peak RSS MB |")
     print("|---|---|---|---|---|")
     print(f"| {n:,} | {t_add:.1f} | {t_compact:.1f} | {t_add + t_compact:.1f} | {peak:,.0f} |")
+    if args.ids:
+        print("\nids of 10 random keys after opening the collection, calls 1-12 (ms): "
+              + ", ".join(f"{1e3 * v:.2f}" for v in calls))
     if args.itq:
         from heron.codecs.binary import fit_rotation
 
