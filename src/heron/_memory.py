@@ -117,3 +117,27 @@ def load_resident(path) -> np.ndarray:
             )
     arr = np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape, dtype=np.int64)))
     return arr.reshape(shape, order="F" if fortran else "C")
+
+
+#: rows per block of :func:`save_blocks` (64k rows of 384 float32: 100 MB of temporaries)
+SAVE_BLOCK_ROWS = 65_536
+
+
+def save_blocks(path, n: int, make, block: int = SAVE_BLOCK_ROWS) -> None:
+    """``np.save(path, concatenate([make(s, e) for each block of rows]))``, one block at a time.
+
+    ``make(s, e)`` returns the ``(e - s, ...)`` array of rows ``s:e`` (codes, a cast): a whole
+    encode of 1M × 384 vectors would hold its float temporaries (1.5 GB each) at once. The file
+    holds the bytes ``np.save`` writes. ``n`` must be at least 1.
+    """
+    first = np.ascontiguousarray(make(0, min(n, block)))
+    header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
+              "shape": (n, *first.shape[1:])}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(memoryview(first).cast("B"))
+        for s in range(len(first), n, block):
+            part = np.ascontiguousarray(make(s, min(n, s + block)))
+            if part.dtype != first.dtype or part.shape[1:] != first.shape[1:]:
+                raise ValueError(f"block {s}: {part.dtype} {part.shape} after {first.dtype} {first.shape}")
+            f.write(memoryview(part).cast("B"))

@@ -39,3 +39,15 @@ def test_truncated_file_and_pickled_objects_are_refused(tmp_path):
     np.save(tmp_path / "o.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="never reads pickled"):
         load_resident(tmp_path / "o.npy")
+
+
+@pytest.mark.parametrize(("n", "block"), [(1, 4), (10, 3), (12, 4), (5, 100)])
+def test_save_blocks_writes_what_np_save_writes(tmp_path, n, block):
+    from heron._memory import save_blocks
+
+    x = np.random.default_rng(n).standard_normal((n, 6)).astype(np.float32)
+    for name, make in (("f16", lambda s, e: x[s:e].astype(np.float16)),
+                       ("codes", lambda s, e: np.packbits(x[s:e] > 0, axis=1))):
+        save_blocks(tmp_path / f"{name}.npy", n, make, block=block)
+        np.save(tmp_path / f"{name}-ref.npy", make(0, n))
+        assert (tmp_path / f"{name}.npy").read_bytes() == (tmp_path / f"{name}-ref.npy").read_bytes()

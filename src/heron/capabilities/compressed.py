@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from heron._memory import save_blocks
 from heron.capabilities.base import ArtifactKind, register_kind
 from heron.capabilities.registry import register_retriever
 from heron.codecs.base import load_codec
@@ -236,9 +237,10 @@ class CompressedKind(ArtifactKind):
             raise ValueError("the collection is empty; add documents before building an index")
         codec = parse_spec(params["spec"]).fit(x)
         codec.save(folder / "codec", model=snap.collection.model)
-        np.save(folder / "codes.npy", codec.encode(x))
+        # block by block: a whole encode (or cast) of 1M x 384 held its float temporaries at once
+        save_blocks(folder / "codes.npy", len(x), lambda s, e: codec.encode(x[s:e]))
         np.save(folder / "keys.npy", np.asarray(snap.keys, dtype=np.int64))
-        np.save(folder / "rescore16.npy", x.astype(np.float16))
+        save_blocks(folder / "rescore16.npy", len(x), lambda s, e: x[s:e].astype(np.float16))
 
     def open(self, folder: Path, record: Any, collection: Any) -> CodesArtifact:
         return CodesArtifact(folder, collection)
