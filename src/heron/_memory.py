@@ -123,21 +123,33 @@ def load_resident(path) -> np.ndarray:
 SAVE_BLOCK_ROWS = 65_536
 
 
+def write_npy_blocks(f, shape: tuple[int, ...], dtype: np.dtype, blocks) -> None:
+    """Write an ``.npy`` file of ``shape``/``dtype`` to the open binary file ``f`` from ``blocks``
+    (C-contiguous arrays of rows, in order): the bytes ``np.save`` writes, without the whole
+    array in memory. The caller guarantees the blocks fill ``shape``."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+              "shape": tuple(shape)}
+    np.lib.format.write_array_header_1_0(f, header)
+    for block in blocks:
+        f.write(memoryview(np.ascontiguousarray(block)).cast("B"))
+
+
 def save_blocks(path, n: int, make, block: int = SAVE_BLOCK_ROWS) -> None:
     """``np.save(path, concatenate([make(s, e) for each block of rows]))``, one block at a time.
 
     ``make(s, e)`` returns the ``(e - s, ...)`` array of rows ``s:e`` (codes, a cast): a whole
-    encode of 1M × 384 vectors would hold its float temporaries (1.5 GB each) at once. The file
-    holds the bytes ``np.save`` writes. ``n`` must be at least 1.
+    encode of 1M × 384 vectors would hold its float temporaries (1.5 GB each) at once. ``n`` must
+    be at least 1.
     """
     first = np.ascontiguousarray(make(0, min(n, block)))
-    header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
-              "shape": (n, *first.shape[1:])}
-    with open(path, "wb") as f:
-        np.lib.format.write_array_header_1_0(f, header)
-        f.write(memoryview(first).cast("B"))
+
+    def rest():
+        yield first
         for s in range(len(first), n, block):
-            part = np.ascontiguousarray(make(s, min(n, s + block)))
+            part = make(s, min(n, s + block))
             if part.dtype != first.dtype or part.shape[1:] != first.shape[1:]:
                 raise ValueError(f"block {s}: {part.dtype} {part.shape} after {first.dtype} {first.shape}")
-            f.write(memoryview(part).cast("B"))
+            yield part
+
+    with open(path, "wb") as f:
+        write_npy_blocks(f, (n, *first.shape[1:]), first.dtype, rest())

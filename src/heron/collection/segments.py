@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from heron._faults import point
+from heron._memory import write_npy_blocks
 from heron.collection.integrity import (
     SMALL_FILE,
     CorruptionError,
@@ -85,11 +86,7 @@ CHUNK_ROWS = 8192
 def _save(path: Path, arr: np.ndarray | Rows) -> None:
     with open(path, "wb") as f:
         if isinstance(arr, Rows):  # the same bytes np.save writes, block by block
-            header = {"descr": np.lib.format.dtype_to_descr(arr.dtype), "fortran_order": False,
-                      "shape": arr.shape}
-            np.lib.format.write_array_header_1_0(f, header)
-            for block in arr.chunks():
-                f.write(memoryview(block).cast("B"))
+            write_npy_blocks(f, arr.shape, arr.dtype, arr.chunks())
         else:
             np.save(f, np.ascontiguousarray(arr))
         f.flush()
