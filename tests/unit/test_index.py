@@ -199,17 +199,22 @@ def test_hnsw_defaults_are_the_documented_ones() -> None:
     assert f"M={DEFAULT_M}, efConstruction={DEFAULT_EF_CONSTRUCTION}, ef_search={DEFAULT_EF_SEARCH}" in doc
 
 
-def test_only_a_whole_read_only_float32_npy_map_is_linked(tmp_path):
+def test_only_a_whole_read_only_float32_segment_map_is_linked(tmp_path):
     from heron.index.persist import _whole_npy_file
 
     x = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
-    np.save(tmp_path / "a.npy", x)
-    np.save(tmp_path / "b.npy", x.astype(np.float64))
-    a = np.load(tmp_path / "a.npy", mmap_mode="r")
-    assert _whole_npy_file(a) == tmp_path / "a.npy"
-    assert _whole_npy_file(np.ascontiguousarray(a)) == tmp_path / "a.npy"  # a view of the map
+    seg = tmp_path / "segments" / "00000001"  # a segment's files: never rewritten in place
+    seg.mkdir(parents=True)
+    (seg / "segment.json").write_text("{}")
+    np.save(seg / "a.npy", x)
+    np.save(seg / "b.npy", x.astype(np.float64))
+    np.save(tmp_path / "mine.npy", x)
+    a = np.load(seg / "a.npy", mmap_mode="r")
+    assert _whole_npy_file(a) == seg / "a.npy"
+    assert _whole_npy_file(np.ascontiguousarray(a)) == seg / "a.npy"  # a view of the map
     assert _whole_npy_file(a[:49]) is None  # part of the rows
     assert _whole_npy_file(a[1:]) is None
-    assert _whole_npy_file(np.load(tmp_path / "b.npy", mmap_mode="r")) is None  # float64
-    assert _whole_npy_file(np.load(tmp_path / "a.npy", mmap_mode="r+")) is None  # writable
+    assert _whole_npy_file(np.load(seg / "b.npy", mmap_mode="r")) is None  # float64
+    assert _whole_npy_file(np.load(seg / "a.npy", mmap_mode="r+")) is None  # writable
+    assert _whole_npy_file(np.load(tmp_path / "mine.npy", mmap_mode="r")) is None  # a user's file
     assert _whole_npy_file(x) is None  # in memory

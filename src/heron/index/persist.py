@@ -98,7 +98,9 @@ def _whole_npy_file(arr: np.ndarray) -> Path | None:
 
     A rescoring copy built from a compacted collection is its one segment's memory-mapped
     ``dense.npy``; segment files are immutable (replaced, never rewritten), so the index can
-    hard-link that file instead of writing the same bytes again (1.5 GB at 1M × 384).
+    hard-link that file instead of writing the same bytes again (1.5 GB at 1M × 384). Only a
+    file inside a collection's segment folder qualifies: a user's own ``.npy`` may be rewritten
+    in place later, which would change the index's vectors under it.
     """
     mm = arr
     while mm is not None and not isinstance(mm, np.memmap):
@@ -109,6 +111,8 @@ def _whole_npy_file(arr: np.ndarray) -> Path | None:
             and arr.shape == mm.shape and arr.ctypes.data == mm.ctypes.data):
         return None
     path = Path(mm.filename)
+    if path.parent.parent.name != "segments" or not (path.parent / "segment.json").is_file():
+        return None
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
