@@ -75,9 +75,10 @@ def test_compact_streams_rows_and_writes_what_np_save_writes(coll, monkeypatch):
 
     monkeypatch.setattr(segments, "CHUNK_ROWS", 7)  # blocks end inside every segment
     rng = np.random.default_rng(5)
-    for b in range(3):
+    for b in range(4):
         coll.add([f"t{b}-{i}" for i in range(30)], ids=[f"{b}-{i}" for i in range(30)],
                  vectors=unit(rng, 30))
+    # segments 0-2 lose rows (updated row by row); segment 3 stays whole (one range update)
     coll.delete([f"1-{i}" for i in range(0, 30, 4)] + ["2-29", "0-0"])
     snap = coll.snapshot()
     before = {k: v for k, v in zip(snap.ids(snap.keys), np.asarray(snap.dense()))}
@@ -85,9 +86,15 @@ def test_compact_streams_rows_and_writes_what_np_save_writes(coll, monkeypatch):
     snap = coll.snapshot()
     (seg,) = snap.segments
     after = np.asarray(snap.dense())
-    assert len(after) == len(before) == 90 - 10
+    assert len(after) == len(before) == 120 - 10
     for i, v in zip(snap.ids(snap.keys), after):
         np.testing.assert_array_equal(v, before[i])
+    # every live document points at its row of the new segment
+    rows = coll.store.connect().execute(
+        "SELECT key, segment, row FROM docs WHERE deleted = 0 ORDER BY key").fetchall()
+    assert [(k, s, r) for k, s, r in rows] == [
+        (int(k), seg.segment.id, r) for r, k in sorted(enumerate(snap.keys.tolist()), key=lambda t: t[1])
+    ]
     path = seg.segment.dir / "dense.npy"
     ref = path.with_name("ref.npy")
     np.save(ref, after)

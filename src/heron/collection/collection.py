@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from heron._faults import point
 from heron.collection.leases import Leases
 from heron.collection.lifecycle import LifecycleMixin, bump
@@ -59,6 +61,30 @@ class Document:
     key: int = -1
 
 
+
+
+def _move_rows(con: Any, sid: int, views: list[Any]) -> None:
+    """Point the live documents of ``views`` at their rows of the merged segment ``sid`` (in
+    the views' order). A view whose rows are all live and whose keys are one run (a bulk load)
+    is one range ``UPDATE`` (every key of the run is in it: keys are unique); any other view is
+    updated row by row. At 1M documents the row-by-row form took ~2.8 s of a compaction."""
+    r0 = 0
+    for sv in views:
+        keys = np.asarray(sv.keys)[sv.live]
+        n = len(keys)
+        if n and sv.all_live and int(keys[-1]) - int(keys[0]) == n - 1 and (
+            n == 1 or bool((np.diff(keys) == 1).all())
+        ):
+            con.execute(
+                "UPDATE docs SET segment = ?, row = key - ? WHERE key BETWEEN ? AND ?",
+                (sid, int(keys[0]) - r0, int(keys[0]), int(keys[-1])),
+            )
+        elif n:
+            con.executemany(
+                "UPDATE docs SET segment = ?, row = ? WHERE key = ?",
+                [(sid, r0 + r, k) for r, k in enumerate(keys.tolist())],
+            )
+        r0 += n
 
 
 class Collection(WriteMixin, LifecycleMixin, SearchMixin):
@@ -443,10 +469,7 @@ class Collection(WriteMixin, LifecycleMixin, SearchMixin):
         point("merge.segment")
         con.execute("BEGIN IMMEDIATE")
         try:
-            con.executemany(
-                "UPDATE docs SET segment = ?, row = ? WHERE key = ?",
-                [(int(sid), r, int(k)) for r, k in enumerate(part.keys)],
-            )
+            _move_rows(con, int(sid), part.segments)
             con.execute(f"DELETE FROM segments WHERE id IN ({','.join('?' * len(old))})", old)
             con.execute(
                 "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
