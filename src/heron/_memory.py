@@ -102,21 +102,31 @@ def load_resident(path) -> np.ndarray:
                 f"{str(path)!r} holds Python objects; heron never reads pickled arrays"
             )
         n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        buf = mmap.mmap(-1, max(n, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        if hasattr(mmap, "MADV_HUGEPAGE"):
-            try:
-                buf.madvise(mmap.MADV_HUGEPAGE)
-            except OSError:  # pragma: no cover - kernel without transparent huge pages
-                pass
-        view = memoryview(buf)[:n]
-        got = f.readinto(view) if n else 0
-        view.release()
+        raw = hugepage_empty(n)
+        got = f.readinto(raw) if n else 0
         if got != n:
             raise ValueError(
                 f"{str(path)!r} is truncated: {got} of {n} bytes; the folder is damaged"
             )
-    arr = np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape, dtype=np.int64)))
+    arr = raw.view(dtype)
     return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def hugepage_empty(nbytes: int) -> np.ndarray:
+    """An uninitialised ``(nbytes,)`` uint8 array in anonymous memory advised ``MADV_HUGEPAGE``.
+
+    The array owns its mapping (freed with the last view of it). Where the OS has no anonymous
+    mappings it is an ordinary ``np.empty``.
+    """
+    if not hasattr(mmap, "MAP_ANONYMOUS"):  # pragma: no cover - not POSIX
+        return np.empty(nbytes, dtype=np.uint8)
+    buf = mmap.mmap(-1, max(nbytes, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            buf.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # pragma: no cover - kernel without transparent huge pages
+            pass
+    return np.frombuffer(buf, dtype=np.uint8, count=nbytes)
 
 
 #: rows per block of :func:`save_blocks` (64k rows of 384 float32: 100 MB of temporaries)

@@ -204,9 +204,12 @@ def test_tune_prints_curve_and_drift_advice(coll, tmp_path, capsys) -> None:
 
 
 def test_float_graph_keeps_its_vectors_once(coll, monkeypatch) -> None:
-    """A float32 HNSW graph stores the exact rows itself: no ``vectors.npy`` beside it, and the
-    filtered exact path, the rescoring path and an incremental update read the graph's rows."""
+    """A float32 HNSW graph keeps the exact rows once: built over one whole segment, they are the
+    segment's file (``vectors.npy`` a hard link, the graph saved without them); after an update
+    the graph stores them itself and no ``vectors.npy`` is written. The filtered exact path, the
+    rescoring path and an incremental update read those rows."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -214,9 +217,18 @@ def test_float_graph_keeps_its_vectors_once(coll, monkeypatch) -> None:
 
     c, x, _ = coll
     c.create_index("hnsw", kind="hnsw", M=8)
-    folder = current_folder(c, "hnsw")
-    assert not (folder / "data" / "vectors.npy").exists()
-    assert json.loads((folder / "data" / "index.json").read_text())["vectors"] == "structure"
+    folder = current_folder(c, "hnsw") / "data"
+    (seg,) = (c.path / "segments").glob("*/dense.npy")
+    assert os.path.samefile(seg, folder / "vectors.npy")
+    manifest = json.loads((folder / "index.json").read_text())
+    assert manifest["storage"] == "vectors.npy" and manifest["version"] == 2
+    # the graph file holds links and levels only: the same graph written whole is larger by
+    # the rows' bytes
+    import faiss
+
+    graph = c.artifact("hnsw", build="never")[1]._index
+    whole = len(faiss.serialize_index(graph))
+    assert whole - (folder / "faiss.index").stat().st_size >= x.nbytes
     c.create_index("hnsw-int8", kind="hnsw", M=8, codec="int8")  # codes: a separate float copy
     assert (current_folder(c, "hnsw-int8") / "data" / "vectors.npy").exists()
     idx = c.artifact("hnsw", build="never")[1]
@@ -239,6 +251,10 @@ def test_float_graph_keeps_its_vectors_once(coll, monkeypatch) -> None:
     update_index(c, "hnsw")
     idx2 = c.artifact("hnsw", build="never")[1]
     assert idx2.ntotal == 301 and np.allclose(idx2.vectors_of(np.array([300]))[0], vecs(1, 7)[0])
+    updated = current_folder(c, "hnsw") / "data"
+    assert not (updated / "vectors.npy").exists()
+    assert json.loads((updated / "index.json").read_text())["vectors"] == "structure"
+    assert c.search(vecs(1, 7), 1, using="hnsw").doc_ids() == [["late"]]
     # another process opens it and finds the same hits
     code = (
         "import heron, numpy as np, sys; c = heron.Collection.open(sys.argv[1]); "
@@ -251,6 +267,7 @@ def test_float_graph_keeps_its_vectors_once(coll, monkeypatch) -> None:
     assert out.stdout.strip() == str([w[:3] for w in want])
     # an index saved before (its float copy in vectors.npy) still opens and answers the same
     monkeypatch.setattr(HNSWIndex, "_structure_rows", lambda self: None)
+    monkeypatch.setattr(HNSWIndex, "_rows_file", lambda self: None)
     c.create_index("hnsw-old", kind="hnsw", M=8)
     old = current_folder(c, "hnsw-old") / "data"
     assert (old / "vectors.npy").exists()

@@ -218,3 +218,94 @@ def test_only_a_whole_read_only_float32_segment_map_is_linked(tmp_path):
     assert _whole_npy_file(np.load(seg / "a.npy", mmap_mode="r+")) is None  # writable
     assert _whole_npy_file(np.load(tmp_path / "mine.npy", mmap_mode="r")) is None  # a user's file
     assert _whole_npy_file(x) is None  # in memory
+
+
+def _segment_file(tmp_path, x: np.ndarray):
+    """``x`` saved as a collection segment's ``dense.npy`` (a file never rewritten in place)."""
+    seg = tmp_path / "segments" / "00000001"
+    seg.mkdir(parents=True)
+    (seg / "segment.json").write_text("{}")
+    np.save(seg / "dense.npy", x)
+    return seg / "dense.npy"
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_float_graph_over_a_segment_is_saved_without_its_rows(tmp_path, mmap: bool) -> None:
+    """A float32 graph built over a whole segment file links it as ``vectors.npy`` and writes
+    the graph without its rows; opened again, faiss reads those rows in place (not a copy it
+    owns), answers exactly as before, and can still grow (faiss aborts on growing a viewed
+    vector, so the rows are copied back first)."""
+    import json
+    import os
+
+    import faiss
+
+    x, extra = data(600), data(40, seed=1)
+    path = _segment_file(tmp_path, x)
+    keys = np.arange(600) + 7
+    idx = make_index("hnsw", M=8, ef_construction=40).build(np.load(path, mmap_mode="r"), keys)
+    s0, k0, _ = idx.search(x[:20], 5)
+    idx.save(tmp_path / "a")
+    assert os.path.samefile(path, tmp_path / "a" / "vectors.npy")
+    manifest = json.loads((tmp_path / "a" / "index.json").read_text())
+    assert manifest["storage"] == "vectors.npy" and manifest["version"] == 2
+    whole = len(faiss.serialize_index(idx._index))
+    assert whole - (tmp_path / "a" / "faiss.index").stat().st_size >= x.nbytes
+
+    ld = load_index(tmp_path / "a", mmap=mmap)
+    storage = faiss.downcast_index(ld._index.storage)
+    assert not storage.codes.is_owned  # faiss reads heron's buffer in place
+    s1, k1, _ = ld.search(x[:20], 5)
+    np.testing.assert_array_equal(k1, k0)
+    np.testing.assert_array_equal(s1, s0)
+    np.testing.assert_array_equal(ld.vectors_of(np.arange(600)), x)
+    # saved again where it lives: the link stays the segment's file, nothing is rewritten
+    ld.save(tmp_path / "a")
+    assert os.path.samefile(path, tmp_path / "a" / "vectors.npy")
+    # saved elsewhere: linked again
+    ld.save(tmp_path / "b")
+    assert os.path.samefile(path, tmp_path / "b" / "vectors.npy")
+
+    ld.add(extra, np.arange(40) + 10_000)
+    assert storage.codes.is_owned
+    s2, k2, _ = ld.search(np.concatenate([x[:20], extra]), 1)
+    np.testing.assert_array_equal(k2[:20, 0], keys[:20])
+    np.testing.assert_array_equal(k2[20:, 0], np.arange(40) + 10_000)
+    np.testing.assert_array_equal(load_index(tmp_path / "a").search(x[:20], 5)[1], k0)  # unchanged
+    # grown, the graph keeps its rows itself (the segment no longer holds them all)
+    ld.save(tmp_path / "c")
+    assert not (tmp_path / "c" / "vectors.npy").exists()
+    assert json.loads((tmp_path / "c" / "index.json").read_text())["vectors"] == "structure"
+    np.testing.assert_array_equal(load_index(tmp_path / "c").search(extra, 1)[1][:, 0],
+                                  np.arange(40) + 10_000)
+    np.testing.assert_array_equal(np.load(path), x)  # the segment's bytes never changed
+
+
+def test_graph_without_rows_refuses_a_wrong_vectors_file(tmp_path) -> None:
+    x = data(300)
+    path = _segment_file(tmp_path, x)
+    make_index("hnsw", M=8).build(np.load(path, mmap_mode="r"), np.arange(300)).save(tmp_path / "a")
+    (tmp_path / "a" / "vectors.npy").unlink()
+    np.save(tmp_path / "a" / "vectors.npy", x[:, :16].copy())
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        load_index(tmp_path / "a")
+
+
+@pytest.mark.parametrize("codec", ["int8", "fp32"])
+def test_graph_codes_open_in_memory_faiss_does_not_own(tmp_path, codec: str) -> None:
+    """An HNSW graph's codes are moved into huge-page memory when it opens (the walk reads them
+    at random), with the same answers, and the graph still grows."""
+    import faiss
+
+    x = data(500)
+    idx = make_index("hnsw", M=8, codec=codec).build(x, np.arange(500))  # in memory: no link
+    s0, k0, _ = idx.search(x[:20], 5)
+    idx.save(tmp_path / "a")
+    assert not (tmp_path / "a" / "vectors.npy").exists() or codec != "fp32"
+    ld = load_index(tmp_path / "a")
+    assert not faiss.downcast_index(ld._index.storage).codes.is_owned
+    s1, k1, _ = ld.search(x[:20], 5)
+    np.testing.assert_array_equal(k1, k0)
+    np.testing.assert_array_equal(s1, s0)
+    ld.add(data(10, seed=3), np.arange(10) + 1000)
+    assert ld.search(data(10, seed=3), 1)[1][:, 0].tolist() == list(range(1000, 1010))

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from heron._memory import release_pages
 from heron.capabilities.base import ArtifactKind, register_kind
 from heron.capabilities.registry import register_retriever
 from heron.index import INDEX_TYPES, AnnIndex, load_index, make_index
@@ -64,8 +65,12 @@ class _AnnKind(ArtifactKind):
         if len(snap) == 0:
             raise ValueError("the collection is empty; add documents before building an index")
         idx = make_index(self.kind, **params)
-        idx.build(np.asarray(snap.dense(field)), snap.keys)
+        rows = np.asarray(snap.dense(field))
+        idx.build(rows, snap.keys)
         idx.save(folder / "data", generation=snap.generation, model=snap.collection.model)
+        # the build read every row of the memory-mapped segments once: unmap those pages from
+        # this process (they stay in the page cache; a search that needs them maps them again)
+        release_pages(rows)
 
     def update(
         self, old: Path, snap: Any, field: str, params: dict[str, Any], folder: Path

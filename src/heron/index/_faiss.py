@@ -68,14 +68,17 @@ class BitmapSelector:
         self.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(self.bits))
 
 
-def write(index: Any, path: Path, *, binary: bool = False) -> None:
+def write(index: Any, path: Path, *, binary: bool = False, skip_storage: bool = False) -> None:
     """Write a faiss index to ``path`` (via a temporary file). faiss reports a failed write as a
     ``RuntimeError`` whose text carries the OS's reason; a full disk is re-raised as the
     ``OSError(ENOSPC)`` it is, so callers handle it like any other full-disk write."""
     faiss = faiss_module()
     tmp = path.with_name(path.name + ".tmp")
     try:
-        (faiss.write_index_binary if binary else faiss.write_index)(index, str(tmp))
+        if skip_storage:
+            faiss.write_index(index, str(tmp), faiss.IO_FLAG_SKIP_STORAGE)
+        else:
+            (faiss.write_index_binary if binary else faiss.write_index)(index, str(tmp))
     except RuntimeError as exc:
         tmp.unlink(missing_ok=True)
         msg = str(exc)
@@ -89,6 +92,73 @@ def write(index: Any, path: Path, *, binary: bool = False) -> None:
 def read(path: Path, *, binary: bool = False) -> Any:
     faiss = faiss_module()
     return (faiss.read_index_binary if binary else faiss.read_index)(str(path))
+
+
+def can_view_codes(storage: Any) -> bool:
+    """Whether ``storage`` (a faiss ``IndexFlatCodes``: flat, SQ or PQ) keeps its codes in a
+    ``MaybeOwnedVector`` that can point at memory faiss does not own (faiss 1.11 and later)."""
+    return hasattr(getattr(storage, "codes", None), "view_data")
+
+
+def codes_array(storage: Any) -> np.ndarray:
+    """The codes of ``storage`` as a ``(ntotal * code_size,)`` uint8 view (no copy)."""
+    c = storage.codes
+    n = int(c.size())
+    if n == 0:
+        return np.zeros(0, dtype=np.uint8)
+    return faiss_module().rev_swig_ptr(c.data(), n)
+
+
+def view_codes(storage: Any, buf: np.ndarray) -> None:
+    """Point the codes of ``storage`` at ``buf`` (C-contiguous, exactly its codes' bytes) and free
+    faiss' own copy. The caller keeps ``buf`` alive as long as ``storage`` reads it, and calls
+    :func:`own_codes` before anything that resizes the codes (an ``add``): faiss aborts the
+    process when a viewed vector is resized."""
+    faiss = faiss_module()
+    if not buf.flags.c_contiguous:
+        raise ValueError("codes to view must be C-contiguous")
+    c = storage.codes
+    p = faiss.cast_integer_to_uint8_ptr(buf.ctypes.data)
+    c.view_data, c.view_size = p, buf.nbytes
+    c.c_ptr, c.c_size = p, buf.nbytes
+    c.is_owned = False
+    c.owned_data.swap(faiss.UInt8Vector())  # the swapped-out copy is freed with the temporary
+
+
+def own_codes(storage: Any) -> None:
+    """Copy viewed codes back into memory faiss owns (and may grow); a no-op when it owns them."""
+    faiss = faiss_module()
+    c = storage.codes
+    if c.is_owned:
+        return
+    n = int(c.size())
+    owned = faiss.UInt8Vector()
+    owned.resize(n)
+    if n:
+        faiss.rev_swig_ptr(owned.data(), n)[:] = faiss.rev_swig_ptr(c.data(), n)
+    c.owned_data.swap(owned)
+    c.is_owned = True
+    c.c_ptr, c.c_size = c.owned_data.data(), n
+    c.view_data, c.view_size = None, 0
+
+
+def codes_to_hugepages(storage: Any) -> np.ndarray | None:
+    """Move the codes of ``storage`` into anonymous memory advised for huge pages
+    (:func:`heron._memory.hugepage_empty`) and return that buffer (keep it alive), or ``None``
+    where faiss cannot view outside memory.
+
+    A graph walk reads codes at random: in 4 KiB pages almost every read of a 1M-row graph misses
+    the TLB, and in 2 MiB pages the walk measured 15-20 % faster at 1M (docs/ann.md).
+    """
+    from heron._memory import hugepage_empty
+
+    if not can_view_codes(storage):
+        return None
+    src = codes_array(storage)
+    buf = hugepage_empty(len(src))
+    buf[:] = src
+    view_codes(storage, buf)
+    return buf
 
 
 def float_scalar_type(codec: str) -> Any | None:
@@ -150,9 +220,10 @@ def postfilter(
     return out_s, out_l
 
 
-def save_structure(idx: Any, folder: Path) -> None:
-    """Write a faiss-backed index's structure (and its 1-bit codec, for Hamming indexes)."""
-    write(idx._index, folder / "faiss.index", binary=idx.binary)
+def save_structure(idx: Any, folder: Path, *, skip_storage: bool = False) -> None:
+    """Write a faiss-backed index's structure (and its 1-bit codec, for Hamming indexes);
+    ``skip_storage`` writes an HNSW graph without its vectors (faiss' ``IO_FLAG_SKIP_STORAGE``)."""
+    write(idx._index, folder / "faiss.index", binary=idx.binary, skip_storage=skip_storage)
     if idx.binary:
         idx._bin.save(folder / "codec")
 

@@ -227,6 +227,13 @@ class AnnIndex:
         (cleared whenever vectors are added, since the structure may reallocate)."""
         return None
 
+    def _rows_file(self) -> Path | None:
+        """A heron-managed ``.npy`` file (a collection segment's ``dense.npy``, or the
+        ``vectors.npy`` this index was opened from) that holds exactly the structure's float rows,
+        or ``None``. When given, :func:`~heron.index.persist.write_index` links ``vectors.npy`` to
+        it and the structure is saved without its own copy of the rows."""
+        return None
+
     def rescoring_parts(self) -> list[np.ndarray]:
         """The rescoring copy as row blocks aligned with labels (one block once loaded)."""
         rows = self._structure_rows()

@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from heron.index import _faiss as F
-from heron.index.base import AnnIndex, check_param
+from heron.index.base import AnnIndex, IndexMismatchError, check_param
+from heron.index.persist import _whole_npy_file
 from heron.limits import first_stage_depth
 
 #: build defaults when the caller gives none, measured on 100k and 300k anchored 384-d vectors
@@ -82,6 +83,10 @@ class HNSWIndex(AnnIndex):
         # concurrent search with another ef could overwrite before faiss reads it)
         self._by_ef: dict[int, Any] = {}
         self._swig_ptr: Any = None  # faiss.swig_ptr, bound when the graph is built or loaded
+        # memory the graph's storage reads in place (faiss does not own it): kept alive here
+        self._codes_buf: np.ndarray | None = None
+        self._storage_ref: Any = None  # a storage index this object (not the graph) owns
+        self._rows_path: Path | None = None  # heron-managed .npy holding exactly the float rows
         super().__init__(codec=codec, oversample=oversample, exact_below=exact_below)
 
     @classmethod
@@ -139,8 +144,19 @@ class HNSWIndex(AnnIndex):
     def _add(self, x: np.ndarray) -> None:
         if self.binary:
             self._index.add(self._bin.encode(x))
-        else:
-            self._index.add(x)
+            return
+        if self._codes_buf is not None:  # faiss aborts on growing codes it does not own
+            F.own_codes(F.faiss_module().downcast_index(self._index.storage))
+            self._codes_buf = None
+        first = self._index.ntotal == 0
+        self._index.add(x)
+        # built over one whole segment file: the saved graph can leave its rows in that file
+        self._rows_path = _whole_npy_file(x) if first and self.codec == "fp32" else None
+
+    def _rows_file(self) -> Path | None:
+        if self.codec != "fp32" or not hasattr(F.faiss_module(), "IO_FLAG_SKIP_STORAGE"):
+            return None
+        return self._rows_path
 
     def memory_bytes(self) -> int:
         if self._index is None:
@@ -253,8 +269,59 @@ class HNSWIndex(AnnIndex):
 
     # -- persistence ------------------------------------------------------------
     def _save_structure(self, folder: Path) -> None:
-        F.save_structure(self, folder)
+        F.save_structure(self, folder, skip_storage=self._rows_file() is not None)
 
     def _load_structure(self, folder: Path) -> None:
         F.load_structure(self, folder, what="the graph")
-        self._swig_ptr, self._by_ef = F.faiss_module().swig_ptr, {}
+        faiss = F.faiss_module()
+        self._swig_ptr, self._by_ef = faiss.swig_ptr, {}
+        self._codes_buf = self._storage_ref = self._rows_path = None
+        if self.binary:
+            return
+        if self._index.storage is None:  # saved without its rows: they are vectors.npy
+            self._attach_rows(folder / "vectors.npy")
+        else:  # the walk reads codes at random: huge pages (docs/ann.md)
+            self._codes_buf = F.codes_to_hugepages(faiss.downcast_index(self._index.storage))
+
+    def _attach_rows(self, path: Path) -> None:
+        """Give a graph read without its storage the float rows of ``path`` as its storage.
+
+        The rows are read into huge-page memory (:func:`heron._memory.load_resident`) unless
+        :func:`~heron.index.persist.load_index` already read them into memory (``mmap=False``);
+        faiss reads them in place where it can, and copies them otherwise.
+        """
+        from heron._memory import load_resident
+
+        faiss = F.faiss_module()
+        parts = self._vec_parts
+        mapped = bool(parts) and _file_backed(parts[0])
+        rows = load_resident(path) if mapped or not parts else parts[0]
+        n, d = int(self._index.ntotal), int(self._index.d)
+        if rows.shape != (n, d) or rows.dtype != np.float32 or not rows.flags.c_contiguous:
+            raise IndexMismatchError(
+                f"index at {str(path.parent)!r}: the graph holds {n} x {d} vectors but "
+                f"vectors.npy holds {rows.shape} {rows.dtype}; rebuild the index"
+            )
+        flat = faiss.IndexFlat(d, self._index.metric_type)
+        if F.can_view_codes(flat):
+            flat.ntotal = n
+            F.view_codes(flat, rows.reshape(-1).view(np.uint8))
+            self._codes_buf = rows
+        else:  # pragma: no cover - faiss before 1.11: a copy faiss owns
+            flat.add(rows)
+        self._index.storage = flat
+        self._index.own_fields = False  # this object owns it (and frees it after the graph)
+        self._storage_ref = flat
+        self._rows = rows if self._codes_buf is not None else None
+        self._rows_path = path
+        self._vec_parts = []
+
+
+def _file_backed(a: np.ndarray) -> bool:
+    """Whether ``a`` views a file mapping (``np.load(..., mmap_mode=...)``)."""
+    x: Any = a
+    while isinstance(x, np.ndarray):
+        if isinstance(x, np.memmap):
+            return True
+        x = x.base
+    return False

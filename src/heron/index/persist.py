@@ -3,7 +3,10 @@
 A saved index is a folder with ``index.json`` (format, version, kind, parameters, codec spec,
 count, dimension, model, collection generation, where the float rows live), ``keys.npy``,
 ``dead.npy``, ``vectors.npy`` (the rescoring copy; absent when the library's structure stores the
-exact float rows itself, as a float32 HNSW graph does) and the library's own file. :func:`write_index` writes it (the manifest last),
+exact float rows itself, as a float32 HNSW graph does) and the library's own file. A float32
+graph built over one whole collection segment keeps its rows only in ``vectors.npy`` (a hard link
+to the segment's ``dense.npy``) and writes its own file without them (``"storage":
+"vectors.npy"`` in the manifest, format version 2). :func:`write_index` writes it (the manifest last),
 :func:`read_manifest` checks the version, :func:`check_compatible` refuses an index whose count,
 dimension, codec or model does not match what the caller expects, and :func:`load_index` opens it.
 """
@@ -32,8 +35,11 @@ __all__ = [
 ]
 
 FORMAT = "heron.index"
-#: version of the on-disk index folder; bumped when the layout changes
-FORMAT_VERSION = 1
+#: version of the on-disk index folder; bumped when the layout changes. Version 2 adds a
+#: structure saved without its float rows (``"storage": "vectors.npy"``); an index without one is
+#: still written as version 1, which older releases read.
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 MANIFEST = "index.json"
 
 
@@ -53,28 +59,35 @@ def write_index(
         raise ValueError("the index is not built; nothing to save")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    in_structure = idx._structure_rows() is not None
+    # a heron-managed file that holds exactly the structure's float rows: the structure is saved
+    # without them and vectors.npy links that file
+    rows_file = idx._rows_file()
+    in_structure = rows_file is None and idx._structure_rows() is not None
+    dest = folder / "vectors.npy"
     if not in_structure:  # a separate rescoring copy (the structure keeps codes, or nothing)
-        parts = idx._vec_parts
-        dest, tmp = folder / "vectors.npy", folder / f"vectors.npy.tmp{os.getpid()}"
+        parts = idx.rescoring_parts()
+        tmp = folder / f"vectors.npy.tmp{os.getpid()}"
         tmp.unlink(missing_ok=True)
-        src = _whole_npy_file(parts[0]) if len(parts) == 1 else None
-        try:
-            if src is None:
-                raise OSError("no file to link")
-            os.link(src, tmp)  # the same bytes, already on disk: share them (never written again)
-        except OSError:
-            vec_all = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            with open(tmp, "wb") as f:
-                np.save(f, np.asarray(vec_all, dtype=np.float32))
-        # replaced, never written in place: the old file may be a link to a segment's vectors
-        os.replace(tmp, dest)
+        src = rows_file or (_whole_npy_file(parts[0]) if len(parts) == 1 else None)
+        if src is not None and _same_file(src, dest):
+            src = dest  # saved again where it already is (the file is never written in place)
+        else:
+            try:
+                if src is None:
+                    raise OSError("no file to link")
+                os.link(src, tmp)  # the same bytes, already on disk: share them (never written again)
+            except OSError:
+                vec_all = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                with open(tmp, "wb") as f:
+                    np.save(f, np.asarray(vec_all, dtype=np.float32))
+            # replaced, never written in place: the old file may be a link to a segment's vectors
+            os.replace(tmp, dest)
     np.save(folder / "keys.npy", idx.keys)
     np.save(folder / "dead.npy", idx.dead)
     idx._save_structure(folder)
     manifest = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        "version": FORMAT_VERSION if rows_file is not None else 1,
         "kind": idx.kind,
         "params": idx.params(),
         "codec": idx.codec,
@@ -87,10 +100,21 @@ def write_index(
         # where the exact float rows live: the library's own file, or vectors.npy
         "vectors": "structure" if in_structure else "vectors.npy",
     }
+    if rows_file is not None:  # the library's file holds no rows: they are vectors.npy
+        manifest["storage"] = "vectors.npy"
     tmp = folder / f"{MANIFEST}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     os.replace(tmp, folder / MANIFEST)
+    if in_structure:
+        dest.unlink(missing_ok=True)  # a copy from an earlier save in another layout
     return folder
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _whole_npy_file(arr: np.ndarray) -> Path | None:
@@ -141,10 +165,10 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
         raise IndexMismatchError(
             f"{mf} is not a heron index manifest (format={manifest.get('format')!r})"
         )
-    if manifest.get("version") != FORMAT_VERSION:
+    if manifest.get("version") not in READ_VERSIONS:
         raise IndexMismatchError(
             f"index at {str(folder)!r} has format version {manifest.get('version')!r}; this heron reads "
-            f"version {FORMAT_VERSION}; rebuild it"
+            f"versions {list(READ_VERSIONS)}; rebuild it"
         )
     return manifest
 
@@ -213,7 +237,7 @@ def load_index(folder: str | os.PathLike, *, mmap: bool = True, **expect: Any) -
         idx._vec_parts = [vec.view(np.ndarray) if isinstance(vec, np.memmap) else vec]
     idx.meta = dict(manifest.get("meta") or {})
     idx._load_structure(folder)
-    if in_structure:
+    if in_structure or manifest.get("storage") == "vectors.npy":
         rows = idx._structure_rows()
         if rows is None or rows.shape != (n, idx.dim):
             raise IndexMismatchError(
