@@ -309,3 +309,27 @@ def test_graph_codes_open_in_memory_faiss_does_not_own(tmp_path, codec: str) -> 
     np.testing.assert_array_equal(s1, s0)
     ld.add(data(10, seed=3), np.arange(10) + 1000)
     assert ld.search(data(10, seed=3), 1)[1][:, 0].tolist() == list(range(1000, 1010))
+
+
+def test_viewed_codes_go_back_to_faiss_with_room_to_grow() -> None:
+    """``own_codes`` copies viewed codes into memory faiss owns, with capacity for the next add:
+    the add that follows does not move (copy) the whole vector again."""
+    import faiss
+
+    from heron.index import _faiss as F
+
+    x, more = data(100), data(10, seed=2)
+    flat = faiss.IndexFlatIP(D)
+    buf = x.copy()
+    flat.ntotal = len(buf)
+    F.view_codes(flat, buf.reshape(-1).view(np.uint8))
+    assert not flat.codes.is_owned
+    np.testing.assert_array_equal(flat.search(x[:3], 1)[1][:, 0], [0, 1, 2])
+    F.own_codes(flat, reserve=more.nbytes)
+    assert flat.codes.is_owned
+    buf[:] = 0  # faiss no longer reads heron's buffer
+    before = int(flat.codes.data())
+    flat.add(more)
+    assert int(flat.codes.data()) == before
+    np.testing.assert_array_equal(F.codes_array(flat).view(np.float32).reshape(-1, D),
+                                  np.concatenate([x, more]))

@@ -125,14 +125,18 @@ def view_codes(storage: Any, buf: np.ndarray) -> None:
     c.owned_data.swap(faiss.UInt8Vector())  # the swapped-out copy is freed with the temporary
 
 
-def own_codes(storage: Any) -> None:
-    """Copy viewed codes back into memory faiss owns (and may grow); a no-op when it owns them."""
+def own_codes(storage: Any, reserve: int = 0) -> None:
+    """Copy viewed codes back into memory faiss owns (and may grow); a no-op when it owns them.
+
+    ``reserve`` extra bytes of capacity are set aside, so that adding that many bytes of codes
+    next does not reallocate (and copy) the whole vector again."""
     faiss = faiss_module()
     c = storage.codes
     if c.is_owned:
         return
     n = int(c.size())
     owned = faiss.UInt8Vector()
+    owned.resize(n + max(0, int(reserve)))  # shrinking keeps the capacity
     owned.resize(n)
     if n:
         faiss.rev_swig_ptr(owned.data(), n)[:] = faiss.rev_swig_ptr(c.data(), n)

@@ -146,7 +146,8 @@ class HNSWIndex(AnnIndex):
             self._index.add(self._bin.encode(x))
             return
         if self._codes_buf is not None:  # faiss aborts on growing codes it does not own
-            F.own_codes(F.faiss_module().downcast_index(self._index.storage))
+            storage = F.faiss_module().downcast_index(self._index.storage)
+            F.own_codes(storage, reserve=len(x) * int(storage.code_size))
             self._codes_buf = None
         first = self._index.ntotal == 0
         self._index.add(x)
