@@ -1,4 +1,5 @@
-"""Bulk load through the public API: ``Collection.add`` in batches, then ``compact``.
+"""Bulk load through the public API: ``Collection.add`` in batches, then ``compact`` (or
+``--bulk``: the same batches through ``Collection.bulk``, one segment, no compact).
 
 Loads the anchored ``N × 384`` vectors of ``benchmarks/peers.py`` (supplied vectors, ids as
 texts) into a fresh collection, 100k documents per ``add``, then compacts them into one segment,
@@ -8,6 +9,7 @@ sample (the longest step of a ``bin`` build); ``--ids`` times the first hit-id l
 collection opened afresh. Run it at two commits to compare them.
 
     python benchmarks/ingest_speed.py --n 1000000 --itq --ids
+    python benchmarks/ingest_speed.py --n 1000000 --bulk
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100_000)
     ap.add_argument("--data", type=Path, help="peers data folder (default: the 1M anchored set)")
     ap.add_argument("--itq", action="store_true", help="also time the ITQ fit on 100k vectors")
+    ap.add_argument("--bulk", action="store_true",
+                    help="load the batches with Collection.bulk (one segment; nothing to compact)")
     ap.add_argument("--ids", action="store_true",
                     help="also time the ids of 10 random keys, 12 calls, in a freshly opened collection")
     args = ap.parse_args()
@@ -43,13 +47,20 @@ def main() -> None:
     try:
         c = heron.Collection.create(work / "c", model="none", dim=x.shape[1])
         t = time.perf_counter()
-        for s in range(0, n, args.batch):
-            ids = [str(i) for i in range(s, min(n, s + args.batch))]
-            c.add(ids, ids=ids, vectors=np.ascontiguousarray(x[s : s + args.batch]))
+        if args.bulk:
+            with c.bulk() as b:
+                for s in range(0, n, args.batch):
+                    ids = [str(i) for i in range(s, min(n, s + args.batch))]
+                    b.add(ids, ids=ids, vectors=np.ascontiguousarray(x[s : s + args.batch]))
+        else:
+            for s in range(0, n, args.batch):
+                ids = [str(i) for i in range(s, min(n, s + args.batch))]
+                c.add(ids, ids=ids, vectors=np.ascontiguousarray(x[s : s + args.batch]))
         t_add = time.perf_counter() - t
         t = time.perf_counter()
-        c.compact()
+        c.compact()  # a no-op after a bulk load (one segment already)
         t_compact = time.perf_counter() - t
+        segments = c.info()["segments"]
         c.close()
         if args.ids:  # a reader that opens the collection now: its first hit ids
             fresh = heron.Collection.open(work / "c")
@@ -65,9 +76,11 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("| documents | add s | compact s | total s | peak RSS MB |")
-    print("|---|---|---|---|---|")
-    print(f"| {n:,} | {t_add:.1f} | {t_compact:.1f} | {t_add + t_compact:.1f} | {peak:,.0f} |")
+    print("| documents | load | add s | compact s | total s | segments | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    how = "bulk" if args.bulk else f"add x {-(-n // args.batch)}"
+    print(f"| {n:,} | {how} | {t_add:.1f} | {t_compact:.1f} | {t_add + t_compact:.1f} | {segments} "
+          f"| {peak:,.0f} |")
     if args.ids:
         print("\nids of 10 random keys after opening the collection, calls 1-12 (ms): "
               + ", ".join(f"{1e3 * v:.2f}" for v in calls))

@@ -296,10 +296,10 @@ class HeronPeer(Peer):
 
         n, d = x.shape
         c = heron.Collection.create(work / "heron", model="none", dim=d)
-        for s, e in _batches(n, 100_000):
-            ids = [str(i) for i in range(s, e)]
-            c.add(texts[s:e] if texts else ids, ids=ids, vectors=np.ascontiguousarray(x[s:e]))
-        c.compact()  # one memory-mapped segment, as after a bulk load
+        with c.bulk() as b:  # a bulk load: one memory-mapped segment, one commit, no compact
+            for s, e in _batches(n, 100_000):
+                ids = [str(i) for i in range(s, e)]
+                b.add(texts[s:e] if texts else ids, ids=ids, vectors=np.ascontiguousarray(x[s:e]))
         if self.kind == "hnsw":
             c.create_index("hnsw", kind="hnsw", M=M, ef_construction=EF_CONSTRUCTION)
             self.using, self.note = "hnsw", f"M={M}, ef_construction={EF_CONSTRUCTION}"

@@ -144,6 +144,49 @@ def write_npy_blocks(f, shape: tuple[int, ...], dtype: np.dtype, blocks) -> None
         f.write(memoryview(np.ascontiguousarray(block)).cast("B"))
 
 
+class NpyAppender:
+    """An ``.npy`` file written block of rows by block of rows, its row count set at the end.
+
+    The header is written first for 0 rows and rewritten in place by :meth:`finish`: numpy pads
+    every header so that the first axis can grow to 21 digits without moving the data, so the
+    file holds the bytes ``np.save`` writes for the whole array. ``f`` is an open binary file
+    positioned where the array starts.
+    """
+
+    def __init__(self, f, dtype: np.dtype, row_shape: tuple[int, ...]) -> None:
+        self.f, self.dtype, self.row_shape = f, np.dtype(dtype), tuple(row_shape)
+        self.rows = 0
+        self.start = f.tell()
+        self._header(0)
+        self.header_bytes = f.tell() - self.start
+
+    def _header(self, n: int) -> None:
+        np.lib.format.write_array_header_1_0(self.f, {
+            "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+            "shape": (n, *self.row_shape)})
+
+    def append(self, block: np.ndarray) -> None:
+        """Write ``block`` ``(m, *row_shape)`` of this file's dtype after the rows so far."""
+        block = np.asarray(block)
+        if block.dtype != self.dtype or block.shape[1:] != self.row_shape:
+            raise ValueError(
+                f"rows of {block.dtype} {block.shape[1:]} appended to an array of "
+                f"{self.dtype} {self.row_shape}"
+            )
+        if block.size:
+            self.f.write(memoryview(np.ascontiguousarray(block)).cast("B"))
+        self.rows += len(block)
+
+    def finish(self) -> None:
+        """Write the final row count into the header (the file stays open, at its end)."""
+        end = self.f.tell()
+        self.f.seek(self.start)
+        self._header(self.rows)
+        if self.f.tell() - self.start != self.header_bytes:  # pragma: no cover - numpy < 1.23
+            raise RuntimeError("this numpy writes headers that cannot grow in place")
+        self.f.seek(end)
+
+
 def save_blocks(path, n: int, make, block: int = SAVE_BLOCK_ROWS) -> None:
     """``np.save(path, concatenate([make(s, e) for each block of rows]))``, one block at a time.
 

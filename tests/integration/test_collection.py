@@ -339,3 +339,91 @@ def test_import_has_no_side_effects():
     )
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_bulk_load_is_one_segment_and_one_commit(coll, tmp_path):
+    """``with coll.bulk() as b`` writes every batch into one segment, byte for byte what one
+    ``add`` of all the documents writes, and commits once: nothing shows before the block ends,
+    in this thread or another process."""
+    rng = np.random.default_rng(7)
+    v = unit(rng, 90)
+    coll.add(["first"], ids=["first"], vectors=unit(rng, 1))
+    gen = coll.snapshot().generation
+    code = ("import heron, sys; c = heron.Collection.open(sys.argv[1]); "
+            "print(len(c), c.snapshot().generation)")
+    with coll.bulk() as b:
+        for s in range(0, 90, 40):
+            keys = b.add([f"doc {i}" for i in range(s, min(90, s + 40))],
+                         ids=[f"d{i}" for i in range(s, min(90, s + 40))],
+                         vectors=v[s:s + 40], metadata=[{"i": i} for i in range(s, min(90, s + 40))])
+            assert len(keys) == min(90, s + 40) - s
+        assert len(coll) == 1 and coll.get(["d0"]) == [None]  # not yet, on this thread
+        out = subprocess.run([sys.executable, "-c", code, str(coll.path)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.stdout.split() == ["1", str(gen)], out.stderr  # nor in another process
+    assert len(coll) == 91 and coll.snapshot().generation == gen + 1
+    assert coll.info()["segments"] == 2
+    assert coll.get(["d41"])[0].metadata == {"i": 41}
+    r = coll.search(v[:3], 1, using="dense")
+    assert r.doc_ids() == [["d0"], ["d1"], ["d2"]]
+    assert coll.search(v[50:51], 1, filter={"i": 50}).doc_ids() == [["d50"]]
+    # the same documents in one add, in a fresh collection: the same segment files
+    other = Collection.create(tmp_path / "o", model="none", dim=8)
+    other.add(["first"], ids=["first"], vectors=np.zeros((1, 8), np.float32) + 0.5)
+    other.add([f"doc {i}" for i in range(90)], ids=[f"d{i}" for i in range(90)], vectors=v,
+              metadata=[{"i": i} for i in range(90)])
+    a, o = coll.path / "segments" / "00000002", other.path / "segments" / "00000002"
+    for name in ("dense.npy", "keys.npy", "ids.offsets.npy", "ids.bytes.npy", "segment.json"):
+        assert (a / name).read_bytes() == (o / name).read_bytes(), name
+
+
+def test_bulk_load_failures_leave_the_last_commit(coll):
+    rng = np.random.default_rng(8)
+    coll.add(["first"], ids=["first"], vectors=unit(rng, 1))
+    gen = coll.snapshot().generation
+    with pytest.raises(RuntimeError, match="stop"):  # an error in the block: nothing committed
+        with coll.bulk() as b:
+            b.add(["a"], ids=["a"], vectors=unit(rng, 1))
+            raise RuntimeError("stop")
+    with pytest.raises(ValueError, match="already added in this bulk load"):
+        with coll.bulk() as b:
+            b.add(["a"], ids=["a"], vectors=unit(rng, 1))
+            b.add(["a again"], ids=["a"], vectors=unit(rng, 1))
+    with pytest.raises(ValueError, match="already in the collection"):
+        with coll.bulk() as b:
+            b.add(["f"], ids=["first"], vectors=unit(rng, 1))
+    with coll.bulk() as b:  # a batch refused for its input writes nothing; the load goes on
+        with pytest.raises(ValueError, match="shape"):
+            b.add(["bad"], ids=["bad"], vectors=unit(rng, 1, d=4))
+        b.add(["good"], ids=["good"], vectors=unit(rng, 1))
+    with coll.bulk():  # nothing added: no commit
+        pass
+    assert coll.snapshot().generation == gen + 1
+    assert sorted(d.id for d in coll.iter_documents()) == ["first", "good"]
+    assert not [p for p in (coll.path / "segments").iterdir() if p.name.startswith(".")]
+    coll.add(["later"], ids=["later"], vectors=unit(rng, 1))  # the next writer goes on
+    assert len(coll) == 3
+
+
+def test_bulk_load_that_failed_while_writing_commits_nothing(coll, monkeypatch):
+    """A write error (a full disk) inside a batch ends the load, even if the caller catches it."""
+    import heron.collection.segments as segments
+
+    rng = np.random.default_rng(9)
+    real = segments.NpyAppender.append
+    with pytest.raises(ValueError, match="nothing was committed"):
+        with coll.bulk() as b:
+            b.add(["a"], ids=["a"], vectors=unit(rng, 1))
+
+            def full(*args):
+                raise OSError(28, "No space left on device")
+
+            monkeypatch.setattr(segments.NpyAppender, "append", full)
+            with pytest.raises(OSError):
+                b.add(["b"], ids=["b"], vectors=unit(rng, 1))
+            monkeypatch.setattr(segments.NpyAppender, "append", real)
+            with pytest.raises(ValueError, match="failed while writing"):
+                b.add(["c"], ids=["c"], vectors=unit(rng, 1))
+    assert len(coll) == 0
+    coll.add(["d"], ids=["d"], vectors=unit(rng, 1))
+    assert [d.id for d in coll.iter_documents()] == ["d"]

@@ -283,8 +283,9 @@ def test_resident_id_tables_give_the_ids_sqlite_gives(coll, monkeypatch, tmp_pat
     c, x = coll
     monkeypatch.setattr(segments, "ID_TABLE_AFTER", 2)
     if not id_files:  # segments as written before they carried their ids
-        write = segments._write_files
-        monkeypatch.setattr(segments, "_write_files", lambda t, k, f, ids: write(t, k, f, None))
+        append = segments.SegmentWriter.append
+        monkeypatch.setattr(segments.SegmentWriter, "append",
+                            lambda self, k, f, ids=None: append(self, k, f, None))
         c = heron.Collection.create(tmp_path / "legacy", model="none", dim=D)
         c.add([f"doc {i}" for i in range(300)], ids=[f"d{i}" for i in range(300)], vectors=x)
         assert not list((c.path / "segments").glob("*/ids.*"))

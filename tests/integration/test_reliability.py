@@ -701,11 +701,12 @@ def test_numpy_short_write_is_reported_as_a_full_disk(coll, capsys, monkeypatch)
     import heron.collection.segments as segments
     from heron.collection import DiskFullError
 
-    def short_write(path, arr):
+    def short_write(*args):
         raise OSError("128000 requested and 21472 written")
 
     gen = coll.snapshot().generation
     monkeypatch.setattr(segments, "_save", short_write)
+    monkeypatch.setattr(segments.NpyAppender, "append", short_write)  # segment files
     with pytest.raises(DiskFullError, match=r"disk full while writing to the collection at .*still at its last commit") as e:
         coll.add(["f"], ids=["f"], vectors=unit(1, 11))
     assert str(coll.path) in str(e.value) and f"generation {gen}" in str(e.value)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from heron._faults import point
-from heron._memory import write_npy_blocks
+from heron._memory import NpyAppender, write_npy_blocks
 from heron.collection.integrity import (
     SMALL_FILE,
     CorruptionError,
@@ -172,45 +172,148 @@ def write_segment(
     sorted by key) so that a reader resolves hit ids from the segment on its first search,
     without SQLite (:meth:`Segment.id_table`); segments written without them read SQLite.
     """
-    seg_dir = root / "segments" / segment_name(seg_id)
-    tmp = root / "segments" / f".{segment_name(seg_id)}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    if seg_dir.exists():  # an orphan from a crashed write (never registered)
-        shutil.rmtree(seg_dir)
-    tmp.mkdir(parents=True)
+    w = SegmentWriter(root, seg_id)
     try:
-        _write_files(tmp, keys, fields, ids)
+        w.append(keys, fields, ids)
+        return w.finish()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # give the space back at once
+        w.abort()
         raise
-    point("segment.rename")
-    os.replace(tmp, seg_dir)
-    return seg_dir
 
 
-def _write_files(
-    tmp: Path, keys: np.ndarray, fields: dict[str, tuple[str, Any]], ids: list[str] | None
-) -> None:
-    n = len(keys)
-    _save(tmp / "keys.npy", np.asarray(keys, dtype=np.int64))
-    meta: dict[str, Any] = {"rows": n, "fields": {}}
-    names = ["keys.npy"]
-    if ids is not None:
-        if len(ids) != n:
-            raise ValueError(f"got {len(ids)} ids for {n} keys")
-        for fname, arr in id_arrays(np.asarray(keys, dtype=np.int64), ids).items():
-            _save(tmp / fname, arr)
-            names.append(fname)
-    for name, (kind, data) in fields.items():
-        files = field_arrays(kind, name, data, n)
+#: files whose values are offsets into the file after them (``n + 1`` per batch, from 0): a
+#: batch appended after others continues their running total
+OFFSET_FILES = (".indptr.npy", ".offsets.npy")
+
+
+class SegmentWriter:
+    """A segment written in batches of rows (:meth:`append`), published by :meth:`finish`.
+
+    Every file is written as its batches arrive (:class:`~heron._memory.NpyAppender`), so a bulk
+    load writes its vectors once, not once per batch and again when the batches are merged.
+    The folder is a hidden temporary until :meth:`finish` renames it into place (checksums and
+    ``segment.json`` last); :meth:`abort` removes it. Batches must keep the same fields and give
+    keys above every earlier batch's (``ids.*.npy`` is in key order). After an error in
+    :meth:`append`, part of that batch may be written: only :meth:`abort` is left.
+    """
+
+    def __init__(self, root: Path, seg_id: int) -> None:
+        self.seg_dir = root / "segments" / segment_name(seg_id)
+        self.tmp = root / "segments" / f".{segment_name(seg_id)}.tmp"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        if self.seg_dir.exists():  # an orphan from a crashed write (never registered)
+            shutil.rmtree(self.seg_dir)
+        self.tmp.mkdir(parents=True)
+        self.rows = 0
+        self._files: dict[str, tuple[Any, NpyAppender]] = {}
+        self._last: dict[str, int] = {}  # running total of each offsets file
+        self._fields: dict[str, dict[str, Any]] | None = None
+        self._with_ids: bool | None = None
+        self._max_key: int | None = None
+
+    def append(
+        self, keys: np.ndarray, fields: dict[str, tuple[str, Any]], ids: list[str] | None = None
+    ) -> None:
+        """Write the next rows: their ``keys`` ``(n,)``, the data of every field, their ids."""
+        keys = np.asarray(keys, dtype=np.int64)
+        n = len(keys)
+        if self._with_ids is not None and (ids is not None) != self._with_ids:
+            raise ValueError("every batch of a segment gives ids, or none does")
+        if self._fields is not None and set(fields) != set(self._fields):
+            raise ValueError(
+                f"a batch has fields {sorted(fields)}; the segment's are {sorted(self._fields)}"
+            )
+        if n and self._max_key is not None and int(keys.min()) <= self._max_key:
+            raise ValueError("a batch's keys must all follow the earlier batches' keys")
+        files: dict[str, Any] = {"keys.npy": keys}
+        if ids is not None:
+            if len(ids) != n:
+                raise ValueError(f"got {len(ids)} ids for {n} keys")
+            files.update(id_arrays(keys, ids))
+        metas: dict[str, dict[str, Any]] = {}
+        field_files: list[str] = []
+        for name, (kind, data) in fields.items():
+            ff = field_arrays(kind, name, data, n)
+            metas[name] = {"kind": kind, **_field_meta(kind, ff)}
+            files.update(ff)
+            field_files += list(ff)
         for fname, arr in files.items():
-            _save(tmp / fname, arr)
-            point("segment.file")
-        names += list(files)
-        meta["fields"][name] = {"kind": kind, **_field_meta(kind, files)}
-    meta["files"] = record(tmp, names)
-    _write_json(tmp / "segment.json", seal(meta))
+            self._append(fname, arr)
+            if fname in field_files:
+                point("segment.file")
+        self._fields = {name: _merge_meta(self._fields.get(name) if self._fields else None, m)
+                        for name, m in metas.items()}
+        self._with_ids = ids is not None
+        if n:
+            self._max_key = max(int(keys.max()), self._max_key if self._max_key is not None else -1)
+        self.rows += n
+
+    def _append(self, fname: str, arr: Any) -> None:
+        if fname.endswith(OFFSET_FILES) and fname in self._last:  # continue the running total
+            arr = np.asarray(arr, dtype=np.int64)[1:] + self._last[fname]
+        if fname.endswith(OFFSET_FILES):
+            a = np.asarray(arr)
+            if len(a):
+                self._last[fname] = int(a[-1])
+        row_shape, dtype = tuple(arr.shape[1:]), np.dtype(arr.dtype)
+        entry = self._files.get(fname)
+        if entry is not None and entry[1].rows == 0 and entry[1].row_shape != row_shape:
+            entry[0].close()  # nothing written yet (e.g. empty ragged rows first): start again
+            entry = None
+        if entry is None:
+            f = open(self.tmp / fname, "wb")  # noqa: SIM115 - closed by finish / abort
+            entry = self._files[fname] = (f, NpyAppender(f, dtype, row_shape))
+        ap = entry[1]
+        if arr.shape[0] == 0:
+            return
+        try:
+            if isinstance(arr, Rows):
+                for block in arr.chunks():
+                    ap.append(block)
+            else:
+                ap.append(arr)
+        except ValueError as exc:
+            raise ValueError(f"{fname}: {exc} (a batch must match the segment's earlier ones)") from None
+
+    def finish(self) -> Path:
+        """Complete every file (headers, fsync), write ``segment.json``, rename into place."""
+        names = list(self._files)
+        for f, ap in self._files.values():
+            ap.finish()
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        self._files = {}
+        meta: dict[str, Any] = {"rows": self.rows, "fields": self._fields or {}}
+        meta["files"] = record(self.tmp, names)
+        _write_json(self.tmp / "segment.json", seal(meta))
+        point("segment.rename")
+        os.replace(self.tmp, self.seg_dir)
+        return self.seg_dir
+
+    def abort(self) -> None:
+        """Close and remove what was written (the space comes back at once)."""
+        for f, _ in self._files.values():
+            f.close()
+        self._files = {}
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _merge_meta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A field's ``segment.json`` entry over all batches: counts add up, shapes must agree."""
+    if old is None:
+        return new
+    if "nnz" in new:
+        return {**old, "nnz": old["nnz"] + new["nnz"]}
+    if "items" in new:
+        base = new if old["items"] == 0 else old  # empty ragged rows carry no width
+        if new["items"] and (new["dim"], new["dtype"]) != (base["dim"], base["dtype"]):
+            raise ValueError(f"ragged rows of {new['dtype']} x {new['dim']} after {base['dtype']} x {base['dim']}")
+        return {**base, "items": old["items"] + new["items"]}
+    if new != old:
+        raise ValueError(f"a batch's {new} differs from the segment's {old}")
+    return old
 
 
 def add_field_to_segment(seg_dir: Path, name: str, kind: str, data: Any) -> None:

@@ -107,19 +107,23 @@ class Store:
             ) from exc
 
     def connect(self) -> sqlite3.Connection:
+        """This thread's connection (opened once per thread)."""
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(
-                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
-            )
-            try:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=NORMAL")
-                con.execute("PRAGMA busy_timeout=60000")
-            except sqlite3.DatabaseError:
-                con.close()  # e.g. "file is not a database"; Store() reports it
-                raise
-            self._local.con = con
+            con = self._local.con = self.open_connection()
+        return con
+
+    def open_connection(self) -> sqlite3.Connection:
+        """A new connection of its own (a long write transaction that this thread's reads must
+        not see, as in ``Collection.bulk``); the caller closes it."""
+        con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA busy_timeout=60000")
+        except sqlite3.DatabaseError:
+            con.close()  # e.g. "file is not a database"; Store() reports it
+            raise
         return con
 
     # ------------------------------------------------------------ cheap freshness check

@@ -19,7 +19,7 @@ import numpy as np
 from heron._faults import point
 from heron.collection.diskfull import disk_full
 from heron.collection.lifecycle import bump
-from heron.collection.segments import Segment, segment_name, write_segment
+from heron.collection.segments import Segment, SegmentWriter, segment_name, write_segment
 from heron.collection.store import REUSABLE, SUPPLIED
 from heron.encoders.base import check_texts
 from heron.limits import as_finite_vectors, as_ids, check_batch, check_ids, check_metadata
@@ -164,9 +164,26 @@ class WriteMixin:
                 raise
         return n
 
-    def _write(
+    def bulk(self, *, progress: bool | None = None) -> contextlib.AbstractContextManager[BulkWriter]:
+        """Load many batches as **one segment and one commit**::
+
+            with coll.bulk() as b:
+                for texts, ids, vectors in batches:
+                    b.add(texts, ids=ids, vectors=vectors)
+
+        ``b.add`` takes what :meth:`add` takes and returns the batch's keys. Each batch's rows
+        are written to the new segment's files as they arrive, so a bulk load writes its vectors
+        once: ``add`` per batch followed by :meth:`compact` writes them twice. The documents
+        become visible together when the block ends; an exception in the block (or a crash)
+        leaves the collection at its last commit. The writer lock is held for the whole block:
+        other writers wait for it (readers do not).
+        """
+        return _bulk(self, progress)
+
+    def _prepare(
         self, texts, *, ids, metadata, vectors, fields, progress, replace: bool
-    ) -> np.ndarray:
+    ) -> tuple[list[str], list[str] | None, list[Any], list[str], dict[str, tuple[str, Any]]] | None:
+        """Validate one batch and compute its vectors and fields (``None`` for no documents)."""
         texts = check_texts(texts, what="texts")
         n = len(texts)
         check_batch(n)
@@ -182,7 +199,7 @@ class WriteMixin:
             check_ids(ids_l)
         metas = check_metadata(metadata, n)
         if n == 0:
-            return np.zeros(0, dtype=np.int64)
+            return None
         if vectors is not None:
             hashes = [SUPPLIED + text_hash(t) for t in texts]
         else:
@@ -212,6 +229,17 @@ class WriteMixin:
             raise ValueError(
                 f"unknown field(s) {sorted(fields)}; the collection's fields are {sorted(self.fields)} (add one with add_field)"
             )
+        return texts, ids_l, metas, hashes, field_data
+
+    def _write(
+        self, texts, *, ids, metadata, vectors, fields, progress, replace: bool
+    ) -> np.ndarray:
+        prepared = self._prepare(texts, ids=ids, metadata=metadata, vectors=vectors,
+                                 fields=fields, progress=progress, replace=replace)
+        if prepared is None:
+            return np.zeros(0, dtype=np.int64)
+        texts, ids_l, metas, hashes, field_data = prepared
+        n = len(texts)
         with self._writer():
             con = self.store.connect()
             con.execute("BEGIN IMMEDIATE")
@@ -222,11 +250,8 @@ class WriteMixin:
                         raise ValueError(
                             f"id(s) already in the collection: {sorted(existing)[:5]}; use upsert() to replace them"
                         )
-                (seq,) = con.execute("SELECT COALESCE(MAX(key), 0) FROM docs").fetchone()
-                seq2 = con.execute("SELECT seq FROM sqlite_sequence WHERE name='docs'").fetchone()
-                start = max(int(seq), int(seq2[0]) if seq2 else 0) + 1
+                start, sid = _next_key_and_segment(con)
                 keys = np.arange(start, start + n, dtype=np.int64)
-                (sid,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM segments").fetchone()
                 ids_final = ids_l if ids_l is not None else [str(int(k)) for k in keys]
                 write_segment(self.path, int(sid), keys, field_data, ids_final)
                 if replace:
@@ -236,21 +261,7 @@ class WriteMixin:
                             f"UPDATE docs SET deleted = 1 WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})",
                             chunk,
                         )
-                con.executemany(
-                    "INSERT INTO docs(key, id, text, metadata, hash, segment, row) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            int(keys[r]),
-                            ids_final[r],
-                            texts[r],
-                            json.dumps(metas[r]) if metas[r] else "{}",
-                            hashes[r],
-                            int(sid),
-                            r,
-                        )
-                        for r in range(n)
-                    ],
-                )
+                _insert_docs(con, keys, ids_final, texts, metas, hashes, int(sid), 0)
                 con.execute(
                     "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
                     (int(sid), n, json.dumps(sorted(field_data))),
@@ -334,3 +345,125 @@ class WriteMixin:
             self._segments[s] = seg
             out[h] = np.asarray(seg.dense("dense")[r], dtype=np.float32)
         return out
+
+
+def _next_key_and_segment(con: Any) -> tuple[int, int]:
+    """The first free document key and segment id (inside the write transaction)."""
+    (seq,) = con.execute("SELECT COALESCE(MAX(key), 0) FROM docs").fetchone()
+    seq2 = con.execute("SELECT seq FROM sqlite_sequence WHERE name='docs'").fetchone()
+    start = max(int(seq), int(seq2[0]) if seq2 else 0) + 1
+    (sid,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM segments").fetchone()
+    return start, int(sid)
+
+
+def _insert_docs(con: Any, keys: np.ndarray, ids: list[str], texts: list[str], metas: list[Any],
+                 hashes: list[str], sid: int, row0: int) -> None:
+    """The ``docs`` rows of one batch, at rows ``row0 ...`` of segment ``sid``."""
+    con.executemany(
+        "INSERT INTO docs(key, id, text, metadata, hash, segment, row) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (int(keys[r]), ids[r], texts[r], json.dumps(metas[r]) if metas[r] else "{}",
+             hashes[r], sid, row0 + r)
+            for r in range(len(keys))
+        ],
+    )
+
+
+class BulkWriter:
+    """The ``b`` of ``with coll.bulk() as b``: :meth:`add` batches into one new segment."""
+
+    def __init__(self, coll: Any, con: Any, progress: bool | None) -> None:
+        self.coll, self.con, self.progress = coll, con, progress
+        self.next_key, self.sid = _next_key_and_segment(con)
+        self.rows = 0
+        self.fields: list[str] | None = None
+        self.ids: set[str] = set()
+        self.failed: BaseException | None = None
+        self.writer = SegmentWriter(coll.path, self.sid)
+
+    def add(
+        self,
+        texts: Sequence[str],
+        *,
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        vectors: np.ndarray | None = None,
+        fields: Mapping[str, Any] | None = None,
+        progress: bool | None = None,
+    ) -> np.ndarray:
+        """Add a batch (as :meth:`Collection.add`); returns its keys. Visible when the block ends.
+
+        A batch refused for its input (``ValueError``, ``TypeError``) writes nothing, and the
+        load can go on. A failure while writing (a full disk) ends the load: nothing is committed.
+        """
+        if self.failed is not None:
+            raise ValueError(
+                f"this bulk load failed while writing ({self.failed}); nothing was committed: "
+                "leave the with-block and start a new one"
+            )
+        prepared = self.coll._prepare(
+            texts, ids=ids, metadata=metadata, vectors=vectors, fields=fields,
+            progress=self.progress if progress is None else progress, replace=False,
+        )
+        if prepared is None:
+            return np.zeros(0, dtype=np.int64)
+        texts, ids_l, metas, hashes, field_data = prepared  # ids live before the block: refused
+        if ids_l is not None:  # and ids of this block's earlier batches (not committed yet)
+            again = self.ids.intersection(ids_l)
+            if again:
+                raise ValueError(
+                    f"id(s) already added in this bulk load: {sorted(again)[:5]}; each id once"
+                )
+            self.ids.update(ids_l)
+        n = len(texts)
+        keys = np.arange(self.next_key, self.next_key + n, dtype=np.int64)
+        ids_final = ids_l if ids_l is not None else [str(int(k)) for k in keys]
+        try:
+            self.writer.append(keys, field_data, ids_final)
+            _insert_docs(self.con, keys, ids_final, texts, metas, hashes, self.sid, self.rows)
+        except BaseException as exc:  # the segment's files may hold part of the batch now
+            self.failed = exc
+            raise
+        self.fields = sorted(field_data)
+        self.next_key += n
+        self.rows += n
+        return keys
+
+
+@contextlib.contextmanager
+def _bulk(coll: Any, progress: bool | None) -> Iterator[BulkWriter]:
+    with coll._writer():
+        # a connection of its own: reads on this thread inside the block (len, search, get) see
+        # the last commit, not the block's rows (one SQLite connection sees its own transaction)
+        con = coll.store.open_connection()
+        writer = None
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            writer = BulkWriter(coll, con, progress)
+            yield writer
+            if writer.failed is not None:  # caught in the block: still nothing is committed
+                raise ValueError(
+                    f"the bulk load failed while writing ({writer.failed}); nothing was committed"
+                ) from writer.failed
+            if writer.rows == 0:  # nothing added: nothing to publish
+                writer.writer.abort()
+                con.execute("ROLLBACK")
+                return
+            writer.writer.finish()
+            con.execute(
+                "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
+                (writer.sid, writer.rows, json.dumps(writer.fields)),
+            )
+            epoch = bump(con)
+            point("bulk.commit")
+            con.execute("COMMIT")
+            coll.store.published(epoch)
+        except BaseException:
+            if writer is not None:
+                writer.writer.abort()
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        coll._merge_small_segments()
