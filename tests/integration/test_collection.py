@@ -398,7 +398,13 @@ def test_bulk_load_failures_leave_the_last_commit(coll):
         b.add(["good"], ids=["good"], vectors=unit(rng, 1))
     with coll.bulk():  # nothing added: no commit
         pass
-    assert coll.snapshot().generation == gen + 1
+    with coll.bulk() as b:  # a plain write on the same thread would wait for the bulk's lock
+        b.add(["x"], ids=["x"], vectors=unit(rng, 1))
+        with pytest.raises(RuntimeError, match="b.add"):
+            coll.add(["y"], ids=["y"], vectors=unit(rng, 1))
+    assert coll.get(["y"]) == [None] and coll.get(["x"])[0].text == "x"
+    coll.delete(["x"])
+    assert coll.snapshot().generation == gen + 3  # the good batch, x, and x deleted
     assert sorted(d.id for d in coll.iter_documents()) == ["first", "good"]
     assert not [p for p in (coll.path / "segments").iterdir() if p.name.startswith(".")]
     coll.add(["later"], ids=["later"], vectors=unit(rng, 1))  # the next writer goes on

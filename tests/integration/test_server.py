@@ -275,6 +275,7 @@ IN_PROCESS_ONLY = {
     "open", "create", "encoder", "field_encoder", "artifact", "snapshot", "resolver", "retriever",
     "index_dir", "generation", "lock_timeout", "config", "set_config", "add_field", "backfill",
     "calibrate", "collect_garbage", "migrate", "queries", "update_index", "iter_documents",
+    "bulk",  # a load held open across calls; over HTTP, add() takes the batches
 }
 
 

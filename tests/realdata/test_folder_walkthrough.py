@@ -21,18 +21,28 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     return rc, out.out, out.err
 
 
-def folder_bytes(path: Path) -> dict[str, int]:
-    """Size of every file under ``path``; SQLite's shared-memory index (``-shm``) and an empty
-    write-ahead log exist while any connection is open, whether or not anything was written,
-    so they are left out (a non-empty ``-wal`` is a write and stays in)."""
-    out = {}
+def folder_bytes(path: Path) -> dict[str, object]:
+    """Size of every file under ``path`` but SQLite's, and the database's content.
+
+    SQLite's files change without a write: the last connection to close checkpoints the
+    write-ahead log into ``docs.sqlite`` and removes it (when that is depends on when the
+    collections opened earlier in this process are garbage-collected). So the database is
+    compared by what it holds: every row of every table.
+    """
+    import sqlite3
+
+    out: dict[str, object] = {}
     for f in sorted(path.rglob("*")):
-        if not f.is_file() or f.name.endswith("-shm"):
+        if not f.is_file() or f.name.startswith("docs.sqlite"):
             continue
-        size = f.stat().st_size
-        if f.name.endswith("-wal") and size == 0:
-            continue
-        out[str(f.relative_to(path))] = size
+        out[str(f.relative_to(path))] = f.stat().st_size
+    con = sqlite3.connect(f"file:{path / 'docs.sqlite'}?mode=ro", uri=True)
+    try:
+        tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for t in sorted(tables):
+            out[f"docs.sqlite:{t}"] = con.execute(f'SELECT * FROM "{t}"').fetchall()
+    finally:
+        con.close()
     return out
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -50,6 +51,11 @@ class WriteMixin:
     def _writer(self) -> Iterator[None]:
         from heron.collection.writelock import default_timeout, write_lock
 
+        if getattr(self, "_bulk_thread", None) == threading.get_ident():
+            raise RuntimeError(
+                "this thread is inside `with coll.bulk() as b:`, which holds the write lock: add "
+                "the documents with b.add(...), and write otherwise after the block"
+            )
         timeout = getattr(self, "lock_timeout", None)
         with write_lock(self.path, default_timeout() if timeout is None else timeout):
             try:
@@ -437,6 +443,7 @@ def _bulk(coll: Any, progress: bool | None) -> Iterator[BulkWriter]:
         # the last commit, not the block's rows (one SQLite connection sees its own transaction)
         con = coll.store.open_connection()
         writer = None
+        coll._bulk_thread = threading.get_ident()  # a write on this thread would wait for itself
         try:
             con.execute("BEGIN IMMEDIATE")
             writer = BulkWriter(coll, con, progress)
@@ -465,5 +472,6 @@ def _bulk(coll: Any, progress: bool | None) -> Iterator[BulkWriter]:
                 con.execute("ROLLBACK")
             raise
         finally:
+            coll._bulk_thread = None
             con.close()
         coll._merge_small_segments()
