@@ -217,7 +217,10 @@ def as_ids(ids: Any, *, what: str = "ids") -> list[str]:
             f"{what} must be a list of strings, one per document, got the string {ids!r}; "
             f"for one document pass {what}=[{ids!r}]"
         )
-    out = []
+    out = list(ids)
+    if set(map(type, out)) <= {str}:  # the common case, checked at C speed
+        return out
+    ids, out = out, []
     for i, x in enumerate(ids):
         if isinstance(x, str):
             out.append(x)
@@ -233,6 +236,8 @@ def as_ids(ids: Any, *, what: str = "ids") -> list[str]:
 
 def check_ids(ids: Sequence[str]) -> None:
     """Refuse empty ids and ids longer than :data:`MAX_ID_CHARS`."""
+    if not ids or (min(map(len, ids)) > 0 and max(map(len, ids)) <= MAX_ID_CHARS):
+        return
     for i, doc_id in enumerate(ids):
         if not doc_id:
             raise ValueError(f"ids[{i}] is empty; document ids must be non-empty strings")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from heron.collection import Collection, CollectionError
+from heron.collection.repair import check
 
 
 def unit(rng, n, d=8):
@@ -433,3 +434,69 @@ def test_bulk_load_that_failed_while_writing_commits_nothing(coll, monkeypatch):
     assert len(coll) == 0
     coll.add(["d"], ids=["d"], vectors=unit(rng, 1))
     assert [d.id for d in coll.iter_documents()] == ["d"]
+
+
+def test_bulk_rows_inserted_on_their_own_thread_fail_the_load(coll, monkeypatch):
+    """The SQLite rows of a batch go in on a thread while the next batch is prepared: an error
+    there ends the load at the next ``b.add`` or at the block's end, commits nothing, and leaves
+    no segment behind (not even one already finished and renamed into place)."""
+    import sqlite3
+
+    import heron.collection.writes as writes
+
+    rng = np.random.default_rng(10)
+    real, calls = writes._insert_docs, []
+
+    def full_on(which):
+        def insert(*args):
+            calls.append(len(args[1]))
+            if len(calls) == which:
+                raise sqlite3.OperationalError("database or disk is full")
+            return real(*args)
+        return insert
+
+    monkeypatch.setattr(writes, "_insert_docs", full_on(2))
+    with pytest.raises(ValueError, match="nothing was committed"):
+        with coll.bulk() as b:
+            b.add(["a"], ids=["a"], vectors=unit(rng, 1))
+            b.add(["b"], ids=["b"], vectors=unit(rng, 1))  # its rows fail on the thread
+            with pytest.raises(sqlite3.OperationalError, match="full"):
+                b.add(["c"], ids=["c"], vectors=unit(rng, 1))  # ... and the next batch says so
+            with pytest.raises(ValueError, match="failed while writing"):
+                b.add(["d"], ids=["d"], vectors=unit(rng, 1))
+    calls.clear()
+    monkeypatch.setattr(writes, "_insert_docs", full_on(2))
+    with pytest.raises(ValueError, match=r"failed while writing \(database or disk is full\)"):
+        with coll.bulk() as b:  # the last batch fails after its segment was finished
+            b.add(["a"], ids=["a"], vectors=unit(rng, 1))
+            b.add(["b"], ids=["b"], vectors=unit(rng, 1))
+    assert len(coll) == 0 and coll.snapshot().generation == 0
+    assert not list((coll.path / "segments").iterdir())
+    monkeypatch.setattr(writes, "_insert_docs", real)
+    with coll.bulk() as b:
+        b.add(["a"], ids=["a"], vectors=unit(rng, 1))
+    assert [d.id for d in coll.iter_documents()] == ["a"]
+
+
+def test_many_rows_per_insert_statement_round_trip(tmp_path):
+    """Rows go into SQLite 128 per statement (and the rest in one): 300 documents, added at once,
+    in a bulk load of uneven batches, or one at a time, store the same rows."""
+    rng = np.random.default_rng(11)
+    v = unit(rng, 300)
+    texts, ids = [f"text {i} é" for i in range(300)], [f"id-{i}" for i in range(300)]
+    metas = [{"i": i} if i % 3 else None for i in range(300)]
+    a = Collection.create(tmp_path / "a", model="none", dim=8)
+    a.add(texts, ids=ids, vectors=v, metadata=metas)
+    b = Collection.create(tmp_path / "b", model="none", dim=8)
+    with b.bulk() as w:
+        for s, e in ((0, 129), (129, 131), (131, 300)):
+            w.add(texts[s:e], ids=ids[s:e], vectors=v[s:e], metadata=metas[s:e])
+    c = Collection.create(tmp_path / "c", model="none", dim=8)
+    for i in range(0, 300, 60):
+        c.add(texts[i:i + 60], ids=ids[i:i + 60], vectors=v[i:i + 60], metadata=metas[i:i + 60])
+    docs = [[(d.key, d.id, d.text, d.metadata) for d in x.iter_documents()] for x in (a, b, c)]
+    assert docs[0] == docs[1] == docs[2]
+    assert docs[0][299] == (300, "id-299", "text 299 é", {"i": 299}) and docs[0][3][3] == {}
+    for x in (a, b, c):
+        assert x.search(v[[0, 128, 129, 299]], 1, using="dense").doc_ids() == [["id-0"], ["id-128"], ["id-129"], ["id-299"]]
+        assert check(x.path, deep=True).ok  # every text matches its recorded hash

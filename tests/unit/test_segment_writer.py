@@ -66,3 +66,34 @@ def test_batches_must_agree(tmp_path) -> None:
         w.append(k2, {**f2, "dense": ("dense", np.zeros((len(k2), 9), np.float32))}, i2)
     w.abort()
     assert not any((tmp_path / "segments").iterdir())
+
+
+def test_background_sync_same_bytes_and_its_error_is_raised(tmp_path, monkeypatch) -> None:
+    """``start_sync`` after each batch (what a bulk load does) changes no byte; a failed
+    background fsync is raised by ``finish`` (a second fsync of the file would not report it),
+    and ``abort`` then removes the folder."""
+    import os
+
+    batches = _batches(3)
+    a, b = SegmentWriter(tmp_path / "a", 1), SegmentWriter(tmp_path / "b", 1)
+    for keys, fields, ids in batches:
+        a.append(keys, fields, ids)
+        b.append(keys, fields, ids)
+        b.start_sync()
+    seg_a, seg_b = a.finish(), b.finish()
+    assert sorted(p.name for p in seg_a.iterdir()) == sorted(p.name for p in seg_b.iterdir())
+    for p in seg_a.iterdir():
+        assert p.read_bytes() == (seg_b / p.name).read_bytes(), p.name
+
+    def failing(fd):
+        raise OSError(5, "Input/output error")
+
+    w = SegmentWriter(tmp_path / "c", 1)
+    w.append(*batches[0])
+    monkeypatch.setattr(os, "fdatasync", failing)
+    w.start_sync()
+    w.append(*batches[1])
+    with pytest.raises(OSError, match="Input/output"):
+        w.finish()
+    w.abort()
+    assert not list((tmp_path / "c" / "segments").iterdir())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,9 @@ class SegmentWriter:
         self._fields: dict[str, dict[str, Any]] | None = None
         self._with_ids: bool | None = None
         self._max_key: int | None = None
+        self.finished = False
+        self._sync: threading.Thread | None = None
+        self._sync_error: OSError | None = None
 
     def append(
         self, keys: np.ndarray, fields: dict[str, tuple[str, Any]], ids: list[str] | None = None
@@ -276,8 +280,35 @@ class SegmentWriter:
         except ValueError as exc:
             raise ValueError(f"{fname}: {exc} (a batch must match the segment's earlier ones)") from None
 
+    def start_sync(self) -> None:
+        """Start writing the rows so far to disk on a thread, so that :meth:`finish`'s fsync has
+        only the last ones left. An error there is raised by :meth:`finish` (a second fsync on
+        the same file would not report it again)."""
+        self._join_sync()
+        for f, _ in self._files.values():
+            f.flush()
+        fds = [f.fileno() for f, _ in self._files.values()]
+        self._sync = threading.Thread(target=self._datasync, args=(fds,), name="heron-segment-sync",
+                                      daemon=True)
+        self._sync.start()
+
+    def _datasync(self, fds: list[int]) -> None:
+        try:
+            for fd in fds:
+                os.fdatasync(fd)
+        except OSError as exc:
+            self._sync_error = exc
+
+    def _join_sync(self) -> None:
+        if self._sync is not None:
+            self._sync.join()
+            self._sync = None
+
     def finish(self) -> Path:
         """Complete every file (headers, fsync), write ``segment.json``, rename into place."""
+        self._join_sync()
+        if self._sync_error is not None:
+            raise self._sync_error
         names = list(self._files)
         for f, ap in self._files.values():
             ap.finish()
@@ -290,14 +321,19 @@ class SegmentWriter:
         _write_json(self.tmp / "segment.json", seal(meta))
         point("segment.rename")
         os.replace(self.tmp, self.seg_dir)
+        self.finished = True
         return self.seg_dir
 
     def abort(self) -> None:
-        """Close and remove what was written (the space comes back at once)."""
+        """Close and remove what was written, finished or not (the space comes back at once).
+        Only for a segment that no commit registered."""
+        self._join_sync()
         for f, _ in self._files.values():
             f.close()
         self._files = {}
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.finished:
+            shutil.rmtree(self.seg_dir, ignore_errors=True)
 
 
 def _merge_meta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,8 @@ def check_texts(texts: object, *, what: str = "texts", allow_empty_text: bool = 
     if not isinstance(texts, Sequence) and not hasattr(texts, "__iter__"):
         raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}")
     out = list(texts)  # type: ignore[arg-type]
+    if allow_empty_text and set(map(type, out)) <= {str}:  # the common case, at C speed
+        return out
     for i, t in enumerate(out):
         if not isinstance(t, str):
             raise TypeError(f"{what}[{i}] must be a str, got {type(t).__name__}: {t!r:.60}")
