@@ -446,6 +446,7 @@ def test_bulk_rows_inserted_on_their_own_thread_fail_the_load(coll, monkeypatch)
 
     rng = np.random.default_rng(10)
     real, calls = writes._insert_docs, []
+    monkeypatch.setattr(writes, "THREAD_ROWS", 1)  # a thread for every batch (default: 2,048 rows)
 
     def full_on(which):
         def insert(*args):
@@ -472,6 +473,13 @@ def test_bulk_rows_inserted_on_their_own_thread_fail_the_load(coll, monkeypatch)
             b.add(["b"], ids=["b"], vectors=unit(rng, 1))
     assert len(coll) == 0 and coll.snapshot().generation == 0
     assert not list((coll.path / "segments").iterdir())
+    monkeypatch.setattr(writes, "THREAD_ROWS", 2048)  # small batches: rows inserted at once
+    calls.clear()
+    monkeypatch.setattr(writes, "_insert_docs", full_on(1))
+    with pytest.raises(ValueError, match="nothing was committed"):
+        with coll.bulk() as b:
+            with pytest.raises(sqlite3.OperationalError, match="full"):
+                b.add(["a"], ids=["a"], vectors=unit(rng, 1))
     monkeypatch.setattr(writes, "_insert_docs", real)
     with coll.bulk() as b:
         b.add(["a"], ids=["a"], vectors=unit(rng, 1))

@@ -97,3 +97,22 @@ def test_background_sync_same_bytes_and_its_error_is_raised(tmp_path, monkeypatc
         w.finish()
     w.abort()
     assert not list((tmp_path / "c" / "segments").iterdir())
+
+
+def test_background_sync_waits_for_enough_bytes(tmp_path, monkeypatch) -> None:
+    """Small batches do not each pay a disk flush: a sync starts once ``min_bytes`` were written
+    since the last one (5,000 one-document batches took 5.9 s instead of 0.4 s without this)."""
+    import os
+
+    synced = []
+    monkeypatch.setattr(os, "fdatasync", synced.append)
+    batches = _batches(4)
+    w = SegmentWriter(tmp_path / "a", 1)
+    for keys, fields, ids in batches:
+        w.append(keys, fields, ids)
+        w.start_sync(min_bytes=1 << 20)
+    assert synced == []
+    w.start_sync(min_bytes=1)
+    files = len(w._files)
+    w.finish()
+    assert len(synced) == files  # one background pass over the files (finish uses fsync)

@@ -215,6 +215,7 @@ class SegmentWriter:
         self.finished = False
         self._sync: threading.Thread | None = None
         self._sync_error: OSError | None = None
+        self._synced = 0  # bytes written when the last background sync started
 
     def append(
         self, keys: np.ndarray, fields: dict[str, tuple[str, Any]], ids: list[str] | None = None
@@ -280,11 +281,16 @@ class SegmentWriter:
         except ValueError as exc:
             raise ValueError(f"{fname}: {exc} (a batch must match the segment's earlier ones)") from None
 
-    def start_sync(self) -> None:
+    def start_sync(self, min_bytes: int = 0) -> None:
         """Start writing the rows so far to disk on a thread, so that :meth:`finish`'s fsync has
-        only the last ones left. An error there is raised by :meth:`finish` (a second fsync on
-        the same file would not report it again)."""
+        only the last ones left; nothing if fewer than ``min_bytes`` were written since the last
+        start. An error there is raised by :meth:`finish` (a second fsync on the same file would
+        not report it again)."""
+        written = sum(f.tell() for f, _ in self._files.values())
+        if written - self._synced < min_bytes:
+            return
         self._join_sync()
+        self._synced = written
         for f, _ in self._files.values():
             f.flush()
         fds = [f.fileno() for f, _ in self._files.values()]

@@ -33,6 +33,11 @@ REUSE_SQL = (
     f"WHERE d.hash IN ({{marks}}) AND d.{REUSABLE}"
 )
 
+#: a bulk batch of at least this many documents has its SQLite rows inserted on a thread
+THREAD_ROWS = 2048
+#: a bulk load starts writing its segment's files to disk after a batch once this many bytes
+#: were written since the last such start (small batches would each pay a disk flush)
+SYNC_BYTES = 64 << 20
 #: SQLite page cache of a bulk load's connection, KiB: the id index of a million documents
 #: (inserted out of order) stays in memory
 BULK_CACHE_KIB = 131072
@@ -456,17 +461,20 @@ class BulkWriter:
         n = len(texts)
         keys = np.arange(self.next_key, self.next_key + n, dtype=np.int64)
         ids_final = ids_l if ids_l is not None else [str(int(k)) for k in keys]
+        args = (keys, ids_final, texts, metas, hashes, self.rows)
         try:
             self.writer.append(keys, field_data, ids_final)
-            self.writer.start_sync()
+            self.writer.start_sync(min_bytes=SYNC_BYTES)
             self.wait()
+            if n < THREAD_ROWS:  # a thread would cost more than the rows
+                _insert_docs(self.con, keys, ids_final, texts, metas, hashes, self.sid, self.rows)
         except BaseException as exc:  # the segment's files may hold part of the batch now
             self.failed = exc
             raise
-        self._inserting = threading.Thread(
-            target=self._insert, args=(keys, ids_final, texts, metas, hashes, self.rows),
-            name="heron-bulk-rows", daemon=True)
-        self._inserting.start()
+        if n >= THREAD_ROWS:
+            self._inserting = threading.Thread(target=self._insert, args=args,
+                                               name="heron-bulk-rows", daemon=True)
+            self._inserting.start()
         self.fields = sorted(field_data)
         self.next_key += n
         self.rows += n
