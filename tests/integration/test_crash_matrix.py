@@ -92,6 +92,10 @@ def writer(root: str, step: dict, batch: int, fault: str | None, journal: str) -
     if op == "add":
         c.add(texts, ids=ids, vectors=vectors(batch, len(ids)))
     elif op == "bulk":
+        import heron.collection.writes as writes
+
+        # the paths a large load takes: rows inserted on their own thread, files synced behind
+        writes.THREAD_ROWS, writes.SYNC_BYTES = 1, 0
         v, h = vectors(batch, len(ids)), len(ids) // 2
         with c.bulk() as b:
             b.add(texts[:h], ids=ids[:h], vectors=v[:h])
