@@ -486,6 +486,28 @@ def test_bulk_rows_inserted_on_their_own_thread_fail_the_load(coll, monkeypatch)
     assert [d.id for d in coll.iter_documents()] == ["a"]
 
 
+def test_bulk_stores_metadata_as_it_was_when_add_returned(coll, monkeypatch):
+    """The rows go in on a thread after ``b.add`` returns; a caller that then changes its
+    metadata (a nested list here) must not change what is stored."""
+    import heron.collection.writes as writes
+
+    monkeypatch.setattr(writes, "THREAD_ROWS", 1)
+    real, go = writes.BulkWriter._insert, threading.Event()
+
+    def late_insert(self, *args):
+        assert go.wait(30)  # the caller has changed its metadata by now
+        return real(self, *args)
+
+    monkeypatch.setattr(writes.BulkWriter, "_insert", late_insert)
+    rng = np.random.default_rng(12)
+    tags = ["a"]
+    with coll.bulk() as b:
+        b.add(["x"], ids=["x"], vectors=unit(rng, 1), metadata=[{"tags": tags}])
+        tags.append("changed later")
+        go.set()
+    assert coll.get(["x"])[0].metadata == {"tags": ["a"]}
+
+
 def test_many_rows_per_insert_statement_round_trip(tmp_path):
     """Rows go into SQLite 128 per statement (and the rest in one): 300 documents, added at once,
     in a bulk load of uneven batches, or one at a time, store the same rows."""

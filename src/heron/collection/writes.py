@@ -287,7 +287,7 @@ class WriteMixin:
                             f"UPDATE docs SET deleted = 1 WHERE deleted = 0 AND id IN ({','.join('?' * len(chunk))})",
                             chunk,
                         )
-                _insert_docs(con, keys, ids_final, texts, metas, hashes, int(sid), 0)
+                _insert_docs(con, keys, ids_final, texts, _metadata_json(metas), hashes, int(sid), 0)
                 con.execute(
                     "INSERT INTO segments(id, rows, fields) VALUES (?, ?, ?)",
                     (int(sid), n, json.dumps(sorted(field_data))),
@@ -389,14 +389,20 @@ _INSERT_DOCS = "INSERT INTO docs(key, id, text, metadata, hash, segment, row) VA
 ROWS_PER_INSERT = 128
 
 
-def _insert_docs(con: Any, keys: np.ndarray, ids: list[str], texts: list[str], metas: list[Any],
+def _metadata_json(metas: list[Any]) -> list[str]:
+    """The ``metadata`` column of a batch. Made on the caller's thread, before ``add`` returns:
+    a caller may change its dicts afterwards."""
+    return [json.dumps(m) if m else "{}" for m in metas]
+
+
+def _insert_docs(con: Any, keys: np.ndarray, ids: list[str], texts: list[str], metas: list[str],
                  hashes: list[str], sid: int, row0: int) -> None:
-    """The ``docs`` rows of one batch, at rows ``row0 ...`` of segment ``sid``."""
+    """The ``docs`` rows of one batch, at rows ``row0 ...`` of segment ``sid`` (``metas``: JSON
+    strings, :func:`_metadata_json`)."""
     n, per = len(keys), ROWS_PER_INSERT
     flat = list(itertools.chain.from_iterable(zip(
-        np.asarray(keys, dtype=np.int64).tolist(), ids, texts,
-        [json.dumps(m) if m else "{}" for m in metas], hashes, itertools.repeat(sid, n),
-        range(row0, row0 + n), strict=True)))
+        np.asarray(keys, dtype=np.int64).tolist(), ids, texts, metas, hashes,
+        itertools.repeat(sid, n), range(row0, row0 + n), strict=True)))
     full, w = n // per, 7 * per
     if full:
         sql = _INSERT_DOCS + ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * per)
@@ -461,13 +467,13 @@ class BulkWriter:
         n = len(texts)
         keys = np.arange(self.next_key, self.next_key + n, dtype=np.int64)
         ids_final = ids_l if ids_l is not None else [str(int(k)) for k in keys]
-        args = (keys, ids_final, texts, metas, hashes, self.rows)
+        args = (keys, ids_final, texts, _metadata_json(metas), hashes, self.rows)
         try:
             self.writer.append(keys, field_data, ids_final)
             self.writer.start_sync(min_bytes=SYNC_BYTES)
             self.wait()
             if n < THREAD_ROWS:  # a thread would cost more than the rows
-                _insert_docs(self.con, keys, ids_final, texts, metas, hashes, self.sid, self.rows)
+                _insert_docs(self.con, *args[:5], self.sid, self.rows)
         except BaseException as exc:  # the segment's files may hold part of the batch now
             self.failed = exc
             raise
