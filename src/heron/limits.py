@@ -32,6 +32,7 @@ import json
 import math
 import numbers
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -364,13 +365,22 @@ def file_in(folder: str | os.PathLike, name: Any, *, what: str) -> str:
     return path
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 def load_npy(path: str | os.PathLike, *, mmap_mode: Any = None) -> np.ndarray:
     """``np.load`` of a ``.npy`` file whose errors name the file (truncated, corrupt, missing).
 
     Raises ``ValueError`` (``FileNotFoundError`` when missing), naming ``path``.
+
+    One thread at a time: numpy parses the header with ``ast.literal_eval``, and a CPython
+    without the fix for gh-106905 (3.11.7 here) can fail two such parses that overlap
+    (``SystemError: AST constructor recursion depth mismatch``). It killed a reader thread of
+    ``test_readers_only_see_committed_states`` in one clean-clone CI run.
     """
     try:
-        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+        with _LOAD_LOCK:
+            return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"array file {str(path)!r} is missing ({exc.strerror})") from exc
     except (OSError, ValueError, EOFError) as exc:

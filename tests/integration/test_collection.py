@@ -251,14 +251,18 @@ def test_readers_only_see_committed_states(tmp_path):
     def reader():
         r = Collection.open(path)
         while not stop.is_set():
-            snap = r.snapshot()
-            n = len(snap)
-            if n % 100 != 0 or snap.dense().shape[0] != n:
-                errors.append(f"partial state: {n}")
-            if n:
-                res = r.retriever("dense").search(_q(unit(rng, 1)), 5)
-                if (res.keys[0] < 0).any() and n >= 5:
-                    errors.append("missing hits")
+            try:
+                snap = r.snapshot()
+                n = len(snap)
+                if n % 100 != 0 or snap.dense().shape[0] != n:
+                    errors.append(f"partial state: {n}")
+                if n:
+                    res = r.retriever("dense").search(_q(unit(rng, 1)), 5)
+                    if (res.keys[0] < 0).any() and n >= 5:
+                        errors.append("missing hits")
+            except Exception as exc:  # a reader that dies must fail the test, not go quiet
+                errors.append(f"{type(exc).__name__}: {exc}")
+                return
 
     threads = [threading.Thread(target=reader) for _ in range(3)]
     for t in threads:
