@@ -37,6 +37,8 @@ def main() -> None:
                     help="load the batches with Collection.bulk (one segment; nothing to compact)")
     ap.add_argument("--ids", action="store_true",
                     help="also time the ids of 10 random keys, 12 calls, in a freshly opened collection")
+    ap.add_argument("--shards", type=int, default=0,
+                    help="load a ShardedCollection of this many in-process shards instead")
     ap.add_argument("--prewarm-gb", type=float, default=4.0,
                     help="GB touched and freed by a throwaway process before the load (0: off; _lib/pages.py)")
     args = ap.parse_args()
@@ -51,7 +53,11 @@ def main() -> None:
     n = len(x)
     work = Path(tempfile.mkdtemp(prefix="heron-ingest-"))
     try:
-        c = heron.Collection.create(work / "c", model="none", dim=x.shape[1])
+        if args.shards:  # in-process shards, called from one thread each
+            c = heron.ShardedCollection.create(work / "c", shards=args.shards, model="none",
+                                               dim=x.shape[1], threads=args.shards)
+        else:
+            c = heron.Collection.create(work / "c", model="none", dim=x.shape[1])
         prewarm_s = prewarm(args.prewarm_gb)
         t = time.perf_counter()
         if args.bulk:
@@ -67,9 +73,11 @@ def main() -> None:
         t = time.perf_counter()
         c.compact()  # a no-op after a bulk load (one segment already)
         t_compact = time.perf_counter() - t
-        segments = c.info()["segments"]
+        info = c.info()
+        segments = (info["segments"] if not args.shards
+                    else "/".join(str(sh["segments"]) for sh in info["shards"]))
         c.close()
-        if args.ids:  # a reader that opens the collection now: its first hit ids
+        if args.ids and not args.shards:  # a reader that opens the collection now: its first hit ids
             fresh = heron.Collection.open(work / "c")
             rng = np.random.default_rng(0)
             calls = []
@@ -86,10 +94,12 @@ def main() -> None:
     print("| documents | load | add s | compact s | total s | segments | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
     how = "bulk" if args.bulk else f"add x {-(-n // args.batch)}"
+    if args.shards:
+        how += f", {args.shards} shards"
     print(f"| {n:,} | {how} | {t_add:.1f} | {t_compact:.1f} | {t_add + t_compact:.1f} | {segments} "
           f"| {peak:,.0f} |")
     print(f"\n(pages touched and freed first: {args.prewarm_gb:g} GB in {prewarm_s:.1f} s)")
-    if args.ids:
+    if args.ids and not args.shards:
         print("\nids of 10 random keys after opening the collection, calls 1-12 (ms): "
               + ", ".join(f"{1e3 * v:.2f}" for v in calls))
     if args.itq:

@@ -21,6 +21,7 @@ ray = pytest.importorskip("ray")
 from heron.collection import Collection  # noqa: E402
 from heron.pipeline import Queries  # noqa: E402
 from heron.scale import ShardedCollection  # noqa: E402
+from heron.scale.backends import ShardsUnavailable  # noqa: E402
 from heron.scale.compare import compare_rankings  # noqa: E402
 from heron.scale.routing import read_manifest, shard_of  # noqa: E402
 
@@ -154,6 +155,34 @@ def test_writes_route_and_bm25_statistics_stay_global(tmp_path, ray_session, cor
     finally:
         sharded.close()
         single.close()
+
+
+def test_bulk_load_through_ray_actors_and_a_restarted_actor_commits_nothing(tmp_path, ray_session, corpus):
+    """``sc.bulk()`` keeps a bulk load open in every shard actor: one segment per shard after
+    the block. An actor restarted in the middle has lost its load, so the block fails and no
+    shard commits anything."""
+    texts, ids, meta, vec, q = corpus
+    sc = ShardedCollection.create(tmp_path / "b", shards=2, model="none", dim=vec.shape[1], ray=True)
+    try:
+        with sc.bulk() as b:
+            for s in range(0, 200, 100):
+                b.add(texts[s:s + 100], ids=ids[s:s + 100], metadata=meta[s:s + 100], vectors=vec[s:s + 100])
+            assert len(sc) == 0
+        assert len(sc) == 200
+        assert [sh["segments"] for sh in sc.info()["shards"]] == [1, 1]
+        with pytest.raises(Exception) as failed:  # noqa: B017 - Ray wraps it in its own type
+            with sc.bulk() as b:
+                b.add(texts[200:250], ids=ids[200:250], vectors=vec[200:250])
+                victim = sc.backend.actors[0]
+                ray.kill(victim, no_restart=False)
+                ray.get(victim.ping.remote(), timeout=30)  # back, without its load
+                b.add(texts[250:300], ids=ids[250:300], vectors=vec[250:300])
+        assert "no bulk load open" in str(failed.value) or isinstance(failed.value, ShardsUnavailable)
+        assert len(sc) == 200 and sc.get(ids[200:300]) == [None] * 100
+        sc.add(texts[200:210], ids=ids[200:210], vectors=vec[200:210])  # no lock left held
+        assert len(sc) == 210
+    finally:
+        sc.close()
 
 
 def test_killed_actor_restarts_and_no_answer_is_silently_short(pair, corpus, ray_session):

@@ -136,3 +136,76 @@ def test_cli_shards_need_ray_and_valid_counts(tmp_path, capsys):
     assert main(["index", str(src), "-c", str(tmp_path / "c"), "--shards", "0", "--ray"]) == 2
     assert "shards must be" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_bulk_load_one_segment_per_shard_and_one_commit(tmp_path, threads):
+    """``with sc.bulk() as b`` routes each batch to every shard's own bulk load: one segment
+    per shard, nothing visible before the block ends, and the same top-10 as ``add``."""
+    rng = np.random.default_rng(3)
+    n = 300
+    vec = rng.normal(size=(n, 8)).astype(np.float32)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    ids = [f"doc-{i}" for i in range(n)]
+    texts = [f"text {i}" for i in range(n)]
+    plain = ShardedCollection.create(tmp_path / "plain", shards=3, model="none", dim=8)
+    for s in range(0, n, 100):
+        plain.add(texts[s:s + 100], ids=ids[s:s + 100], vectors=vec[s:s + 100])
+    bulk = ShardedCollection.create(tmp_path / "bulk", shards=3, model="none", dim=8, threads=threads)
+    with bulk.bulk() as b:
+        for s in range(0, n, 100):
+            keys = b.add(texts[s:s + 100], ids=ids[s:s + 100], vectors=vec[s:s + 100],
+                         metadata=[{"i": i} for i in range(s, s + 100)])
+            assert (keys % 3).tolist() == [shard_of(i, 3) for i in ids[s:s + 100]]
+        assert len(bulk) == 0  # not yet
+    assert len(bulk) == n
+    info = bulk.info()
+    assert [sh["segments"] for sh in info["shards"]] == [1, 1, 1]
+    q = vec[:5]
+    assert bulk.search(q, 10).doc_ids() == plain.search(q, 10).doc_ids()
+    assert bulk.get(["doc-7"])[0].metadata == {"i": 7}
+    with pytest.raises(RuntimeError, match="stop"):  # an error in the block: no shard commits
+        with bulk.bulk() as b:
+            b.add(["late"], ids=["late"], vectors=vec[:1])
+            raise RuntimeError("stop")
+    with pytest.raises(ValueError, match="already added in this bulk load"):
+        with bulk.bulk() as b:  # an id routes to the same shard, whose load refuses it twice
+            b.add(["x"], ids=["x"], vectors=vec[:1])
+            b.add(["x again"], ids=["x"], vectors=vec[:1])
+    assert len(bulk) == n and bulk.get(["late", "x"]) == [None, None]
+    bulk.add(["after"], ids=["after"], vectors=vec[:1])  # every shard's lock was let go
+    assert len(bulk) == n + 1
+    plain.close()
+    bulk.close()
+
+
+def test_bulk_commit_failing_on_one_shard_lets_every_other_shard_go(tmp_path, monkeypatch):
+    """Each shard commits its own part at the end of the block. A shard whose commit fails
+    raises; shards before it keep their part, shards after it abandon theirs, and no shard is
+    left holding its write lock."""
+    from heron.scale.worker import ShardWorker
+
+    monkeypatch.setenv("HERON_LOCK_TIMEOUT", "5")  # a lock left held fails here, not in 600 s
+    real = ShardWorker.bulk_end
+
+    def end(self, commit):
+        if commit and self.index == 1:
+            real(self, False)
+            raise OSError(28, "No space left on device")
+        return real(self, commit)
+
+    monkeypatch.setattr(ShardWorker, "bulk_end", end)
+    rng = np.random.default_rng(4)
+    vec = rng.normal(size=(60, 8)).astype(np.float32)
+    ids = [f"doc-{i}" for i in range(60)]
+    sc = ShardedCollection.create(tmp_path / "s", shards=3, model="none", dim=8)
+    with pytest.raises(OSError, match="No space"):
+        with sc.bulk() as b:
+            b.add(ids, ids=ids, vectors=vec)
+    where = route(ids, 3)
+    kept = {i for i, s in zip(ids, where) if s == 0}
+    assert {d.id for d in sc.get(ids) if d is not None} == kept
+    monkeypatch.setattr(ShardWorker, "bulk_end", real)
+    sc.add(ids[:30], ids=[f"new-{i}" for i in range(30)], vectors=vec[:30])  # every lock is free
+    assert len(sc) == len(kept) + 30
+    sc.close()

@@ -18,6 +18,7 @@ Dense query vectors are encoded once, on the driver, and sent to the shards.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -53,6 +54,23 @@ class _Ids:
         if unknown:
             self.known.update(self.owner._resolve(np.asarray(unknown, np.int64)))
         return [self.known.get(int(k), "") for k in keys]
+
+
+class ShardedBulk:
+    """The ``b`` of ``with sc.bulk() as b``: :meth:`add` routes each batch to the shards' loads."""
+
+    def __init__(self, owner: ShardedCollection, progress: bool | None) -> None:
+        self.owner, self.progress = owner, progress
+
+    def add(self, texts: Sequence[str], *, ids: Sequence[str] | None = None,
+            metadata: Sequence[Mapping[str, Any] | None] | None = None,
+            vectors: np.ndarray | None = None, progress: bool | None = None) -> np.ndarray:
+        """Add a batch (as :meth:`ShardedCollection.add`); returns its global keys. Visible when
+        the block ends."""
+        where, args = self.owner._route(texts, ids, metadata, vectors,
+                                        self.progress if progress is None else progress)
+        out, _ = self.owner._call("bulk_add", args, shards=list(args), write=True)
+        return self.owner._global_keys(where, out)
 
 
 class ShardedCollection:
@@ -182,7 +200,54 @@ class ShardedCollection:
             raise ValueError("upsert needs ids=[...] naming the documents to insert or replace")
         return self._write(texts, ids, metadata, vectors, progress, replace=True)
 
+    def bulk(self, progress: bool | None = None) -> Iterator[ShardedBulk]:
+        """``with sc.bulk() as b: b.add(...)``: :meth:`heron.Collection.bulk` on every shard.
+
+        Each ``b.add`` routes its batch as :meth:`add` does, and each shard writes its part into
+        one new segment of its own. The block commits every shard's part at its end (each shard
+        in its own transaction); an exception in the block, or a shard whose process was
+        restarted in the meantime, commits nothing on any shard.
+        """
+        return self._bulk(progress)
+
+    @contextlib.contextmanager
+    def _bulk(self, progress: bool | None) -> Iterator[ShardedBulk]:
+        try:
+            self._call("bulk_begin", (), write=True)
+        except BaseException:
+            self._abandon_bulk()
+            raise
+        try:
+            yield ShardedBulk(self, progress)
+        except BaseException:
+            self._abandon_bulk()
+            raise
+        try:
+            self._call("bulk_end", (True,), write=True)
+        except BaseException:  # shards that committed keep their part; the rest let go
+            self._abandon_bulk()
+            raise
+
+    def _abandon_bulk(self) -> None:
+        try:
+            self._call("bulk_end", (False,), write=True)
+        except Exception as exc:  # a shard that cannot answer has no load to abandon after a restart
+            log.warning("abandoning a bulk load: %s", exc)
+
     def _write(self, texts: Any, ids: Any, metadata: Any, vectors: Any, progress: Any, *, replace: bool) -> np.ndarray:
+        where, args = self._route(texts, ids, metadata, vectors, progress)
+        out, _ = self._call("write", {s: (*a, replace) for s, a in args.items()}, shards=list(args), write=True)
+        return self._global_keys(where, out)
+
+    def _global_keys(self, where: np.ndarray, out: dict[int, np.ndarray]) -> np.ndarray:
+        keys = np.empty(len(where), dtype=np.int64)
+        for s, local in out.items():
+            keys[where == s] = routing.global_keys(local, s, self.n_shards)
+        return keys
+
+    def _route(self, texts: Any, ids: Any, metadata: Any, vectors: Any, progress: Any) -> tuple[np.ndarray, dict[int, tuple]]:
+        """``(shard of each document, {shard: (texts, ids, metadata, vectors)})`` of one batch,
+        its vectors encoded here when not given."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         ids = [uuid.uuid4().hex for _ in texts] if ids is None else [str(i) for i in ids]
         if len(ids) != len(texts):
@@ -201,12 +266,8 @@ class ShardedCollection:
             rows = np.flatnonzero(where == s)
             args[s] = ([texts[i] for i in rows], [ids[i] for i in rows],
                        None if metadata is None else [dict(metadata[i] or {}) for i in rows],
-                       None if vec is None else vec[rows], replace)
-        out, _ = self._call("write", args, shards=list(args), write=True)
-        keys = np.empty(len(texts), dtype=np.int64)
-        for s, local in out.items():
-            keys[where == s] = routing.global_keys(local, s, self.n_shards)
-        return keys
+                       None if vec is None else vec[rows])
+        return where, args
 
     def delete(self, ids: Sequence[str] | str) -> int:
         """Delete documents by id; returns how many were deleted."""

@@ -30,6 +30,7 @@ class ShardWorker:
         self.path, self.index = str(path), int(index)
         self.coll = Collection.open(path)
         self._terms: dict[Any, ShardTerms] = {}
+        self._bulk: tuple[Any, Any] | None = None  # (the open coll.bulk() context, its writer)
         log.debug("shard %d open at %s (%d documents)", index, path, len(self.coll))
 
     # ------------------------------------------------------------------ housekeeping
@@ -72,6 +73,7 @@ class ShardWorker:
         return n
 
     def close(self) -> None:
+        self.bulk_end(commit=False)
         self.coll.close()
 
     # ------------------------------------------------------------------ writes / reads
@@ -85,6 +87,40 @@ class ShardWorker:
     ) -> np.ndarray:
         fn = self.coll.upsert if replace else self.coll.add
         return fn(texts, ids=ids, metadata=metadata, vectors=vectors, progress=False)
+
+    def bulk_begin(self) -> None:
+        """Open a :meth:`~heron.Collection.bulk` load on this shard (it holds the write lock)."""
+        if self._bulk is not None:
+            raise RuntimeError(f"shard {self.index} already has a bulk load open")
+        cm = self.coll.bulk(progress=False)
+        self._bulk = (cm, cm.__enter__())
+
+    def bulk_add(
+        self, texts: list[str], ids: list[str], metadata: list[dict] | None, vectors: np.ndarray | None
+    ) -> np.ndarray:
+        if self._bulk is None:  # e.g. a Ray actor restarted since the load began
+            raise RuntimeError(
+                f"shard {self.index} has no bulk load open (was its process restarted?); "
+                "nothing of this load is committed: start it again"
+            )
+        return self._bulk[1].add(texts, ids=ids, metadata=metadata, vectors=vectors, progress=False)
+
+    def bulk_end(self, commit: bool) -> int:
+        """Commit (or abandon) the open bulk load; returns the documents it committed (0 when
+        abandoned, or when none was open to abandon)."""
+        if self._bulk is None:
+            if commit:  # a restarted actor (Ray resubmits the call) has lost the load
+                raise RuntimeError(
+                    f"shard {self.index} has no bulk load to commit (was its process restarted?): "
+                    "its part of this load is lost, unless it was committed just before the restart"
+                )
+            return 0
+        (cm, writer), self._bulk = self._bulk, None
+        if not commit:
+            cm.__exit__(RuntimeError, RuntimeError("bulk load abandoned"), None)
+            return 0
+        cm.__exit__(None, None, None)
+        return int(writer.rows)
 
     def delete(self, ids: list[str]) -> int:
         return self.coll.delete(ids)
