@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from heron.cli.main import main
-from heron.collection import Collection
+from heron.collection import Collection, CollectionError
 from heron.scale import ShardedCollection
 from heron.scale.compare import compare_rankings
 from heron.scale.routing import global_keys, read_manifest, route, shard_of, split_keys
@@ -120,6 +120,8 @@ def test_bad_input_is_named(pair, tmp_path):
         sharded.add(["a", "b"], ids=["x"], vectors=np.zeros((2, 8), np.float32))
     with pytest.raises(ValueError, match="Ray shards"):
         ShardedCollection.open(sharded.path, wait_s=3)
+    with pytest.raises(CollectionError, match="is a sharded collection: open it with heron.ShardedCollection"):
+        Collection.open(sharded.path)
     bad = json.loads((sharded.path / "shards.json").read_text())
     bad["version"] = 99
     (tmp_path / "v99").mkdir()

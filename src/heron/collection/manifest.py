@@ -40,6 +40,11 @@ def read_manifest(root: Path) -> dict[str, Any]:
             f"no collection at {str(root)!r}: folder does not exist; create one with Collection.create(path) or `heron index`"
         )
     if not path.is_file():
+        if (root / "shards.json").is_file():  # heron.scale's manifest (named here: no import upward)
+            raise CollectionError(
+                f"{str(root)!r} is a sharded collection: open it with heron.ShardedCollection.open(path), "
+                f"or serve it with `heron serve {root}`; each shard-*.heron folder in it opens on its own"
+            )
         raise CollectionError(
             f"{str(root)!r} is not a heron collection: {MANIFEST} is missing; create one with Collection.create(path)"
         )
