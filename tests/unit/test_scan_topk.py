@@ -73,6 +73,41 @@ def test_hamming_topk_large_k_and_tile():
     assert (rows[:, 7:] == -1).all()
 
 
+@pytest.mark.parametrize("words", [1, 2, 3, 6, 7, 12])
+@pytest.mark.parametrize(("n", "k"), [(0, 3), (1, 1), (33, 40), (1000, 7), (5003, 300), (30_001, 1), (30_001, 64)])
+def test_one_query_by_word_equals_argsort(words, n, k):
+    """One query over by-word codes (one row chunk per thread, each tile scored in one loop for
+    six words, three words at a time otherwise): the same rows as a stable argsort, ``k`` above
+    ``n``, codes of 1 to 12 words."""
+    rng = np.random.default_rng(words * 7 + n + k)
+    db = rng.integers(0, 2**63, (n, words), dtype=np.int64).view(np.uint64)
+    q = rng.integers(0, 2**63, (1, words), dtype=np.int64).view(np.uint64)
+    dist, rows = _scan.hamming_topk(q, db, k, columns=_scan.column_words(db))
+    ref_d, ref_r = _reference(_popcount_rows(q, db), k, ascending=True)
+    m = min(k, n)
+    np.testing.assert_array_equal(rows[:, :m], ref_r[:, :m])
+    np.testing.assert_array_equal(dist[:, :m], ref_d[:, :m])
+    assert (rows[:, m:] == -1).all() and (dist[:, m:] == 64 * words + 1).all()
+
+
+@pytest.mark.parametrize("k", [1, 5, 50, 2000])
+def test_one_query_by_word_ties(k):
+    """Tied distances everywhere: every tile has the same minimum (all of them are walked), rows
+    at the largest distance ``nbits`` (the query's complement), and a cut inside a run of ties."""
+    rng = np.random.default_rng(k)
+    q = rng.integers(0, 2**63, (1, 6), dtype=np.int64).view(np.uint64)
+    patterns = np.stack([q[0], ~q[0], q[0] ^ np.uint64(1), q[0] ^ np.uint64(0xFF)])
+    db = patterns[rng.integers(0, 4, 9_001)]
+    dist, rows = _scan.hamming_topk(q, db, k, columns=_scan.column_words(db))
+    ref_d, ref_r = _reference(_popcount_rows(q, db), k, ascending=True)
+    np.testing.assert_array_equal(rows, ref_r)
+    np.testing.assert_array_equal(dist, ref_d)
+    far = np.repeat(~q, 5, axis=0)  # every row at distance 384, fewer rows than k
+    dist, rows = _scan.hamming_topk(q, far, 8, columns=_scan.column_words(far))
+    assert rows[0].tolist() == [0, 1, 2, 3, 4, -1, -1, -1]
+    assert dist[0].tolist() == [384] * 5 + [385] * 3
+
+
 @pytest.mark.parametrize(("nq", "n", "k"), CASES)
 def test_int8_topk_equals_argsort(nq, n, k):
     rng = np.random.default_rng(n)
@@ -146,3 +181,13 @@ def test_hamming_codec_keeps_a_column_copy_of_resident_codes_with_the_same_hits(
     ref_s, ref_r = codec.topk(q, other.copy(), 50)
     np.testing.assert_array_equal(r, ref_r)
     assert codec._resident_of[0] is not codes
+
+
+def test_plan_reads_the_codes_once_per_thread_for_small_batches():
+    """Batches are cut into as few blocks of at most 16 queries as the threads allow: 4 queries on
+    2 threads are two blocks of 2 (each thread reads the codes once), not four of 1."""
+    assert _scan._plan(4, 10**6, 10, 2) == (1, 2)
+    assert _scan._plan(8, 10**6, 10, 2) == (1, 4)
+    assert _scan._plan(40, 10**6, 10, 2) == (1, 10)
+    assert _scan._plan(1000, 10**6, 10, 2) == (1, 16)
+    assert _scan._plan(1, 10**6, 10, 2) == (2, 1)

@@ -153,6 +153,62 @@ def hamming_topk(q, db, K, nchunks, qblock, tile):  # pragma: no cover - compile
     return out_d, out_i
 
 
+@njit(inline="always", cache=True, fastmath=True)
+def _ham_cols_tile(q, qi, cols, t0, m, dist):  # pragma: no cover - compiled
+    """``dist[t] = hamming(q[qi], row t0 + t)`` for ``t < m`` over codes stored by word (``cols``
+    ``(w, n)``); returns the tile's minimum distance.
+
+    Six words (384 bits) are summed in one pass with the query's words in registers; other widths
+    go three words per pass over the tile's distances. Each pass is a branch-free loop over
+    contiguous rows that LLVM vectorises 8 rows per ``vpopcntq``. Measured on 1M x 6 words, one
+    query, 2 threads, 256-row tiles: one pass 1.16-1.31 ms against 2.23-2.31 ms word by word.
+    """
+    w = cols.shape[0]
+    lo = 1 << 30
+    if w == 6:
+        a0, a1, a2 = q[qi, 0], q[qi, 1], q[qi, 2]
+        a3, a4, a5 = q[qi, 3], q[qi, 4], q[qi, 5]
+        c0, c1, c2 = cols[0, t0 : t0 + m], cols[1, t0 : t0 + m], cols[2, t0 : t0 + m]
+        c3, c4, c5 = cols[3, t0 : t0 + m], cols[4, t0 : t0 + m], cols[5, t0 : t0 + m]
+        for t in range(m):
+            d = np.int32(
+                _popcount64(c0[t] ^ a0)
+                + _popcount64(c1[t] ^ a1)
+                + _popcount64(c2[t] ^ a2)
+                + _popcount64(c3[t] ^ a3)
+                + _popcount64(c4[t] ^ a4)
+                + _popcount64(c5[t] ^ a5)
+            )
+            dist[t] = d
+            lo = min(lo, d)
+        return lo
+    j = 0
+    while j < w:
+        if j + 3 <= w:
+            a0, a1, a2 = q[qi, j], q[qi, j + 1], q[qi, j + 2]
+            c0, c1, c2 = cols[j, t0 : t0 + m], cols[j + 1, t0 : t0 + m], cols[j + 2, t0 : t0 + m]
+            if j == 0:
+                for t in range(m):
+                    dist[t] = np.int32(_popcount64(c0[t] ^ a0) + _popcount64(c1[t] ^ a1) + _popcount64(c2[t] ^ a2))
+            else:
+                for t in range(m):
+                    dist[t] += np.int32(_popcount64(c0[t] ^ a0) + _popcount64(c1[t] ^ a1) + _popcount64(c2[t] ^ a2))
+            j += 3
+        else:
+            a0 = q[qi, j]
+            c0 = cols[j, t0 : t0 + m]
+            if j == 0:
+                for t in range(m):
+                    dist[t] = np.int32(_popcount64(c0[t] ^ a0))
+            else:
+                for t in range(m):
+                    dist[t] += np.int32(_popcount64(c0[t] ^ a0))
+            j += 1
+    for t in range(m):
+        lo = min(lo, dist[t])
+    return lo
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def hamming_topk_cols(q, cols, K, nchunks, qblock, tile):  # pragma: no cover - compiled
     """:func:`hamming_topk` over the codes stored by word: ``cols`` ``(w, n)`` uint64, the
@@ -185,18 +241,7 @@ def hamming_topk_cols(q, cols, K, nchunks, qblock, tile):  # pragma: no cover - 
             m = min(r1, t0 + tile) - t0
             for qq in range(nb):
                 qi = q0 + qq
-                a = q[qi, 0]
-                col = cols[0, t0 : t0 + m]
-                for t in range(m):
-                    dist[t] = np.int32(_popcount64(col[t] ^ a))
-                for j in range(1, w):
-                    a = q[qi, j]
-                    col = cols[j, t0 : t0 + m]
-                    for t in range(m):
-                        dist[t] += np.int32(_popcount64(col[t] ^ a))
-                lo = 1 << 30
-                for t in range(m):
-                    lo = min(lo, dist[t])
+                lo = _ham_cols_tile(q, qi, cols, t0, m, dist)
                 if lo < thr[qq]:
                     cnt[qq], thr[qq] = _push_tile(dist, m, t0, bd[qq], bi[qq], cnt[qq], thr[qq], K, nbits)
         _emit_small(bd, bi, cnt, K, out_d, out_i, q0, c, nbits)
