@@ -9,6 +9,7 @@ from heron._deps import has, require
 #: fewer queries than this are re-scored on the calling thread (:func:`gather_dot`)
 SERIAL_QUERIES = 4
 
+
 def fast_available() -> bool:
     """Whether the numba kernels can be used."""
     return has("numba")
@@ -88,8 +89,8 @@ def hamming_topk(
     0.61 ms streaming read.
     """
     kern = _kernels()
-    q = np.ascontiguousarray(qwords)
     nchunks, qblock = _plan(len(qwords), len(dbwords), k, kern.threads())
+    q = np.ascontiguousarray(qwords)
     if columns is not None:
         d, r = kern.hamming_topk_cols(q, columns, int(k), nchunks, qblock, min(tile, 256))
     else:
