@@ -106,34 +106,14 @@ def main() -> None:
     def kernel(k):
         return lambda i: _scan.hamming_topk(qwords[i : i + 1], words, k, columns=cols)
 
-    rows = [
-        ("Hamming (`bin-ham`), kernel", "bin", 10, kernel(10)),
-        ("Hamming (`bin-ham`), kernel", "bin", 300, kernel(300)),
-        (
-            "Hamming (`bin-ham`)",
-            "bin",
-            10,
-            search(k=10, retriever="compressed", codec="bin-ham", oversample=0),
-        ),
-        (
-            "Hamming (`bin-ham`)",
-            "bin",
-            300,
-            search(k=300, retriever="compressed", codec="bin-ham", oversample=0),
-        ),
-        (
-            "asymmetric (`bin`)",
-            "bin",
-            10,
-            search(k=10, retriever="compressed", codec="bin", oversample=0),
-        ),
-        (
-            "asymmetric (`bin`)",
-            "bin",
-            300,
-            search(k=300, retriever="compressed", codec="bin", oversample=0),
-        ),
-        ("int8", "int8", 10, search(k=10, retriever="compressed", codec="int8", oversample=0)),
+    def compressed(codec, k):
+        return search(k=k, retriever="compressed", codec=codec, oversample=0)
+
+    rows = [("Hamming (`bin-ham`), kernel", "bin", k, kernel(k)) for k in (10, 300)]
+    for name, codec in (("Hamming (`bin-ham`)", "bin-ham"), ("asymmetric (`bin`)", "bin")):
+        rows += [(name, "bin", k, compressed(codec, k)) for k in (10, 300)]
+    rows += [
+        ("int8", "int8", 10, compressed("int8", 10)),
         ("exact float32 (`dense`)", "f32", 10, search(k=10, retriever="dense")),
     ]
     for _, _, _, f in rows:
