@@ -1,8 +1,10 @@
-"""The asymmetric sign-code scan through faiss' fast scan (heron.codecs.fastscan): the top-k it
-certifies equals the float table scan of every code, ties included, and the queries it cannot
-certify go back to that scan."""
+"""The asymmetric sign-code fast scans (heron.codecs.fastscan): heron's own AVX-512 kernel and
+faiss' fast scan. The top-k either certifies equals the float table scan of every code, ties
+included, and the queries it cannot certify go back to that scan."""
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -10,10 +12,30 @@ import pytest
 pytest.importorskip("faiss")
 pytest.importorskip("numba")
 
+from heron._numba_ext import lut16_available  # noqa: E402
 from heron.codecs import _scan, fastscan, parse_spec  # noqa: E402
 from heron.codecs.binary import byte_tables  # noqa: E402
 
 N = fastscan.MIN_ROWS + 1_234  # above the size the fast scan starts at; shards of odd sizes
+
+HERON = pytest.param(
+    "heron",
+    marks=pytest.mark.skipif(not lut16_available(), reason="no AVX-512 VBMI for heron's kernel"),
+)
+CLASSES = {"heron": fastscan.SignLutScan, "faiss": fastscan.SignFastScan}
+
+
+@pytest.fixture(params=[HERON, "faiss"])
+def kind(request, monkeypatch):
+    """Each fast scan in turn: heron's own (where the CPU has VBMI), then faiss'."""
+    monkeypatch.setattr(fastscan, "engine", lambda: request.param)
+    return request.param
+
+
+def _scanner(kind: str, codes: np.ndarray):
+    return (
+        fastscan.SignLutScan(codes) if kind == "heron" else fastscan.SignFastScan(codes, shards=3)
+    )
 
 
 def _data(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -35,15 +57,16 @@ def _both(codec, q, codes, k):
     codec.fast_scan = False
     ref = codec.topk(q, codes, k)
     codec.fast_scan = True
+    codec._resident_of = None  # a fresh copy, by the engine under test
     codec.topk(q[:1], codes, k)  # first sight: no copy yet
-    got = codec.topk(q, codes, k)  # resident: the shards answer
-    assert isinstance(codec._resident_of[1], fastscan.SignFastScan)
+    got = codec.topk(q, codes, k)  # resident: the fast scan answers
+    assert isinstance(codec._resident_of[1], CLASSES[fastscan.engine()])
     return ref, got
 
 
 @pytest.mark.parametrize("k", [1, 10, 300])
 @pytest.mark.parametrize("nq", [1, 7])
-def test_fast_scan_equals_the_table_scan(corpus, k, nq):
+def test_fast_scan_equals_the_table_scan(corpus, kind, k, nq):
     x, codec, codes = corpus
     q = _data(nq, 128, seed=k + nq) + x[:nq]
     (rs, rr), (gs, gr) = _both(codec, q, codes, k)
@@ -53,7 +76,8 @@ def test_fast_scan_equals_the_table_scan(corpus, k, nq):
 
 def test_approximate_scores_stay_within_the_certified_bound(corpus):
     """What the certificate rests on: every score faiss' 8-bit tables give is within ``eps`` of
-    the exact one (a faiss that rounded its tables otherwise would fail here first)."""
+    the exact one (a faiss that rounded its tables otherwise would fail here first). heron's own
+    tables: ``test_own_tables_stay_within_the_certified_bound``."""
     x, codec, codes = corpus
     fs = fastscan.SignFastScan(codes, shards=3)
     w = np.ascontiguousarray(codec._rot(x[:20] + 0.05) * codec.scale, dtype=np.float32)
@@ -66,17 +90,18 @@ def test_approximate_scores_stay_within_the_certified_bound(corpus):
         assert err.max() > 0  # the tables are approximate: the certificate is doing work
 
 
-def test_queries_that_do_not_certify_fall_back_to_the_full_scan(corpus, monkeypatch):
+def test_queries_that_do_not_certify_fall_back_to_the_full_scan(corpus, kind, monkeypatch):
     x, codec, codes = corpus
     q = x[100:105] + 0.01
     codec.fast_scan = False
     ref = codec.topk(q, codes, 10)
     codec.fast_scan = True
+    codec._resident_of = None
     codec.topk(q, codes, 10)
     codec.topk(q, codes, 10)
     fs = codec._resident_of[1]
-    assert isinstance(fs, fastscan.SignFastScan)
-    monkeypatch.setattr(fs, "eps", lambda w: np.full(len(w), 1e9, np.float32))
+    assert isinstance(fs, CLASSES[kind])
+    monkeypatch.setattr(fs, "eps_of", lambda prep, own=fs.eps_of: np.full_like(own(prep), 1e9))
     w = np.ascontiguousarray(codec._rot(q) * codec.scale, dtype=np.float32)
     _, rows, left = fs.topk(
         w, codes, 10, lambda ww: byte_tables(ww, codec.width), _scan.lut_rows_topk
@@ -87,7 +112,7 @@ def test_queries_that_do_not_certify_fall_back_to_the_full_scan(corpus, monkeypa
     np.testing.assert_array_equal(got[0], ref[0])
 
 
-def test_ties_at_the_boundary_keep_the_lower_rows():
+def test_ties_at_the_boundary_keep_the_lower_rows(kind):
     """Codes drawn from 40 patterns: every score is tied hundreds of times. The rows tied with
     the k-th score are certified only when none was left out, so the top-k is the stable one."""
     rng = np.random.default_rng(3)
@@ -102,14 +127,14 @@ def test_ties_at_the_boundary_keep_the_lower_rows():
         np.testing.assert_array_equal(gs, rs)
 
 
-def test_candidates_cover_small_shards_whole():
-    """A shard smaller than the fetch is returned whole and sets no bound."""
+def test_candidates_cover_small_shards_whole(kind):
+    """A shard (row chunk) smaller than the fetch is returned whole and sets no bound."""
     x = _data(100, 64, seed=8)
     codec = parse_spec("bin").fit(x)
     codes = codec.encode(x)
-    fs = fastscan.SignFastScan(codes, shards=2)
+    fs = _scanner(kind, codes)
     w = np.ascontiguousarray(codec._rot(x[:2]) * codec.scale, dtype=np.float32)
-    rows, bound = fs.candidates(w, 64)
+    rows, bound = fs.candidates(w, 128)
     assert np.isneginf(bound).all()
     assert sorted(rows[0][rows[0] >= 0].tolist()) == list(range(100))
 
@@ -118,13 +143,17 @@ def test_small_or_wide_codes_keep_the_table_scan():
     assert not fastscan.usable(fastscan.MIN_ROWS - 1, 48)
     assert fastscan.usable(fastscan.MIN_ROWS, 128)
     assert not fastscan.usable(10**6, 136)  # d = 1088: 8-bit table sums overflow 16 bits
+    # heron's kernel adds a byte's two entries in 8 bits (sum <= 255): up to 256 bytes fit 16 bits
+    assert fastscan.usable(10**6, 256, "heron") and not fastscan.usable(10**6, 264, "heron")
+    assert not fastscan.usable(fastscan.MIN_ROWS - 1, 48, "heron")
+    assert not fastscan.usable(10**6, 48, None)
 
 
 def _child_search(codec, q, codes, k, out):
     out.put(codec.topk(q, codes, k)[1].tolist())
 
 
-def test_a_forked_child_searches_with_its_own_threads(corpus):
+def test_a_forked_child_searches_with_its_own_threads(corpus, kind):
     """A child forked after the shards' threads started still searches, with the same rows (a
     fork copies the pool object but not its threads; the child starts a pool of its own)."""
     import multiprocessing as mp
@@ -146,7 +175,7 @@ def test_a_forked_child_searches_with_its_own_threads(corpus):
 
 
 @pytest.mark.parametrize("k", [10, 300])
-def test_residual_binary_planes_scan_as_one_sign_code(corpus, k):
+def test_residual_binary_planes_scan_as_one_sign_code(corpus, kind, k):
     """rbin2: both planes, weighted per level, are one 2d-bit sign code to the fast scan; its
     hits equal the table scan's."""
     x, _, _ = corpus
@@ -162,7 +191,7 @@ def test_residual_binary_planes_scan_as_one_sign_code(corpus, k):
     np.testing.assert_allclose(gs, np.take_along_axis(ref, gr, axis=1), rtol=1e-4, atol=1e-4)
 
 
-def test_dimensions_that_do_not_fill_the_code_words():
+def test_dimensions_that_do_not_fill_the_code_words(kind):
     """d = 100 packs into 128 bits: the fast scan sees zero weights on the 28 padding bits."""
     x = _data(N, 100, seed=11)
     codec = parse_spec("bin").fit(x[::4])
@@ -172,3 +201,124 @@ def test_dimensions_that_do_not_fill_the_code_words():
     (rs, rr), (gs, gr) = _both(codec, q, codes, 20)
     np.testing.assert_array_equal(gr, rr)
     np.testing.assert_allclose(gs, rs, rtol=0, atol=1e-6)
+
+
+needs_vbmi = pytest.mark.skipif(not lut16_available(), reason="no AVX-512 VBMI for heron's kernel")
+
+
+def _table_sums(luts: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``(nq, n)`` int64: the kernel's sums computed in numpy from the same 8-bit tables."""
+    width = codes.shape[1]
+    t = luts.reshape(len(luts), 2 * width, 4, 16)
+    assert (t == t[:, :, :1, :]).all()  # each table repeated in all four 16-byte lanes
+    t = t[:, :, 0, :].astype(np.int64)
+    p = np.arange(width)
+    lo, hi = codes & 15, codes >> 4
+    return np.stack([tq[2 * p, lo].sum(1) + tq[2 * p + 1, hi].sum(1) for tq in t])
+
+
+@needs_vbmi
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 1_000, 4_097])
+@pytest.mark.parametrize("width", [8, 48, 256])
+def test_own_kernel_sums_every_code(n, width):
+    """Asked for every row, heron's kernel returns each row once with the integer sum of its
+    table entries (blocks of 64 and a padded last block, one to three row chunks)."""
+    from heron.codecs import _fastscan_numba as kern
+
+    rng = np.random.default_rng(n + width)
+    codes = rng.integers(0, 256, (n, width), dtype=np.uint8)
+    w = rng.standard_normal((3, 8 * width)).astype(np.float32)
+    luts, _, _ = kern.sign_tables(w, width)
+    ref = _table_sums(luts, codes)
+    il = kern.interleave(codes)
+    assert il.shape == (-(-n // 64) * width * 64,)
+    pool = ThreadPoolExecutor(2)  # the runs a forked child makes (no OpenMP there)
+    for nchunks, qblock, submit in ((1, 3, None), (3, 1, None), (2, 2, None), (3, 2, pool.submit)):
+        sums, rows, bound = kern.lut16_topk(
+            il, luts, width, n, n, nchunks, qblock, submit=submit, workers=3
+        )
+        for q in range(3):
+            got = rows[q] >= 0
+            assert sorted(rows[q][got].tolist()) == list(range(n))
+            np.testing.assert_array_equal(sums[q][got], ref[q, rows[q][got]])
+        assert (bound == -1).all()  # no row left out
+
+
+@needs_vbmi
+@pytest.mark.parametrize("fetch", [1, 10, 100])
+def test_own_kernel_keeps_each_chunks_best_and_bounds_the_rest(fetch):
+    from heron.codecs import _fastscan_numba as kern
+
+    rng = np.random.default_rng(fetch)
+    n, width = 5_000, 16
+    codes = rng.integers(0, 256, (n, width), dtype=np.uint8)
+    codes[::7] = codes[3]  # ties across chunks and blocks
+    w = rng.standard_normal((2, 8 * width)).astype(np.float32)
+    luts, _, _ = kern.sign_tables(w, width)
+    ref = _table_sums(luts, codes)
+    nchunks = 3
+    sums, rows, bound = kern.lut16_topk(kern.interleave(codes), luts, width, n, fetch, nchunks, 1)
+    nb = -(-n // 64)
+    for q in range(2):
+        left = np.ones(n, dtype=bool)
+        for c in range(nchunks):
+            r0, r1 = c * nb // nchunks * 64, min(n, (c + 1) * nb // nchunks * 64)
+            s, r = sums[q, c * fetch : (c + 1) * fetch], rows[q, c * fetch : (c + 1) * fetch]
+            assert ((r >= r0) & (r < r1)).all() and (np.diff(s) <= 0).all()
+            np.testing.assert_array_equal(s, ref[q, r])
+            np.testing.assert_array_equal(s, np.sort(ref[q, r0:r1])[::-1][:fetch])
+            left[r] = False
+        assert bound[q] >= ref[q, left].max()  # no row left out scores above the bound
+        assert bound[q] <= sums[q].max()
+
+
+@needs_vbmi
+def test_own_kernel_sums_reach_the_16_bit_limit_without_overflow():
+    """256 bytes whose two entries peak together at 254-255: sums near 65,280 stay exact."""
+    from heron.codecs import _fastscan_numba as kern
+
+    width = 256
+    w = np.full((1, 8 * width), 0.5, dtype=np.float32)
+    luts, a, off = kern.sign_tables(w, width)
+    codes = np.full((70, width), 255, dtype=np.uint8)  # every bit set: every table's top entry
+    codes[1] = 0
+    sums, rows, _ = kern.lut16_topk(kern.interleave(codes), luts, width, 70, 70, 1, 1)
+    ref = _table_sums(luts, codes)[0]
+    assert ref.max() > 65_000
+    np.testing.assert_array_equal(sums[0], ref[rows[0]])
+    np.testing.assert_allclose(ref[0] / a[0] + off[0], w.sum(), rtol=1e-6)
+
+
+@needs_vbmi
+def test_own_tables_stay_within_the_certified_bound(corpus):
+    """Every code's approximate score from heron's 8-bit tables is within ``eps`` of its exact
+    score, and a byte's two entries never sum past 255 (the kernel adds them in 8 bits)."""
+    x, codec, codes = corpus
+    fs = fastscan.SignLutScan(codes)
+    w = codec.sign_weights(x[:20] + 0.05)
+    luts, a, off = fs.tables(w)
+    t = luts.reshape(20, codec.width, 2, 4, 16)[:, :, :, 0, :].astype(int)
+    assert (t.max(axis=3).sum(axis=2) <= 255).all()
+    approx = _table_sums(luts, codes) / a[:, None] + off[:, None]
+    exact = w @ (np.unpackbits(codes, axis=1, bitorder="little").astype(np.float32) * 2 - 1).T
+    err = np.abs(approx - exact)
+    assert (err <= fs.eps(w)[:, None]).all()
+    assert err.max() > 0
+
+
+def test_pruning_keeps_every_candidate_that_can_reach_the_top_k():
+    rows = np.arange(8)[None, :].repeat(2, axis=0)
+    approx = np.array([[9, 8, 7, 6, 5, 4, 3, 2], [1, 1, 1, 1, 1, 1, 1, 1]], dtype=np.float32)
+    got = fastscan._prune(rows, approx, 3, np.array([1.5, 0.0], dtype=np.float32))
+    # query 0: the 3rd best is 7, so 5.5 is the least a candidate can score and still rank
+    assert got[0].tolist() == [0, 1, 2, 3, -1, -1, -1, -1]
+    assert got[1].tolist() == list(range(8))  # all tied: none can be ruled out
+
+
+def test_the_engine_follows_the_cpu_numba_compiles_for(monkeypatch):
+    """A portable numba target (``NUMBA_CPU_NAME``) has no VBMI to count on: faiss' scan runs."""
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_NAME", "generic")
+    assert not lut16_available()
+    assert fastscan.engine() == "faiss"

@@ -129,8 +129,9 @@ class BinaryCodec(Codec):
     max_train: vectors sampled for fitting the rotation.
     seed: randomness of the initial rotation and the sample.
     fast_scan: let the asymmetric scan of resident codes (the same array searched again) take
-        its candidates from faiss' 4-bit fast scan and certify them exact
-        (:mod:`heron.codecs.fastscan`); ``False`` scans every code with the float tables. Not
+        its candidates from a 4-bit fast scan (heron's AVX-512 kernel, or faiss' where the CPU
+        lacks VBMI) and certify them exact (:mod:`heron.codecs.fastscan`); ``False`` scans every
+        code with the float tables. Not
         stored: a choice of how to scan, not of what the codes are.
     """
 

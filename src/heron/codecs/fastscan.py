@@ -1,27 +1,37 @@
-"""The asymmetric sign-code scan through faiss' 4-bit fast scan, with an exactness certificate.
+"""The asymmetric sign-code scan through a 4-bit fast scan, with an exactness certificate.
 
 A sign code of ``d`` bits (:class:`heron.codecs.binary.BinaryCodec`, ``scoring="asym"``; the
 ``b`` planes of :class:`heron.codecs.rbin.ResidualBinaryCodec` together) is also a
 product-quantisation code: ``d/4`` sub-quantisers of 4 bits whose 16 centroids are the sign
 patterns ``(+-1, +-1, +-1, +-1)``. Its asymmetric score ``w . sign`` is then the PQ inner product,
-which faiss' fast scan (``IndexPQFastScan``; André, Kermarrec & Le Scouarnec, "Cache locality is
-not enough: high-performance nearest neighbor search with product quantization fast scan",
-VLDB 2015, and "Quicker ADC", IEEE TPAMI 2019) computes with the 16-entry tables of the query held
-in SIMD registers as 8-bit integers: one shuffle instruction looks up 32 codes, where the float
+which a fast scan (André, Kermarrec & Le Scouarnec, "Cache locality is not enough:
+high-performance nearest neighbor search with product quantization fast scan", VLDB 2015, and
+"Quicker ADC", IEEE TPAMI 2019) computes with the 16-entry tables of the query held in SIMD
+registers as 8-bit integers: one shuffle instruction looks up many codes at once, where the float
 table scan (:func:`heron.codecs._scan.lut_topk`) makes one memory look-up per code byte.
 
-The 8-bit tables round each entry to the nearest multiple of ``1/a`` (``a`` is faiss' per-query
-scale), so a code's approximate score is within ``eps = (d/4) * 0.5 / a`` of its exact score. The
-scan fetches more candidates than asked for from each shard, scores them exactly with the float
-byte tables, and **certifies** the result: a code not fetched from a shard scores at most
-``last + eps`` exactly (``last`` the lowest approximate score fetched there), so once the
-``k``-th exact score is above the highest such bound, the top ``k`` is the exact one, ties
-included (a row tied with the ``k``-th that was left out cannot certify). Queries that do not
-certify fetch 4x more, and those left after that go back to the float table scan.
+Two fast scans, one certificate (:func:`engine` picks):
 
-The shards (one per thread) are a resident copy of the codes, built in ~90 ms per 1M codes
-(faiss packs them from an ``IndexPQ``); each shard is searched on its own thread with faiss' own
-OpenMP held to one thread, so no spinning OpenMP team is left behind to slow the next call.
+- :class:`SignLutScan`, heron's own (:mod:`heron.codecs._fastscan_numba`): codes interleaved in
+  blocks of 64, one AVX-512 VBMI ``vpermb`` per nibble of 64 codes, the top-k fused into the scan,
+  on numba's threads. Where the CPU has VBMI (Ice Lake and later, Zen 4 and later).
+- :class:`SignFastScan`, faiss' ``IndexPQFastScan`` (32-code blocks), one shard per thread with
+  faiss' own OpenMP held to one thread. Elsewhere, where faiss is installed.
+
+On the 1M x 384 codes of ``benchmarks/codecs_speed.py`` heron's scan takes 1.07-1.25x the
+streaming read of the codes, faiss' 1.7-2.0x, and batched (1,000 queries) heron's answers 1.3-1.5x
+the queries per second (docs/compression.md).
+
+The 8-bit tables round each entry to the nearest multiple of ``1/a`` (``a`` the query's scale),
+so a code's approximate score is within ``eps`` of its exact score (``eps = (d/4) * 0.5 / a``).
+The scan fetches more candidates than asked for from each shard (row chunk), scores them exactly
+with the float byte tables, and **certifies** the result: a code not fetched from a shard scores
+at most ``last + eps`` exactly (``last`` the lowest approximate score fetched there), so once the
+``k``-th exact score is above the highest such bound, the top ``k`` is the exact one, ties
+included (a row tied with the ``k``-th that was left out cannot certify). Candidates that cannot
+reach the top ``k`` by their approximate scores are dropped before re-scoring (:func:`_prune`).
+Queries that do not certify fetch 4x more, and those left after that go back to the float table
+scan.
 """
 
 from __future__ import annotations
@@ -46,27 +56,47 @@ _POOL_SIZE = 0
 _POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
+#: the process that imported this module; another pid is a forked child
+_IMPORT_PID = os.getpid()
 
-def usable(n: int, width: int) -> bool:
-    """Whether the fast scan applies: enough rows, and ``d/4`` tables of 8-bit entries whose sum
-    fits faiss' 16-bit accumulators (``width <= 128`` bytes, so ``d <= 1024``)."""
-    return n >= MIN_ROWS and 2 * width * 255 < 65_536
+
+def engine() -> str | None:
+    """Which fast scan runs here: ``"heron"`` (:class:`SignLutScan`, where numba compiles for a
+    CPU with AVX-512 VBMI), else ``"faiss"`` (:class:`SignFastScan`, where faiss is installed),
+    else ``None`` (the float table scan)."""
+    if has("numba"):
+        from heron._numba_ext import lut16_available
+
+        if lut16_available():
+            return "heron"
+    return "faiss" if has("faiss") else None
+
+
+def usable(n: int, width: int, kind: str | None = "faiss") -> bool:
+    """Whether the fast scan ``kind`` applies: enough rows, and tables of 8-bit entries whose sum
+    fits 16-bit accumulators (faiss: ``width <= 128`` bytes, so ``d <= 1024``; heron:
+    ``width <= 256``)."""
+    if kind == "heron":
+        return n >= MIN_ROWS and width <= SignLutScan.MAX_WIDTH
+    return kind == "faiss" and n >= MIN_ROWS and 2 * width * 255 < 65_536
+
+
+def _one_omp_thread() -> None:
+    if has("faiss"):
+        require("faiss", purpose="the fast binary scan").omp_set_num_threads(1)
 
 
 def _pool(size: int) -> ThreadPoolExecutor:
-    """Worker threads that search one shard each, faiss' OpenMP held to one thread in each."""
+    """Worker threads that scan one shard (or run of tasks) each, faiss' OpenMP held to one
+    thread in each."""
     global _POOL, _POOL_SIZE, _POOL_PID
     with _POOL_LOCK:
         if _POOL_PID != os.getpid():  # a forked child has the pool object but not its threads
             _POOL = None
         if _POOL is None or _POOL_SIZE < size:
-            faiss = require("faiss", purpose="the fast binary scan")
             old = _POOL
             _POOL = ThreadPoolExecutor(
-                size,
-                thread_name_prefix="heron-fastscan",
-                initializer=faiss.omp_set_num_threads,
-                initargs=(1,),
+                size, thread_name_prefix="heron-fastscan", initializer=_one_omp_thread
             )
             _POOL_SIZE, _POOL_PID = size, os.getpid()
             if old is not None:
@@ -82,8 +112,164 @@ def _sign_centroids(m: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(cent, (m, 16, 4)))
 
 
-class SignFastScan:
-    """Fast-scan shards over packed sign codes ``(n, width)`` uint8, searched in parallel.
+def _prune(rows: np.ndarray, approx: np.ndarray, k: int, slack: np.ndarray) -> np.ndarray:
+    """``rows`` with ``-1`` for the candidates that cannot be in the exact top ``k``.
+
+    With ``L`` the ``k``-th highest approximate score of a query's candidates, ``k`` of them
+    score at least ``L - eps`` exactly; a candidate whose approximate score is below
+    ``L - 2 eps`` (``slack = 2 eps``) scores below ``L - eps``, under all ``k``, ties included.
+    """
+    if approx.shape[1] <= k:
+        return rows
+    kth = -np.partition(-approx, k - 1, axis=1)[:, k - 1]
+    return np.where(approx < (kth - slack)[:, None], -1, rows)
+
+
+class _Certified:
+    """The certificate shared by the two candidate scans. A scan gives, for float32 weights
+    ``w`` ``(nq, 8 * width)``, :meth:`prepare` (what its queries need: tables, scales),
+    ``eps`` (how far an approximate score can be from the exact one) and ``candidates`` (rows
+    and the bound on the rest); :meth:`topk` re-scores and certifies."""
+
+    def prepare(self, w: np.ndarray) -> Any:
+        return w
+
+    def eps_of(self, prep: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def candidates_of(
+        self, prep: Any, sel: np.ndarray, fetch: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`candidates` of the queries ``sel`` of ``prep``, with the candidates'
+        approximate scores ``(nq, chunks*fetch)`` (``-inf`` padding) between the rows and the
+        bound."""
+        raise NotImplementedError
+
+    def eps(self, w: np.ndarray) -> np.ndarray:
+        """``(nq,)``: the most an approximate score can differ from the exact one."""
+        return self.eps_of(self.prepare(np.ascontiguousarray(w, dtype=np.float32)))
+
+    def candidates(self, w: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows (nq, chunks*fetch) int64 with -1 padding, bound (nq,) float32)``: each row
+        chunk's ``fetch`` best rows by approximate score; ``bound`` the highest approximate
+        score a row not fetched can have (``-inf`` where every row was fetched)."""
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        rows, _, bound = self.candidates_of(self.prepare(w), np.arange(len(w)), fetch)
+        return rows, bound
+
+    def topk(
+        self, w: np.ndarray, codes: np.ndarray, k: int, tables: Any, rescore: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The exact top ``k`` of ``w . sign(code)`` for the queries that certify.
+
+        ``tables(w)`` gives the float byte tables ``(nq, width, 256)`` and
+        ``rescore(tables, codes, rows, k)`` their exact top ``k`` among candidate rows. Returns
+        ``(scores (nq, k), rows (nq, k), left)`` where ``left`` lists the queries that did not
+        certify (their rows are ``-1``; the caller scans them in full).
+        """
+        nq = len(w)
+        out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+        out_r = np.full((nq, k), -1, dtype=np.int64)
+        todo = np.arange(nq)
+        prep = self.prepare(np.ascontiguousarray(w, dtype=np.float32))
+        eps = self.eps_of(prep)
+        fetch = k + k // 4 + 32
+        for _ in range(2):
+            if not len(todo):
+                break
+            rows, approx, bound = self.candidates_of(prep, todo, fetch)
+            rows = _prune(rows, approx, k, 2 * eps[todo])
+            ok = np.zeros(len(todo), dtype=bool)
+            for b in range(0, len(todo), QUERY_BLOCK):
+                sl = slice(b, b + QUERY_BLOCK)
+                s, r = rescore(tables(w[todo[sl]]), codes, rows[sl], k)
+                good = s[:, k - 1] > bound[sl] + eps[todo[sl]]
+                out_s[todo[sl][good]] = s[good]
+                out_r[todo[sl][good]] = r[good]
+                ok[sl] = good
+            todo = todo[~ok]
+            fetch *= 4
+        return out_s, out_r, todo
+
+
+class SignLutScan(_Certified):
+    """heron's own fast scan over packed sign codes ``(n, width)`` uint8 (AVX-512 VBMI).
+
+    The codes are copied once, interleaved in blocks of 64
+    (:func:`heron.codecs._fastscan_numba.interleave`, the same bytes as the codes). A query's
+    ``2 * width`` nibble tables are shifted to start at 0 and scaled by one ``a`` so that the two
+    entries of any byte sum to at most 254 before rounding (255 after), so a byte's two look-ups
+    add in 8 bits and a code's sum fits 16 bits for ``width <= 256``. Each entry is rounded to the
+    nearest multiple of ``1/a``: a code's approximate score is within ``width / a`` of its exact
+    one. :func:`heron.codecs._fastscan_numba.lut16_topk` returns each row chunk's top sums (one
+    chunk per thread for a single query, blocks of queries otherwise).
+    """
+
+    #: widest code whose sum of ``width`` bytes of at most 255 fits 16 bits
+    MAX_WIDTH = 256
+
+    def __init__(self, codes: np.ndarray) -> None:
+        from heron.codecs import _fastscan_numba
+
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        self.n, self.width = codes.shape
+        if self.width > self.MAX_WIDTH:
+            raise ValueError(f"codes of {self.width} bytes exceed {self.MAX_WIDTH}")
+        self._kern = _fastscan_numba
+        self.il = _fastscan_numba.interleave(codes)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.il.nbytes)
+
+    def tables(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(luts (nq, width * 128) uint8, a (nq,), offset (nq,))`` of float32 weights ``w``
+        ``(nq, 8 * width)``: approximate score = ``sum of looked-up entries / a + offset``
+        (:func:`heron.codecs._fastscan_numba.sign_tables`)."""
+        return self._kern.sign_tables(np.ascontiguousarray(w, dtype=np.float32), self.width)
+
+    prepare = tables
+
+    def eps_of(self, prep: Any) -> np.ndarray:
+        # rounding to nearest: 0.5/a for each of the 2 * width tables; a relative and an absolute
+        # slack for the float32 sums of the exact re-scoring
+        return (self.width / prep[1] * (1 + 1e-3) + 1e-6).astype(np.float32)
+
+    def candidates_of(
+        self, prep: Any, sel: np.ndarray, fetch: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from heron.codecs import _scan
+
+        luts, a, off = prep
+        if len(sel) != len(luts):
+            luts, a, off = luts[sel], a[sel], off[sel]
+        threads = _scan._kernels().threads()
+        nchunks, qblock = _scan._plan(len(luts), self.n, fetch, threads)
+        # numba's threads, as heron's other scans use (their OpenMP team is the one already
+        # spinning after a scan); a forked child, where GNU OpenMP cannot start, uses a pool
+        pool = os.getpid() != _IMPORT_PID and threads > 1
+        sums, rows, bound = self._kern.lut16_topk(
+            self.il,
+            luts,
+            self.width,
+            self.n,
+            int(fetch),
+            nchunks,
+            qblock,
+            submit=_pool(threads - 1).submit if pool else None,
+            workers=threads,
+        )
+        approx = np.where(rows >= 0, sums / a[:, None] + off[:, None], -np.inf)
+        real = np.where(bound >= 0, bound / a + off, -np.inf)
+        return rows, approx.astype(np.float32), real.astype(np.float32)
+
+
+class SignFastScan(_Certified):
+    """faiss' fast-scan shards over packed sign codes ``(n, width)`` uint8, searched in parallel.
+
+    The shards (one per thread) are a resident copy of the codes, built in ~90 ms per 1M codes
+    (faiss packs them from an ``IndexPQ``); each is searched on its own thread with faiss' own
+    OpenMP held to one thread, so no spinning OpenMP team is left behind to slow the next call.
 
     Parameters
     ----------
@@ -122,10 +308,9 @@ class SignFastScan:
     def nbytes(self) -> int:
         return int(sum(s.codes.nbytes() for s in self.shards))
 
-    def eps(self, w: np.ndarray) -> np.ndarray:
-        """``(nq,)``: the most an approximate score can differ from the exact one, from the
-        scale faiss gives each query's 8-bit tables."""
-        return self._eps_faiss(w) if self._ask_faiss else self._eps_own(w)
+    def eps_of(self, prep: Any) -> np.ndarray:
+        """From the scale faiss gives each query's 8-bit tables."""
+        return self._eps_faiss(prep) if self._ask_faiss else self._eps_own(prep)
 
     def _eps_own(self, w: np.ndarray) -> np.ndarray:
         span = 2 * np.abs(w.reshape(len(w), self.m, 4)).sum(axis=2).max(axis=1)
@@ -149,12 +334,10 @@ class SignFastScan:
         )
         return self._eps_of(norm[:, 0].astype(np.float64))
 
-    def candidates(self, w: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows (nq, shards*fetch) int64 with -1 padding, bound (nq,) float32)``.
-
-        ``bound``: the highest approximate score a row not fetched can have (``-inf`` where a
-        shard was fetched whole)."""
-        w = np.ascontiguousarray(w, dtype=np.float32)
+    def candidates_of(
+        self, prep: Any, sel: np.ndarray, fetch: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        w = prep if len(sel) == len(prep) else np.ascontiguousarray(prep[sel])
         nq = len(w)
         pool = _pool(len(self.shards))
         futures = [
@@ -162,46 +345,16 @@ class SignFastScan:
             for s, size in zip(self.shards, self.sizes)
         ]
         rows = np.full((nq, len(self.shards) * fetch), -1, dtype=np.int64)
+        approx = np.full(rows.shape, -np.inf, dtype=np.float32)
         bound = np.full(nq, -np.inf, dtype=np.float32)
         for j, (f, start, size) in enumerate(zip(futures, self.starts, self.sizes)):
             dist, lab = f.result()
             got = lab.shape[1]
             rows[:, j * fetch : j * fetch + got] = np.where(lab >= 0, lab + start, -1)
+            approx[:, j * fetch : j * fetch + got] = np.where(lab >= 0, dist, -np.inf)
             if size > fetch:
                 bound = np.maximum(bound, dist[:, -1])
-        return rows, bound
-
-    def topk(
-        self, w: np.ndarray, codes: np.ndarray, k: int, tables: Any, rescore: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The exact top ``k`` of ``w . sign(code)`` for the queries that certify.
-
-        ``tables(w)`` gives the float byte tables ``(nq, width, 256)`` and
-        ``rescore(tables, codes, rows, k)`` their exact top ``k`` among candidate rows. Returns
-        ``(scores (nq, k), rows (nq, k), left)`` where ``left`` lists the queries that did not
-        certify (their rows are ``-1``; the caller scans them in full).
-        """
-        nq = len(w)
-        out_s = np.full((nq, k), -np.inf, dtype=np.float32)
-        out_r = np.full((nq, k), -1, dtype=np.int64)
-        todo = np.arange(nq)
-        eps = self.eps(np.ascontiguousarray(w, dtype=np.float32))
-        fetch = k + k // 4 + 32
-        for _ in range(2):
-            if not len(todo):
-                break
-            rows, bound = self.candidates(w[todo], fetch)
-            ok = np.zeros(len(todo), dtype=bool)
-            for b in range(0, len(todo), QUERY_BLOCK):
-                sl = slice(b, b + QUERY_BLOCK)
-                s, r = rescore(tables(w[todo[sl]]), codes, rows[sl], k)
-                good = s[:, k - 1] > bound[sl] + eps[todo[sl]]
-                out_s[todo[sl][good]] = s[good]
-                out_r[todo[sl][good]] = r[good]
-                ok[sl] = good
-            todo = todo[~ok]
-            fetch *= 4
-        return out_s, out_r, todo
+        return rows, approx, bound
 
 
 def sign_topk(
@@ -214,7 +367,7 @@ def sign_topk(
     table_scan: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` of ``w . sign(code)`` over packed sign codes, through the fast scan where it
-    applies (``codec.fast_scan``, faiss installed, :func:`usable`, ``k <= n/8``, and ``given``
+    applies (``codec.fast_scan``, an :func:`engine`, :func:`usable`, ``k <= n/8``, and ``given``
     the codec's resident codes, see :meth:`heron.codecs.base.Codec._resident`), else
     ``table_scan(w, codes, k)``; the same ``(scores, rows)`` either way.
 
@@ -224,10 +377,14 @@ def sign_topk(
     from heron.codecs import _scan
 
     n, width = codes.shape
-    if not (codec.fast_scan and has("faiss") and usable(n, width) and k <= n // 8):
+    kind = engine() if codec.fast_scan else None
+    if not (usable(n, width, kind) and k <= n // 8):
         return table_scan(w, codes, k)
-    shards = _scan._kernels().threads()
-    fast = codec._resident(given, lambda c: SignFastScan(c, shards=shards))
+    if kind == "heron":
+        fast = codec._resident(given, SignLutScan)
+    else:
+        shards = _scan._kernels().threads()
+        fast = codec._resident(given, lambda c: SignFastScan(c, shards=shards))
     if fast is None:
         return table_scan(w, codes, k)
     s, r, left = fast.topk(w, codes, k, lambda ww: tables(ww, width), _scan.lut_rows_topk)
