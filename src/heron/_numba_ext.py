@@ -155,15 +155,15 @@ def lut16_block64(typingctx, codes, base, luts, lbase, width, out, floor):  # pr
     ``codes`` (uint8, 1-d) holds the block at ``base``: ``width`` rows of 64 bytes, row ``p`` the
     byte ``p`` of the 64 codes. ``luts`` (uint8, 1-d) holds at ``lbase`` the query's ``2 * width``
     tables of 16 entries, each repeated over 64 bytes: table ``2p`` for the low nibble of byte
-    ``p``, ``2p + 1`` for the high one. The two entries of a byte must sum to at most 255 and a
-    code's ``width`` byte sums to less than 65,536.
+    ``p``, ``2p + 1`` for the high one. A code's ``2 * width`` entries must sum to less than
+    65,536 (``width <= 128`` for entries up to 255).
 
     Writes the 64 sums (uint16) to ``out[:64]``: codes ``0, 2, ..., 62`` then ``1, 3, ..., 63``,
     and returns the mask of the sums ``>= floor``, bit ``j`` for ``out[j]``.
 
     One ``vpermb`` per nibble looks up 64 codes at once (its 6-bit index reads a 16-entry table
-    repeated four times, so neither nibble needs masking); byte sums are added as uint16 pairs
-    (even codes in the low byte, odd in the high) and split at the end, as faiss' fast scan does
+    repeated four times, so neither nibble needs masking); the looked-up bytes are added as uint16
+    pairs (even codes in the low byte, odd in the high) and split at the end, as faiss' fast scan does
     (André, Kermarrec & Le Scouarnec, VLDB 2015). Compile only where :func:`lut16_available`.
     """
     sig = types.uint64(codes, base, luts, lbase, width, out, floor)
@@ -199,13 +199,15 @@ def lut16_block64(typingctx, codes, base, luts, lbase, width, out, floor):  # pr
         c = load(cptr, builder.mul(p, i64(64)))
         hi = builder.bitcast(builder.lshr(builder.bitcast(c, _V32), _V32([4] * 32)), _V64)
         toff = builder.mul(p, i64(128))
-        r = builder.add(
-            builder.call(vperm, [load(lptr, toff), c]),
-            builder.call(vperm, [load(lptr, builder.add(toff, i64(64))), hi]),
+        r_lo = builder.bitcast(builder.call(vperm, [load(lptr, toff), c]), _V32)
+        r_hi = builder.bitcast(
+            builder.call(vperm, [load(lptr, builder.add(toff, i64(64))), hi]), _V32
         )
-        r16 = builder.bitcast(r, _V32)
-        next_a = builder.add(acc_a, r16)
-        next_b = builder.add(acc_b, builder.lshr(r16, _V32([8] * 32)))
+        eight = _V32([8] * 32)
+        next_a = builder.add(acc_a, builder.add(r_lo, r_hi))
+        next_b = builder.add(
+            acc_b, builder.add(builder.lshr(r_lo, eight), builder.lshr(r_hi, eight))
+        )
         p1 = builder.add(p, i64(1))
         p.add_incoming(p1, loop)
         acc_a.add_incoming(next_a, loop)

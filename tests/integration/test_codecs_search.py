@@ -136,6 +136,72 @@ def test_collection_retriever(tmp_path):
         coll.search(queries, 5, retriever="compressed", codec="nope")
 
 
+def test_vector_queries_reuse_the_compiled_stage_with_the_general_paths_results(tmp_path):
+    """``search(vectors, k, using=...)`` builds the compressed (or dense) stage once per snapshot
+    and gives what the general path (``Queries``) gives; a new commit, a new codec configuration
+    or new parameters get a stage of their own."""
+    import heron
+    from heron.capabilities.compressed import write_codec_config
+    from heron.pipeline import Queries
+
+    x = data(600, 32)
+    coll = heron.Collection.create(tmp_path / "c", model="none", dim=32)
+    coll.add([f"doc {i}" for i in range(500)], ids=[str(i) for i in range(500)], vectors=x[:500])
+    q = data(3, 32, seed=9)
+    general = Queries(["a", "b", "c"], vectors={"none": q})
+    cases = [
+        ("compressed", {"codec": "bin", "oversample": 0}),
+        ("compressed", {"codec": "bin", "oversample": 4}),
+        ("compressed", {"codec": "bin-ham", "candidates": 50}),
+        ("compressed", {"codec": "fp16", "rescore": "float16", "oversample": 2}),
+        ("dense", {}),
+    ]
+
+    def both(using, params, k=7):
+        ref = coll.search(general, k, using=using, **params)
+        for _ in range(2):  # built, then reused
+            got = coll.search(q, k, using=using, **params)
+            np.testing.assert_array_equal(got.keys, ref.keys)
+            np.testing.assert_array_equal(got.scores, ref.scores)
+            assert got.info == ref.info
+            assert got.hits()[0][0].text == ref.hits()[0][0].text  # documents attached
+        return got
+
+    for using, params in cases:
+        both(using, params)
+
+    def stages():
+        return coll.snapshot().memo(("reused-stages", "compressed"), dict)
+
+    held = stages()  # every artifact is built now: the snapshot stays
+    kept = dict(held)
+    assert kept and all(s is not None for s in kept.values())
+    both("compressed", {"codec": "fp16", "rescore": "float16", "oversample": 2})
+    assert stages() is held and held == kept  # the same stage objects, reused
+    both("compressed", {"codec": "fp16", "rescore": "float16", "oversample": 3})
+    assert len(held) == len(kept) + 1
+    coll.create_index("mybin", kind="compressed", spec="bin")
+    both("mybin", {"oversample": 3})  # a compressed index by name
+
+    # a commit: a new snapshot, the new documents found
+    coll.add([f"doc {i}" for i in range(500, 600)], ids=[str(i) for i in range(500, 600)],
+             vectors=x[500:])
+    got = both("compressed", {"codec": "bin", "oversample": 0}, k=600)
+    assert set(got.doc_ids()[0]) == {str(i) for i in range(600)}
+    # the codec configuration is the default spec: a change is seen at once
+    write_codec_config(coll, {"spec": "int8", "oversample": 0, "rescore": "none"})
+    assert both("compressed", {}).info["codec"] == "int8"
+    write_codec_config(coll, {"spec": "bin", "oversample": 0, "rescore": "none"})
+    assert both("compressed", {}).info["codec"] == "bin"
+    # bad parameters are refused as on the general path; unhashable ones take the general path
+    with pytest.raises(ValueError, match="valid codecs"):
+        coll.search(q, 5, using="compressed", codec="nope")
+    with pytest.raises((TypeError, ValueError)):
+        coll.search(q, 5, using="compressed", codec=["bin"])
+    # more documents asked for than there are: the general path clamps and pads
+    assert coll.search(q, 700, using="dense").keys.shape == (3, 700)
+
+
 def test_int8_integer_scan_matches_reference():
     """The int16-query / int32-accumulator int8 scan equals integer numpy, top-k identical."""
     pytest.importorskip("numba")

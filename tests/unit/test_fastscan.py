@@ -143,8 +143,7 @@ def test_small_or_wide_codes_keep_the_table_scan():
     assert not fastscan.usable(fastscan.MIN_ROWS - 1, 48)
     assert fastscan.usable(fastscan.MIN_ROWS, 128)
     assert not fastscan.usable(10**6, 136)  # d = 1088: 8-bit table sums overflow 16 bits
-    # heron's kernel adds a byte's two entries in 8 bits (sum <= 255): up to 256 bytes fit 16 bits
-    assert fastscan.usable(10**6, 256, "heron") and not fastscan.usable(10**6, 264, "heron")
+    assert fastscan.usable(10**6, 128, "heron") and not fastscan.usable(10**6, 136, "heron")
     assert not fastscan.usable(fastscan.MIN_ROWS - 1, 48, "heron")
     assert not fastscan.usable(10**6, 48, None)
 
@@ -219,7 +218,7 @@ def _table_sums(luts: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 @needs_vbmi
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 1_000, 4_097])
-@pytest.mark.parametrize("width", [8, 48, 256])
+@pytest.mark.parametrize("width", [8, 48, 128])
 def test_own_kernel_sums_every_code(n, width):
     """Asked for every row, heron's kernel returns each row once with the integer sum of its
     table entries (blocks of 64 and a padded last block, one to three row chunks)."""
@@ -274,10 +273,10 @@ def test_own_kernel_keeps_each_chunks_best_and_bounds_the_rest(fetch):
 
 @needs_vbmi
 def test_own_kernel_sums_reach_the_16_bit_limit_without_overflow():
-    """256 bytes whose two entries peak together at 254-255: sums near 65,280 stay exact."""
+    """128 bytes whose 256 entries all peak at 255: sums of 65,280 stay exact."""
     from heron.codecs import _fastscan_numba as kern
 
-    width = 256
+    width = 128
     w = np.full((1, 8 * width), 0.5, dtype=np.float32)
     luts, a, off = kern.sign_tables(w, width)
     codes = np.full((70, width), 255, dtype=np.uint8)  # every bit set: every table's top entry
@@ -292,13 +291,13 @@ def test_own_kernel_sums_reach_the_16_bit_limit_without_overflow():
 @needs_vbmi
 def test_own_tables_stay_within_the_certified_bound(corpus):
     """Every code's approximate score from heron's 8-bit tables is within ``eps`` of its exact
-    score, and a byte's two entries never sum past 255 (the kernel adds them in 8 bits)."""
+    score; the widest table spans 255, every table starts at 0."""
     x, codec, codes = corpus
     fs = fastscan.SignLutScan(codes)
     w = codec.sign_weights(x[:20] + 0.05)
     luts, a, off = fs.tables(w)
     t = luts.reshape(20, codec.width, 2, 4, 16)[:, :, :, 0, :].astype(int)
-    assert (t.max(axis=3).sum(axis=2) <= 255).all()
+    assert (t.min(axis=3) == 0).all() and (t.max(axis=(1, 2, 3)) == 255).all()
     approx = _table_sums(luts, codes) / a[:, None] + off[:, None]
     exact = w @ (np.unpackbits(codes, axis=1, bitorder="little").astype(np.float32) * 2 - 1).T
     err = np.abs(approx - exact)
@@ -322,3 +321,29 @@ def test_the_engine_follows_the_cpu_numba_compiles_for(monkeypatch):
     monkeypatch.setattr(config, "CPU_NAME", "generic")
     assert not lut16_available()
     assert fastscan.engine() == "faiss"
+
+
+def test_a_named_scan_is_used_and_a_bad_choice_is_refused(corpus):
+    x, _, codes = corpus
+    codec = parse_spec("bin").fit(x[::4])
+    q = x[:2] + 0.02
+    ref = codec.topk(q, codes, 10)
+    names = ["faiss"] + (["heron"] if lut16_available() else [])
+    for name in names + names:  # switching back and forth replaces the resident copy
+        codec.fast_scan = fastscan.check_choice(name)
+        codec.topk(q, codes, 10)
+        got = codec.topk(q, codes, 10)
+        assert isinstance(codec._resident_of[1], CLASSES[name])
+        np.testing.assert_array_equal(got[1], ref[1])
+    with pytest.raises(ValueError, match="fast_scan must be True, False, 'heron' or 'faiss'"):
+        fastscan.check_choice("fast")
+    with pytest.raises(ValueError, match="fast_scan must be"):
+        fastscan.check_choice(1)
+
+
+def test_heron_scan_refused_where_the_cpu_lacks_vbmi(monkeypatch):
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_NAME", "generic")
+    with pytest.raises(ValueError, match="AVX-512 VBMI.*pass True"):
+        parse_spec("bin").__class__(fast_scan="heron")

@@ -160,9 +160,9 @@ def sign_tables(w, width):  # pragma: no cover - compiled
     """The 8-bit nibble tables of sign codes for the weights ``w`` ``(nq, 8 * width)``.
 
     Table ``2p + h`` holds, for each 4-bit value ``v``, ``sum_i w[8p + 4h + i] * (+1 if bit i of
-    v else -1)``, shifted to start at 0 and scaled by one ``a`` per query so that the two tables
-    of any byte peak at 254 together; entries are rounded to the nearest integer. Returns
-    ``(luts (nq, width * 128) uint8, a (nq,) float64, offset (nq,) float64)``, each table
+    v else -1)``, shifted to start at 0 and scaled by one ``a`` per query so that the widest table
+    spans 255 (faiss' scale for its fast scan); entries are rounded to the nearest integer.
+    Returns ``(luts (nq, width * 128) uint8, a (nq,) float64, offset (nq,) float64)``, each table
     repeated four times over 64 bytes (:func:`heron._numba_ext.lut16_block64`); a code's
     approximate score is ``sum / a + offset``, within ``width / a`` of the exact one.
     """
@@ -174,7 +174,6 @@ def sign_tables(w, width):  # pragma: no cover - compiled
     for q in range(nq):
         span = 0.0
         for p in range(width):
-            both = 0.0
             for h in range(2):
                 g = 2 * p + h
                 lo = np.inf
@@ -190,9 +189,8 @@ def sign_tables(w, width):  # pragma: no cover - compiled
                 for v in range(16):
                     t[q, g, v] -= lo
                 off[q] += lo
-                both += hi - lo
-            span = max(span, both)
-        a[q] = 254.0 / span if span > 0 else 1.0
+                span = max(span, hi - lo)
+        a[q] = 255.0 / span if span > 0 else 1.0
         for g in range(2 * width):
             for v in range(16):
                 e = np.uint8(min(np.floor(t[q, g, v] * a[q] + 0.5), 255.0))

@@ -130,8 +130,8 @@ class BinaryCodec(Codec):
     seed: randomness of the initial rotation and the sample.
     fast_scan: let the asymmetric scan of resident codes (the same array searched again) take
         its candidates from a 4-bit fast scan (heron's AVX-512 kernel, or faiss' where the CPU
-        lacks VBMI) and certify them exact (:mod:`heron.codecs.fastscan`); ``False`` scans every
-        code with the float tables. Not
+        lacks VBMI) and certify them exact (:mod:`heron.codecs.fastscan`); ``"heron"`` or
+        ``"faiss"`` names one; ``False`` scans every code with the float tables. Not
         stored: a choice of how to scan, not of what the codes are.
     """
 
@@ -146,7 +146,7 @@ class BinaryCodec(Codec):
         itq_iters: int = 30,
         max_train: int = 100_000,
         seed: int = 0,
-        fast_scan: bool = True,
+        fast_scan: bool | str = True,
     ) -> None:
         super().__init__()
         if scoring not in SCORINGS:
@@ -155,7 +155,7 @@ class BinaryCodec(Codec):
             raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
         self.scoring, self.centre, self.rotation = scoring, bool(centre), rotation
         self.itq_iters, self.max_train, self.seed = int(itq_iters), int(max_train), int(seed)
-        self.fast_scan = bool(fast_scan)
+        self.fast_scan = fastscan.check_choice(fast_scan)
         self.mean: np.ndarray | None = None
         self.R: np.ndarray | None = None
         self.scale: np.ndarray | None = None

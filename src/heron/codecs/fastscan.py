@@ -72,10 +72,32 @@ def engine() -> str | None:
     return "faiss" if has("faiss") else None
 
 
+#: what a codec's ``fast_scan`` may be: ``True`` (:func:`engine` picks), ``False`` (the float
+#: table scan), or one fast scan by name
+CHOICES = (True, False, "heron", "faiss")
+
+
+def check_choice(fast_scan: Any) -> bool | str:
+    """``fast_scan`` validated (one of :data:`CHOICES`): a named scan must run here."""
+    if isinstance(fast_scan, str):
+        if fast_scan not in ("heron", "faiss"):
+            raise ValueError(f"fast_scan must be True, False, 'heron' or 'faiss', got {fast_scan!r}")
+        if fast_scan == "faiss" and not has("faiss"):
+            raise ValueError("fast_scan='faiss' needs faiss: pip install 'heron[faiss]', or pass True")
+        if fast_scan == "heron" and engine() != "heron":
+            raise ValueError(
+                "fast_scan='heron' needs numba compiling for a CPU with AVX-512 VBMI, which this "
+                "one is not; pass True (the best scan here) or 'faiss'"
+            )
+        return fast_scan
+    if isinstance(fast_scan, (bool, np.bool_)):
+        return bool(fast_scan)
+    raise ValueError(f"fast_scan must be True, False, 'heron' or 'faiss', got {fast_scan!r}")
+
+
 def usable(n: int, width: int, kind: str | None = "faiss") -> bool:
     """Whether the fast scan ``kind`` applies: enough rows, and tables of 8-bit entries whose sum
-    fits 16-bit accumulators (faiss: ``width <= 128`` bytes, so ``d <= 1024``; heron:
-    ``width <= 256``)."""
+    fits 16-bit accumulators (``width <= 128`` bytes, so ``d <= 1024``)."""
     if kind == "heron":
         return n >= MIN_ROWS and width <= SignLutScan.MAX_WIDTH
     return kind == "faiss" and n >= MIN_ROWS and 2 * width * 255 < 65_536
@@ -141,8 +163,7 @@ class _Certified:
         self, prep: Any, sel: np.ndarray, fetch: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`candidates` of the queries ``sel`` of ``prep``, with the candidates'
-        approximate scores ``(nq, chunks*fetch)`` (``-inf`` padding) between the rows and the
-        bound."""
+        approximate scores (``-inf`` padding) between the rows and the bound."""
         raise NotImplementedError
 
     def eps(self, w: np.ndarray) -> np.ndarray:
@@ -150,9 +171,11 @@ class _Certified:
         return self.eps_of(self.prepare(np.ascontiguousarray(w, dtype=np.float32)))
 
     def candidates(self, w: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows (nq, chunks*fetch) int64 with -1 padding, bound (nq,) float32)``: each row
-        chunk's ``fetch`` best rows by approximate score; ``bound`` the highest approximate
-        score a row not fetched can have (``-inf`` where every row was fetched)."""
+        """``(rows (nq, threads*fetch) int64 with -1 padding, bound (nq,) float32)``: the
+        ``fetch`` best rows by approximate score of each shard (one per thread; heron's kernel
+        scans each query of a batch in one row chunk and fetches ``threads * fetch`` there);
+        ``bound`` the highest approximate score a row not fetched can have (``-inf`` where every
+        row was fetched)."""
         w = np.ascontiguousarray(w, dtype=np.float32)
         rows, _, bound = self.candidates_of(self.prepare(w), np.arange(len(w)), fetch)
         return rows, bound
@@ -197,16 +220,15 @@ class SignLutScan(_Certified):
 
     The codes are copied once, interleaved in blocks of 64
     (:func:`heron.codecs._fastscan_numba.interleave`, the same bytes as the codes). A query's
-    ``2 * width`` nibble tables are shifted to start at 0 and scaled by one ``a`` so that the two
-    entries of any byte sum to at most 254 before rounding (255 after), so a byte's two look-ups
-    add in 8 bits and a code's sum fits 16 bits for ``width <= 256``. Each entry is rounded to the
-    nearest multiple of ``1/a``: a code's approximate score is within ``width / a`` of its exact
-    one. :func:`heron.codecs._fastscan_numba.lut16_topk` returns each row chunk's top sums (one
+    ``2 * width`` nibble tables are shifted to start at 0 and scaled by one ``a`` so that the
+    widest spans 255, as faiss scales its own: a code's sum fits 16 bits for ``width <= 128``.
+    Each entry is rounded to the nearest multiple of ``1/a``: a code's approximate score is within
+    ``width / a`` of its exact one. :func:`heron.codecs._fastscan_numba.lut16_topk` returns each row chunk's top sums (one
     chunk per thread for a single query, blocks of queries otherwise).
     """
 
-    #: widest code whose sum of ``width`` bytes of at most 255 fits 16 bits
-    MAX_WIDTH = 256
+    #: widest code whose sum of ``2 * width`` entries of at most 255 fits 16 bits
+    MAX_WIDTH = 128
 
     def __init__(self, codes: np.ndarray) -> None:
         from heron.codecs import _fastscan_numba
@@ -245,6 +267,8 @@ class SignLutScan(_Certified):
             luts, a, off = luts[sel], a[sel], off[sel]
         threads = _scan._kernels().threads()
         nchunks, qblock = _scan._plan(len(luts), self.n, fetch, threads)
+        # as deep as faiss' one shard per thread: a batch scans each query in one row chunk
+        fetch = fetch * threads // nchunks
         # numba's threads, as heron's other scans use (their OpenMP team is the one already
         # spinning after a scan); a forked child, where GNU OpenMP cannot start, uses a pool
         pool = os.getpid() != _IMPORT_PID and threads > 1
@@ -336,7 +360,7 @@ class SignFastScan(_Certified):
 
     def candidates_of(
         self, prep: Any, sel: np.ndarray, fetch: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         w = prep if len(sel) == len(prep) else np.ascontiguousarray(prep[sel])
         nq = len(w)
         pool = _pool(len(self.shards))
@@ -367,9 +391,10 @@ def sign_topk(
     table_scan: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` of ``w . sign(code)`` over packed sign codes, through the fast scan where it
-    applies (``codec.fast_scan``, an :func:`engine`, :func:`usable`, ``k <= n/8``, and ``given``
-    the codec's resident codes, see :meth:`heron.codecs.base.Codec._resident`), else
-    ``table_scan(w, codes, k)``; the same ``(scores, rows)`` either way.
+    applies (``codec.fast_scan``: ``True`` for :func:`engine`'s, or one by name; :func:`usable`,
+    ``k <= n/8``, and ``given`` the codec's resident codes, see
+    :meth:`heron.codecs.base.Codec._resident`), else ``table_scan(w, codes, k)``; the same
+    ``(scores, rows)`` either way.
 
     ``w`` ``(nq, 8 * width)`` float32 (one weight per code bit), ``codes`` ``(n, width)``
     uint8 (``given``, contiguous), ``tables(w, width)`` their float byte tables.
@@ -377,14 +402,19 @@ def sign_topk(
     from heron.codecs import _scan
 
     n, width = codes.shape
-    kind = engine() if codec.fast_scan else None
+    choice = codec.fast_scan
+    kind = choice if isinstance(choice, str) else engine() if choice else None
     if not (usable(n, width, kind) and k <= n // 8):
         return table_scan(w, codes, k)
     if kind == "heron":
-        fast = codec._resident(given, SignLutScan)
+        cls, make = SignLutScan, SignLutScan
     else:
         shards = _scan._kernels().threads()
-        fast = codec._resident(given, lambda c: SignFastScan(c, shards=shards))
+        cls, make = SignFastScan, lambda c: SignFastScan(c, shards=shards)
+    fast = codec._resident(given, make)
+    if fast is not None and not isinstance(fast, cls):  # the other scan's copy: replaced
+        codec._resident_of = (given, make(given))
+        fast = codec._resident_of[1]
     if fast is None:
         return table_scan(w, codes, k)
     s, r, left = fast.topk(w, codes, k, lambda ww: tables(ww, width), _scan.lut_rows_topk)

@@ -61,7 +61,7 @@ class ResidualBinaryCodec(Codec):
         rotation: str = "itq",
         max_train: int = 100_000,
         seed: int = 0,
-        fast_scan: bool = True,
+        fast_scan: bool | str = True,
     ) -> None:
         super().__init__()
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
@@ -70,7 +70,7 @@ class ResidualBinaryCodec(Codec):
             raise ValueError(f"residual binary scoring must be one of {SCORINGS}, got {scoring!r}")
         self.bits, self.scoring, self.rotation = bits, scoring, rotation
         self.max_train, self.seed = int(max_train), int(seed)
-        self.fast_scan = bool(fast_scan)
+        self.fast_scan = fastscan.check_choice(fast_scan)
         self.mean: np.ndarray | None = None
         self.R: np.ndarray | None = None
         self.alpha: np.ndarray | None = None

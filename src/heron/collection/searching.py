@@ -22,6 +22,40 @@ def _ann_fast() -> Any:
     return _FAST
 
 
+#: retrievers whose compiled stage a vector query may reuse within one snapshot (their stages
+#: hold only validated parameters; every query reads the snapshot afresh)
+_REUSABLE = frozenset({"compressed", "dense"})
+#: compiled stages kept per snapshot and name (parameters can come from users: the server)
+_REUSED_PER_NAME = 64
+
+
+def _reused_stage(coll: Any, snap: Any, using: str, k: int, params: dict[str, Any]) -> Any:
+    """``Cutoff(retriever, k).compile()`` for ``using`` with ``params`` at ``snap``, built once
+    per snapshot (what :meth:`SearchMixin.search` builds on every call); ``None`` where the
+    retriever is not one of :data:`_REUSABLE` (or a compressed index) or a parameter is not
+    hashable."""
+    from heron.capabilities.registry import RETRIEVERS
+
+    if using not in _REUSABLE:
+        rec = snap.artifacts.get(using)
+        if rec is None or rec.kind != "compressed" or using in RETRIEVERS:
+            return None
+    try:  # the codec configuration is the compressed retriever's default (not in the snapshot)
+        key = (k, frozenset(params.items()), repr(coll.config.get("codec")))
+        hash(key)
+    except TypeError:
+        return None
+    stages = snap.memo(("reused-stages", using), dict)
+    stage = stages.get(key)
+    if stage is None:
+        from heron.pipeline import Cutoff
+
+        if len(stages) >= _REUSED_PER_NAME:
+            stages.clear()
+        stage = stages[key] = Cutoff(coll._retriever(using, snap, **params), k).compile()
+    return stage
+
+
 def _build(factory: Any, coll: Any, name: str, params: dict[str, Any]) -> Any:
     """``factory(coll, **params)``; a keyword the retriever does not take is a ValueError naming
     it (the factories are ``**params`` lambdas, so Python's bare TypeError named no retriever)."""
@@ -115,6 +149,9 @@ class SearchMixin:
             res = _ann_fast()(self, using, queries, k, params)
             if res is not None:
                 return res
+            res = self._search_vectors(queries, k, using, params)
+            if res is not None:
+                return res
         from heron.limits import check_queries, clamp_k
         from heron.pipeline import Stage
         from heron.results import check_k
@@ -146,6 +183,26 @@ class SearchMixin:
             thr = threshold_stage(self, min_relevance=min_relevance, min_hits=min_hits)
             stage = stage % max(kk, 100) >> thr
         return stage.search(queries, kk).cut(k).with_documents(self.get)  # padded to (n, k); hits() look up documents
+
+    def _search_vectors(
+        self, vectors: np.ndarray, k: int, using: str, params: dict[str, Any]
+    ) -> Results | None:
+        """``search(vectors, k, using=NAME, **params)`` (no filter, no threshold) through the
+        stage compiled for the first such query of this snapshot: the same results as the
+        general path, without rebuilding the pipeline per query. ``None``: the general path."""
+        from heron.limits import check_queries
+        from heron.results import check_k
+
+        k = check_k(k)
+        queries = self.queries(vectors)
+        check_queries(queries, k)
+        snap = self.snapshot()
+        if k > len(snap):
+            return None
+        stage = _reused_stage(self, snap, using, k, params)
+        if stage is None:
+            return None
+        return stage.transform(queries, None).cut(k).with_documents(self.get)
 
     def queries(self, queries: Any) -> Any:
         """Texts, or a ``(n, dim)`` / ``(dim,)`` array of query vectors, as :class:`Queries`."""
