@@ -10,8 +10,9 @@ never runs right after another one's spinning thread pools), in rounds whose row
 alternates. The table gives the median of the ratios with their quartiles.
 
 Data: ``benchmarks/codecs_speed.py``'s 1,000,000 x 384 synthetic vectors and queries (seed 0),
-stored in a :class:`heron.Collection` (``model="none"``, loaded with ``bulk``) and searched with
-``retriever="compressed"``, ``oversample=0`` (the first stage alone). Floors are the numba
+stored in a :class:`heron.Collection` (``model="none"``, loaded with ``bulk``) and searched as a
+user searches by vector, ``coll.search(vector, k, using="compressed", codec=..., oversample=0)``
+(the first stage alone). Floors are the numba
 streaming read of ``codecs_speed.py`` over bytes of the same size as the scanned codes: binary
 codes (48 MB), int8 codes (384 MB), the float32 matrix (1.5 GB, for ``retriever="dense"``).
 The ``kernel`` row is ``heron.codecs._scan.hamming_topk`` on those codes, the Hamming scan
@@ -75,7 +76,6 @@ def main() -> None:
 
     from heron import Collection
     from heron.codecs import _scan, parse_spec
-    from heron.pipeline import Queries
 
     args.out.mkdir(parents=True, exist_ok=True)
     x, q = make_data(args.n, args.d, 1000, 0)
@@ -87,8 +87,8 @@ def main() -> None:
         for s in range(0, len(x), 100_000):
             b.add([""] * len(x[s : s + 100_000]), vectors=x[s : s + 100_000])
 
-    def search(**kw):
-        return lambda i: coll.search(Queries([""], vectors={"none": q[i : i + 1]}), **kw)
+    def search(using: str, **kw):
+        return lambda i: coll.search(q[i : i + 1], using=using, **kw)
 
     ham = parse_spec("bin-ham").fit(x[:: max(1, args.n // 100_000)])
     codes = np.concatenate([ham.encode(x[s : s + 100_000]) for s in range(0, len(x), 100_000)])
@@ -107,14 +107,14 @@ def main() -> None:
         return lambda i: _scan.hamming_topk(qwords[i : i + 1], words, k, columns=cols)
 
     def compressed(codec, k):
-        return search(k=k, retriever="compressed", codec=codec, oversample=0)
+        return search("compressed", k=k, codec=codec, oversample=0)
 
     rows = [("Hamming (`bin-ham`), kernel", "bin", k, kernel(k)) for k in (10, 300)]
     for name, codec in (("Hamming (`bin-ham`)", "bin-ham"), ("asymmetric (`bin`)", "bin")):
         rows += [(name, "bin", k, compressed(codec, k)) for k in (10, 300)]
     rows += [
         ("int8", "int8", 10, compressed("int8", 10)),
-        ("exact float32 (`dense`)", "f32", 10, search(k=10, retriever="dense")),
+        ("exact float32 (`dense`)", "f32", 10, search("dense", k=10)),
     ]
     for _, _, _, f in rows:
         f(0)  # builds the artifact (codec fit + codes), compiles the kernels
