@@ -177,7 +177,10 @@ def test_bulk_load_through_ray_actors_and_a_restarted_actor_commits_nothing(tmp_
                 ray.kill(victim, no_restart=False)
                 ray.get(victim.ping.remote(), timeout=30)  # back, without its load
                 b.add(texts[250:300], ids=ids[250:300], vectors=vec[250:300])
-        assert "no bulk load open" in str(failed.value) or isinstance(failed.value, ShardsUnavailable)
+        # the restarted shard refuses the next add ("no bulk load open") or, where Ray retried the
+        # add on the restarted actor, the commit ("no bulk load to commit"): the load is lost
+        # either way, and the assertions below check that nothing was committed
+        assert "has no bulk load" in str(failed.value) or isinstance(failed.value, ShardsUnavailable)
         assert len(sc) == 200 and sc.get(ids[200:300]) == [None] * 100
         sc.add(texts[200:210], ids=ids[200:210], vectors=vec[200:210])  # no lock left held
         assert len(sc) == 210
