@@ -5,7 +5,9 @@ scans), software prefetch (streaming scans over codes and sparse forward vectors
 half -> float32 conversion (numba has no float16 type; float16 stores are read as their uint16
 bit patterns), alone or as :func:`value_f32` for arrays stored in either precision; and typed
 pointers from raw addresses (:data:`u8_pointer`, :data:`i64_pointer`) to read a library's memory
-in place.
+in place; the index of a mask's lowest set bit (:func:`trailing_zeros64`); and the 4-bit
+fast-scan block (:func:`lut16_block64`: AVX-512 VBMI vector code, compiled only where
+:func:`lut16_available`).
 """
 
 from __future__ import annotations
