@@ -47,8 +47,7 @@ class ResidualBinaryCodec(Codec):
     seed: randomness of the rotation and the sample.
     fast_scan: as :class:`~heron.codecs.binary.BinaryCodec`'s: the asymmetric scan of resident
         codes takes its candidates from the fast scan over all ``b`` planes as one sign code
-        (``b * d <= 2048`` for heron's kernel, ``<= 1024`` for faiss') and certifies them exact
-        (:mod:`heron.codecs.fastscan`).
+        (``b * d <= 1024``) and certifies them exact (:mod:`heron.codecs.fastscan`).
     """
 
     kind = "rbin"
