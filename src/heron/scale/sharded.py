@@ -206,7 +206,9 @@ class ShardedCollection:
         Each ``b.add`` routes its batch as :meth:`add` does, and each shard writes its part into
         one new segment of its own. The block commits every shard's part at its end (each shard
         in its own transaction); an exception in the block, or a shard whose process was
-        restarted in the meantime, commits nothing on any shard.
+        restarted before one of the block's adds, commits nothing on any shard. A shard restarted
+        after the last add and before the commit has lost its part: the commit raises and names
+        it, and the shards that committed keep theirs (there is no commit across shards).
         """
         return self._bulk(progress)
 
