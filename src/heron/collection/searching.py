@@ -29,17 +29,20 @@ _REUSABLE = frozenset({"compressed", "dense"})
 _REUSED_PER_NAME = 64
 
 
-def _reused_stage(coll: Any, snap: Any, using: str, k: int, params: dict[str, Any]) -> Any:
-    """``Cutoff(retriever, k).compile()`` for ``using`` with ``params`` at ``snap``, built once
-    per snapshot (what :meth:`SearchMixin.search` builds on every call); ``None`` where the
-    retriever is not one of :data:`_REUSABLE` (or a compressed index) or a parameter is not
-    hashable."""
+def _reusable(snap: Any, using: str) -> bool:
+    """Whether ``using`` names one of :data:`_REUSABLE` or a compressed index at ``snap``."""
     from heron.capabilities.registry import RETRIEVERS
 
-    if using not in _REUSABLE:
-        rec = snap.artifacts.get(using)
-        if rec is None or rec.kind != "compressed" or using in RETRIEVERS:
-            return None
+    if using in _REUSABLE:
+        return True
+    rec = snap.artifacts.get(using)
+    return rec is not None and rec.kind == "compressed" and using not in RETRIEVERS
+
+
+def _reused_stage(coll: Any, snap: Any, using: str, k: int, params: dict[str, Any]) -> Any:
+    """``Cutoff(retriever, k).compile()`` for a :func:`_reusable` ``using`` with ``params`` at
+    ``snap``, built once per snapshot (what :meth:`SearchMixin.search` builds on every call);
+    ``None`` where a parameter is not hashable."""
     try:  # the codec configuration is the compressed retriever's default (not in the snapshot)
         key = (k, frozenset(params.items()), repr(coll.config.get("codec")))
         hash(key)
@@ -193,10 +196,12 @@ class SearchMixin:
         from heron.limits import check_queries
         from heron.results import check_k
 
+        snap = self.snapshot()
+        if not _reusable(snap, using):
+            return None
         k = check_k(k)
         queries = self.queries(vectors)
         check_queries(queries, k)
-        snap = self.snapshot()
         if k > len(snap):
             return None
         stage = _reused_stage(self, snap, using, k, params)
