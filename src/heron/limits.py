@@ -317,6 +317,34 @@ def check_metadata(metadata: Any, n: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------------- queries
+def plain_vectors(queries: Any, dim: int, k: int) -> Any:
+    """``queries`` as a ``(n, dim)`` array when it needs no conversion and no check can refuse it
+    (float32, C-contiguous, ``(n, dim)`` or ``(dim,)``, finite, within :data:`MAX_QUERY_BATCH`
+    and :data:`MAX_RESULT_SIZE`), else ``None`` (the caller takes its checked path, which
+    converts the array or names what is wrong). The hot paths of vector queries use it."""
+    import math
+
+    import numpy as np
+
+    q = queries
+    if type(q) is not np.ndarray or q.dtype != np.float32:
+        return None
+    if q.ndim == 1:
+        q = q[None, :]
+    if (
+        q.ndim != 2
+        or q.shape[1] != dim
+        or not q.flags.c_contiguous
+        or len(q) * k > MAX_RESULT_SIZE
+        or len(q) > MAX_QUERY_BATCH
+    ):
+        return None
+    flat = q.ravel()
+    if not math.isfinite(flat.dot(flat)):  # NaN/inf anywhere (or overflow): the checked path
+        return None
+    return q
+
+
 def check_queries(queries: Any, k: int | None = None) -> None:
     """Refuse more than :data:`MAX_QUERY_BATCH` queries, a query over :data:`MAX_QUERY_CHARS`,
     or (given ``k``) a result over :data:`MAX_RESULT_SIZE` cells.

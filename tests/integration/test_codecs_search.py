@@ -136,7 +136,7 @@ def test_collection_retriever(tmp_path):
         coll.search(queries, 5, retriever="compressed", codec="nope")
 
 
-def test_vector_queries_reuse_the_compiled_stage_with_the_general_paths_results(tmp_path):
+def test_vector_queries_reuse_the_compiled_stage_with_the_general_paths_results(tmp_path, monkeypatch):
     """``search(vectors, k, using=...)`` builds the compressed (or dense) stage once per snapshot
     and gives what the general path (``Queries``) gives; a new commit, a new codec configuration
     or new parameters get a stage of their own."""
@@ -170,6 +170,20 @@ def test_vector_queries_reuse_the_compiled_stage_with_the_general_paths_results(
     for using, params in cases:
         both(using, params)
 
+    # float32 vectors skip Queries and the stage's transform: the retriever's search_vectors
+    from heron.capabilities.compressed import CompressedRetriever
+
+    transforms = []
+    plain = CompressedRetriever.transform
+    monkeypatch.setattr(
+        CompressedRetriever, "transform", lambda self, *a: transforms.append(1) or plain(self, *a)
+    )
+    coll.search(q, 7, using="compressed", codec="bin", oversample=4)
+    assert transforms == []
+    coll.search(q.astype(np.float64), 7, using="compressed", codec="bin", oversample=4)
+    assert transforms == [1]  # converted: the general stage
+    monkeypatch.undo()
+
     def stages():
         return coll.snapshot().memo(("reused-stages", "compressed"), dict)
 
@@ -193,6 +207,21 @@ def test_vector_queries_reuse_the_compiled_stage_with_the_general_paths_results(
     assert both("compressed", {}).info["codec"] == "int8"
     write_codec_config(coll, {"spec": "bin", "oversample": 0, "rescore": "none"})
     assert both("compressed", {}).info["codec"] == "bin"
+    # arrays the hot path does not take as they are (float64, one vector, Fortran order) are
+    # converted and give the same results
+    for qq in (q.astype(np.float64), q[:1].ravel(), np.asfortranarray(q)):
+        qs = Queries(["a", "b", "c"][: len(np.atleast_2d(qq))],
+                     vectors={"none": np.atleast_2d(qq).astype(np.float32)})
+        for params in ({"codec": "bin", "oversample": 0}, {"codec": "bin", "oversample": 3}):
+            got = coll.search(qq, 5, using="compressed", **params)
+            ref = coll.search(qs, 5, using="compressed", **params)
+            np.testing.assert_array_equal(got.keys, ref.keys)
+            np.testing.assert_array_equal(got.scores, ref.scores)
+    # deleted documents are masked on the hot path as on the general one
+    coll.delete(["3", "17", "512"])
+    for params in ({"codec": "bin", "oversample": 0}, {"codec": "bin", "oversample": 4}):
+        got = both("compressed", params, k=600)
+        assert not {"3", "17", "512"} & set(got.doc_ids()[0])
     # bad parameters are refused as on the general path; unhashable ones take the general path
     with pytest.raises(ValueError, match="valid codecs"):
         coll.search(q, 5, using="compressed", codec="nope")

@@ -103,9 +103,7 @@ def test_queries_that_do_not_certify_fall_back_to_the_full_scan(corpus, kind, mo
     assert isinstance(fs, CLASSES[kind])
     monkeypatch.setattr(fs, "eps_of", lambda prep, own=fs.eps_of: np.full_like(own(prep), 1e9))
     w = np.ascontiguousarray(codec._rot(q) * codec.scale, dtype=np.float32)
-    _, rows, left = fs.topk(
-        w, codes, 10, lambda ww: byte_tables(ww, codec.width), _scan.lut_rows_topk
-    )
+    _, rows, left = fs.topk(w, codes, 10, lambda ww: byte_tables(ww, codec.width))
     assert left.tolist() == [0, 1, 2, 3, 4] and (rows == -1).all()
     got = codec.topk(q, codes, 10)
     np.testing.assert_array_equal(got[1], ref[1])
@@ -347,3 +345,68 @@ def test_heron_scan_refused_where_the_cpu_lacks_vbmi(monkeypatch):
     monkeypatch.setattr(config, "CPU_NAME", "generic")
     with pytest.raises(ValueError, match="AVX-512 VBMI.*pass True"):
         parse_spec("bin").__class__(fast_scan="heron")
+
+
+@pytest.mark.parametrize("none_below", [0.0, -np.inf])
+@pytest.mark.parametrize("nq", [1, 6])
+def test_certify_in_one_call_equals_the_numpy_steps(none_below, nq):
+    """``certify_topk`` (prune, exact re-scoring, certificate) gives what ``_prune``,
+    ``lut_rows_topk`` and the certificate's comparison give step by step, ties, padding and
+    bounds below ``none_below`` included; serial and parallel alike."""
+    kern = _scan._kernels()
+    rng = np.random.default_rng(nq)
+    n, width, K, C = 3_000, 6, 7, 40
+    codes = rng.integers(0, 256, (n, width), dtype=np.uint8)
+    codes[::5] = codes[1]  # ties in the exact scores
+    w = rng.standard_normal((nq, 8 * width)).astype(np.float32)
+    tb = byte_tables(w, width)
+    rows = rng.integers(0, n, (nq, C)).astype(np.int64)
+    rows[:, -5:] = -1  # padding
+    exact = np.take_along_axis(tb, codes[np.maximum(rows, 0)].transpose(0, 2, 1), 2).sum(1)
+    a = rng.uniform(1.0, 3.0, nq)
+    off = rng.uniform(-1.0, 1.0, nq)
+    eps = rng.uniform(0.05, 0.5, nq).astype(np.float32)
+    approx = exact + rng.uniform(-1, 1, exact.shape) * eps[:, None]
+    vals = ((approx - off[:, None]) * a[:, None]).astype(np.float32)
+    bound = np.where(np.arange(nq) % 3 == 0, -1.0, rng.uniform(-2, 2, nq) * a).astype(np.float32)
+
+    ref_approx = np.where(rows >= 0, vals / a[:, None] + off[:, None], -np.inf).astype(np.float32)
+    kept = fastscan._prune(rows, ref_approx, K, 2 * eps)
+    assert (kept == -1).sum() > (rows == -1).sum()  # the pruning drops candidates here
+    ref_s, ref_r = _scan.lut_rows_topk(tb, codes, kept, K)
+    real = np.where(bound >= none_below, bound / a + off, -np.inf).astype(np.float32)
+    ref_good = ref_s[:, K - 1] > real + eps
+    assert ref_good.any()
+    for fn in (kern.certify_topk, kern.certify_topk_par):
+        s, r, good = fn(vals, rows, bound, a, off, none_below, eps, tb, codes, K)
+        np.testing.assert_array_equal(s, ref_s)
+        np.testing.assert_array_equal(r, ref_r)
+        np.testing.assert_array_equal(good, ref_good)
+
+
+def test_byte_tables_are_the_signed_sums_of_each_bytes_weights():
+    """One table per code byte and byte value: ``+w`` for a set bit, ``-w`` for a clear one;
+    the dimensions past ``d`` weigh nothing."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 21)).astype(np.float32)  # 21 dimensions in 3 bytes
+    got = byte_tables(w, 3)
+    wp = np.zeros((3, 24), np.float32)
+    wp[:, :21] = w
+    signs = ((np.arange(256)[:, None] >> np.arange(8)) & 1) * 2.0 - 1
+    ref = np.einsum("qmt,vt->qmv", wp.reshape(3, 3, 8).astype(np.float64), signs)
+    assert got.shape == (3, 3, 256) and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_thread_count_follows_numba_setting():
+    import numba
+
+    kern = _scan._kernels()
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert kern.threads() == 1
+        numba.set_num_threads(before)
+        assert kern.threads() == before
+    finally:
+        numba.set_num_threads(before)

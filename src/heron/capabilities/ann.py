@@ -14,7 +14,6 @@ hits), so a deleted id never comes back and an upserted id returns its new vecto
 from __future__ import annotations
 
 import copy
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,10 @@ from heron.capabilities.base import ArtifactKind, register_kind
 from heron.capabilities.registry import register_retriever
 from heron.index import INDEX_TYPES, AnnIndex, load_index, make_index
 from heron.index.base import topk_rows
-from heron.limits import MAX_QUERY_BATCH, MAX_RESULT_SIZE
+from heron.limits import plain_vectors
 from heron.pipeline import Queries, Stage
 from heron.results import Results, check_k
 
-_F32 = np.dtype(np.float32)
 #: parameters fixed at build time (a saved index with other values is rebuilt or refused)
 BUILD_PARAMS = {
     "flat": ("codec",),
@@ -216,20 +214,8 @@ def fast_search(
     given, documents added since the index was built, queries that are not ``(n, dim)`` finite
     C-contiguous float32, fewer live documents than ``k``.
     """
-    q = queries
-    if q.ndim == 1:
-        q = q[None, :]
-    if (
-        q.dtype is not _F32
-        or q.ndim != 2
-        or q.shape[1] != coll.dim
-        or not q.flags.c_contiguous
-        or len(q) * k > MAX_RESULT_SIZE
-        or len(q) > MAX_QUERY_BATCH
-    ):
-        return None
-    flat = q.ravel()
-    if not math.isfinite(flat.dot(flat)):  # NaN/inf anywhere (or overflow): the checked path
+    q = plain_vectors(queries, coll.dim, k)
+    if q is None:
         return None
     snap = coll.snapshot()
     plan = snap.memo(("ann-fast", using), lambda: _fast_plan(coll, snap, using))

@@ -123,6 +123,27 @@ class CompressedRetriever(Stage):
         snap = self.collection.snapshot()
         if candidates is not None:
             return rescore_exact(snap, q, candidates)
+        return self.search_vectors(snap, q, self.depth)
+
+    def _artifact(self, snap: Any) -> tuple[Any, CodesArtifact]:
+        """``collection.artifact(...)`` for this retriever's codes at ``snap``, looked up once
+        per snapshot where the snapshot already holds a usable record (one built here belongs
+        to a later snapshot)."""
+        seen = snap.memo(("compressed-artifacts",), dict)
+        key = (self.index_name, self.spec)
+        got = seen.get(key)
+        if got is None:
+            got = self.collection.artifact(
+                self.index_name, kind="compressed", field="dense", params={"spec": self.spec}, snap=snap
+            )
+            if snap.artifacts.get(self.index_name) is got[0]:
+                seen[key] = got
+        return got
+
+    def search_vectors(self, snap: Any, q: np.ndarray, k: int) -> Results:
+        """The top ``k`` of the query vectors ``q`` ``(nq, dim)`` float32 at ``snap``: what
+        :meth:`transform` returns for them at depth ``k``, without building :class:`Queries`
+        (``coll.search(vectors, ...)``'s hot path)."""
         info = {
             "retriever": "compressed",
             "codec": self.spec,
@@ -131,12 +152,9 @@ class CompressedRetriever(Stage):
             "generation": snap.generation,
         }
         if len(snap.keys) == 0:
-            r = Results.empty(len(q), self.depth)
+            r = Results.empty(len(q), k)
             return Results(r.keys, r.scores, snap.resolver(), info)
-        rec, art = self.collection.artifact(
-            self.index_name, kind="compressed", field="dense", params={"spec": self.spec}, snap=snap
-        )
-        k = self.depth
+        rec, art = self._artifact(snap)
         alive, new_keys, new_vecs = snap.memo(("codes-delta", rec.version), lambda: art.delta(snap))
         n_dead = int(len(alive) - alive.sum()) if alive is not None else 0
         if self.candidates is not None:
@@ -161,18 +179,19 @@ class CompressedRetriever(Stage):
                     scores, srows = rescore_rows(q, srows, snap.dense(), k + n_dead)
                     out_keys = np.where(srows >= 0, snap.keys[np.maximum(srows, 0)], PAD_KEY)
                     return self._finish(
-                        snap, q, out_keys, scores, new_keys, new_vecs, info, ordered=not n_dead
+                        snap, q, k, out_keys, scores, new_keys, new_vecs, info, ordered=not n_dead
                     )
         if n_dead:
             rows = np.where((rows >= 0) & alive[np.maximum(rows, 0)], rows, -1)
             scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
         out_keys = np.where(rows >= 0, art.keys[np.maximum(rows, 0)], PAD_KEY)
-        return self._finish(snap, q, out_keys, scores, new_keys, new_vecs, info, ordered=not n_dead)
+        return self._finish(
+            snap, q, k, out_keys, scores, new_keys, new_vecs, info, ordered=not n_dead
+        )
 
-    def _finish(self, snap, q, keys, scores, new_keys, new_vecs, info, ordered=False) -> Results:
-        """Merge the delta, order, pad. ``ordered``: the rows already come best first (the scan
-        and the rescoring emit sorted lists; masking dead rows breaks that)."""
-        k = self.depth
+    def _finish(self, snap, q, k, keys, scores, new_keys, new_vecs, info, ordered=False) -> Results:
+        """Merge the delta, order, pad to ``k``. ``ordered``: the rows already come best first
+        (the scan and the rescoring emit sorted lists; masking dead rows breaks that)."""
         if len(new_keys):  # documents added since the codes were built: scanned exactly
             ds = q @ new_vecs.T
             keys = np.concatenate([keys, np.broadcast_to(new_keys, ds.shape)], 1)

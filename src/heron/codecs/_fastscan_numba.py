@@ -29,21 +29,37 @@ from heron.retrieval._topk_numba import buffer_compact, buffer_emit
 BLOCK = 64
 
 
-@njit(nogil=True, cache=True)
-def interleave(codes):  # pragma: no cover - compiled
+def interleave(codes: np.ndarray) -> np.ndarray:
     """``(nblocks * width * 64,)`` uint8: ``(n, width)`` codes in blocks of 64, byte by byte
     (byte ``p`` of code ``64 b + j`` at ``(b * width + p) * 64 + j``); the last block is padded
-    with zero codes."""
+    with zero codes.
+
+    The copy is allocated by numpy, which asks Linux for transparent huge pages on large arrays
+    (``madvise``): the hardware prefetcher then streams across 2 MB pages instead of stopping at
+    every 4 KB one. On the 1M x 384 codes the scan took 0.97-0.98 ms from such a copy against
+    1.08-1.11 ms from one numba allocated (paired with a 0.60-0.67 ms streaming read of a numpy
+    array, which has huge pages too).
+    """
+    n, width = codes.shape
+    out = np.empty(-(-n // BLOCK) * width * BLOCK, dtype=np.uint8)
+    _interleave_into(codes, out)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _interleave_into(codes, out):  # pragma: no cover - compiled
     n, width = codes.shape
     nb = (n + BLOCK - 1) // BLOCK
-    out = np.zeros(nb * width * BLOCK, dtype=np.uint8)
     for b in range(nb):
         base = b * width * BLOCK
-        for j in range(min(BLOCK, n - b * BLOCK)):
+        m = min(BLOCK, n - b * BLOCK)
+        for p in range(width):
+            for j in range(m, BLOCK):
+                out[base + p * BLOCK + j] = 0
+        for j in range(m):
             r = b * BLOCK + j
             for p in range(width):
                 out[base + p * BLOCK + j] = codes[r, p]
-    return out
 
 
 def lut16_topk(
@@ -197,3 +213,15 @@ def sign_tables(w, width):  # pragma: no cover - compiled
                 for r in range(4):
                     luts[q, g * 64 + r * 16 + v] = e
     return luts, a, off
+
+
+@njit(cache=True)
+def sign_prepare(w, width):  # pragma: no cover - compiled
+    """:func:`sign_tables` and each query's ``eps = width / a``, the most its approximate
+    scores can differ from the exact ones (with a relative 1e-3 and an absolute 1e-6 of slack
+    for the float32 sums of the exact re-scoring): ``(luts, a, off, eps (nq,) float32)``."""
+    luts, a, off = sign_tables(w, width)
+    eps = np.empty(len(a), dtype=np.float32)
+    for q in range(len(a)):
+        eps[q] = np.float32(width / a[q] * (1 + 1e-3) + 1e-6)
+    return luts, a, off, eps

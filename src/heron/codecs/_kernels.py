@@ -361,6 +361,109 @@ def lut_rows_topk_par(lut, codes, cand, K):  # pragma: no cover - compiled
     return out_s, out_r
 
 
+@njit(cache=True)
+def byte_tables(w, width):  # pragma: no cover - compiled
+    """``(nq, width, 256)`` float32: ``sum_t w[q, 8m+t] * (+1 if bit t of v else -1)`` for every
+    byte value ``v`` of every byte ``m`` of a sign code (``w`` ``(nq, d)`` float32, ``d <=
+    8 * width``; missing dimensions weigh 0), summed in the order of ``t``."""
+    nq, d = w.shape
+    out = np.zeros((nq, width, 256), dtype=np.float32)
+    for q in range(nq):
+        for m in range(width):
+            for t in range(8):
+                j = 8 * m + t
+                if j >= d:
+                    break
+                x = w[q, j]
+                for v in range(256):
+                    out[q, m, v] += x if (v >> t) & 1 else -x
+    return out
+
+
+@njit(cache=True, fastmath=True)
+def _lut_rows_exact(lut, qi, codes, cand, K, out_s, out_r):  # pragma: no cover - compiled
+    """:func:`_lut_rows_one` compiled as :func:`lut_rows_topk` compiles it (the same sums, bit
+    for bit), for callers whose own code must not assume finite values."""
+    _lut_rows_one(lut, qi, codes, cand, K, out_s, out_r)
+
+
+@njit(cache=True)
+def _certify_one(
+    vals, rows, bound, a, off, none_below, eps, lut, codes, K, qi, cand, out_s, out_r, good
+):  # pragma: no cover - compiled
+    C = vals.shape[1]
+    ai = np.float64(a[qi])
+    oi = np.float64(off[qi])
+    approx = np.empty(C, dtype=np.float32)
+    for j in range(C):
+        if rows[qi, j] >= 0:
+            approx[j] = np.float32(np.float64(vals[qi, j]) / ai + oi)
+        else:
+            approx[j] = -np.inf
+    if C > K:  # the pruning of heron.codecs.fastscan._prune
+        kth = np.partition(approx, C - K)[C - K]
+        lim = kth - np.float32(2.0) * eps[qi]
+        for j in range(C):
+            cand[qi, j] = -1 if approx[j] < lim else rows[qi, j]
+    else:
+        cand[qi, :] = rows[qi, :]
+    # every kept row asked for at once: the scan before has streamed them out of the caches,
+    # and the rows (and their page-table entries) then arrive together rather than one by one
+    M = codes.shape[1]
+    flat = codes.reshape(-1)
+    for j in range(C):
+        r = cand[qi, j]
+        if r >= 0:
+            _prefetch(flat, r * M)
+            _prefetch(flat, r * M + M - 1)
+    _lut_rows_exact(lut, qi, codes, cand, K, out_s, out_r)
+    b = bound[qi]
+    real = np.float32(-np.inf) if b < none_below else np.float32(np.float64(b) / ai + oi)
+    good[qi] = out_s[qi, K - 1] > real + eps[qi]
+
+
+@njit(cache=True)
+def certify_topk(vals, rows, bound, a, off, none_below, eps, lut, codes, K):  # pragma: no cover
+    """Prune, re-score exactly and certify the candidates of a fast scan (one pass per query).
+
+    ``vals`` ``(nq, C)`` the candidates' approximate values and ``rows`` their rows (``-1``
+    padding); a value ``v`` scores ``v / a + off`` (``a``, ``off`` ``(nq,)`` float64).
+    ``bound`` ``(nq,)`` the highest value a row not fetched can have (a bound below
+    ``none_below``: every row was fetched). ``eps`` ``(nq,)`` float32 the most an approximate
+    score can differ from the exact one. ``lut`` ``(nq, M, 256)`` the float byte tables and
+    ``codes`` ``(n, M)`` the codes they score exactly (:func:`lut_rows_topk`).
+
+    Candidates whose approximate score is below the ``K``-th highest minus ``2 eps`` are dropped
+    (they cannot reach the top ``K``); the rest are scored exactly; a query certifies when its
+    ``K``-th exact score beats every row left out (``bound / a + off + eps``). Returns
+    ``(scores (nq, K) float32, rows (nq, K) int64, certified (nq,) bool)``, padded with ``-inf`` /
+    ``-1``. The same arithmetic as ``heron.codecs.fastscan._Certified.topk`` did in numpy calls,
+    in one call: after a scan that streamed its codes through the caches, each numpy call paid
+    for cold memory.
+    """
+    nq, C = vals.shape
+    out_s = np.full((nq, K), -np.inf, dtype=np.float32)
+    out_r = np.full((nq, K), -1, dtype=np.int64)
+    good = np.zeros(nq, dtype=np.bool_)
+    cand = np.empty((nq, C), dtype=np.int64)
+    for qi in range(nq):
+        _certify_one(vals, rows, bound, a, off, none_below, eps, lut, codes, K, qi, cand, out_s, out_r, good)
+    return out_s, out_r, good
+
+
+@njit(parallel=True, cache=True)
+def certify_topk_par(vals, rows, bound, a, off, none_below, eps, lut, codes, K):  # pragma: no cover
+    """:func:`certify_topk`, queries in parallel."""
+    nq, C = vals.shape
+    out_s = np.full((nq, K), -np.inf, dtype=np.float32)
+    out_r = np.full((nq, K), -1, dtype=np.int64)
+    good = np.zeros(nq, dtype=np.bool_)
+    cand = np.empty((nq, C), dtype=np.int64)
+    for qi in prange(nq):
+        _certify_one(vals, rows, bound, a, off, none_below, eps, lut, codes, K, qi, cand, out_s, out_r, good)
+    return out_s, out_r, good
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def i16u8_topk(qw, codes, K, nchunks, qblock, tile):  # pragma: no cover - compiled
     """Top-``K`` of the integer scores ``sum_j qw[q, j] * codes[r, j]``, accumulated in int32.
@@ -525,5 +628,18 @@ def merge_runs(scores, rows, K, nruns, ascending):  # pragma: no cover - compile
     return out_s, out_r
 
 
+_GET_NUM_THREADS = None
+
+
 def threads() -> int:
-    return int(numba.get_num_threads())
+    """``numba.get_num_threads()`` (this thread's setting), through the threading layer's own C
+    function once its threads are up: the public call takes a lock and checks the layer on
+    every call (17 µs on every compressed query, with the caches cold after a scan)."""
+    global _GET_NUM_THREADS
+    if _GET_NUM_THREADS is None:
+        numba.get_num_threads()  # launches the threading layer
+        from numba.np.ufunc import parallel
+
+        _GET_NUM_THREADS = parallel._get_num_threads
+    n = _GET_NUM_THREADS()
+    return int(n) if n > 0 else int(numba.get_num_threads())

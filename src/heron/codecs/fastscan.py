@@ -150,8 +150,12 @@ def _prune(rows: np.ndarray, approx: np.ndarray, k: int, slack: np.ndarray) -> n
 class _Certified:
     """The certificate shared by the two candidate scans. A scan gives, for float32 weights
     ``w`` ``(nq, 8 * width)``, :meth:`prepare` (what its queries need: tables, scales),
-    ``eps`` (how far an approximate score can be from the exact one) and ``candidates`` (rows
-    and the bound on the rest); :meth:`topk` re-scores and certifies."""
+    ``eps`` (how far an approximate score can be from the exact one) and :meth:`raw_of` (the
+    candidates' values and rows, and the bound on the rest); :meth:`topk` prunes, re-scores and
+    certifies them (:func:`heron.codecs._kernels.certify_topk`)."""
+
+    #: a bound from :meth:`raw_of` below this means every row was fetched
+    NONE_BELOW = float("-inf")
 
     def prepare(self, w: np.ndarray) -> Any:
         return w
@@ -159,16 +163,28 @@ class _Certified:
     def eps_of(self, prep: Any) -> np.ndarray:
         raise NotImplementedError
 
-    def candidates_of(
+    def raw_of(
         self, prep: Any, sel: np.ndarray, fetch: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`candidates` of the queries ``sel`` of ``prep``, with the candidates'
-        approximate scores (``-inf`` padding) between the rows and the bound."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The candidates of the queries ``sel`` of ``prep``: ``(vals (m, C), rows (m, C) int64
+        with -1 padding, bound (m,), a (m,) float64, off (m,) float64)``; a value ``v`` is the
+        approximate score ``v / a + off``; ``bound`` the highest value a row not fetched can
+        have (below :attr:`NONE_BELOW` where every row was fetched)."""
         raise NotImplementedError
 
     def eps(self, w: np.ndarray) -> np.ndarray:
         """``(nq,)``: the most an approximate score can differ from the exact one."""
         return self.eps_of(self.prepare(np.ascontiguousarray(w, dtype=np.float32)))
+
+    def candidates_of(
+        self, prep: Any, sel: np.ndarray, fetch: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`raw_of` as ``(rows, approximate scores (-inf padding), bound as a score
+        (-inf where every row was fetched))``."""
+        vals, rows, bound, a, off = self.raw_of(prep, sel, fetch)
+        approx = np.where(rows >= 0, vals / a[:, None] + off[:, None], -np.inf)
+        real = np.where(bound >= self.NONE_BELOW, bound / a + off, -np.inf)
+        return rows, approx.astype(np.float32), real.astype(np.float32)
 
     def candidates(self, w: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(rows (nq, threads*fetch) int64 with -1 padding, bound (nq,) float32)``: the
@@ -181,36 +197,47 @@ class _Certified:
         return rows, bound
 
     def topk(
-        self, w: np.ndarray, codes: np.ndarray, k: int, tables: Any, rescore: Any
+        self, w: np.ndarray, codes: np.ndarray, k: int, tables: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The exact top ``k`` of ``w . sign(code)`` for the queries that certify.
 
-        ``tables(w)`` gives the float byte tables ``(nq, width, 256)`` and
-        ``rescore(tables, codes, rows, k)`` their exact top ``k`` among candidate rows. Returns
+        ``tables(w)`` gives the float byte tables ``(nq, width, 256)`` that score ``codes``
+        exactly (those of the full table scan, so the scores are its own, bit for bit). Returns
         ``(scores (nq, k), rows (nq, k), left)`` where ``left`` lists the queries that did not
         certify (their rows are ``-1``; the caller scans them in full).
         """
+        from heron.codecs import _scan
+
+        kern = _scan._kernels()
+        w = np.ascontiguousarray(w, dtype=np.float32)
         nq = len(w)
-        out_s = np.full((nq, k), -np.inf, dtype=np.float32)
-        out_r = np.full((nq, k), -1, dtype=np.int64)
-        todo = np.arange(nq)
-        prep = self.prepare(np.ascontiguousarray(w, dtype=np.float32))
+        prep = self.prepare(w)
         eps = self.eps_of(prep)
         fetch = k + k // 4 + 32
+        todo = np.arange(nq)
+        out_s = out_r = None
         for _ in range(2):
-            if not len(todo):
-                break
-            rows, approx, bound = self.candidates_of(prep, todo, fetch)
-            rows = _prune(rows, approx, k, 2 * eps[todo])
+            vals, rows, bound, a, off = self.raw_of(prep, todo, fetch)
             ok = np.zeros(len(todo), dtype=bool)
             for b in range(0, len(todo), QUERY_BLOCK):
                 sl = slice(b, b + QUERY_BLOCK)
-                s, r = rescore(tables(w[todo[sl]]), codes, rows[sl], k)
-                good = s[:, k - 1] > bound[sl] + eps[todo[sl]]
-                out_s[todo[sl][good]] = s[good]
-                out_r[todo[sl][good]] = r[good]
+                qs = todo[sl]
+                fn = kern.certify_topk_par if len(qs) >= 4 else kern.certify_topk
+                s, r, good = fn(
+                    vals[sl], rows[sl], bound[sl], a[sl], off[sl], self.NONE_BELOW, eps[qs],
+                    tables(w[qs]), codes, int(k),
+                )  # fmt: skip
+                if out_s is None and len(qs) == nq and good.all():
+                    return s, r, todo[:0]  # one block, every query certified: the usual case
+                if out_s is None:
+                    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+                    out_r = np.full((nq, k), -1, dtype=np.int64)
+                out_s[qs[good]] = s[good]
+                out_r[qs[good]] = r[good]
                 ok[sl] = good
             todo = todo[~ok]
+            if not len(todo):
+                break
             fetch *= 4
         return out_s, out_r, todo
 
@@ -229,6 +256,8 @@ class SignLutScan(_Certified):
 
     #: widest code whose sum of ``2 * width`` entries of at most 255 fits 16 bits
     MAX_WIDTH = 128
+    #: the kernel's bound is ``-1`` where every row of a chunk was fetched (sums are >= 0)
+    NONE_BELOW = 0.0
 
     def __init__(self, codes: np.ndarray) -> None:
         from heron.codecs import _fastscan_numba
@@ -250,19 +279,21 @@ class SignLutScan(_Certified):
         (:func:`heron.codecs._fastscan_numba.sign_tables`)."""
         return self._kern.sign_tables(np.ascontiguousarray(w, dtype=np.float32), self.width)
 
-    prepare = tables
+    def prepare(self, w: np.ndarray) -> Any:
+        """:meth:`tables` and ``eps`` in one call
+        (:func:`heron.codecs._fastscan_numba.sign_prepare`)."""
+        return self._kern.sign_prepare(np.ascontiguousarray(w, dtype=np.float32), self.width)
 
     def eps_of(self, prep: Any) -> np.ndarray:
-        # rounding to nearest: 0.5/a for each of the 2 * width tables; a relative and an absolute
-        # slack for the float32 sums of the exact re-scoring
-        return (self.width / prep[1] * (1 + 1e-3) + 1e-6).astype(np.float32)
+        # rounding to nearest: 0.5/a for each of the 2 * width tables (sign_prepare)
+        return prep[3]
 
-    def candidates_of(
+    def raw_of(
         self, prep: Any, sel: np.ndarray, fetch: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         from heron.codecs import _scan
 
-        luts, a, off = prep
+        luts, a, off = prep[:3]
         if len(sel) != len(luts):
             luts, a, off = luts[sel], a[sel], off[sel]
         threads = _scan._kernels().threads()
@@ -283,9 +314,7 @@ class SignLutScan(_Certified):
             submit=_pool(threads - 1).submit if pool else None,
             workers=threads,
         )
-        approx = np.where(rows >= 0, sums / a[:, None] + off[:, None], -np.inf)
-        real = np.where(bound >= 0, bound / a + off, -np.inf)
-        return rows, approx.astype(np.float32), real.astype(np.float32)
+        return sums, rows, bound, a, off
 
 
 class SignFastScan(_Certified):
@@ -358,9 +387,9 @@ class SignFastScan(_Certified):
         )
         return self._eps_of(norm[:, 0].astype(np.float64))
 
-    def candidates_of(
+    def raw_of(
         self, prep: Any, sel: np.ndarray, fetch: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         w = prep if len(sel) == len(prep) else np.ascontiguousarray(prep[sel])
         nq = len(w)
         pool = _pool(len(self.shards))
@@ -378,7 +407,7 @@ class SignFastScan(_Certified):
             approx[:, j * fetch : j * fetch + got] = np.where(lab >= 0, dist, -np.inf)
             if size > fetch:
                 bound = np.maximum(bound, dist[:, -1])
-        return rows, approx, bound
+        return approx, rows, bound, np.ones(nq), np.zeros(nq)
 
 
 def sign_topk(
@@ -417,7 +446,7 @@ def sign_topk(
         fast = codec._resident_of[1]
     if fast is None:
         return table_scan(w, codes, k)
-    s, r, left = fast.topk(w, codes, k, lambda ww: tables(ww, width), _scan.lut_rows_topk)
+    s, r, left = fast.topk(w, codes, k, lambda ww: tables(ww, width))
     if len(left):
         s[left], r[left] = table_scan(w[left], codes, k)
     return s, r

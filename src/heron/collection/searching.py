@@ -193,20 +193,28 @@ class SearchMixin:
         """``search(vectors, k, using=NAME, **params)`` (no filter, no threshold) through the
         stage compiled for the first such query of this snapshot: the same results as the
         general path, without rebuilding the pipeline per query. ``None``: the general path."""
-        from heron.limits import check_queries
+        from heron.limits import check_queries, plain_vectors
         from heron.results import check_k
 
         snap = self.snapshot()
         if not _reusable(snap, using):
             return None
         k = check_k(k)
-        queries = self.queries(vectors)
-        check_queries(queries, k)
+        q = plain_vectors(vectors, self.dim, k)
+        queries = None
+        if q is None:  # converted and checked as the general path does (its errors)
+            queries = self.queries(vectors)
+            check_queries(queries, k)
         if k > len(snap):
             return None
         stage = _reused_stage(self, snap, using, k, params)
         if stage is None:
             return None
+        direct = getattr(stage.inner, "search_vectors", None)
+        if queries is None and direct is not None:  # no Queries built, no per-stage copies
+            return direct(snap, q, k).with_documents(self.get)
+        if queries is None:
+            queries = self.queries(q)
         return stage.transform(queries, None).cut(k).with_documents(self.get)
 
     def queries(self, queries: Any) -> Any:
