@@ -1,11 +1,12 @@
 """heron's 4-bit fast scan: the top candidates of sign codes under 8-bit tables (numba, AVX-512).
 
 The kernel behind :class:`heron.codecs.fastscan.SignLutScan`. Codes are stored interleaved in
-blocks of 64 (:func:`interleave`): byte ``p`` of 64 consecutive codes lies in 64 consecutive bytes,
-so one ``vpermb`` looks up one nibble of 64 codes in a 16-entry table
-(:func:`heron._numba_ext.lut16_block64`; the fast-scan layout of André, Kermarrec & Le Scouarnec,
-"Cache locality is not enough: high-performance nearest neighbor search with product
-quantization fast scan", VLDB 2015, on 64-byte registers). The top-k is fused into the scan: a
+blocks of 64 (:func:`interleave`): 4-byte word ``j`` of 16 consecutive codes lies in 64 consecutive
+bytes, so one ``vpermb`` looks up one nibble of 64 bytes, each in the 16-entry table of its own
+byte position, and one ``vpdpbusd`` adds each code's four results
+(:func:`heron._numba_ext.lut16_block64`; after the fast-scan layout of André, Kermarrec &
+Le Scouarnec, "Cache locality is not enough: high-performance nearest neighbor search with
+product quantization fast scan", VLDB 2015, on 64-byte registers). The top-k is fused into the scan: a
 block's sums are compared with the running threshold inside the same call, and only the rows
 above it reach the candidate buffer (the buffer of :mod:`heron.retrieval._topk_numba`).
 
@@ -29,10 +30,16 @@ from heron.retrieval._topk_numba import buffer_compact, buffer_emit
 BLOCK = 64
 
 
+def words(width: int) -> int:
+    """4-byte words of a ``width``-byte code (the last one zero padded)."""
+    return -(-width // 4)
+
+
 def interleave(codes: np.ndarray) -> np.ndarray:
-    """``(nblocks * width * 64,)`` uint8: ``(n, width)`` codes in blocks of 64, byte by byte
-    (byte ``p`` of code ``64 b + j`` at ``(b * width + p) * 64 + j``); the last block is padded
-    with zero codes.
+    """``(nblocks * words(width) * 256,)`` uint8: ``(n, width)`` codes in blocks of 64, word by
+    word: byte ``t`` of word ``j`` of code ``64 b + 16 s + i`` at
+    ``((b * words + j) * 4 + s) * 64 + 4 i + t``. Codes are zero padded to whole words and the
+    last block with zero codes.
 
     The copy is allocated by numpy, which asks Linux for transparent huge pages on large arrays
     (``madvise``): the hardware prefetcher then streams across 2 MB pages instead of stopping at
@@ -41,7 +48,7 @@ def interleave(codes: np.ndarray) -> np.ndarray:
     array, which has huge pages too).
     """
     n, width = codes.shape
-    out = np.empty(-(-n // BLOCK) * width * BLOCK, dtype=np.uint8)
+    out = np.empty(-(-n // BLOCK) * words(width) * 4 * BLOCK, dtype=np.uint8)
     _interleave_into(codes, out)
     return out
 
@@ -49,17 +56,18 @@ def interleave(codes: np.ndarray) -> np.ndarray:
 @njit(nogil=True, cache=True)
 def _interleave_into(codes, out):  # pragma: no cover - compiled
     n, width = codes.shape
+    nw = (width + 3) // 4
     nb = (n + BLOCK - 1) // BLOCK
     for b in range(nb):
-        base = b * width * BLOCK
-        m = min(BLOCK, n - b * BLOCK)
-        for p in range(width):
-            for j in range(m, BLOCK):
-                out[base + p * BLOCK + j] = 0
-        for j in range(m):
-            r = b * BLOCK + j
-            for p in range(width):
-                out[base + p * BLOCK + j] = codes[r, p]
+        base = b * nw * 4 * BLOCK
+        for j in range(nw):
+            for s in range(4):
+                row = base + (j * 4 + s) * BLOCK
+                for i in range(16):
+                    r = b * BLOCK + s * 16 + i
+                    for t in range(4):
+                        p = 4 * j + t
+                        out[row + 4 * i + t] = codes[r, p] if r < n and p < width else 0
 
 
 def lut16_topk(
@@ -76,8 +84,9 @@ def lut16_topk(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``K`` highest table sums per query and row chunk, with the bound on the rest.
 
-    ``il`` the interleaved codes (:func:`interleave`) of ``n`` rows; ``luts`` ``(nq, width * 128)``
-    uint8 (each query's tables, laid out as :func:`heron._numba_ext.lut16_block64` reads them).
+    ``il`` the interleaved codes (:func:`interleave`) of ``n`` rows of ``width`` bytes; ``luts``
+    ``(nq, words(width) * 128)`` uint8 (each query's tables, laid out as
+    :func:`heron._numba_ext.lut16_block64` reads them).
     The ``ceil(nq / qblock) * nchunks`` tasks (a block of queries against a chunk of rows, whole
     blocks of 64) run on numba's threads (``prange``), or, given ``submit`` (an executor's,
     returning a future), in ``workers`` runs: the first on the calling thread, the others
@@ -123,8 +132,9 @@ def lut16_tasks(
     nq = luts.shape[0]
     nblocks = (n + BLOCK - 1) // BLOCK
     cap = 2 * K + BLOCK
-    lstride = width * 128
-    sums = np.empty(BLOCK, dtype=np.uint16)
+    nw = (width + 3) // 4
+    lstride = nw * 128
+    sums = np.empty(BLOCK, dtype=np.uint32)
     for task in range(t0, t1):
         b = task // nchunks
         c = task % nchunks
@@ -137,13 +147,13 @@ def lut16_tasks(
         bi = np.empty((nb, cap), dtype=np.int64)
         cnt = np.zeros(nb, dtype=np.int64)
         thr = np.full(nb, -1.0, dtype=np.float32)
-        floor = np.zeros(nb, dtype=np.uint16)
+        floor = np.zeros(nb, dtype=np.uint32)
         dropped = np.zeros(nb, dtype=np.bool_)
         for blk in range(k0, k1):
-            base = blk * width * BLOCK
+            base = blk * nw * 4 * BLOCK
             row0 = blk * BLOCK
             for qq in range(nb):
-                mask = _lut16_block64(il, base, luts, (q0 + qq) * lstride, width, sums, floor[qq])
+                mask = _lut16_block64(il, base, luts, (q0 + qq) * lstride, nw, sums, floor[qq])
                 if mask == 0:
                     continue
                 ct = cnt[qq]
@@ -151,7 +161,7 @@ def lut16_tasks(
                 while mask != 0:
                     j = np.int64(_trailing_zeros64(mask))
                     mask &= mask - np.uint64(1)
-                    row = row0 + 2 * j if j < 32 else row0 + 2 * (j - 32) + 1
+                    row = row0 + j
                     s = np.float32(sums[j])
                     if row < n and s > th:
                         bs[qq, ct] = s
@@ -160,7 +170,7 @@ def lut16_tasks(
                 if ct >= 2 * K:
                     ct, th = buffer_compact(bs[qq], bi[qq], ct, K)
                     thr[qq] = th
-                    floor[qq] = np.uint16(min(th + 1.0, 65535.0))
+                    floor[qq] = np.uint32(th + 1.0)
                     dropped[qq] = True
                 cnt[qq] = ct
         for qq in range(nb):
@@ -178,15 +188,18 @@ def sign_tables(w, width):  # pragma: no cover - compiled
     Table ``2p + h`` holds, for each 4-bit value ``v``, ``sum_i w[8p + 4h + i] * (+1 if bit i of
     v else -1)``, shifted to start at 0 and scaled by one ``a`` per query so that the widest table
     spans 255 (faiss' scale for its fast scan); entries are rounded to the nearest integer.
-    Returns ``(luts (nq, width * 128) uint8, a (nq,) float64, offset (nq,) float64)``, each table
-    repeated four times over 64 bytes (:func:`heron._numba_ext.lut16_block64`); a code's
-    approximate score is ``sum / a + offset``, within ``width / a`` of the exact one.
+    Returns ``(luts (nq, words(width) * 128) uint8, a (nq,) float64, offset (nq,) float64)``:
+    for each 4-byte word ``j``, the low-nibble tables of bytes ``4j .. 4j+3`` side by side (64
+    bytes), then their high-nibble tables (:func:`heron._numba_ext.lut16_block64`); a padding
+    byte's tables are zero. A code's approximate score is ``sum / a + offset``, within
+    ``width / a`` of the exact one.
     """
     nq = w.shape[0]
     t = np.empty((nq, 2 * width, 16), dtype=np.float64)
     a = np.empty(nq, dtype=np.float64)
     off = np.zeros(nq, dtype=np.float64)
-    luts = np.empty((nq, width * 128), dtype=np.uint8)
+    nw = (width + 3) // 4
+    luts = np.zeros((nq, nw * 128), dtype=np.uint8)
     for q in range(nq):
         span = 0.0
         for p in range(width):
@@ -207,11 +220,11 @@ def sign_tables(w, width):  # pragma: no cover - compiled
                 off[q] += lo
                 span = max(span, hi - lo)
         a[q] = 255.0 / span if span > 0 else 1.0
-        for g in range(2 * width):
-            for v in range(16):
-                e = np.uint8(min(np.floor(t[q, g, v] * a[q] + 0.5), 255.0))
-                for r in range(4):
-                    luts[q, g * 64 + r * 16 + v] = e
+        for p in range(width):
+            for h in range(2):
+                at = (p // 4) * 128 + h * 64 + (p % 4) * 16
+                for v in range(16):
+                    luts[q, at + v] = np.uint8(min(np.floor(t[q, 2 * p + h, v] * a[q] + 0.5), 255.0))
     return luts, a, off
 
 
