@@ -103,7 +103,7 @@ def test_queries_that_do_not_certify_fall_back_to_the_full_scan(corpus, kind, mo
     assert isinstance(fs, CLASSES[kind])
     monkeypatch.setattr(fs, "eps_of", lambda prep, own=fs.eps_of: np.full_like(own(prep), 1e9))
     w = np.ascontiguousarray(codec._rot(q) * codec.scale, dtype=np.float32)
-    _, rows, left = fs.topk(w, codes, 10, lambda ww: byte_tables(ww, codec.width))
+    _, rows, left = fs.topk(w, codes, 10)
     assert left.tolist() == [0, 1, 2, 3, 4] and (rows == -1).all()
     got = codec.topk(q, codes, 10)
     np.testing.assert_array_equal(got[1], ref[1])
@@ -385,7 +385,7 @@ def test_certify_in_one_call_equals_the_numpy_steps(none_below, nq):
     ref_good = ref_s[:, K - 1] > real + eps
     assert ref_good.any()
     for fn in (kern.certify_topk, kern.certify_topk_par):
-        s, r, good = fn(vals, rows, bound, a, off, none_below, eps, tb, codes, K)
+        s, r, good = fn(vals, rows, bound, a, off, none_below, eps, w, codes, K)
         np.testing.assert_array_equal(s, ref_s)
         np.testing.assert_array_equal(r, ref_r)
         np.testing.assert_array_equal(good, ref_good)

@@ -95,30 +95,37 @@ def lut16_topk(
     each chunk's list descending, padded with ``-1`` / ``-1``; ``bound`` the highest sum a row
     left out can have (``-1`` where no row was left out).
     """
+    args = (il, luts, width, n, K, nchunks, qblock)
+    if submit is None:
+        return _lut16_prange(*args)  # allocates its own outputs: one call
     nq = luts.shape[0]
     out_s = np.empty((nq, nchunks * K), dtype=np.float32)
     out_i = np.empty((nq, nchunks * K), dtype=np.int64)
     bounds = np.full((nq, nchunks), -1.0, dtype=np.float32)
-    args = (il, luts, width, n, K, nchunks, qblock)
     outs = (out_s, out_i, bounds)
-    if submit is None:
-        _lut16_prange(*args, *outs)
-    else:
-        ntasks = -(-nq // qblock) * nchunks
-        runs = max(1, min(workers, ntasks))
-        cuts = [ntasks * r // runs for r in range(runs + 1)]
-        futures = [submit(lut16_tasks, *args, cuts[r], cuts[r + 1], *outs) for r in range(1, runs)]
-        lut16_tasks(*args, 0, cuts[1], *outs)
-        for f in futures:
-            f.result()
+    ntasks = -(-nq // qblock) * nchunks
+    runs = max(1, min(workers, ntasks))
+    cuts = [ntasks * r // runs for r in range(runs + 1)]
+    futures = [submit(lut16_tasks, *args, cuts[r], cuts[r + 1], *outs) for r in range(1, runs)]
+    lut16_tasks(*args, 0, cuts[1], *outs)
+    for f in futures:
+        f.result()
     return out_s, out_i, bounds.max(axis=1)
 
 
 @njit(parallel=True, cache=True)
-def _lut16_prange(il, luts, width, n, K, nchunks, qblock, out_s, out_i, bounds):  # pragma: no cover
-    ntasks = (luts.shape[0] + qblock - 1) // qblock * nchunks
+def _lut16_prange(il, luts, width, n, K, nchunks, qblock):  # pragma: no cover - compiled
+    nq = luts.shape[0]
+    out_s = np.empty((nq, nchunks * K), dtype=np.float32)
+    out_i = np.empty((nq, nchunks * K), dtype=np.int64)
+    bounds = np.full((nq, nchunks), -1.0, dtype=np.float32)
+    ntasks = (nq + qblock - 1) // qblock * nchunks
     for t in prange(ntasks):
         lut16_tasks(il, luts, width, n, K, nchunks, qblock, t, t + 1, out_s, out_i, bounds)
+    bound = np.empty(nq, dtype=np.float32)
+    for q in range(nq):
+        bound[q] = bounds[q].max()
+    return out_s, out_i, bound
 
 
 @njit(nogil=True, cache=True)

@@ -389,7 +389,7 @@ def _lut_rows_exact(lut, qi, codes, cand, K, out_s, out_r):  # pragma: no cover 
 
 @njit(cache=True)
 def _certify_one(
-    vals, rows, bound, a, off, none_below, eps, lut, codes, K, qi, cand, out_s, out_r, good
+    vals, rows, bound, a, off, none_below, eps, w, codes, K, qi, cand, out_s, out_r, good
 ):  # pragma: no cover - compiled
     C = vals.shape[1]
     ai = np.float64(a[qi])
@@ -416,22 +416,24 @@ def _certify_one(
         if r >= 0:
             _prefetch(flat, r * M)
             _prefetch(flat, r * M + M - 1)
-    _lut_rows_exact(lut, qi, codes, cand, K, out_s, out_r)
+    lut = byte_tables(w[qi : qi + 1], M)
+    _lut_rows_exact(lut, 0, codes, cand[qi : qi + 1], K, out_s[qi : qi + 1], out_r[qi : qi + 1])
     b = bound[qi]
     real = np.float32(-np.inf) if b < none_below else np.float32(np.float64(b) / ai + oi)
     good[qi] = out_s[qi, K - 1] > real + eps[qi]
 
 
 @njit(cache=True)
-def certify_topk(vals, rows, bound, a, off, none_below, eps, lut, codes, K):  # pragma: no cover
+def certify_topk(vals, rows, bound, a, off, none_below, eps, w, codes, K):  # pragma: no cover
     """Prune, re-score exactly and certify the candidates of a fast scan (one pass per query).
 
     ``vals`` ``(nq, C)`` the candidates' approximate values and ``rows`` their rows (``-1``
     padding); a value ``v`` scores ``v / a + off`` (``a``, ``off`` ``(nq,)`` float64).
     ``bound`` ``(nq,)`` the highest value a row not fetched can have (a bound below
     ``none_below``: every row was fetched). ``eps`` ``(nq,)`` float32 the most an approximate
-    score can differ from the exact one. ``lut`` ``(nq, M, 256)`` the float byte tables and
-    ``codes`` ``(n, M)`` the codes they score exactly (:func:`lut_rows_topk`).
+    score can differ from the exact one. ``w`` ``(nq, 8 * M)`` float32 the weights of the sign
+    codes ``codes`` ``(n, M)``, scored exactly through their :func:`byte_tables` (those of the
+    full table scan, built here one query at a time) as :func:`lut_rows_topk` scores.
 
     Candidates whose approximate score is below the ``K``-th highest minus ``2 eps`` are dropped
     (they cannot reach the top ``K``); the rest are scored exactly; a query certifies when its
@@ -447,12 +449,12 @@ def certify_topk(vals, rows, bound, a, off, none_below, eps, lut, codes, K):  # 
     good = np.zeros(nq, dtype=np.bool_)
     cand = np.empty((nq, C), dtype=np.int64)
     for qi in range(nq):
-        _certify_one(vals, rows, bound, a, off, none_below, eps, lut, codes, K, qi, cand, out_s, out_r, good)
+        _certify_one(vals, rows, bound, a, off, none_below, eps, w, codes, K, qi, cand, out_s, out_r, good)
     return out_s, out_r, good
 
 
 @njit(parallel=True, cache=True)
-def certify_topk_par(vals, rows, bound, a, off, none_below, eps, lut, codes, K):  # pragma: no cover
+def certify_topk_par(vals, rows, bound, a, off, none_below, eps, w, codes, K):  # pragma: no cover
     """:func:`certify_topk`, queries in parallel."""
     nq, C = vals.shape
     out_s = np.full((nq, K), -np.inf, dtype=np.float32)
@@ -460,7 +462,7 @@ def certify_topk_par(vals, rows, bound, a, off, none_below, eps, lut, codes, K):
     good = np.zeros(nq, dtype=np.bool_)
     cand = np.empty((nq, C), dtype=np.int64)
     for qi in prange(nq):
-        _certify_one(vals, rows, bound, a, off, none_below, eps, lut, codes, K, qi, cand, out_s, out_r, good)
+        _certify_one(vals, rows, bound, a, off, none_below, eps, w, codes, K, qi, cand, out_s, out_r, good)
     return out_s, out_r, good
 
 

@@ -255,7 +255,7 @@ class BinaryCodec(Codec):
             return pad_topk(s, rows, k)
         off = (q @ self.mean)[:, None]
         s, r = fastscan.sign_topk(
-            self, given, codes, self.sign_weights(q), k, byte_tables, table_scan
+            self, given, codes, self.sign_weights(q), k, table_scan
         )
         return pad_topk(s + off, r, k)
 

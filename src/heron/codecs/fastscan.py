@@ -48,9 +48,6 @@ from heron._deps import has, require
 #: below this many rows the float table scan is as fast as the shards' dispatch
 MIN_ROWS = 32_768
 
-#: queries scored together (bounds the float tables: 512 x width x 256 float32)
-QUERY_BLOCK = 512
-
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
 _POOL_PID = 0
@@ -197,14 +194,14 @@ class _Certified:
         return rows, bound
 
     def topk(
-        self, w: np.ndarray, codes: np.ndarray, k: int, tables: Any
+        self, w: np.ndarray, codes: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The exact top ``k`` of ``w . sign(code)`` for the queries that certify.
 
-        ``tables(w)`` gives the float byte tables ``(nq, width, 256)`` that score ``codes``
-        exactly (those of the full table scan, so the scores are its own, bit for bit). Returns
-        ``(scores (nq, k), rows (nq, k), left)`` where ``left`` lists the queries that did not
-        certify (their rows are ``-1``; the caller scans them in full).
+        The candidates are scored exactly through the float byte tables of the full table scan
+        (:func:`heron.codecs._kernels.byte_tables`), so the scores are its own, bit for bit.
+        Returns ``(scores (nq, k), rows (nq, k), left)`` where ``left`` lists the queries that did
+        not certify (their rows are ``-1``; the caller scans them in full).
         """
         from heron.codecs import _scan
 
@@ -218,24 +215,19 @@ class _Certified:
         out_s = out_r = None
         for _ in range(2):
             vals, rows, bound, a, off = self.raw_of(prep, todo, fetch)
-            ok = np.zeros(len(todo), dtype=bool)
-            for b in range(0, len(todo), QUERY_BLOCK):
-                sl = slice(b, b + QUERY_BLOCK)
-                qs = todo[sl]
-                fn = kern.certify_topk_par if len(qs) >= 4 else kern.certify_topk
-                s, r, good = fn(
-                    vals[sl], rows[sl], bound[sl], a[sl], off[sl], self.NONE_BELOW, eps[qs],
-                    tables(w[qs]), codes, int(k),
-                )  # fmt: skip
-                if out_s is None and len(qs) == nq and good.all():
-                    return s, r, todo[:0]  # one block, every query certified: the usual case
-                if out_s is None:
-                    out_s = np.full((nq, k), -np.inf, dtype=np.float32)
-                    out_r = np.full((nq, k), -1, dtype=np.int64)
-                out_s[qs[good]] = s[good]
-                out_r[qs[good]] = r[good]
-                ok[sl] = good
-            todo = todo[~ok]
+            fn = kern.certify_topk_par if len(todo) >= 4 else kern.certify_topk
+            ws = w if len(todo) == nq else np.ascontiguousarray(w[todo])
+            s, r, good = fn(
+                vals, rows, bound, a, off, self.NONE_BELOW, eps[todo], ws, codes, int(k)
+            )
+            if out_s is None and good.all():
+                return s, r, todo[:0]  # every query certified at once: the usual case
+            if out_s is None:
+                out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+                out_r = np.full((nq, k), -1, dtype=np.int64)
+            out_s[todo[good]] = s[good]
+            out_r[todo[good]] = r[good]
+            todo = todo[~good]
             if not len(todo):
                 break
             fetch *= 4
@@ -416,7 +408,6 @@ def sign_topk(
     codes: np.ndarray,
     w: np.ndarray,
     k: int,
-    tables: Any,
     table_scan: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` of ``w . sign(code)`` over packed sign codes, through the fast scan where it
@@ -426,7 +417,7 @@ def sign_topk(
     ``(scores, rows)`` either way.
 
     ``w`` ``(nq, 8 * width)`` float32 (one weight per code bit), ``codes`` ``(n, width)``
-    uint8 (``given``, contiguous), ``tables(w, width)`` their float byte tables.
+    uint8 (``given``, contiguous).
     """
     from heron.codecs import _scan
 
@@ -446,7 +437,7 @@ def sign_topk(
         fast = codec._resident_of[1]
     if fast is None:
         return table_scan(w, codes, k)
-    s, r, left = fast.topk(w, codes, k, lambda ww: tables(ww, width))
+    s, r, left = fast.topk(w, codes, k)
     if len(left):
         s[left], r[left] = table_scan(w[left], codes, k)
     return s, r

@@ -23,7 +23,6 @@ import numpy as np
 from heron.codecs import _scan, fastscan
 from heron.codecs.base import Codec, as_matrix
 from heron.codecs.binary import (
-    byte_tables,
     code_width,
     fit_rotation,
     pack_signs,
@@ -152,7 +151,7 @@ class ResidualBinaryCodec(Codec):
         off = (q @ self.mean)[:, None]
         codes_c = np.ascontiguousarray(codes)
         wq = self.sign_weights(q)
-        s, r = fastscan.sign_topk(self, codes, codes_c, wq, k, byte_tables, table_scan)
+        s, r = fastscan.sign_topk(self, codes, codes_c, wq, k, table_scan)
         return pad_topk(s + off, r, k)
 
     def sign_weights(self, q: np.ndarray) -> np.ndarray:

@@ -149,7 +149,8 @@ class SearchMixin:
         if type(queries) is np.ndarray and type(k) is int and k >= 1 and type(using) is str and (
             filter is None and min_relevance is None and retriever is None
         ):  # vectors into an ANN index: one cached plan, no pipeline (same results)
-            res = _ann_fast()(self, using, queries, k, params)
+            # (the registered retrievers "compressed" and "dense" have no ANN plan to look up)
+            res = None if using in _REUSABLE else _ann_fast()(self, using, queries, k, params)
             if res is not None:
                 return res
             res = self._search_vectors(queries, k, using, params)
