@@ -13,8 +13,10 @@ table scan (:func:`heron.codecs._scan.lut_topk`) makes one memory look-up per co
 Two fast scans, one certificate (:func:`engine` picks):
 
 - :class:`SignLutScan`, heron's own (:mod:`heron.codecs._fastscan_numba`): codes interleaved in
-  blocks of 64, one AVX-512 VBMI ``vpermb`` per nibble of 64 codes, the top-k fused into the scan,
-  on numba's threads. Where the CPU has VBMI (Ice Lake and later, Zen 4 and later).
+  blocks of 64 by 4-byte words, one AVX-512 VBMI ``vpermb`` per nibble of 64 bytes (each byte
+  reading its own table) and one VNNI ``vpdpbusd`` adding each code's four results, the top-k
+  fused into the scan, on numba's threads. Where the CPU has VBMI and VNNI (Ice Lake and later,
+  Zen 4 and later).
 - :class:`SignFastScan`, faiss' ``IndexPQFastScan`` (32-code blocks), one shard per thread with
   faiss' own OpenMP held to one thread. Elsewhere, where faiss is installed.
 
@@ -93,8 +95,8 @@ def check_choice(fast_scan: Any) -> bool | str:
 
 
 def usable(n: int, width: int, kind: str | None = "faiss") -> bool:
-    """Whether the fast scan ``kind`` applies: enough rows, and tables of 8-bit entries whose sum
-    fits 16-bit accumulators (``width <= 128`` bytes, so ``d <= 1024``)."""
+    """Whether the fast scan ``kind`` applies: enough rows, and codes of at most 128 bytes
+    (``d <= 1024``: faiss' 8-bit table entries must sum within its 16-bit accumulators)."""
     if kind == "heron":
         return n >= MIN_ROWS and width <= SignLutScan.MAX_WIDTH
     return kind == "faiss" and n >= MIN_ROWS and 2 * width * 255 < 65_536
@@ -238,15 +240,16 @@ class SignLutScan(_Certified):
     """heron's own fast scan over packed sign codes ``(n, width)`` uint8 (AVX-512 VBMI).
 
     The codes are copied once, interleaved in blocks of 64
-    (:func:`heron.codecs._fastscan_numba.interleave`, the same bytes as the codes). A query's
-    ``2 * width`` nibble tables are shifted to start at 0 and scaled by one ``a`` so that the
-    widest spans 255, as faiss scales its own: a code's sum fits 16 bits for ``width <= 128``.
+    (:func:`heron.codecs._fastscan_numba.interleave`, the same bytes as the codes, on huge pages).
+    A query's ``2 * width`` nibble tables are shifted to start at 0 and scaled by one ``a`` so that
+    the widest spans 255, as faiss scales its own; the sums are 32-bit.
     Each entry is rounded to the nearest multiple of ``1/a``: a code's approximate score is within
     ``width / a`` of its exact one. :func:`heron.codecs._fastscan_numba.lut16_topk` returns each row chunk's top sums (one
     chunk per thread for a single query, blocks of queries otherwise).
     """
 
-    #: widest code whose sum of ``2 * width`` entries of at most 255 fits 16 bits
+    #: widest code scanned: faiss' limit (its sums are 16-bit), so that both scans cover the
+    #: same codes (heron's sums are 32-bit)
     MAX_WIDTH = 128
     #: the kernel's bound is ``-1`` where every row of a chunk was fetched (sums are >= 0)
     NONE_BELOW = 0.0
