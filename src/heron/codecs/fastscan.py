@@ -20,9 +20,9 @@ Two fast scans, one certificate (:func:`engine` picks):
 - :class:`SignFastScan`, faiss' ``IndexPQFastScan`` (32-code blocks), one shard per thread with
   faiss' own OpenMP held to one thread. Elsewhere, where faiss is installed.
 
-On 1M x 384 codes heron's top-k took 1.31-1.39x the streaming read of the codes where faiss'
-took 1.87-1.97x (one process, alternating), 0.76-0.95x faiss' time single-query and 1.2-1.4x its
-queries per second batched (``benchmarks/binary_fastscan.py``; docs/compression.md).
+On 1M x 384 ``bin`` codes heron's top-k took 1.17 / 1.52 ms single-query at k = 10 / 300 where
+faiss' took 2.24 / 1.92, and answered 1.4-1.7x faiss' queries per second batched
+(``benchmarks/binary_fastscan.py``; docs/compression.md).
 
 The 8-bit tables round each entry to the nearest multiple of ``1/a`` (``a`` the query's scale),
 so a code's approximate score is within ``eps`` of its exact score (``eps = (d/4) * 0.5 / a``).
