@@ -642,6 +642,7 @@ def threads() -> int:
         numba.get_num_threads()  # launches the threading layer
         from numba.np.ufunc import parallel
 
-        _GET_NUM_THREADS = parallel._get_num_threads
+        # a private name: where a numba release lacks it, the public call every time
+        _GET_NUM_THREADS = getattr(parallel, "_get_num_threads", numba.get_num_threads)
     n = _GET_NUM_THREADS()
     return int(n) if n > 0 else int(numba.get_num_threads())

@@ -262,8 +262,11 @@ class BinaryCodec(Codec):
     def sign_weights(self, q: np.ndarray) -> np.ndarray:
         """``(nq, 8 * width)`` float32: the weight of each code bit in the asymmetric score
         (``score = sign_weights(q) . sign(code) + q . mean``)."""
+        d = self._check()
+        if d == 8 * self.width:  # no padding bits: the product itself (the same values)
+            return np.ascontiguousarray(self._rot(q) * self.scale, dtype=np.float32)
         w = np.zeros((len(q), 8 * self.width), dtype=np.float32)
-        w[:, : self._check()] = self._rot(q) * self.scale
+        w[:, :d] = self._rot(q) * self.scale
         return w
 
     def _columns(self, codes: np.ndarray) -> np.ndarray | None:
